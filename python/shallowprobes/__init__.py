@@ -1,0 +1,25 @@
+"""shallowprobes: fast, exact, coordinate-stable shallow probes on frozen hidden states.
+
+The numerical core is written in Rust (`shallowprobes._core`); a plain numpy implementation of
+the same formulas is available as ``backend="numpy"``.
+"""
+
+from ._backends import rust_available
+from ._base import NotFittedError
+from .linear import LinearProbe, LinearProbeClassifier, default_alpha_grid
+from .stats import SufficientStats
+from .threads import get_num_threads, set_num_threads
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LinearProbe",
+    "LinearProbeClassifier",
+    "SufficientStats",
+    "NotFittedError",
+    "default_alpha_grid",
+    "get_num_threads",
+    "set_num_threads",
+    "rust_available",
+    "__version__",
+]

@@ -1,0 +1,182 @@
+"""Input checking and conversion shared by every estimator.
+
+Everything a user can pass (numpy arrays of any memory layout, lists, torch tensors, pandas
+frames) is turned into a float32 or float64 numpy array here, and everything we cannot handle is
+refused with an exception that says what was wrong and how to fix it. Nothing past this module
+ever sees NaN, inf, object arrays or the wrong number of dimensions, so the Rust core never has
+to report a user error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+__all__ = ["check_X", "check_targets", "check_fold_ids", "is_torch_tensor", "all_finite"]
+
+_FLOAT_KINDS = (np.float32, np.float64)
+
+
+def is_torch_tensor(obj: Any) -> bool:
+    """True for a torch.Tensor, without importing torch when it is not already loaded."""
+    cls = type(obj)
+    return cls.__module__.startswith("torch") and hasattr(obj, "detach") and hasattr(obj, "dtype")
+
+
+def _is_sparse(obj: Any) -> bool:
+    mod = type(obj).__module__
+    return mod.startswith("scipy.sparse") or (hasattr(obj, "tocsr") and hasattr(obj, "nnz"))
+
+
+def _torch_to_numpy(t: Any) -> np.ndarray:
+    t = t.detach()
+    if t.device.type != "cpu":
+        # The torch backend (CUDA path) arrives with a later issue; until then, say so plainly.
+        t = t.cpu()
+    if str(t.dtype) in ("torch.bfloat16", "torch.float16"):
+        # numpy has no bfloat16; float32 holds both exactly.
+        t = t.float()
+    if t.is_complex():
+        raise ValueError("Complex data not supported; pass real-valued activations.")
+    return t.numpy()  # zero-copy for CPU tensors
+
+
+def all_finite(X: np.ndarray) -> bool:
+    """Whether every entry of a float array is finite, without allocating an n x d mask."""
+    from . import _backends
+
+    return _backends.all_finite(X)
+
+
+def check_X(
+    X: Any,
+    *,
+    name: str = "X",
+    n_features: Optional[int] = None,
+    min_samples: int = 1,
+    owner: str = "this probe",
+) -> np.ndarray:
+    """Return X as a 2-D float32/float64 numpy array with finite entries.
+
+    float32 and float64 arrays keep their dtype and memory layout (C, Fortran or strided), so
+    large activation caches are never copied; other real dtypes are converted (float16 to
+    float32, integers and booleans to float64).
+    """
+    if X is None:
+        raise ValueError(f"{name} is None; pass a 2-D array of shape (n_samples, n_features).")
+    if _is_sparse(X):
+        raise TypeError(
+            f"{name} is a sparse matrix; sparse input is not supported. Densify it first, "
+            f"e.g. {name}.toarray(): probe features from activations are dense."
+        )
+    if is_torch_tensor(X):
+        X = _torch_to_numpy(X)
+    arr = np.asarray(X)
+    if arr.dtype.kind == "c":
+        raise ValueError("Complex data not supported; pass real-valued activations.")
+    if arr.dtype.kind in "OUS" or arr.dtype.kind == "V":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{name} has dtype {arr.dtype} whose entries could not be converted to float: "
+                f"{exc}. Pass a numeric array (float32 or float64)."
+            ) from None
+    elif arr.dtype == np.float16:
+        arr = arr.astype(np.float32)
+    elif arr.dtype.kind in "biu":
+        arr = arr.astype(np.float64)
+    elif arr.dtype.type not in _FLOAT_KINDS:
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{name} has unsupported dtype {arr.dtype}; pass float32 or float64."
+            ) from None
+    if arr.ndim != 2:
+        hint = (
+            " Reshape your data either using array.reshape(-1, 1) if it has a single feature"
+            " or array.reshape(1, -1) if it contains a single sample."
+            if arr.ndim == 1
+            else ""
+        )
+        raise ValueError(
+            f"Expected 2D array for {name} of shape (n_samples, n_features), got "
+            f"{arr.ndim}D array of shape {arr.shape} instead.{hint}"
+        )
+    n, d = arr.shape
+    if n < min_samples:
+        raise ValueError(
+            f"Found array with {n} sample(s) (shape={arr.shape}) while a minimum of "
+            f"{min_samples} is required."
+        )
+    if d == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
+    if n_features is not None and d != n_features:
+        raise ValueError(
+            f"{name} has {d} features, but {owner} is expecting {n_features} features as input "
+            f"(it was fitted on {n_features}-dimensional rows)."
+        )
+    if not all_finite(arr):
+        raise ValueError(
+            f"Input {name} contains NaN or infinity. Remove or impute those rows before "
+            f"fitting (probes are fitted on finite activations only)."
+        )
+    return arr
+
+
+def check_targets(y: Any, n_samples: int, *, name: str = "y") -> tuple[np.ndarray, bool]:
+    """Return regression targets as a C-contiguous float64 (n, k) array and whether y was 1-D."""
+    if y is None:
+        raise ValueError(
+            f"{name} is None; this estimator needs targets: pass an array of length n_samples."
+        )
+    if _is_sparse(y):
+        raise TypeError(f"{name} is a sparse matrix; sparse targets are not supported.")
+    if is_torch_tensor(y):
+        y = _torch_to_numpy(y)
+    arr = np.asarray(y)
+    if arr.dtype.kind == "c":
+        raise ValueError("Complex data not supported; targets must be real.")
+    try:
+        arr = arr.astype(np.float64, copy=False)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} could not be converted to float; pass numeric targets.") from None
+    one_d = arr.ndim == 1
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    elif arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be 1-D (n_samples,) or 2-D (n_samples, n_targets), got shape {arr.shape}."
+        )
+    if arr.shape[0] != n_samples:
+        raise ValueError(
+            f"Found input variables with inconsistent numbers of samples: X has {n_samples} "
+            f"rows but {name} has {arr.shape[0]}."
+        )
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has 0 targets (shape {arr.shape}); pass at least one column.")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"Input {name} contains NaN or infinity.")
+    return np.ascontiguousarray(arr), one_d
+
+
+def check_fold_ids(fold_ids: Any, n_samples: int, n_folds: int) -> np.ndarray:
+    """Validate explicit fold assignments (integers in [0, n_folds))."""
+    arr = np.asarray(fold_ids)
+    if arr.ndim != 1 or arr.shape[0] != n_samples:
+        raise ValueError(
+            f"fold_ids must be a 1-D array with one entry per row ({n_samples}), got shape "
+            f"{arr.shape}."
+        )
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"fold_ids must be integers, got dtype {arr.dtype}.")
+    if arr.size and (arr.min() < 0 or arr.max() >= n_folds):
+        raise ValueError(
+            f"fold_ids must lie in [0, {n_folds}) for {n_folds}-fold CV; got values in "
+            f"[{arr.min()}, {arr.max()}]."
+        )
+    return np.ascontiguousarray(arr, dtype=np.int64)

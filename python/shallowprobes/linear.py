@@ -1,0 +1,746 @@
+"""Linear (degree-1) ridge probes with exact alpha selection: LinearProbe, LinearProbeClassifier.
+
+Both are solved from `SufficientStats` with one symmetric eigendecomposition of the centred
+Gram (plus one per fold for K-fold CV), which yields the coefficients for every alpha and every
+target at once, and the selection criterion for every alpha without refitting:
+
+* ``cv="gcv"``: generalised cross-validation, n * RSS / (n - dof)^2, from statistics alone;
+* ``cv="loo"``: exact leave-one-out via leverages (needs the rows, so only with `fit`);
+* ``cv=K``: exact K-fold, training statistics = total - fold, held-out error from the fold's
+  statistics (one pass over the data for all folds, alphas and targets).
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from ._backends import get_backend
+from ._base import (
+    BaseEstimator,
+    ClassifierMixin,
+    DataConversionWarning,
+    NotFittedError,
+    RegressorMixin,
+)
+from ._validation import check_fold_ids, check_targets, check_X, is_torch_tensor
+from .stats import SufficientStats
+
+__all__ = ["LinearProbe", "LinearProbeClassifier", "default_alpha_grid"]
+
+_SCORINGS = ("squared_error", "accuracy", "roc_auc")
+_PREDICT_BLOCK = 8192
+
+
+def default_alpha_grid(gram: np.ndarray, n_alphas: int = 19) -> np.ndarray:
+    """logspace(-6, 3, n_alphas) times the mean eigenvalue of the (centred) Gram.
+
+    Relative to the data's scale, so the same grid suits raw activations, z-scores and any n.
+    """
+    d = gram.shape[0]
+    scale = float(np.trace(gram)) / max(d, 1)
+    if not np.isfinite(scale) or scale <= 0.0:
+        scale = 1.0
+    return np.logspace(-6, 3, n_alphas) * scale
+
+
+@dataclass
+class _Solution:
+    coef: np.ndarray  # (d, k) in input coordinates
+    intercept: np.ndarray  # (k,)
+    alphas: np.ndarray  # (A,)
+    alpha_index: np.ndarray  # (k,) index into alphas chosen per target
+    scores: np.ndarray  # (A, k) per-target CV score (higher is better)
+    joint_scores: np.ndarray  # (A,) the criterion used when alpha_per_target=False
+    calibration: Optional[np.ndarray] = None  # (2, k) slope/offset (classifiers)
+
+
+# ---------------------------------------------------------------------------------- scoring
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    boundaries = np.flatnonzero(np.diff(xs)) + 1
+    starts = np.concatenate(([0], boundaries))
+    ends = np.concatenate((boundaries, [xs.size]))
+    avg = (starts + ends + 1) / 2.0  # 1-based average rank of each tie group
+    ranks = np.empty(x.size)
+    ranks[order] = np.repeat(avg, ends - starts)
+    return ranks
+
+
+def _roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0 or not np.isfinite(scores).all():
+        return np.nan
+    ranks = _average_ranks(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _score_predictions(
+    preds: np.ndarray, Y: np.ndarray, scoring: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-target (A, k) and joint (A,) scores of held-out predictions (A, n, k); higher is better.
+
+    For classifiers Y holds the +-1 codes. Joint accuracy of a multiclass problem is the accuracy
+    of the arg-max decision; per-target accuracy/AUC are those of each one-vs-rest column.
+    """
+    A, _, k = preds.shape
+    if scoring == "squared_error":
+        per = -np.mean((preds - Y[None]) ** 2, axis=1)
+        joint = per.mean(axis=1)
+    elif scoring == "accuracy":
+        per = np.mean((preds > 0) == (Y[None] > 0), axis=1)
+        per = np.where(np.isnan(preds).any(axis=1), np.nan, per)
+        if k == 1:
+            joint = per[:, 0].copy()
+        else:
+            truth = np.argmax(Y, axis=1)
+            joint = np.mean(np.argmax(preds, axis=2) == truth[None], axis=1)
+            joint = np.where(np.isnan(preds).any(axis=(1, 2)), np.nan, joint)
+    elif scoring == "roc_auc":
+        per = np.empty((A, k))
+        for a in range(A):
+            for t in range(k):
+                per[a, t] = _roc_auc(preds[a, :, t], Y[:, t] > 0)
+        joint = per.mean(axis=1)
+    else:  # pragma: no cover - validated earlier
+        raise ValueError(scoring)
+    return per, joint
+
+
+def _argmax_first(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Arg-max treating NaN as the worst value; ties go to the first (smallest) alpha."""
+    return np.argmax(np.where(np.isnan(values), -np.inf, values), axis=axis)
+
+
+# ---------------------------------------------------------------------------------- base
+class _RidgeProbeBase(BaseEstimator):
+    """Shared machinery of the linear ridge probes (not public)."""
+
+    _is_classifier = False
+
+    def __init__(
+        self,
+        alphas: Any = None,
+        *,
+        cv: Union[str, int] = "gcv",
+        alpha_per_target: bool = False,
+        fit_intercept: bool = True,
+        backend: str = "auto",
+    ) -> None:
+        self.alphas = alphas
+        self.cv = cv
+        self.alpha_per_target = alpha_per_target
+        self.fit_intercept = fit_intercept
+        self.backend = backend
+
+    # ------------------------------------------------------------------ parameters
+    def _scoring(self) -> str:
+        return "squared_error"
+
+    def _n_folds(self) -> int:
+        """Validated cv: 1 for gcv/loo, K for K-fold."""
+        cv = self.cv
+        if cv is None or (isinstance(cv, str) and cv in ("gcv", "loo")):
+            return 1
+        if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+            if cv < 2:
+                raise ValueError(f"cv={cv} folds: K-fold CV needs at least 2 folds.")
+            return int(cv)
+        raise ValueError(f"cv must be 'gcv', 'loo' or an integer K >= 2, got {cv!r}.")
+
+    def _cv_name(self) -> str:
+        return "gcv" if self.cv is None else str(self.cv)
+
+    def _check_params(self) -> None:
+        self._n_folds()
+        get_backend(self.backend)
+        if not isinstance(self.fit_intercept, (bool, np.bool_)):
+            raise ValueError(f"fit_intercept must be True or False, got {self.fit_intercept!r}.")
+        scoring = self._scoring()
+        if scoring not in _SCORINGS:
+            raise ValueError(f"scoring must be one of {_SCORINGS}, got {scoring!r}.")
+        if scoring != "squared_error" and self._cv_name() == "gcv":
+            raise ValueError(
+                f"scoring={scoring!r} needs held-out decision values, which GCV does not give: "
+                "use cv='loo' or an integer number of folds."
+            )
+        self._explicit_alphas()
+
+    def _explicit_alphas(self) -> Optional[np.ndarray]:
+        if self.alphas is None:
+            return None
+        if is_torch_tensor(self.alphas):
+            alphas = self.alphas.detach().cpu().numpy()
+        else:
+            alphas = self.alphas
+        try:
+            arr = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise ValueError(f"alphas must be numbers, got {self.alphas!r}.") from None
+        if arr.ndim != 1 or arr.size == 0:
+            raise ValueError(f"alphas must be a non-empty 1-D sequence, got shape {arr.shape}.")
+        if not np.isfinite(arr).all() or (arr < 0).any():
+            raise ValueError(f"alphas must be finite and >= 0, got {arr}.")
+        return arr
+
+    # ------------------------------------------------------------------ fitting
+    def _prepare_targets(self, y: Any, n: int, *, first: bool, classes: Any = None):
+        """Return (Y float64 (n,k), labels or None, state dict) for this estimator type."""
+        Y, one_d = check_targets(y, n)
+        return Y, None, {"y_1d": one_d}
+
+    def fit(self, X: Any, y: Any, fold_ids: Any = None) -> "_RidgeProbeBase":
+        """Fit on all rows at once, selecting alpha by the chosen cv.
+
+        fold_ids (optional, with integer cv=K): the fold of each row, e.g. to keep all rows of
+        one document in one fold. By default row i goes to fold i % K.
+        """
+        self._check_params()
+        Xa = check_X(X, min_samples=2, owner=type(self).__name__)
+        n = Xa.shape[0]
+        Y, labels, state = self._prepare_targets(y, n, first=True)
+        K = self._n_folds()
+        if K > 1:
+            if K > n:
+                raise ValueError(f"cv={K} folds but only {n} samples; use cv <= n_samples.")
+            folds = (
+                np.arange(n, dtype=np.int64) % K
+                if fold_ids is None
+                else check_fold_ids(fold_ids, n, K)
+            )
+        else:
+            if fold_ids is not None:
+                raise ValueError("fold_ids is only used with integer cv (K-fold).")
+            folds = None
+        stats = SufficientStats(K, self.backend)
+        stats._accumulate_validated(Xa, Y, folds)
+        solution = self._solve(stats, rows=(Xa, Y, folds))
+        # Commit only after everything succeeded: a failed fit leaves the estimator as it was.
+        self._stats = stats
+        self._solution_cache = solution
+        self._target_state = state
+        self.n_features_in_ = Xa.shape[1]
+        return self
+
+    def partial_fit(self, X: Any, y: Any, **kwargs: Any) -> "_RidgeProbeBase":
+        """Add a chunk of rows to the statistics; the solve happens at first use.
+
+        With integer cv=K, row i (counted across all chunks) goes to fold i % K, so any
+        chunking gives the same result as `fit` on the concatenated rows.
+        """
+        self._check_params()
+        first = getattr(self, "_stats", None) is None
+        n_features = None if first else self.n_features_in_
+        Xa = check_X(X, n_features=n_features, owner=type(self).__name__)
+        Y, labels, state = self._prepare_targets(
+            y, Xa.shape[0], first=first, classes=kwargs.get("classes")
+        )
+        K = self._n_folds()
+        if first:
+            stats = SufficientStats(K, self.backend)
+        else:
+            stats = self._stats
+            if stats.n_folds != K:
+                raise ValueError(
+                    f"cv changed from {stats.n_folds} to {K} fold(s) between partial_fit calls; "
+                    "call fit() or start a new estimator."
+                )
+            if Y.shape[1] != stats.n_targets:
+                raise ValueError(
+                    f"y has {Y.shape[1]} target column(s) but earlier chunks had "
+                    f"{stats.n_targets}."
+                )
+        folds = None
+        if K > 1:
+            folds = (np.arange(stats.rows_seen, stats.rows_seen + Xa.shape[0]) % K).astype(
+                np.int64
+            )
+        stats._accumulate_validated(Xa, Y, folds)
+        self._stats = stats
+        self._solution_cache = None
+        if first:
+            self._target_state = state
+            self.n_features_in_ = Xa.shape[1]
+        return self
+
+    def _solution(self) -> _Solution:
+        sol = getattr(self, "_solution_cache", None)
+        if sol is not None:
+            return sol
+        stats = getattr(self, "_stats", None)
+        if stats is None:
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' or "
+                "'partial_fit' with appropriate arguments before using this estimator."
+            )
+        self._check_params()
+        if stats.n_samples < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 samples to solve; got "
+                f"{stats.n_samples} sample(s) so far."
+            )
+        sol = self._solve(stats, rows=None)
+        self._solution_cache = sol
+        return sol
+
+    def _solve(self, stats: SufficientStats, rows: Optional[tuple]) -> _Solution:
+        backend = get_backend(self.backend)
+        fit_intercept = bool(self.fit_intercept)
+        scoring = self._scoring()
+        cv_name = self._cv_name()
+        ne = stats.normal_equations(fit_intercept)
+        lam, V, B = backend.spectrum(ne.gram, ne.cxy)
+        alphas = self._explicit_alphas()
+        if alphas is None:
+            alphas = default_alpha_grid(ne.gram)
+        k = B.shape[1]
+
+        if cv_name == "gcv":
+            _, rss, dof = backend.ridge_path(lam, V, B, ne.cyy, alphas, False)
+            dof = dof + (1.0 if fit_intercept else 0.0)
+            resid_dof = ne.n - dof
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gcv = ne.n * rss / (resid_dof * resid_dof)[:, None]
+            gcv[resid_dof <= 0] = np.inf
+            per = -gcv
+            joint = per.mean(axis=1)
+        elif cv_name == "loo":
+            if rows is None:
+                raise ValueError(
+                    "cv='loo' needs the training rows, which partial_fit does not keep; use "
+                    "cv='gcv' or an integer number of folds with partial_fit, or call fit()."
+                )
+            X, Y, _ = rows
+            preds = backend.loo_predictions(
+                X, ne.x_mean, V, lam, B, Y, ne.y_mean, alphas, ne.n, fit_intercept
+            )
+            per, joint = _score_predictions(preds, Y, scoring)
+        else:
+            per, joint = self._kfold_scores(stats, alphas, rows, backend, scoring)
+
+        if self.alpha_per_target:
+            idx = _argmax_first(per, axis=0)
+        else:
+            idx = np.full(k, _argmax_first(joint))
+        chosen = np.unique(idx)
+        coefs, _, _ = backend.ridge_path(lam, V, B, ne.cyy, alphas[chosen], True)
+        pos = np.searchsorted(chosen, idx)
+        coef = coefs[pos, :, np.arange(k)].T.copy()  # (d, k)
+        intercept = ne.y_mean - ne.x_mean @ coef
+        sol = _Solution(coef, intercept, np.asarray(alphas, dtype=np.float64), idx, per, joint)
+        if self._is_classifier:
+            sol.calibration = _gaussian_calibration(stats, coef, intercept)
+        return sol
+
+    def _kfold_scores(self, stats, alphas, rows, backend, scoring):
+        fit_intercept = bool(self.fit_intercept)
+        K = stats.n_folds
+        k = stats.n_targets
+        A = len(alphas)
+        n_total = stats.n_samples
+        if scoring == "squared_error":
+            sse = np.zeros((A, k))
+        else:
+            if rows is None:
+                raise ValueError(
+                    f"scoring={scoring!r} with K-fold CV needs held-out decision values, which "
+                    "need the rows: call fit() with all rows, or use scoring='squared_error' "
+                    "with partial_fit."
+                )
+            X, Y, folds = rows
+            preds = np.empty((A, X.shape[0], k))
+        for f in range(K):
+            if stats.count[f] == 0:
+                continue
+            if stats.n_samples - stats.count[f] < 1:
+                raise ValueError(f"fold {f} holds every row; K-fold CV needs rows in other folds.")
+            ne = stats.normal_equations(fit_intercept, exclude_fold=f)
+            lam, V, B = backend.spectrum(ne.gram, ne.cxy)
+            coefs, _, _ = backend.ridge_path(lam, V, B, ne.cyy, alphas, True)
+            intercepts = ne.y_mean[None, :] - np.einsum("d,adk->ak", ne.x_mean, coefs)
+            if scoring == "squared_error":
+                # held-out error from the fold's own (shifted) statistics
+                offsets = (
+                    intercepts
+                    + np.einsum("d,adk->ak", stats.shift_x, coefs)
+                    - stats.shift_y[None, :]
+                )
+                sse += backend.heldout_sse(
+                    stats.xtx[f], stats.xty[f], np.diagonal(stats.yty[f]).copy(),
+                    stats.sum_x[f], stats.sum_y[f], float(stats.count[f]), coefs, offsets,
+                )  # fmt: skip
+            else:
+                sel = np.flatnonzero(folds == f)
+                Xf = X[sel]
+                for a in range(A):
+                    preds[a, sel] = _linear_decision(Xf, coefs[a], intercepts[a])
+        if scoring == "squared_error":
+            per = -sse / n_total
+            return per, per.mean(axis=1)
+        return _score_predictions(preds, Y, scoring)
+
+    # ------------------------------------------------------------------ prediction
+    def _decision(self, X: Any) -> np.ndarray:
+        sol = self._solution()
+        Xa = check_X(X, n_features=self.n_features_in_, owner=type(self).__name__)
+        return _linear_decision(Xa, sol.coef, sol.intercept)
+
+    # ------------------------------------------------------------------ fitted attributes
+    @property
+    def coef_(self) -> np.ndarray:
+        """Coefficients in input coordinates: (n_features,) for 1-D y, else (n_targets, d)."""
+        coef = self._solution().coef
+        return coef[:, 0].copy() if self._single_output() else coef.T.copy()
+
+    @property
+    def intercept_(self):
+        intercept = self._solution().intercept
+        return float(intercept[0]) if self._single_output() else intercept.copy()
+
+    @property
+    def alpha_(self):
+        """Selected alpha: a float, or one per target with alpha_per_target=True."""
+        sol = self._solution()
+        chosen = sol.alphas[sol.alpha_index]
+        if self.alpha_per_target and not self._single_output():
+            return chosen
+        return float(chosen[0])
+
+    @property
+    def alphas_(self) -> np.ndarray:
+        """The alpha grid that was searched (the default grid is relative to the data scale)."""
+        return self._solution().alphas.copy()
+
+    @property
+    def cv_results_(self) -> dict:
+        """CV results: 'alphas' (A,), 'scores' (A, n_targets) per-target score (higher is
+        better: negative mean squared error, accuracy or AUROC), 'mean_scores' (A,) the
+        criterion used for a shared alpha, 'scoring' and 'cv'."""
+        sol = self._solution()
+        return {
+            "alphas": sol.alphas.copy(),
+            "scores": sol.scores.copy(),
+            "mean_scores": sol.joint_scores.copy(),
+            "scoring": self._scoring(),
+            "cv": self._cv_name(),
+        }
+
+    @property
+    def best_score_(self):
+        sol = self._solution()
+        if self.alpha_per_target:
+            return sol.scores[sol.alpha_index, np.arange(sol.scores.shape[1])]
+        return float(sol.joint_scores[sol.alpha_index[0]])
+
+    @property
+    def stats_(self) -> SufficientStats:
+        """The sufficient statistics the probe was solved from."""
+        stats = getattr(self, "_stats", None)
+        if stats is None:
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
+        return stats
+
+    def _single_output(self) -> bool:
+        return bool(self._target_state.get("y_1d", False))
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return getattr(self, "_stats", None) is not None
+
+
+def _linear_decision(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """X @ coef + intercept in float64, in row blocks (float32 inputs are never fully copied)."""
+    n = X.shape[0]
+    out = np.empty((n, coef.shape[1]))
+    for start in range(0, n, _PREDICT_BLOCK):
+        block = X[start : start + _PREDICT_BLOCK].astype(np.float64, copy=False)
+        np.matmul(block, coef, out=out[start : start + _PREDICT_BLOCK])
+    out += intercept
+    return out
+
+
+def _r2_score(Y: np.ndarray, P: np.ndarray) -> float:
+    ss_res = ((Y - P) ** 2).sum(axis=0)
+    ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.where(ss_res > 0, 0.0, 1.0))
+    return float(r2.mean())
+
+
+# ---------------------------------------------------------------------------------- regression
+class LinearProbe(RegressorMixin, _RidgeProbeBase):
+    """Linear ridge probe (regression, any number of targets) with exact alpha selection.
+
+    Parameters
+    ----------
+    alphas : array-like of float, optional
+        Ridge penalties to choose from. Explicit values are absolute, as in scikit-learn
+        (penalty ``alpha * ||w||^2`` on the summed squared error). The default is
+        ``logspace(-6, 3, 19)`` times the mean eigenvalue of the centred Gram, i.e. relative
+        to the data's scale (see `alphas_` for the values used).
+    cv : {"gcv", "loo"} or int, default "gcv"
+        How alpha is chosen. "gcv": generalised cross-validation from statistics alone (works
+        with `partial_fit`). "loo": exact leave-one-out (uses the rows; `fit` only). int K:
+        exact K-fold CV, row i in fold i % K unless `fit` is given ``fold_ids``.
+    alpha_per_target : bool, default False
+        Choose alpha separately for each target column.
+    fit_intercept : bool, default True
+        Fit an unpenalised intercept (centre X and y).
+    backend : {"auto", "rust", "numpy"}, default "auto"
+        "rust" is the compiled core, "numpy" the plain reference implementation.
+
+    Attributes
+    ----------
+    coef_, intercept_, alpha_, alphas_, cv_results_, best_score_, n_features_in_, stats_
+    """
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted targets: (n,) for 1-D training y, else (n, n_targets)."""
+        out = self._decision(X)
+        return out[:, 0] if self._single_output() else out
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Coefficient of determination R^2 (averaged uniformly over targets)."""
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported by score yet.")
+        P = self._decision(X)
+        Y, _ = check_targets(y, P.shape[0])
+        return _r2_score(Y, P)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+
+# ---------------------------------------------------------------------------------- classification
+def _gaussian_calibration(
+    stats: SufficientStats, coef: np.ndarray, intercept: np.ndarray
+) -> np.ndarray:
+    """Slope and offset of a logistic map decision -> P(class), from statistics alone.
+
+    Model: within each class the decision value f of a one-vs-rest column is Gaussian with a
+    shared variance (the LDA view of a ridge probe on +-1 codes). Then
+    P(positive | f) = sigmoid(a f + b), a = (m+ - m-)/s^2, b = -(m+^2 - m-^2)/(2 s^2) + log(n+/n-),
+    with class means m+-, pooled within-class variance s^2 of f. All of these are linear or
+    quadratic in the rows, so they come from the sufficient statistics and stream with
+    partial_fit. Returns (2, k): row 0 slopes, row 1 offsets.
+    """
+    raw = stats.normal_equations(fit_intercept=False)
+    n = raw.n
+    sum_x = stats.shift_x * n + stats.sum_x.sum(axis=0)
+    sum_y = stats.shift_y * n + stats.sum_y.sum(axis=0)
+    k = coef.shape[1]
+    out = np.zeros((2, k))
+    for t in range(k):
+        w, c = coef[:, t], intercept[t]
+        n_pos = 0.5 * (n + sum_y[t])
+        n_neg = n - n_pos
+        sum_f = w @ sum_x + n * c
+        # sum over positives of x = (sum x + sum x*y) / 2 for codes y in {-1, +1}
+        sum_f_pos = 0.5 * (w @ (sum_x + raw.cxy[:, t]) + c * (n + sum_y[t]))
+        sum_f_neg = sum_f - sum_f_pos
+        sum_f2 = w @ raw.gram @ w + 2.0 * c * (w @ sum_x) + n * c * c
+        if n_pos < 0.5 or n_neg < 0.5:
+            continue
+        m_pos, m_neg = sum_f_pos / n_pos, sum_f_neg / n_neg
+        within = sum_f2 - n_pos * m_pos**2 - n_neg * m_neg**2
+        total = sum_f2 - sum_f**2 / n
+        s2 = max(within / max(n - 2.0, 1.0), 1e-12 * max(total / n, 1e-300))
+        out[0, t] = (m_pos - m_neg) / s2
+        out[1, t] = -(m_pos**2 - m_neg**2) / (2.0 * s2) + np.log(n_pos / n_neg)
+    return out
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    out = np.empty_like(z)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    ez = np.exp(z[~pos])
+    out[~pos] = ez / (1.0 + ez)
+    return out
+
+
+class LinearProbeClassifier(ClassifierMixin, _RidgeProbeBase):
+    """Linear ridge probe for classification (binary or multiclass, one-vs-rest +-1 codes).
+
+    Each class gets a ridge regression of its +-1 code; the decision is the arg-max (binary: the
+    sign). Alpha is chosen by GCV/LOO/K-fold on the codes' squared error, or, with
+    ``scoring="accuracy"`` / ``"roc_auc"``, on the accuracy / AUROC of LOO or K-fold decision
+    values (exact, no refitting).
+
+    Parameters
+    ----------
+    alphas, cv, alpha_per_target, fit_intercept, backend
+        As for `LinearProbe`.
+    scoring : {"squared_error", "accuracy", "roc_auc"}, default "squared_error"
+        Criterion for alpha. "accuracy" and "roc_auc" need held-out decision values:
+        cv="loo" or integer K with `fit`. With alpha_per_target=True each one-vs-rest column
+        is scored on its own (binary accuracy / AUROC of that column); otherwise multiclass
+        accuracy is that of the arg-max and AUROC the mean one-vs-rest AUROC.
+
+    Notes
+    -----
+    `predict_proba` calibrates decision values with a logistic map fitted in closed form from
+    the sufficient statistics: decision values within each class are modelled as Gaussian with
+    a shared variance (see `_gaussian_calibration`); one-vs-rest probabilities are normalised
+    to sum to one. It is monotone in the decision value and streams with `partial_fit`, but it
+    is a model: for calibrated probabilities on held-out data, calibrate on held-out data.
+
+    Attributes
+    ----------
+    classes_, coef_ (1, d) binary or (n_classes, d), intercept_, alpha_, alphas_, cv_results_,
+    best_score_, n_features_in_, stats_
+    """
+
+    _is_classifier = True
+
+    def __init__(
+        self,
+        alphas: Any = None,
+        *,
+        cv: Union[str, int] = "gcv",
+        alpha_per_target: bool = False,
+        fit_intercept: bool = True,
+        scoring: str = "squared_error",
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(
+            alphas,
+            cv=cv,
+            alpha_per_target=alpha_per_target,
+            fit_intercept=fit_intercept,
+            backend=backend,
+        )
+        self.scoring = scoring
+
+    def _scoring(self) -> str:
+        return self.scoring
+
+    def _prepare_targets(self, y: Any, n: int, *, first: bool, classes: Any = None):
+        if y is None:
+            raise ValueError("y is None; a classifier needs class labels.")
+        if is_torch_tensor(y):
+            y = y.detach().cpu().numpy()
+        arr = np.asarray(y)
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected. Please change the "
+                "shape of y to (n_samples,), for example using ravel().",
+                DataConversionWarning,
+                stacklevel=3,
+            )
+            arr = arr.ravel()
+        if arr.ndim != 1:
+            raise ValueError(
+                f"y must be a 1-D array of class labels, got shape {arr.shape}. (For several "
+                "regression targets use LinearProbe.)"
+            )
+        if arr.shape[0] != n:
+            raise ValueError(
+                f"Found input variables with inconsistent numbers of samples: X has {n} rows "
+                f"but y has {arr.shape[0]}."
+            )
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ValueError("Input y contains NaN or infinity.")
+        if arr.dtype.kind == "O":
+            try:
+                arr = arr.astype(str) if all(isinstance(v, str) for v in arr) else arr
+            except TypeError:
+                pass
+        if first:
+            if classes is not None:
+                cls = np.unique(np.asarray(classes))
+            else:
+                cls = np.unique(arr)
+            if cls.size < 2:
+                raise ValueError(
+                    f"Classifier needs samples of at least 2 classes in the data, but the data "
+                    f"contains only one class: {cls[0]!r}." if cls.size == 1 else
+                    "Classifier needs at least 2 classes; got none."
+                )
+        else:
+            cls = self.classes_
+        idx = np.searchsorted(cls, arr)
+        idx_clipped = np.clip(idx, 0, cls.size - 1)
+        unknown = cls[idx_clipped] != arr
+        if unknown.any():
+            raise ValueError(
+                f"y contains labels {np.unique(arr[unknown])[:5]!r} not in classes {cls!r}; "
+                "pass all classes to the first partial_fit call via classes=."
+            )
+        if cls.size == 2:
+            Y = np.where(idx_clipped == 1, 1.0, -1.0)[:, None]
+        else:
+            Y = -np.ones((n, cls.size))
+            Y[np.arange(n), idx_clipped] = 1.0
+        return Y, idx_clipped, {"classes": cls}
+
+    def fit(self, X: Any, y: Any, fold_ids: Any = None) -> "LinearProbeClassifier":
+        super().fit(X, y, fold_ids=fold_ids)
+        return self
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> "LinearProbeClassifier":
+        """Add a chunk of labelled rows. The first call must name all classes (``classes=``)
+        unless this chunk already contains every class."""
+        super().partial_fit(X, y, classes=classes)
+        return self
+
+    @property
+    def classes_(self) -> np.ndarray:
+        state = getattr(self, "_target_state", None)
+        if state is None:
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
+        return state["classes"]
+
+    def _single_output(self) -> bool:
+        return False
+
+    @property
+    def alpha_(self):
+        sol = self._solution()
+        chosen = sol.alphas[sol.alpha_index]
+        if self.alpha_per_target and chosen.size > 1:
+            return chosen
+        return float(chosen[0])
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Decision values: (n,) for binary problems (positive means classes_[1]), else
+        (n, n_classes)."""
+        out = self._decision(X)
+        return out[:, 0] if out.shape[1] == 1 else out
+
+    def predict(self, X: Any) -> np.ndarray:
+        dec = self._decision(X)
+        cls = self.classes_
+        if dec.shape[1] == 1:
+            return cls[(dec[:, 0] > 0).astype(np.intp)]
+        return cls[np.argmax(dec, axis=1)]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (n, n_classes) from the documented logistic calibration."""
+        dec = self._decision(X)
+        cal = self._solution().calibration
+        p = _sigmoid(dec * cal[0] + cal[1])
+        if p.shape[1] == 1:
+            return np.hstack([1.0 - p, p])
+        total = p.sum(axis=1, keepdims=True)
+        total[total == 0] = 1.0
+        return p / total
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy."""
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported by score yet.")
+        pred = self.predict(X)
+        return float(np.mean(pred == np.asarray(y).ravel()))

@@ -1,0 +1,292 @@
+"""Sufficient statistics of (X, Y): the additive summary every probe is solved from."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple, Optional, Union
+
+import numpy as np
+
+from ._backends import get_backend
+from ._validation import check_fold_ids, check_targets, check_X
+
+__all__ = ["SufficientStats", "NormalEquations"]
+
+FORMAT_VERSION = 1
+_FIELDS = ("count", "sum_x", "sum_y", "xtx", "xty", "yty")
+
+
+class NormalEquations(NamedTuple):
+    """Ridge normal equations for one selection of rows, in float64.
+
+    With an intercept these are centred (gram = Xc^T Xc, cxy = Xc^T Yc, cyy = ||Yc||^2 per
+    target); without one they are raw. Means are zero without an intercept.
+    """
+
+    n: float
+    gram: np.ndarray  # (d, d)
+    cxy: np.ndarray  # (d, k)
+    cyy: np.ndarray  # (k,)
+    x_mean: np.ndarray  # (d,)
+    y_mean: np.ndarray  # (k,)
+
+
+class SufficientStats:
+    """Streaming, mergeable sufficient statistics of features X (n x d) and targets Y (n x k).
+
+    Holds, per cross-validation fold, the row count, column sums, X^T X, X^T Y and Y^T Y, all in
+    float64 whatever the input dtype. Statistics are additive over rows, so they can be updated
+    chunk by chunk (`update`), combined across processes or machines (`merge`, `+`) and saved
+    (`save` / `load`, a plain `.npz` with no pickle).
+
+    Internally the statistics are of shifted data (x - shift_x, y - shift_y), where the shift is
+    the mean of the first chunk seen. This is invisible to users but keeps centring exact when
+    activations have large offsets (some hidden units of language models sit far from zero).
+
+    Parameters
+    ----------
+    n_folds : int, default 1
+        Number of cross-validation folds kept separately. With ``n_folds > 1`` each row goes to
+        the fold given by ``fold_ids`` in `update`, or by default to fold ``i % n_folds`` where
+        ``i`` counts rows across all updates (so any chunking gives the same folds).
+    backend : {"auto", "rust", "numpy"}
+        Implementation of the accumulation kernel.
+    """
+
+    def __init__(self, n_folds: int = 1, backend: str = "auto") -> None:
+        if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 1:
+            raise ValueError(f"n_folds must be a positive integer, got {n_folds!r}.")
+        self.n_folds = int(n_folds)
+        self.backend = backend
+        get_backend(backend)  # fail fast on a bad name
+        self.n_features: Optional[int] = None
+        self.n_targets: Optional[int] = None
+        self.rows_seen = 0
+        self.shift_x: Optional[np.ndarray] = None
+        self.shift_y: Optional[np.ndarray] = None
+        for field in _FIELDS:
+            setattr(self, field, None)
+
+    # ------------------------------------------------------------------ construction
+    def _allocate(self, d: int, k: int, shift_x: np.ndarray, shift_y: np.ndarray) -> None:
+        K = self.n_folds
+        self.n_features, self.n_targets = d, k
+        self.shift_x = np.ascontiguousarray(shift_x, dtype=np.float64)
+        self.shift_y = np.ascontiguousarray(shift_y, dtype=np.float64)
+        self.count = np.zeros(K)
+        self.sum_x = np.zeros((K, d))
+        self.sum_y = np.zeros((K, k))
+        self.xtx = np.zeros((K, d, d))
+        self.xty = np.zeros((K, d, k))
+        self.yty = np.zeros((K, k, k))
+
+    @property
+    def is_empty(self) -> bool:
+        return self.count is None or float(self.count.sum()) == 0.0
+
+    @property
+    def n_samples(self) -> int:
+        return 0 if self.count is None else int(round(float(self.count.sum())))
+
+    def update(
+        self, X: Any, Y: Any = None, fold_ids: Any = None
+    ) -> "SufficientStats":
+        """Add the rows of X (and targets Y) to the statistics; returns self.
+
+        X: (n, d) float32/float64 (any layout; other real dtypes are converted). Y: (n,) or
+        (n, k) targets, or None for unlabeled statistics (k = 0). fold_ids: optional (n,)
+        integers in [0, n_folds). Inputs are fully validated before anything is changed.
+        """
+        X = check_X(X, n_features=self.n_features)
+        n = X.shape[0]
+        if Y is None:
+            Yarr = np.zeros((n, 0))
+        else:
+            Yarr, _ = check_targets(Y, n, name="Y")
+        if self.n_targets is not None and Yarr.shape[1] != self.n_targets:
+            raise ValueError(
+                f"Y has {Yarr.shape[1]} target column(s) but these statistics hold "
+                f"{self.n_targets}."
+            )
+        if fold_ids is None:
+            folds = None
+            if self.n_folds > 1:
+                folds = (np.arange(self.rows_seen, self.rows_seen + n) % self.n_folds).astype(
+                    np.int64
+                )
+        else:
+            folds = check_fold_ids(fold_ids, n, self.n_folds)
+        self._accumulate_validated(X, Yarr, folds)
+        return self
+
+    def _accumulate_validated(
+        self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]
+    ) -> None:
+        if self.count is None:
+            # Shift by the first chunk's mean (float64 accumulation of the column sums).
+            shift_x = np.add.reduce(X, axis=0, dtype=np.float64) / X.shape[0]
+            shift_y = Y.mean(axis=0) if Y.shape[1] else np.zeros(0)
+            self._allocate(X.shape[1], Y.shape[1], shift_x, shift_y)
+        backend = get_backend(self.backend)
+        backend.accumulate(
+            X, Y, folds, self.shift_x, self.shift_y,
+            self.count, self.sum_x, self.sum_y, self.xtx, self.xty, self.yty,
+        )  # fmt: skip
+        self.rows_seen += X.shape[0]
+
+    # ------------------------------------------------------------------ merging
+    def _check_compatible(self, other: "SufficientStats") -> None:
+        if not isinstance(other, SufficientStats):
+            raise TypeError(f"can only merge SufficientStats, got {type(other).__name__}.")
+        if self.n_folds != other.n_folds:
+            raise ValueError(
+                f"cannot merge statistics with {self.n_folds} and {other.n_folds} folds."
+            )
+        if self.count is not None and other.count is not None:
+            if (self.n_features, self.n_targets) != (other.n_features, other.n_targets):
+                raise ValueError(
+                    "cannot merge statistics of different shapes: "
+                    f"(d={self.n_features}, k={self.n_targets}) vs "
+                    f"(d={other.n_features}, k={other.n_targets})."
+                )
+
+    def copy(self) -> "SufficientStats":
+        out = SufficientStats(self.n_folds, self.backend)
+        out.rows_seen = self.rows_seen
+        if self.count is not None:
+            out._allocate(self.n_features, self.n_targets, self.shift_x, self.shift_y)
+            for field in _FIELDS:
+                getattr(out, field)[...] = getattr(self, field)
+        return out
+
+    def merge(self, other: "SufficientStats") -> "SufficientStats":
+        """Statistics of the union of both row sets (a new object; neither input changes).
+
+        Fold k of the result is fold k of self plus fold k of other. The result keeps self's
+        shift; other's statistics are re-expressed about it exactly.
+        """
+        self._check_compatible(other)
+        if other.count is None:
+            return self.copy()
+        if self.count is None:
+            out = other.copy()
+            out.backend = self.backend
+            return out
+        out = self.copy()
+        dx = other.shift_x - out.shift_x  # x - s_out = (x - s_other) + dx
+        dy = other.shift_y - out.shift_y
+        for f in range(self.n_folds):
+            n = other.count[f]
+            sx, sy = other.sum_x[f], other.sum_y[f]
+            out.count[f] += n
+            out.sum_x[f] += sx + n * dx
+            out.sum_y[f] += sy + n * dy
+            out.xtx[f] += other.xtx[f] + np.outer(sx, dx) + np.outer(dx, sx) + n * np.outer(dx, dx)
+            out.xty[f] += other.xty[f] + np.outer(sx, dy) + np.outer(dx, sy) + n * np.outer(dx, dy)
+            out.yty[f] += other.yty[f] + np.outer(sy, dy) + np.outer(dy, sy) + n * np.outer(dy, dy)
+        out.rows_seen = self.rows_seen + other.rows_seen
+        return out
+
+    __add__ = merge
+
+    # ------------------------------------------------------------------ solving helpers
+    def _require_data(self) -> None:
+        if self.count is None:
+            raise ValueError("these statistics are empty: call update(X, Y) first.")
+
+    def normal_equations(
+        self,
+        fit_intercept: bool = True,
+        exclude_fold: Optional[int] = None,
+        only_fold: Optional[int] = None,
+    ) -> NormalEquations:
+        """The ridge normal equations for all rows, all but one fold, or one fold."""
+        self._require_data()
+        K = self.n_folds
+        if exclude_fold is not None:
+            sel = [f for f in range(K) if f != exclude_fold]
+        elif only_fold is not None:
+            sel = [only_fold]
+        else:
+            sel = list(range(K))
+        n = float(self.count[sel].sum())
+        sx = self.sum_x[sel].sum(axis=0)
+        sy = self.sum_y[sel].sum(axis=0)
+        xtx = self.xtx[sel].sum(axis=0)
+        xty = self.xty[sel].sum(axis=0)
+        yy = np.einsum("fjj->j", self.yty[sel]) if self.n_targets else np.zeros(0)
+        s, t = self.shift_x, self.shift_y
+        if fit_intercept:
+            gram = xtx - np.outer(sx, sx) / n
+            cxy = xty - np.outer(sx, sy) / n
+            cyy = yy - sy * sy / n
+            return NormalEquations(n, _sym(gram), cxy, np.maximum(cyy, 0.0), s + sx / n, t + sy / n)
+        gram = xtx + np.outer(s, sx) + np.outer(sx, s) + n * np.outer(s, s)
+        cxy = xty + np.outer(sx, t) + np.outer(s, sy) + n * np.outer(s, t)
+        cyy = yy + 2.0 * t * sy + n * t * t
+        d, k = self.n_features, self.n_targets
+        return NormalEquations(n, _sym(gram), cxy, cyy, np.zeros(d), np.zeros(k))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write the statistics to a `.npz` file (plain arrays, no pickle)."""
+        self._require_data()
+        arrays = {field: getattr(self, field) for field in _FIELDS}
+        np.savez(
+            path,
+            format_version=np.array(FORMAT_VERSION),
+            n_folds=np.array(self.n_folds),
+            rows_seen=np.array(self.rows_seen),
+            shift_x=self.shift_x,
+            shift_y=self.shift_y,
+            **arrays,
+        )
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike], backend: str = "auto") -> "SufficientStats":
+        """Read statistics written by `save`. Refuses files from a newer format version."""
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"could not read sufficient statistics from {path!r}: {exc}") from None
+        with data:
+            missing = [k for k in ("format_version", "n_folds", "shift_x", *_FIELDS) if k not in data]
+            if missing:
+                raise ValueError(f"{path!r} is not a SufficientStats file (missing {missing}).")
+            version = int(data["format_version"])
+            if version > FORMAT_VERSION:
+                raise ValueError(
+                    f"{path!r} was written by a newer shallowprobes (format {version}; this "
+                    f"version reads up to {FORMAT_VERSION}). Upgrade shallowprobes to load it."
+                )
+            out = cls(int(data["n_folds"]), backend)
+            K = out.n_folds
+            sum_x, sum_y = data["sum_x"], data["sum_y"]
+            d, k = sum_x.shape[1], sum_y.shape[1]
+            expected = {
+                "count": (K,), "sum_x": (K, d), "sum_y": (K, k),
+                "xtx": (K, d, d), "xty": (K, d, k), "yty": (K, k, k),
+            }  # fmt: skip
+            out._allocate(d, k, data["shift_x"], data["shift_y"])
+            for field, shape in expected.items():
+                arr = data[field]
+                if arr.shape != shape or arr.dtype != np.float64:
+                    raise ValueError(
+                        f"{path!r}: field {field} has shape {arr.shape} / dtype {arr.dtype}, "
+                        f"expected {shape} float64; the file is corrupt."
+                    )
+                getattr(out, field)[...] = arr
+            out.rows_seen = int(data["rows_seen"]) if "rows_seen" in data else out.n_samples
+        return out
+
+    def __repr__(self) -> str:
+        if self.count is None:
+            return f"SufficientStats(n_folds={self.n_folds}, empty)"
+        return (
+            f"SufficientStats(n_samples={self.n_samples}, n_features={self.n_features}, "
+            f"n_targets={self.n_targets}, n_folds={self.n_folds})"
+        )
+
+
+def _sym(a: np.ndarray) -> np.ndarray:
+    return 0.5 * (a + a.T)
