@@ -1,0 +1,42 @@
+# Two commands do all set-up on a fresh machine (Python 3.11 + Rust + PyPI/crates.io):
+#   make demo   builds the extension and runs the demo
+#   make test   builds the extension (release), installs test extras, runs cargo test + pytest
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+STAMP   = $(VENV)/.deps-stamp
+
+.PHONY: demo test build bench lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml
+	$(PIP) install --quiet "maturin>=1.5,<2" "numpy>=1.22" "pytest>=7" "hypothesis>=6" \
+		"scikit-learn>=1.6" "scipy>=1.10" "pandas>=1.5" "psutil>=5" "ruff>=0.4" "torch>=2.1"
+	touch $(STAMP)
+
+build: $(STAMP)
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
+		$(VENV)/bin/maturin develop --release --quiet
+
+demo: build
+	$(PY) -m shallowprobes.demo
+
+test: build
+	cargo test --release --quiet
+	$(PY) -m pytest tests -q
+
+bench: build
+	$(PY) benches/bench_linear.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check python tests benches
+	cargo fmt --check
+	cargo clippy --release --all-targets -- -D warnings
+	cargo clippy --release --features python -- -D warnings
+
+clean:
+	rm -rf $(VENV) target python/shallowprobes/_core*.so

@@ -1,0 +1,326 @@
+//! PyO3 bindings: the only place that knows about Python. Arrays cross without copies where
+//! the core reads them (X is read in place, whatever its dtype or strides), long computations
+//! release the GIL, and every failure becomes a Python exception rather than a panic.
+
+use crate::ridge::{self, FoldStats, LooModel, Spectrum};
+use crate::stats::{self, Element, StatsMut};
+use crate::threads;
+use faer::{Mat, MatRef};
+use numpy::{
+    PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyReadonlyArray3, PyReadwriteArray1, PyReadwriteArray2, PyReadwriteArray3,
+    PyUntypedArrayMethods,
+};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+fn value_err(msg: impl Into<String>) -> PyErr {
+    PyValueError::new_err(msg.into())
+}
+
+/// A faer view of a 2-D numpy array with its own strides (any layout, including negative).
+fn view<'a, T: numpy::Element>(a: &'a PyReadonlyArray2<'_, T>) -> MatRef<'a, T> {
+    let v = a.as_array();
+    let (r, c) = v.dim();
+    let s = v.strides();
+    // SAFETY: the pointer and strides describe the live numpy buffer borrowed by `a`.
+    unsafe { MatRef::from_raw_parts(v.as_ptr(), r, c, s[0], s[1]) }
+}
+
+fn slice_of<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, what: &str) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| value_err(format!("{what} must be contiguous")))
+}
+
+fn to_numpy2<'py>(py: Python<'py>, m: MatRef<'_, f64>) -> Bound<'py, PyArray2<f64>> {
+    let (r, c) = (m.nrows(), m.ncols());
+    let data: Vec<f64> = (0..r).flat_map(|i| (0..c).map(move |j| m[(i, j)])).collect();
+    PyArray1::from_vec(py, data).reshape([r, c]).expect("size matches by construction")
+}
+
+fn rows_to_numpy2<'py>(py: Python<'py>, rows: &[Vec<f64>], ncols: usize) -> Bound<'py, PyArray2<f64>> {
+    let data: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+    PyArray1::from_vec(py, data).reshape([rows.len(), ncols]).expect("size matches")
+}
+
+fn owned_mat(m: MatRef<'_, f64>) -> Mat<f64> {
+    Mat::from_fn(m.nrows(), m.ncols(), |i, j| m[(i, j)])
+}
+
+enum FloatMatrix<'py> {
+    F32(PyReadonlyArray2<'py, f32>),
+    F64(PyReadonlyArray2<'py, f64>),
+}
+
+fn float_matrix<'py>(x: &Bound<'py, PyAny>, what: &str) -> PyResult<FloatMatrix<'py>> {
+    if let Ok(a) = x.extract::<PyReadonlyArray2<'py, f64>>() {
+        return Ok(FloatMatrix::F64(a));
+    }
+    if let Ok(a) = x.extract::<PyReadonlyArray2<'py, f32>>() {
+        return Ok(FloatMatrix::F32(a));
+    }
+    Err(PyTypeError::new_err(format!(
+        "{what} must be a 2-D float32 or float64 numpy array"
+    )))
+}
+
+fn core_err(e: String) -> PyErr {
+    value_err(e)
+}
+
+fn pool<R: Send>(f: impl FnOnce(faer::Par) -> R + Send) -> PyResult<R> {
+    threads::install(f).map_err(PyRuntimeError::new_err)
+}
+
+/// Whether every entry of a 2-D float array is finite.
+#[pyfunction]
+fn all_finite(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool> {
+    fn run<T: Element + numpy::Element>(py: Python<'_>, a: &PyReadonlyArray2<'_, T>) -> PyResult<bool> {
+        let m = view(a);
+        py.detach(|| pool(|_| stats::all_finite(m)))
+    }
+    match float_matrix(x, "X")? {
+        FloatMatrix::F32(a) => run(py, &a),
+        FloatMatrix::F64(a) => run(py, &a),
+    }
+}
+
+/// Adds the shifted statistics of (X, Y) into the per-fold accumulators, in place.
+#[pyfunction]
+#[pyo3(signature = (x, y, fold_ids, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty))]
+#[allow(clippy::too_many_arguments)]
+fn accumulate(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    y: PyReadonlyArray2<'_, f64>,
+    fold_ids: Option<PyReadonlyArray1<'_, i64>>,
+    shift_x: PyReadonlyArray1<'_, f64>,
+    shift_y: PyReadonlyArray1<'_, f64>,
+    mut count: PyReadwriteArray1<'_, f64>,
+    mut sum_x: PyReadwriteArray2<'_, f64>,
+    mut sum_y: PyReadwriteArray2<'_, f64>,
+    mut xtx: PyReadwriteArray3<'_, f64>,
+    mut xty: PyReadwriteArray3<'_, f64>,
+    mut yty: PyReadwriteArray3<'_, f64>,
+) -> PyResult<()> {
+    let d = sum_x.shape()[1];
+    let k = sum_y.shape()[1];
+    let folds: Option<Vec<usize>> = match &fold_ids {
+        None => None,
+        Some(f) => {
+            let s = slice_of(f, "fold_ids")?;
+            if s.iter().any(|&v| v < 0) {
+                return Err(value_err("fold_ids must be non-negative"));
+            }
+            Some(s.iter().map(|&v| v as usize).collect())
+        }
+    };
+    let sx = slice_of(&shift_x, "shift_x")?.to_vec();
+    let sy = slice_of(&shift_y, "shift_y")?.to_vec();
+    let not_contig = |_| value_err("statistics arrays must be C-contiguous");
+    let out = StatsMut {
+        d,
+        k,
+        count: count.as_slice_mut().map_err(not_contig)?,
+        sum_x: sum_x.as_slice_mut().map_err(not_contig)?,
+        sum_y: sum_y.as_slice_mut().map_err(not_contig)?,
+        xtx: xtx.as_slice_mut().map_err(not_contig)?,
+        xty: xty.as_slice_mut().map_err(not_contig)?,
+        yty: yty.as_slice_mut().map_err(not_contig)?,
+    };
+    let ym = view(&y);
+    let folds_ref = folds.as_deref();
+    let result = match float_matrix(x, "X")? {
+        FloatMatrix::F64(a) => {
+            let xm = view(&a);
+            py.detach(|| pool(|_| stats::accumulate(xm, ym, folds_ref, &sx, &sy, out)))?
+        }
+        FloatMatrix::F32(a) => {
+            let xm = view(&a);
+            py.detach(|| pool(|_| stats::accumulate(xm, ym, folds_ref, &sx, &sy, out)))?
+        }
+    };
+    result.map_err(core_err)
+}
+
+/// (lam ascending, V, B = Vᵀ cxy) of a symmetric Gram, with round-off eigenvalues clamped.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn spectrum<'py>(
+    py: Python<'py>,
+    gram: PyReadonlyArray2<'py, f64>,
+    cxy: PyReadonlyArray2<'py, f64>,
+) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>)> {
+    let g = view(&gram);
+    let c = view(&cxy);
+    let spec = py.detach(|| pool(|par| ridge::spectrum(g, c, par)))?.map_err(core_err)?;
+    Ok((
+        PyArray1::from_vec(py, spec.lam.clone()),
+        to_numpy2(py, spec.v.as_ref()),
+        to_numpy2(py, spec.b.as_ref()),
+    ))
+}
+
+fn spectrum_from(
+    lam: &PyReadonlyArray1<'_, f64>,
+    v: &PyReadonlyArray2<'_, f64>,
+    b: &PyReadonlyArray2<'_, f64>,
+) -> PyResult<Spectrum> {
+    let lam = slice_of(lam, "lam")?.to_vec();
+    let (vm, bm) = (view(v), view(b));
+    let d = lam.len();
+    if vm.nrows() != d || vm.ncols() != d || bm.nrows() != d {
+        return Err(value_err(format!(
+            "spectrum shapes disagree: lam {d}, V {}×{}, B {}×{}",
+            vm.nrows(),
+            vm.ncols(),
+            bm.nrows(),
+            bm.ncols()
+        )));
+    }
+    Ok(Spectrum { lam, v: owned_mat(vm), b: owned_mat(bm) })
+}
+
+/// Coefficients (A, d, k) or None, RSS (A, k) and dof (A,) for every alpha.
+#[pyfunction]
+#[pyo3(signature = (lam, v, b, cyy, alphas, with_coefs=true))]
+#[allow(clippy::type_complexity)]
+fn ridge_path<'py>(
+    py: Python<'py>,
+    lam: PyReadonlyArray1<'py, f64>,
+    v: PyReadonlyArray2<'py, f64>,
+    b: PyReadonlyArray2<'py, f64>,
+    cyy: PyReadonlyArray1<'py, f64>,
+    alphas: PyReadonlyArray1<'py, f64>,
+    with_coefs: bool,
+) -> PyResult<(Option<Bound<'py, PyArray3<f64>>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>)> {
+    let spec = spectrum_from(&lam, &v, &b)?;
+    let cyy = slice_of(&cyy, "cyy")?.to_vec();
+    let alphas = slice_of(&alphas, "alphas")?.to_vec();
+    let (d, k) = (spec.lam.len(), spec.b.ncols());
+    let path = py
+        .detach(|| pool(|par| ridge::ridge_path(&spec, &cyy, &alphas, with_coefs, par)))?
+        .map_err(core_err)?;
+    let coefs = if with_coefs {
+        let mut data = Vec::with_capacity(alphas.len() * d * k);
+        for w in &path.coefs {
+            for i in 0..d {
+                for t in 0..k {
+                    data.push(w[(i, t)]);
+                }
+            }
+        }
+        Some(PyArray1::from_vec(py, data).reshape([alphas.len(), d, k])?)
+    } else {
+        None
+    };
+    Ok((coefs, rows_to_numpy2(py, &path.rss, k), PyArray1::from_vec(py, path.dof)))
+}
+
+/// Sum of squared errors (A, k) of models on rows known through their (shifted) statistics.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn heldout_sse<'py>(
+    py: Python<'py>,
+    xtx: PyReadonlyArray2<'py, f64>,
+    xty: PyReadonlyArray2<'py, f64>,
+    yty_diag: PyReadonlyArray1<'py, f64>,
+    sum_x: PyReadonlyArray1<'py, f64>,
+    sum_y: PyReadonlyArray1<'py, f64>,
+    n: f64,
+    coefs: PyReadonlyArray3<'py, f64>,
+    offsets: PyReadonlyArray2<'py, f64>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let c = coefs.as_array();
+    let (na, d, k) = c.dim();
+    let models: Vec<Mat<f64>> = (0..na).map(|a| Mat::from_fn(d, k, |i, t| c[[a, i, t]])).collect();
+    let o = offsets.as_array();
+    if o.dim() != (na, k) {
+        return Err(value_err(format!("offsets have shape {:?}, expected ({na}, {k})", o.dim())));
+    }
+    let offs: Vec<Vec<f64>> = (0..na).map(|a| (0..k).map(|t| o[[a, t]]).collect()).collect();
+    let fold = FoldStats {
+        xtx: view(&xtx),
+        xty: view(&xty),
+        yty_diag: slice_of(&yty_diag, "yty_diag")?,
+        sum_x: slice_of(&sum_x, "sum_x")?,
+        sum_y: slice_of(&sum_y, "sum_y")?,
+        n,
+    };
+    if fold.xtx.nrows() != d || fold.xty.ncols() != k || fold.sum_x.len() != d || fold.sum_y.len() != k
+    {
+        return Err(value_err("fold statistics and models disagree in shape"));
+    }
+    let refs: Vec<MatRef<'_, f64>> = models.iter().map(|m| m.as_ref()).collect();
+    let sse = py
+        .detach(|| pool(|par| ridge::heldout_sse(&fold, &refs, &offs, par)))?
+        .map_err(core_err)?;
+    Ok(rows_to_numpy2(py, &sse, k))
+}
+
+/// Exact leave-one-out predictions (A, n, k) for rows X with targets Y.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn loo_predictions<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    x_mean: PyReadonlyArray1<'py, f64>,
+    v: PyReadonlyArray2<'py, f64>,
+    lam: PyReadonlyArray1<'py, f64>,
+    b: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    y_mean: PyReadonlyArray1<'py, f64>,
+    alphas: PyReadonlyArray1<'py, f64>,
+    n_total: f64,
+    fit_intercept: bool,
+) -> PyResult<Bound<'py, PyArray3<f64>>> {
+    let spec = spectrum_from(&lam, &v, &b)?;
+    let alphas_v = slice_of(&alphas, "alphas")?.to_vec();
+    let model = LooModel {
+        x_mean: slice_of(&x_mean, "x_mean")?,
+        y_mean: slice_of(&y_mean, "y_mean")?,
+        spec: &spec,
+        alphas: &alphas_v,
+        n_total,
+        fit_intercept,
+    };
+    let ym = view(&y);
+    let (n, k) = (ym.nrows(), ym.ncols());
+    let mut out = vec![0.0f64; alphas_v.len() * n * k];
+    let result = match float_matrix(x, "X")? {
+        FloatMatrix::F64(a) => {
+            let xm = view(&a);
+            py.detach(|| pool(|par| ridge::loo_predictions(xm, ym, &model, &mut out, par)))?
+        }
+        FloatMatrix::F32(a) => {
+            let xm = view(&a);
+            py.detach(|| pool(|par| ridge::loo_predictions(xm, ym, &model, &mut out, par)))?
+        }
+    };
+    result.map_err(core_err)?;
+    Ok(PyArray1::from_vec(py, out).reshape([alphas_v.len(), n, k])?)
+}
+
+/// Use n threads in the core (0 = one per core).
+#[pyfunction]
+fn set_num_threads(n: usize) -> PyResult<()> {
+    threads::set_num_threads(n).map_err(PyRuntimeError::new_err)
+}
+
+#[pyfunction]
+fn get_num_threads() -> usize {
+    threads::num_threads()
+}
+
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(all_finite, m)?)?;
+    m.add_function(wrap_pyfunction!(accumulate, m)?)?;
+    m.add_function(wrap_pyfunction!(spectrum, m)?)?;
+    m.add_function(wrap_pyfunction!(ridge_path, m)?)?;
+    m.add_function(wrap_pyfunction!(heldout_sse, m)?)?;
+    m.add_function(wrap_pyfunction!(loo_predictions, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! shallowprobes core: sufficient statistics and exact multi-alpha ridge solves.
+//!
+//! Pure Rust, free of Python types, testable with `cargo test`. The PyO3 bindings live in
+//! [`bindings`] behind the `python` feature, which maturin enables.
+
+pub mod ridge;
+pub mod stats;
+pub mod threads;
+
+#[cfg(feature = "python")]
+mod bindings;

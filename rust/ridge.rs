@@ -1,0 +1,256 @@
+//! Ridge solves for a whole grid of alphas from one symmetric eigendecomposition.
+//!
+//! With G = V diag(λ) Vᵀ (centred Gram) and B = Vᵀ Xcᵀ Yc:
+//! * W(α) = V diag(1/(λ+α)) B for every α and every target;
+//! * RSS(α) = ‖Yc‖² − Σ_j (λ_j + 2α)/(λ_j + α)² b_j² per target, dof(α) = Σ_j λ_j/(λ_j + α);
+//! * held-out squared error of any linear model on rows known only through their statistics;
+//! * exact leave-one-out predictions through the leverages h = 1/n + Σ_j z_j²/(λ_j + α).
+//!
+//! No formula divides by α alone: 1/(λ+α) is taken as 0 where λ+α = 0 (a pseudo-inverse), so
+//! α = 0 works and gives the minimum-norm least-squares solution on rank-deficient data.
+
+use crate::stats::Element;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par, Side};
+
+/// Eigenvalues (ascending, round-off clamped to 0), eigenvectors and target projections.
+#[derive(Clone, Debug)]
+pub struct Spectrum {
+    pub lam: Vec<f64>,
+    pub v: Mat<f64>,
+    pub b: Mat<f64>,
+}
+
+/// 1/(λ+α) where positive, else 0.
+#[inline]
+pub fn inv_shifted(lam: f64, alpha: f64) -> f64 {
+    let den = lam + alpha;
+    if den > 0.0 {
+        1.0 / den
+    } else {
+        0.0
+    }
+}
+
+/// Eigendecomposition of a symmetric Gram (lower triangle read) and B = Vᵀ cxy.
+///
+/// Eigenvalues at or below `max(λ) · d · ε` are set to zero together with their rows of B:
+/// those directions hold rounding noise, not signal.
+pub fn spectrum(gram: MatRef<'_, f64>, cxy: MatRef<'_, f64>, par: Par) -> Result<Spectrum, String> {
+    let d = gram.nrows();
+    if gram.ncols() != d || cxy.nrows() != d {
+        return Err(format!(
+            "gram is {}×{} and cxy has {} rows; expected a square Gram matching cxy",
+            gram.nrows(),
+            gram.ncols(),
+            cxy.nrows()
+        ));
+    }
+    let evd = gram
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| format!("symmetric eigendecomposition did not converge: {e:?}"))?;
+    let s = evd.S().column_vector();
+    let mut lam: Vec<f64> = (0..d).map(|i| s[i]).collect();
+    let top = lam.iter().cloned().fold(0.0f64, f64::max);
+    let tol = top * d as f64 * f64::EPSILON;
+    let v = evd.U().to_owned();
+    let mut b = Mat::<f64>::zeros(d, cxy.ncols());
+    matmul(b.as_mut(), Accum::Replace, v.transpose(), cxy, 1.0, par);
+    for (j, l) in lam.iter_mut().enumerate() {
+        if *l <= tol {
+            *l = 0.0;
+            for t in 0..b.ncols() {
+                b[(j, t)] = 0.0;
+            }
+        }
+    }
+    Ok(Spectrum { lam, v, b })
+}
+
+/// The ridge path: per alpha, optionally the coefficients (d×k), the RSS per target and dof.
+pub struct RidgePath {
+    pub coefs: Vec<Mat<f64>>,
+    /// rss[a][t]
+    pub rss: Vec<Vec<f64>>,
+    pub dof: Vec<f64>,
+}
+
+pub fn ridge_path(
+    spec: &Spectrum,
+    cyy: &[f64],
+    alphas: &[f64],
+    with_coefs: bool,
+    par: Par,
+) -> Result<RidgePath, String> {
+    let d = spec.lam.len();
+    let k = spec.b.ncols();
+    if cyy.len() != k {
+        return Err(format!("cyy has {} entries for {k} targets", cyy.len()));
+    }
+    let mut coefs = Vec::with_capacity(if with_coefs { alphas.len() } else { 0 });
+    let mut rss = Vec::with_capacity(alphas.len());
+    let mut dof = Vec::with_capacity(alphas.len());
+    let mut scaled = Mat::<f64>::zeros(d, k);
+    for &alpha in alphas {
+        let r: Vec<f64> = spec.lam.iter().map(|&l| inv_shifted(l, alpha)).collect();
+        let mut rss_a = cyy.to_vec();
+        for t in 0..k {
+            let mut explained = 0.0;
+            for j in 0..d {
+                let bj = spec.b[(j, t)];
+                explained += (spec.lam[j] + 2.0 * alpha) * r[j] * r[j] * bj * bj;
+            }
+            rss_a[t] = (rss_a[t] - explained).max(0.0);
+        }
+        rss.push(rss_a);
+        dof.push(spec.lam.iter().zip(&r).map(|(l, ri)| l * ri).sum());
+        if with_coefs {
+            for t in 0..k {
+                for j in 0..d {
+                    scaled[(j, t)] = spec.b[(j, t)] * r[j];
+                }
+            }
+            let mut w = Mat::<f64>::zeros(d, k);
+            matmul(w.as_mut(), Accum::Replace, spec.v.as_ref(), scaled.as_ref(), 1.0, par);
+            coefs.push(w);
+        }
+    }
+    Ok(RidgePath { coefs, rss, dof })
+}
+
+/// Statistics of held-out rows in a shifted frame (x̃ = x − s, ỹ = y − t).
+pub struct FoldStats<'a> {
+    pub xtx: MatRef<'a, f64>,
+    pub xty: MatRef<'a, f64>,
+    pub yty_diag: &'a [f64],
+    pub sum_x: &'a [f64],
+    pub sum_y: &'a [f64],
+    pub n: f64,
+}
+
+/// Sum of squared errors of models (W_a, c̃_a) on rows known through `fold` statistics:
+/// SSE = ỹỹ − 2 diag(WᵀX̃ᵀỹ) + diag(WᵀX̃ᵀX̃W) − 2c̃(Σỹ − WᵀΣx̃) + n c̃². Returns sse[a][t].
+pub fn heldout_sse(
+    fold: &FoldStats<'_>,
+    coefs: &[MatRef<'_, f64>],
+    offsets: &[Vec<f64>],
+    par: Par,
+) -> Result<Vec<Vec<f64>>, String> {
+    let d = fold.xtx.nrows();
+    let k = fold.xty.ncols();
+    if coefs.len() != offsets.len() {
+        return Err("one offset vector per model is needed".into());
+    }
+    let mut out = Vec::with_capacity(coefs.len());
+    let mut gw = Mat::<f64>::zeros(d, k);
+    for (w, c) in coefs.iter().zip(offsets) {
+        if w.nrows() != d || w.ncols() != k || c.len() != k {
+            return Err(format!("model has shape {}×{}, expected {d}×{k}", w.nrows(), w.ncols()));
+        }
+        matmul(gw.as_mut(), Accum::Replace, fold.xtx, *w, 1.0, par);
+        let mut row = Vec::with_capacity(k);
+        for t in 0..k {
+            let (mut quad, mut cross, mut wsx) = (0.0, 0.0, 0.0);
+            for j in 0..d {
+                quad += w[(j, t)] * gw[(j, t)];
+                cross += w[(j, t)] * fold.xty[(j, t)];
+                wsx += w[(j, t)] * fold.sum_x[j];
+            }
+            let lin = fold.sum_y[t] - wsx;
+            let sse = fold.yty_diag[t] - 2.0 * cross + quad - 2.0 * c[t] * lin + fold.n * c[t] * c[t];
+            row.push(sse.max(0.0));
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// Inputs of [`loo_predictions`] that describe the fitted path.
+pub struct LooModel<'a> {
+    pub x_mean: &'a [f64],
+    pub y_mean: &'a [f64],
+    pub spec: &'a Spectrum,
+    pub alphas: &'a [f64],
+    pub n_total: f64,
+    pub fit_intercept: bool,
+}
+
+/// Exact leave-one-out predictions for rows `x` (a subset of the training rows) with targets
+/// `y`, written to `out[(a * n + i) * k + t]`. Rows whose leverage reaches 1 get NaN.
+pub fn loo_predictions<T: Element>(
+    x: MatRef<'_, T>,
+    y: MatRef<'_, f64>,
+    model: &LooModel<'_>,
+    out: &mut [f64],
+    par: Par,
+) -> Result<(), String> {
+    let n = x.nrows();
+    let d = x.ncols();
+    let k = y.ncols();
+    let spec = model.spec;
+    let n_alphas = model.alphas.len();
+    if spec.lam.len() != d || model.x_mean.len() != d || model.y_mean.len() != k {
+        return Err("LOO inputs disagree on the number of features or targets".into());
+    }
+    if y.nrows() != n || spec.b.ncols() != k || out.len() != n_alphas * n * k {
+        return Err("LOO output or targets have the wrong shape".into());
+    }
+    let base = if model.fit_intercept { 1.0 / model.n_total } else { 0.0 };
+    let bs = crate::stats::block_rows(d);
+    let mut xc = Mat::<f64>::zeros(bs, d);
+    let mut z = Mat::<f64>::zeros(bs, d);
+    let mut fitted = Mat::<f64>::zeros(bs, k);
+    let mut scaled = Mat::<f64>::zeros(d, k);
+    let inv: Vec<Vec<f64>> = model
+        .alphas
+        .iter()
+        .map(|&a| spec.lam.iter().map(|&l| inv_shifted(l, a)).collect())
+        .collect();
+    // Leverages for all alphas at once: H = (Z∘Z) R with R[j, a] = 1/(λ_j + α_a).
+    let r_mat = Mat::<f64>::from_fn(d, n_alphas, |j, a| inv[a][j]);
+    let mut z2 = Mat::<f64>::zeros(bs, d);
+    let mut lev = Mat::<f64>::zeros(bs, n_alphas);
+    let mut r0 = 0;
+    while r0 < n {
+        let m = bs.min(n - r0);
+        for i in 0..m {
+            for j in 0..d {
+                xc[(i, j)] = x[(r0 + i, j)].to_f64() - model.x_mean[j];
+            }
+        }
+        let zb = z.as_mut().subrows_mut(0, m);
+        matmul(zb, Accum::Replace, xc.as_ref().subrows(0, m), spec.v.as_ref(), 1.0, par);
+        let zb = z.as_ref().subrows(0, m);
+        for i in 0..m {
+            for j in 0..d {
+                z2[(i, j)] = zb[(i, j)] * zb[(i, j)];
+            }
+        }
+        let lb = lev.as_mut().subrows_mut(0, m);
+        matmul(lb, Accum::Replace, z2.as_ref().subrows(0, m), r_mat.as_ref(), 1.0, par);
+        for (a, r) in inv.iter().enumerate() {
+            for t in 0..k {
+                for j in 0..d {
+                    scaled[(j, t)] = spec.b[(j, t)] * r[j];
+                }
+            }
+            let fb = fitted.as_mut().subrows_mut(0, m);
+            matmul(fb, Accum::Replace, zb, scaled.as_ref(), 1.0, par);
+            for i in 0..m {
+                let one_minus_h = 1.0 - (base + lev[(i, a)]);
+                for t in 0..k {
+                    let yi = y[(r0 + i, t)];
+                    let idx = (a * n + r0 + i) * k + t;
+                    out[idx] = if one_minus_h <= 1e-12 {
+                        f64::NAN
+                    } else {
+                        let resid = yi - (model.y_mean[t] + fitted[(i, t)]);
+                        yi - resid / one_minus_h
+                    };
+                }
+            }
+        }
+        r0 += m;
+    }
+    Ok(())
+}

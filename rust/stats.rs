@@ -1,0 +1,368 @@
+//! Sufficient statistics of (X, Y): counts, column sums, XᵀX, XᵀY and YᵀY per fold.
+//!
+//! All accumulation is in f64 whatever the input dtype. The work is split in a way that does
+//! not depend on the number of threads — fixed row blocks processed in order, and within a
+//! block fixed column panels of the Gram, each computed by one thread — so the result is the
+//! same bit for bit with 1 or 64 threads.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+/// Input element types the core reads directly (no up-front conversion of the whole array).
+pub trait Element: Copy + Send + Sync + 'static {
+    fn to_f64(self) -> f64;
+    fn finite(self) -> bool;
+}
+
+impl Element for f64 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+}
+
+impl Element for f32 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+}
+
+/// Mutable views of per-fold accumulators, laid out as C-ordered numpy arrays:
+/// count (K), sum_x (K·d), sum_y (K·k), xtx (K·d·d), xty (K·d·k, row-major d×k), yty (K·k·k).
+pub struct StatsMut<'a> {
+    pub d: usize,
+    pub k: usize,
+    pub count: &'a mut [f64],
+    pub sum_x: &'a mut [f64],
+    pub sum_y: &'a mut [f64],
+    pub xtx: &'a mut [f64],
+    pub xty: &'a mut [f64],
+    pub yty: &'a mut [f64],
+}
+
+impl StatsMut<'_> {
+    pub fn n_folds(&self) -> usize {
+        self.count.len()
+    }
+
+    /// Checks the slice lengths against (K, d, k); returns a message naming the first mismatch.
+    pub fn check_shapes(&self) -> Result<(), String> {
+        let (kf, d, k) = (self.n_folds(), self.d, self.k);
+        let checks = [
+            ("sum_x", self.sum_x.len(), kf * d),
+            ("sum_y", self.sum_y.len(), kf * k),
+            ("xtx", self.xtx.len(), kf * d * d),
+            ("xty", self.xty.len(), kf * d * k),
+            ("yty", self.yty.len(), kf * k * k),
+        ];
+        for (name, got, want) in checks {
+            if got != want {
+                return Err(format!("{name} has {got} entries, expected {want}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An owned set of statistics (used by Rust callers and tests; Python owns numpy arrays).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SufficientStats {
+    pub d: usize,
+    pub k: usize,
+    pub shift_x: Vec<f64>,
+    pub shift_y: Vec<f64>,
+    pub count: Vec<f64>,
+    pub sum_x: Vec<f64>,
+    pub sum_y: Vec<f64>,
+    pub xtx: Vec<f64>,
+    pub xty: Vec<f64>,
+    pub yty: Vec<f64>,
+}
+
+impl SufficientStats {
+    /// Empty statistics for `n_folds` folds of d features and k targets, about the given shifts.
+    pub fn new(n_folds: usize, shift_x: Vec<f64>, shift_y: Vec<f64>) -> Self {
+        let (d, k) = (shift_x.len(), shift_y.len());
+        Self {
+            d,
+            k,
+            shift_x,
+            shift_y,
+            count: vec![0.0; n_folds],
+            sum_x: vec![0.0; n_folds * d],
+            sum_y: vec![0.0; n_folds * k],
+            xtx: vec![0.0; n_folds * d * d],
+            xty: vec![0.0; n_folds * d * k],
+            yty: vec![0.0; n_folds * k * k],
+        }
+    }
+
+    pub fn view_mut(&mut self) -> StatsMut<'_> {
+        StatsMut {
+            d: self.d,
+            k: self.k,
+            count: &mut self.count,
+            sum_x: &mut self.sum_x,
+            sum_y: &mut self.sum_y,
+            xtx: &mut self.xtx,
+            xty: &mut self.xty,
+            yty: &mut self.yty,
+        }
+    }
+
+    /// Adds rows (X, Y) with optional fold ids (see [`accumulate`]).
+    pub fn update<T: Element>(
+        &mut self,
+        x: MatRef<'_, T>,
+        y: MatRef<'_, f64>,
+        folds: Option<&[usize]>,
+    ) -> Result<(), String> {
+        let sx = self.shift_x.clone();
+        let sy = self.shift_y.clone();
+        accumulate(x, y, folds, &sx, &sy, self.view_mut())
+    }
+
+    /// Adds another set of statistics about the same shifts (fold by fold).
+    pub fn merge_same_shift(&mut self, other: &SufficientStats) -> Result<(), String> {
+        if self.shift_x != other.shift_x || self.shift_y != other.shift_y {
+            return Err("merge_same_shift needs identical shifts".into());
+        }
+        if self.count.len() != other.count.len() {
+            return Err("cannot merge statistics with different fold counts".into());
+        }
+        for (a, b) in [
+            (&mut self.count, &other.count),
+            (&mut self.sum_x, &other.sum_x),
+            (&mut self.sum_y, &other.sum_y),
+            (&mut self.xtx, &other.xtx),
+            (&mut self.xty, &other.xty),
+            (&mut self.yty, &other.yty),
+        ] {
+            a.iter_mut().zip(b.iter()).for_each(|(u, v)| *u += *v);
+        }
+        Ok(())
+    }
+}
+
+/// Rows per block: bounded buffer (≈32 MB of f64 at most), independent of the thread count.
+pub fn block_rows(d: usize) -> usize {
+    (4_194_304 / d.max(1)).clamp(256, 4096)
+}
+
+/// Width of the Gram column panels that threads share out; depends on d only.
+pub fn panel_width(d: usize) -> usize {
+    let w = d.div_ceil(16).div_ceil(32) * 32;
+    w.clamp(32, 256)
+}
+
+/// Whether every entry is finite (parallel over row blocks, no allocation).
+pub fn all_finite<T: Element>(x: MatRef<'_, T>) -> bool {
+    let n = x.nrows();
+    let d = x.ncols();
+    let chunk = block_rows(d);
+    (0..n.div_ceil(chunk)).into_par_iter().all(|b| {
+        let r0 = b * chunk;
+        let r1 = (r0 + chunk).min(n);
+        (r0..r1).all(|i| (0..d).all(|j| x[(i, j)].finite()))
+    })
+}
+
+/// Adds the statistics of the shifted rows (x − shift_x, y − shift_y) into `out`.
+///
+/// `folds[i]` is the fold of row i (all rows go to fold 0 when `None`). Only the lower
+/// triangle of each Gram is accumulated; it is mirrored to the upper triangle at the end, so
+/// repeated calls stay exactly symmetric. Returns an error (and changes nothing) on shape
+/// mismatches or out-of-range fold ids.
+pub fn accumulate<T: Element>(
+    x: MatRef<'_, T>,
+    y: MatRef<'_, f64>,
+    folds: Option<&[usize]>,
+    shift_x: &[f64],
+    shift_y: &[f64],
+    out: StatsMut<'_>,
+) -> Result<(), String> {
+    let (n, d, k) = (x.nrows(), out.d, out.k);
+    let n_folds = out.n_folds();
+    out.check_shapes()?;
+    if x.ncols() != d || shift_x.len() != d {
+        return Err(format!("X has {} columns, statistics have {d}", x.ncols()));
+    }
+    if y.nrows() != n || y.ncols() != k || shift_y.len() != k {
+        return Err(format!(
+            "Y has shape ({}, {}), expected ({n}, {k})",
+            y.nrows(),
+            y.ncols()
+        ));
+    }
+    if n_folds == 0 {
+        return Err("statistics need at least one fold".into());
+    }
+    // Rows of each fold, in input order (the order fixes the summation order).
+    let fold_rows: Vec<Vec<usize>> = match folds {
+        None => vec![(0..n).collect()],
+        Some(f) => {
+            if f.len() != n {
+                return Err(format!("{} fold ids for {n} rows", f.len()));
+            }
+            let mut rows = vec![Vec::new(); n_folds];
+            for (i, &fi) in f.iter().enumerate() {
+                if fi >= n_folds {
+                    return Err(format!("fold id {fi} out of range for {n_folds} folds"));
+                }
+                rows[fi].push(i);
+            }
+            rows
+        }
+    };
+
+    let StatsMut { count, sum_x, sum_y, xtx, xty, yty, .. } = out;
+    let bs = block_rows(d);
+    let pw = panel_width(d);
+    // Row-major staging buffers of one block: xb is bs × d, yb is bs × k.
+    let mut xb = vec![0.0f64; bs * d];
+    let mut yb = vec![0.0f64; bs * k];
+
+    for (f, rows) in fold_rows.iter().enumerate() {
+        if rows.is_empty() {
+            continue;
+        }
+        let g = &mut xtx[f * d * d..(f + 1) * d * d];
+        let gxy = &mut xty[f * d * k..(f + 1) * d * k];
+        let gyy = &mut yty[f * k * k..(f + 1) * k * k];
+        let sx = &mut sum_x[f * d..(f + 1) * d];
+        let sy = &mut sum_y[f * k..(f + 1) * k];
+        for chunk in rows.chunks(bs) {
+            let m = chunk.len();
+            stage_block(x, y, chunk, shift_x, shift_y, &mut xb[..m * d], &mut yb[..m * k]);
+            let xbr = row_major(&xb[..m * d], m, d);
+            let ybr = row_major(&yb[..m * k], m, k);
+            gram_panels(xbr, ybr, g, gxy, pw);
+            column_sums_add(xbr, sx);
+            column_sums_add(ybr, sy);
+            // YᵀY is k × k: tiny, sequential.
+            let gyy_mat = row_major_mut(gyy, k, k);
+            matmul(gyy_mat, Accum::Add, ybr.transpose(), ybr, 1.0, Par::Seq);
+            count[f] += m as f64;
+        }
+        mirror_lower(g, d);
+    }
+    Ok(())
+}
+
+fn row_major(buf: &[f64], nrows: usize, ncols: usize) -> MatRef<'_, f64> {
+    assert_eq!(buf.len(), nrows * ncols);
+    // SAFETY: `buf` holds exactly nrows·ncols elements in row-major order and outlives the view.
+    unsafe { MatRef::from_raw_parts(buf.as_ptr(), nrows, ncols, ncols as isize, 1) }
+}
+
+fn row_major_mut(buf: &mut [f64], nrows: usize, ncols: usize) -> MatMut<'_, f64> {
+    assert_eq!(buf.len(), nrows * ncols);
+    // SAFETY: as in `row_major`, with exclusive access through the &mut borrow.
+    unsafe { MatMut::from_raw_parts_mut(buf.as_mut_ptr(), nrows, ncols, ncols as isize, 1) }
+}
+
+/// Copies the chosen rows into the staging buffers as f64, minus the shifts (parallel by row).
+fn stage_block<T: Element>(
+    x: MatRef<'_, T>,
+    y: MatRef<'_, f64>,
+    rows: &[usize],
+    shift_x: &[f64],
+    shift_y: &[f64],
+    xb: &mut [f64],
+    yb: &mut [f64],
+) {
+    let d = shift_x.len();
+    let k = shift_y.len();
+    xb.par_chunks_mut(d.max(1)).zip(rows.par_iter()).for_each(|(dst, &i)| {
+        let row = x.row(i);
+        for j in 0..d {
+            dst[j] = row[j].to_f64() - shift_x[j];
+        }
+    });
+    if k > 0 {
+        for (dst, &i) in yb.chunks_mut(k).zip(rows.iter()) {
+            for t in 0..k {
+                dst[t] = y[(i, t)] - shift_y[t];
+            }
+        }
+    }
+}
+
+/// Lower-triangle Gram update G += XbᵀXb and XᵀY update, split into fixed column panels.
+///
+/// Panel p owns Gram columns [j0, j1) and rows [j0, d) of them, plus rows [j0, j1) of XᵀY; each
+/// panel is one sequential GEMM, so the summation order of every entry is fixed.
+fn gram_panels(xb: MatRef<'_, f64>, yb: MatRef<'_, f64>, g: &mut [f64], gxy: &mut [f64], pw: usize) {
+    let d = xb.ncols();
+    let k = yb.ncols();
+    // G is stored so that column j of the (symmetric) Gram is the contiguous slice g[j*d..].
+    let g_panels = g.par_chunks_mut(pw * d);
+    let xy_panels = gxy.par_chunks_mut((pw * k).max(1));
+    let run = |p: usize, g_panel: &mut [f64], xy_panel: Option<&mut [f64]>| {
+        let j0 = p * pw;
+        let w = g_panel.len() / d;
+        // SAFETY: g_panel holds columns [j0, j0+w) of a column-major d×d matrix.
+        let gp = unsafe {
+            MatMut::from_raw_parts_mut(g_panel.as_mut_ptr().add(j0), d - j0, w, 1, d as isize)
+        };
+        let lhs = xb.subcols(j0, d - j0).transpose();
+        let rhs = xb.subcols(j0, w);
+        matmul(gp, Accum::Add, lhs, rhs, 1.0, Par::Seq);
+        if let Some(xy) = xy_panel {
+            let xyp = row_major_mut(xy, w, k);
+            matmul(xyp, Accum::Add, rhs.transpose(), yb, 1.0, Par::Seq);
+        }
+    };
+    if k == 0 {
+        g_panels.enumerate().for_each(|(p, gp)| run(p, gp, None));
+    } else {
+        g_panels.zip(xy_panels).enumerate().for_each(|(p, (gp, xy))| run(p, gp, Some(xy)));
+    }
+}
+
+/// sums[j] += Σ_i m[i, j], each column summed sequentially over rows (fixed order).
+fn column_sums_add(m: MatRef<'_, f64>, sums: &mut [f64]) {
+    let ncols = m.ncols();
+    if ncols == 0 {
+        return;
+    }
+    let nrows = m.nrows();
+    sums.par_chunks_mut(64).enumerate().for_each(|(c, dst)| {
+        let j0 = c * 64;
+        let mut acc = vec![0.0f64; dst.len()];
+        for i in 0..nrows {
+            let row = m.row(i);
+            for (jj, a) in acc.iter_mut().enumerate() {
+                *a += row[j0 + jj];
+            }
+        }
+        for (s, a) in dst.iter_mut().zip(acc) {
+            *s += a;
+        }
+    });
+}
+
+/// Copies the lower triangle of a d×d matrix (stored column-major) onto its upper triangle.
+fn mirror_lower(g: &mut [f64], d: usize) {
+    for j in 0..d {
+        for i in (j + 1)..d {
+            // lower entry (i, j) lives at j*d + i; upper (j, i) at i*d + j
+            g[i * d + j] = g[j * d + i];
+        }
+    }
+}
+
+/// Owned f64 copy of a matrix (used by tests and small helpers).
+pub fn to_owned_f64<T: Element>(x: MatRef<'_, T>) -> Mat<f64> {
+    Mat::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)].to_f64())
+}
