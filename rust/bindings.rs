@@ -182,23 +182,23 @@ fn spectrum_from(
 
 /// Coefficients (A, d, k) or None, RSS (A, k) and dof (A,) for every alpha.
 #[pyfunction]
-#[pyo3(signature = (lam, v, b, cyy, alphas, with_coefs=true))]
+#[pyo3(signature = (lam, v, b, perp, alphas, with_coefs=true))]
 #[allow(clippy::type_complexity)]
 fn ridge_path<'py>(
     py: Python<'py>,
     lam: PyReadonlyArray1<'py, f64>,
     v: PyReadonlyArray2<'py, f64>,
     b: PyReadonlyArray2<'py, f64>,
-    cyy: PyReadonlyArray1<'py, f64>,
+    perp: PyReadonlyArray1<'py, f64>,
     alphas: PyReadonlyArray1<'py, f64>,
     with_coefs: bool,
 ) -> PyResult<(Option<Bound<'py, PyArray3<f64>>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>)> {
     let spec = spectrum_from(&lam, &v, &b)?;
-    let cyy = slice_of(&cyy, "cyy")?.to_vec();
+    let perp = slice_of(&perp, "perp")?.to_vec();
     let alphas = slice_of(&alphas, "alphas")?.to_vec();
     let (d, k) = (spec.lam.len(), spec.b.ncols());
     let path = py
-        .detach(|| pool(|par| ridge::ridge_path(&spec, &cyy, &alphas, with_coefs, par)))?
+        .detach(|| pool(|par| ridge::ridge_path(&spec, &perp, &alphas, with_coefs, par)))?
         .map_err(core_err)?;
     let coefs = if with_coefs {
         let mut data = Vec::with_capacity(alphas.len() * d * k);

@@ -2,7 +2,9 @@
 //!
 //! With G = V diag(λ) Vᵀ (centred Gram) and B = Vᵀ Xcᵀ Yc:
 //! * W(α) = V diag(1/(λ+α)) B for every α and every target;
-//! * RSS(α) = ‖Yc‖² − Σ_j (λ_j + 2α)/(λ_j + α)² b_j² per target, dof(α) = Σ_j λ_j/(λ_j + α);
+//! * RSS(α) = ‖Yc‖² − Σ_j (λ_j + 2α)/(λ_j + α)² b_j² per target, evaluated without cancellation
+//!   as perp + Σ_{λ_j>0} (α/(λ_j+α))² b_j²/λ_j (perp: the part of Yc outside the span of Xc);
+//!   dof(α) = Σ_j λ_j/(λ_j + α);
 //! * held-out squared error of any linear model on rows known only through their statistics;
 //! * exact leave-one-out predictions through the leverages h = 1/n + Σ_j z_j²/(λ_j + α).
 //!
@@ -77,31 +79,43 @@ pub struct RidgePath {
 
 pub fn ridge_path(
     spec: &Spectrum,
-    cyy: &[f64],
+    perp: &[f64],
     alphas: &[f64],
     with_coefs: bool,
     par: Par,
 ) -> Result<RidgePath, String> {
     let d = spec.lam.len();
     let k = spec.b.ncols();
-    if cyy.len() != k {
-        return Err(format!("cyy has {} entries for {k} targets", cyy.len()));
+    if perp.len() != k {
+        return Err(format!("perp has {} entries for {k} targets", perp.len()));
     }
+    // b_j²/λ_j, the squared coordinates of Yc on the unit left singular vectors.
+    let b2_over_lam = Mat::<f64>::from_fn(d, k, |j, t| {
+        let l = spec.lam[j];
+        if l > 0.0 {
+            spec.b[(j, t)] * spec.b[(j, t)] / l
+        } else {
+            0.0
+        }
+    });
     let mut coefs = Vec::with_capacity(if with_coefs { alphas.len() } else { 0 });
     let mut rss = Vec::with_capacity(alphas.len());
     let mut dof = Vec::with_capacity(alphas.len());
     let mut scaled = Mat::<f64>::zeros(d, k);
     for &alpha in alphas {
         let r: Vec<f64> = spec.lam.iter().map(|&l| inv_shifted(l, alpha)).collect();
-        let mut rss_a = cyy.to_vec();
-        for t in 0..k {
-            let mut explained = 0.0;
-            for j in 0..d {
-                let bj = spec.b[(j, t)];
-                explained += (spec.lam[j] + 2.0 * alpha) * r[j] * r[j] * bj * bj;
-            }
-            rss_a[t] = (rss_a[t] - explained).max(0.0);
-        }
+        let rss_a: Vec<f64> = (0..k)
+            .map(|t| {
+                let mut acc = perp[t];
+                for j in 0..d {
+                    if spec.lam[j] > 0.0 {
+                        let shrink = alpha * r[j];
+                        acc += shrink * shrink * b2_over_lam[(j, t)];
+                    }
+                }
+                acc
+            })
+            .collect();
         rss.push(rss_a);
         dof.push(spec.lam.iter().zip(&r).map(|(l, ri)| l * ri).sum());
         if with_coefs {

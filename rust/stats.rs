@@ -228,7 +228,9 @@ pub fn accumulate<T: Element>(
     let StatsMut { count, sum_x, sum_y, xtx, xty, yty, .. } = out;
     let bs = block_rows(d);
     let pw = panel_width(d);
-    // Row-major staging buffers of one block: xb is bs × d, yb is bs × k.
+    // Column-major staging buffers of one block (xb is m × d, yb is m × k, leading dimension m):
+    // with this layout XbᵀXb reads a row-major left operand and a column-major right operand,
+    // the combination faer's GEMM runs fastest (measured ≈2× faster than row-major staging).
     let mut xb = vec![0.0f64; bs * d];
     let mut yb = vec![0.0f64; bs * k];
 
@@ -244,14 +246,16 @@ pub fn accumulate<T: Element>(
         for chunk in rows.chunks(bs) {
             let m = chunk.len();
             stage_block(x, y, chunk, shift_x, shift_y, &mut xb[..m * d], &mut yb[..m * k]);
-            let xbr = row_major(&xb[..m * d], m, d);
-            let ybr = row_major(&yb[..m * k], m, k);
+            let xbr = col_major(&xb[..m * d], m, d);
+            let ybr = col_major(&yb[..m * k], m, k);
             gram_panels(xbr, ybr, g, gxy, pw);
             column_sums_add(xbr, sx);
             column_sums_add(ybr, sy);
             // YᵀY is k × k: tiny, sequential.
-            let gyy_mat = row_major_mut(gyy, k, k);
-            matmul(gyy_mat, Accum::Add, ybr.transpose(), ybr, 1.0, Par::Seq);
+            if k > 0 {
+                let gyy_mat = row_major_mut(gyy, k, k);
+                matmul(gyy_mat, Accum::Add, ybr.transpose(), ybr, 1.0, Par::Seq);
+            }
             count[f] += m as f64;
         }
         mirror_lower(g, d);
@@ -259,10 +263,10 @@ pub fn accumulate<T: Element>(
     Ok(())
 }
 
-fn row_major(buf: &[f64], nrows: usize, ncols: usize) -> MatRef<'_, f64> {
+fn col_major(buf: &[f64], nrows: usize, ncols: usize) -> MatRef<'_, f64> {
     assert_eq!(buf.len(), nrows * ncols);
-    // SAFETY: `buf` holds exactly nrows·ncols elements in row-major order and outlives the view.
-    unsafe { MatRef::from_raw_parts(buf.as_ptr(), nrows, ncols, ncols as isize, 1) }
+    // SAFETY: `buf` holds exactly nrows·ncols elements in column-major order and outlives the view.
+    unsafe { MatRef::from_raw_parts(buf.as_ptr(), nrows, ncols, 1, nrows as isize) }
 }
 
 fn row_major_mut(buf: &mut [f64], nrows: usize, ncols: usize) -> MatMut<'_, f64> {
@@ -271,7 +275,10 @@ fn row_major_mut(buf: &mut [f64], nrows: usize, ncols: usize) -> MatMut<'_, f64>
     unsafe { MatMut::from_raw_parts_mut(buf.as_mut_ptr(), nrows, ncols, ncols as isize, 1) }
 }
 
-/// Copies the chosen rows into the staging buffers as f64, minus the shifts (parallel by row).
+/// Copies the chosen rows into the column-major staging buffers as f64, minus the shifts.
+///
+/// Parallel over tiles of 16 columns: each task reads a short contiguous run of every row (for
+/// C-ordered X) and writes 16 sequential column streams.
 fn stage_block<T: Element>(
     x: MatRef<'_, T>,
     y: MatRef<'_, f64>,
@@ -281,19 +288,23 @@ fn stage_block<T: Element>(
     xb: &mut [f64],
     yb: &mut [f64],
 ) {
-    let d = shift_x.len();
+    const TILE: usize = 16;
+    let m = rows.len();
     let k = shift_y.len();
-    xb.par_chunks_mut(d.max(1)).zip(rows.par_iter()).for_each(|(dst, &i)| {
-        let row = x.row(i);
-        for j in 0..d {
-            dst[j] = row[j].to_f64() - shift_x[j];
+    xb.par_chunks_mut(TILE * m).enumerate().for_each(|(c, dst)| {
+        let j0 = c * TILE;
+        let w = dst.len() / m;
+        for (i, &r) in rows.iter().enumerate() {
+            let row = x.row(r);
+            for jj in 0..w {
+                dst[jj * m + i] = row[j0 + jj].to_f64() - shift_x[j0 + jj];
+            }
         }
     });
-    if k > 0 {
-        for (dst, &i) in yb.chunks_mut(k).zip(rows.iter()) {
-            for t in 0..k {
-                dst[t] = y[(i, t)] - shift_y[t];
-            }
+    for t in 0..k {
+        let col = &mut yb[t * m..(t + 1) * m];
+        for (dst, &r) in col.iter_mut().zip(rows) {
+            *dst = y[(r, t)] - shift_y[t];
         }
     }
 }
@@ -330,25 +341,15 @@ fn gram_panels(xb: MatRef<'_, f64>, yb: MatRef<'_, f64>, g: &mut [f64], gxy: &mu
     }
 }
 
-/// sums[j] += Σ_i m[i, j], each column summed sequentially over rows (fixed order).
+/// sums[j] += Σ_i m[i, j] for a column-major block, each column summed in row order.
 fn column_sums_add(m: MatRef<'_, f64>, sums: &mut [f64]) {
-    let ncols = m.ncols();
-    if ncols == 0 {
-        return;
-    }
-    let nrows = m.nrows();
-    sums.par_chunks_mut(64).enumerate().for_each(|(c, dst)| {
-        let j0 = c * 64;
-        let mut acc = vec![0.0f64; dst.len()];
-        for i in 0..nrows {
-            let row = m.row(i);
-            for (jj, a) in acc.iter_mut().enumerate() {
-                *a += row[j0 + jj];
-            }
+    sums.par_iter_mut().enumerate().for_each(|(j, s)| {
+        let col = m.col(j);
+        let mut acc = 0.0f64;
+        for i in 0..m.nrows() {
+            acc += col[i];
         }
-        for (s, a) in dst.iter_mut().zip(acc) {
-            *s += a;
-        }
+        *s += acc;
     });
 }
 

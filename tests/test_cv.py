@@ -367,3 +367,29 @@ def test_loo_and_kfold_with_many_rows(backend):
     kf = LinearProbe(alphas=grid, cv=3, backend=backend).fit(X, y)
     ref_kf = kfold_reference(X, y[:, None], grid, np.arange(9000) % 3, True)
     np.testing.assert_allclose(kf.cv_results_["scores"], ref_kf, rtol=1e-7)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_kfold_with_n_folds_equals_loo(backend, fit_intercept):
+    X, Y = make_regression(22, 25, 4, 2, noise=1.0)
+    grid = np.array([0.01, 0.1, 1.0, 10.0, 100.0])
+    kf = LinearProbe(alphas=grid, cv=25, fit_intercept=fit_intercept, backend=backend).fit(X, Y)
+    loo = LinearProbe(alphas=grid, cv="loo", fit_intercept=fit_intercept, backend=backend)
+    loo.fit(X, Y)
+    np.testing.assert_allclose(kf.cv_results_["scores"], loo.cv_results_["scores"], rtol=1e-8)
+    assert kf.alpha_ == loo.alpha_
+
+
+@pytest.mark.parametrize("cv", ["gcv", "loo", 3])
+@pytest.mark.parametrize("alpha_per_target", [False, True])
+def test_unsorted_alpha_grid_is_permutation_equivariant(backend, cv, alpha_per_target):
+    X, Y = make_regression(23, 60, 8, 3, noise=1.0)
+    grid = np.array([10.0, 0.1, 300.0, 1.0, 30.0])
+    order = np.argsort(grid)
+    kwargs = {"cv": cv, "alpha_per_target": alpha_per_target, "backend": backend}
+    a = LinearProbe(alphas=grid, **kwargs).fit(X, Y)
+    b = LinearProbe(alphas=grid[order], **kwargs).fit(X, Y)
+    np.testing.assert_array_equal(a.alphas_, grid)  # the grid is reported as given
+    np.testing.assert_allclose(a.cv_results_["scores"][order], b.cv_results_["scores"], rtol=1e-12)
+    np.testing.assert_array_equal(a.alpha_, b.alpha_)
+    assert_rel(a.coef_, b.coef_, 1e-12, "coef_")

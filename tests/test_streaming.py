@@ -313,6 +313,30 @@ def test_load_wrong_field_shape(tmp_path, saved_stats):
         SufficientStats.load(bad)
 
 
+MALFORMED = {
+    "missing_shift_y": lambda a: a.pop("shift_y"),
+    "missing_xty": lambda a: a.pop("xty"),
+    "shift_x_length": lambda a: a.update(shift_x=np.zeros(a["shift_x"].size + 1)),
+    "shift_y_length": lambda a: a.update(shift_y=np.zeros(a["shift_y"].size + 2)),
+    "sum_x_1d": lambda a: a.update(sum_x=np.zeros(4)),
+    "count_int": lambda a: a.update(count=a["count"].astype(np.int64)),
+    "n_folds_mismatch": lambda a: a.update(n_folds=np.array(3)),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(MALFORMED))
+def test_load_malformed_file_raises_valueerror_at_load(tmp_path, saved_stats, problem):
+    """A well-formed zip whose arrays are missing or inconsistent is refused by `load` itself
+    with a ValueError naming the file (not a KeyError/IndexError, nor an error at first use)."""
+    with np.load(saved_stats) as data:
+        arrays = dict(data)
+    MALFORMED[problem](arrays)
+    bad = tmp_path / f"{problem}.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(ValueError, match=problem):
+        SufficientStats.load(bad)
+
+
 def test_load_newer_format_version(tmp_path, saved_stats):
     with np.load(saved_stats) as data:
         arrays = dict(data)

@@ -94,14 +94,18 @@ def ridge_path(
     lam: np.ndarray,
     V: np.ndarray,
     B: np.ndarray,
-    cyy: np.ndarray,
+    perp: np.ndarray,
     alphas: np.ndarray,
     with_coefs: bool = True,
 ):
     """Coefficients, residual sums of squares and effective degrees of freedom for every alpha.
 
-    W(alpha) = V diag(1/(lam+alpha)) B;  RSS = ||yc||^2 - sum_j (lam_j + 2 alpha)/(lam_j+alpha)^2 b_j^2;
-    dof = sum_j lam_j/(lam_j+alpha) (the intercept's +1 is added by the caller).
+    W(alpha) = V diag(1/(lam+alpha)) B;  dof = sum_j lam_j/(lam_j+alpha) (the intercept's +1 is
+    added by the caller). The RSS is written without cancellation:
+    RSS = perp + sum_{lam_j>0} (alpha/(lam_j+alpha))^2 b_j^2/lam_j, where perp (per target) is the
+    squared norm of the part of the centred targets outside the column space of X (see
+    `residual_outside_span`). This equals ||yc||^2 - sum_j (lam_j + 2 alpha)/(lam_j+alpha)^2 b_j^2
+    but stays accurate when alpha is tiny and the fit nearly interpolates (n < d).
     Returns (coefs (A,d,k) or None, rss (A,k), dof (A,)).
     """
     A = len(alphas)
@@ -109,14 +113,24 @@ def ridge_path(
     coefs = np.empty((A, d, k)) if with_coefs else None
     rss = np.empty((A, k))
     dof = np.empty(A)
-    B2 = B * B
+    pos = lam > 0
+    b2_over_lam = np.zeros_like(B)
+    b2_over_lam[pos] = B[pos] ** 2 / lam[pos, None]
     for a, alpha in enumerate(alphas):
         r = _inv_shifted(lam, float(alpha))
         if with_coefs:
             coefs[a] = V @ (B * r[:, None])
-        rss[a] = np.maximum(cyy - ((lam + 2.0 * alpha) * r * r) @ B2, 0.0)
+        shrink = np.where(pos, alpha * r, 0.0)
+        rss[a] = perp + (shrink * shrink) @ b2_over_lam
         dof[a] = float(lam @ r)
     return coefs, rss, dof
+
+
+def residual_outside_span(lam: np.ndarray, B: np.ndarray, cyy: np.ndarray) -> np.ndarray:
+    """||yc||^2 - sum_{lam_j>0} b_j^2/lam_j: the least-squares residual (alpha -> 0), per target."""
+    pos = lam > 0
+    explained = (B[pos] ** 2 / lam[pos, None]).sum(axis=0)
+    return np.maximum(cyy - explained, 0.0)
 
 
 def heldout_sse(

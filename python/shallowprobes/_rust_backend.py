@@ -32,8 +32,8 @@ def spectrum(gram: np.ndarray, cxy: np.ndarray):
     return _core.spectrum(_f64(gram), _f64(cxy))
 
 
-def ridge_path(lam, V, B, cyy, alphas, with_coefs: bool = True):
-    return _core.ridge_path(_f64(lam), _f64(V), _f64(B), _f64(cyy), _f64(alphas), with_coefs)
+def ridge_path(lam, V, B, perp, alphas, with_coefs: bool = True):
+    return _core.ridge_path(_f64(lam), _f64(V), _f64(B), _f64(perp), _f64(alphas), with_coefs)
 
 
 def heldout_sse(xtx, xty, yty_diag, sum_x, sum_y, n, coefs, offsets) -> np.ndarray:

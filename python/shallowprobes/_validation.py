@@ -79,9 +79,10 @@ def check_X(
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"{name} has dtype {arr.dtype} whose entries could not be converted to float: "
-                f"{exc}. Pass a numeric array (float32 or float64)."
+            # keep the kind of error (strings: ValueError, other objects: TypeError)
+            raise type(exc)(
+                f"{name} has dtype {arr.dtype} whose entries could not be converted to float "
+                f"({exc}). Pass a numeric array (float32 or float64)."
             ) from None
     elif arr.dtype == np.float16:
         arr = arr.astype(np.float32)
@@ -128,11 +129,13 @@ def check_X(
     return arr
 
 
-def check_targets(y: Any, n_samples: int, *, name: str = "y") -> tuple[np.ndarray, bool]:
+def check_targets(
+    y: Any, n_samples: int, *, name: str = "y", owner: str = "This estimator"
+) -> tuple[np.ndarray, bool]:
     """Return regression targets as a C-contiguous float64 (n, k) array and whether y was 1-D."""
     if y is None:
         raise ValueError(
-            f"{name} is None; this estimator needs targets: pass an array of length n_samples."
+            f"{owner} requires {name} to be passed, but the target {name} is None."
         )
     if _is_sparse(y):
         raise TypeError(f"{name} is a sparse matrix; sparse targets are not supported.")

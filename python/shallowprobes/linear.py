@@ -20,6 +20,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ._backends import get_backend
+from ._numpy_backend import residual_outside_span
 from ._base import (
     BaseEstimator,
     ClassifierMixin,
@@ -56,7 +57,7 @@ class _Solution:
     alpha_index: np.ndarray  # (k,) index into alphas chosen per target
     scores: np.ndarray  # (A, k) per-target CV score (higher is better)
     joint_scores: np.ndarray  # (A,) the criterion used when alpha_per_target=False
-    calibration: Optional[np.ndarray] = None  # (2, k) slope/offset (classifiers)
+    calibration: Optional[float] = None  # logistic slope (classifiers)
 
 
 # ---------------------------------------------------------------------------------- scoring
@@ -192,7 +193,7 @@ class _RidgeProbeBase(BaseEstimator):
     # ------------------------------------------------------------------ fitting
     def _prepare_targets(self, y: Any, n: int, *, first: bool, classes: Any = None):
         """Return (Y float64 (n,k), labels or None, state dict) for this estimator type."""
-        Y, one_d = check_targets(y, n)
+        Y, one_d = check_targets(y, n, owner=type(self).__name__)
         return Y, None, {"y_1d": one_d}
 
     def fit(self, X: Any, y: Any, fold_ids: Any = None) -> "_RidgeProbeBase":
@@ -295,16 +296,29 @@ class _RidgeProbeBase(BaseEstimator):
         scoring = self._scoring()
         cv_name = self._cv_name()
         ne = stats.normal_equations(fit_intercept)
+        if not (np.isfinite(ne.gram).all() and np.isfinite(ne.cxy).all()):
+            raise ValueError(
+                "the Gram matrix overflowed float64: some features or targets have magnitude "
+                "around 1e150 or more. Rescale X (and y) before fitting."
+            )
         lam, V, B = backend.spectrum(ne.gram, ne.cxy)
         alphas = self._explicit_alphas()
         if alphas is None:
             alphas = default_alpha_grid(ne.gram)
         k = B.shape[1]
+        # Residual degrees of freedom left at alpha -> 0, and the part of y outside the span of
+        # X (exactly zero when the rows are interpolated): both enter GCV without cancellation.
+        rank = int(np.count_nonzero(lam > 0))
+        free = ne.n - (1.0 if fit_intercept else 0.0) - rank
+        perp = residual_outside_span(lam, B, ne.cyy) if free > 0 else np.zeros(k)
 
         if cv_name == "gcv":
-            _, rss, dof = backend.ridge_path(lam, V, B, ne.cyy, alphas, False)
-            dof = dof + (1.0 if fit_intercept else 0.0)
-            resid_dof = ne.n - dof
+            _, rss, _ = backend.ridge_path(lam, V, B, perp, alphas, False)
+            pos = lam > 0
+            resid_dof = np.array(
+                [max(free, 0.0) + float(np.sum(a / (lam[pos] + a))) if a > 0 else free
+                 for a in alphas]
+            )  # fmt: skip
             with np.errstate(divide="ignore", invalid="ignore"):
                 gcv = ne.n * rss / (resid_dof * resid_dof)[:, None]
             gcv[resid_dof <= 0] = np.inf
@@ -329,7 +343,7 @@ class _RidgeProbeBase(BaseEstimator):
         else:
             idx = np.full(k, _argmax_first(joint))
         chosen = np.unique(idx)
-        coefs, _, _ = backend.ridge_path(lam, V, B, ne.cyy, alphas[chosen], True)
+        coefs, _, _ = backend.ridge_path(lam, V, B, perp, alphas[chosen], True)
         pos = np.searchsorted(chosen, idx)
         coef = coefs[pos, :, np.arange(k)].T.copy()  # (d, k)
         intercept = ne.y_mean - ne.x_mean @ coef
@@ -362,7 +376,7 @@ class _RidgeProbeBase(BaseEstimator):
                 raise ValueError(f"fold {f} holds every row; K-fold CV needs rows in other folds.")
             ne = stats.normal_equations(fit_intercept, exclude_fold=f)
             lam, V, B = backend.spectrum(ne.gram, ne.cxy)
-            coefs, _, _ = backend.ridge_path(lam, V, B, ne.cyy, alphas, True)
+            coefs, _, _ = backend.ridge_path(lam, V, B, np.zeros(k), alphas, True)
             intercepts = ne.y_mean[None, :] - np.einsum("d,adk->ak", ne.x_mean, coefs)
             if scoring == "squared_error":
                 # held-out error from the fold's own (shifted) statistics
@@ -522,40 +536,42 @@ class LinearProbe(RegressorMixin, _RidgeProbeBase):
 # ---------------------------------------------------------------------------------- classification
 def _gaussian_calibration(
     stats: SufficientStats, coef: np.ndarray, intercept: np.ndarray
-) -> np.ndarray:
-    """Slope and offset of a logistic map decision -> P(class), from statistics alone.
+) -> float:
+    """Slope `a` of the logistic map decision -> probability, from statistics alone.
 
     Model: within each class the decision value f of a one-vs-rest column is Gaussian with a
-    shared variance (the LDA view of a ridge probe on +-1 codes). Then
-    P(positive | f) = sigmoid(a f + b), a = (m+ - m-)/s^2, b = -(m+^2 - m-^2)/(2 s^2) + log(n+/n-),
-    with class means m+-, pooled within-class variance s^2 of f. All of these are linear or
-    quadratic in the rows, so they come from the sufficient statistics and stream with
-    partial_fit. Returns (2, k): row 0 slopes, row 1 offsets.
+    shared variance (the LDA view of a ridge probe on +-1 codes); the log-odds are then linear
+    in f with slope a_j = (m+ - m-)/s^2 (class means m+-, pooled within-class variance s^2 of f).
+    These moments are linear or quadratic in the rows, so they come from the sufficient
+    statistics and stream with partial_fit. One slope is shared by all columns (the mean of the
+    a_j) and no offset is used, so that probabilities rank classes exactly as the decision
+    values do and `argmax(predict_proba) == predict`.
     """
     raw = stats.normal_equations(fit_intercept=False)
     n = raw.n
     sum_x = stats.shift_x * n + stats.sum_x.sum(axis=0)
     sum_y = stats.shift_y * n + stats.sum_y.sum(axis=0)
-    k = coef.shape[1]
-    out = np.zeros((2, k))
-    for t in range(k):
+    slopes = []
+    for t in range(coef.shape[1]):
         w, c = coef[:, t], intercept[t]
         n_pos = 0.5 * (n + sum_y[t])
         n_neg = n - n_pos
+        if n_pos < 0.5 or n_neg < 0.5:
+            continue
         sum_f = w @ sum_x + n * c
         # sum over positives of x = (sum x + sum x*y) / 2 for codes y in {-1, +1}
         sum_f_pos = 0.5 * (w @ (sum_x + raw.cxy[:, t]) + c * (n + sum_y[t]))
         sum_f_neg = sum_f - sum_f_pos
         sum_f2 = w @ raw.gram @ w + 2.0 * c * (w @ sum_x) + n * c * c
-        if n_pos < 0.5 or n_neg < 0.5:
-            continue
         m_pos, m_neg = sum_f_pos / n_pos, sum_f_neg / n_neg
         within = sum_f2 - n_pos * m_pos**2 - n_neg * m_neg**2
-        total = sum_f2 - sum_f**2 / n
-        s2 = max(within / max(n - 2.0, 1.0), 1e-12 * max(total / n, 1e-300))
-        out[0, t] = (m_pos - m_neg) / s2
-        out[1, t] = -(m_pos**2 - m_neg**2) / (2.0 * s2) + np.log(n_pos / n_neg)
-    return out
+        total = max(sum_f2 - sum_f**2 / n, 0.0)
+        s2 = max(within / max(n - 2.0, 1.0), 1e-12 * total / n, 1e-300)
+        slopes.append((m_pos - m_neg) / s2)
+    slope = float(np.mean(slopes)) if slopes else 1.0
+    if not np.isfinite(slope) or slope <= 0:
+        slope = 1.0  # a probe that does not separate: fall back to the raw decision scale
+    return min(slope, 1e12)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -587,11 +603,13 @@ class LinearProbeClassifier(ClassifierMixin, _RidgeProbeBase):
 
     Notes
     -----
-    `predict_proba` calibrates decision values with a logistic map fitted in closed form from
-    the sufficient statistics: decision values within each class are modelled as Gaussian with
-    a shared variance (see `_gaussian_calibration`); one-vs-rest probabilities are normalised
-    to sum to one. It is monotone in the decision value and streams with `partial_fit`, but it
-    is a model: for calibrated probabilities on held-out data, calibrate on held-out data.
+    `predict_proba` maps decision values f to probabilities with a logistic (binary:
+    sigmoid(a f)) or softmax (multiclass: softmax(a f)) link whose slope `a` is fitted in
+    closed form from the sufficient statistics: decision values within each class are modelled
+    as Gaussian with a shared variance, whose log-odds slope is (m+ - m-)/s^2 (see
+    `_gaussian_calibration`). It has no offset, so the most probable class is always the
+    predicted one; it streams with `partial_fit`. It is a model, not a held-out calibration:
+    for calibrated probabilities, calibrate decision values on held-out data.
 
     Attributes
     ----------
@@ -625,7 +643,9 @@ class LinearProbeClassifier(ClassifierMixin, _RidgeProbeBase):
 
     def _prepare_targets(self, y: Any, n: int, *, first: bool, classes: Any = None):
         if y is None:
-            raise ValueError("y is None; a classifier needs class labels.")
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
         if is_torch_tensor(y):
             y = y.detach().cpu().numpy()
         arr = np.asarray(y)
@@ -647,8 +667,14 @@ class LinearProbeClassifier(ClassifierMixin, _RidgeProbeBase):
                 f"Found input variables with inconsistent numbers of samples: X has {n} rows "
                 f"but y has {arr.shape[0]}."
             )
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise ValueError("Input y contains NaN or infinity.")
+        if arr.dtype.kind == "f":
+            if not np.isfinite(arr).all():
+                raise ValueError("Input y contains NaN or infinity.")
+            if np.any(arr != np.round(arr)):
+                raise ValueError(
+                    "Unknown label type: continuous. LinearProbeClassifier needs class labels "
+                    "(integers or strings); for real-valued targets use LinearProbe."
+                )
         if arr.dtype.kind == "O":
             try:
                 arr = arr.astype(str) if all(isinstance(v, str) for v in arr) else arr
@@ -726,13 +752,14 @@ class LinearProbeClassifier(ClassifierMixin, _RidgeProbeBase):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (n, n_classes) from the documented logistic calibration."""
         dec = self._decision(X)
-        cal = self._solution().calibration
-        p = _sigmoid(dec * cal[0] + cal[1])
-        if p.shape[1] == 1:
+        slope = self._solution().calibration
+        if dec.shape[1] == 1:
+            p = _sigmoid(slope * dec)
             return np.hstack([1.0 - p, p])
-        total = p.sum(axis=1, keepdims=True)
-        total[total == 0] = 1.0
-        return p / total
+        z = slope * dec
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         with np.errstate(divide="ignore"):

@@ -244,39 +244,53 @@ class SufficientStats:
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], backend: str = "auto") -> "SufficientStats":
-        """Read statistics written by `save`. Refuses files from a newer format version."""
+        """Read statistics written by `save`.
+
+        Raises FileNotFoundError for a missing file and ValueError for anything that is not a
+        complete, consistent statistics file (truncated, corrupted, wrong shapes) or that was
+        written by a newer format version.
+        """
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no sufficient-statistics file at {path!r}")
         try:
-            data = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"could not read sufficient statistics from {path!r}: {exc}") from None
-        with data:
-            missing = [k for k in ("format_version", "n_folds", "shift_x", *_FIELDS) if k not in data]
-            if missing:
-                raise ValueError(f"{path!r} is not a SufficientStats file (missing {missing}).")
-            version = int(data["format_version"])
-            if version > FORMAT_VERSION:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: np.asarray(data[key]) for key in data.files}
+        except Exception as exc:  # zipfile.BadZipFile, EOFError, OSError, CRC errors, ...
+            raise ValueError(
+                f"could not read sufficient statistics from {path!r} ({type(exc).__name__}: "
+                f"{exc}); the file is truncated or corrupted."
+            ) from None
+        required = ("format_version", "n_folds", "shift_x", "shift_y", *_FIELDS)
+        missing = [key for key in required if key not in arrays]
+        if missing:
+            raise ValueError(f"{path!r} is not a SufficientStats file (missing {missing}).")
+        version = int(arrays["format_version"])
+        if version > FORMAT_VERSION:
+            raise ValueError(
+                f"{path!r} was written by a newer shallowprobes (format {version}; this "
+                f"version reads up to {FORMAT_VERSION}). Upgrade shallowprobes to load it."
+            )
+        n_folds = int(arrays["n_folds"])
+        shift_x, shift_y = arrays["shift_x"], arrays["shift_y"]
+        if n_folds < 1 or shift_x.ndim != 1 or shift_y.ndim != 1:
+            raise ValueError(f"{path!r}: n_folds or shifts are malformed; the file is corrupt.")
+        d, k, K = shift_x.shape[0], shift_y.shape[0], n_folds
+        expected = {
+            "count": (K,), "sum_x": (K, d), "sum_y": (K, k),
+            "xtx": (K, d, d), "xty": (K, d, k), "yty": (K, k, k),
+        }  # fmt: skip
+        for field, shape in expected.items():
+            arr = arrays[field]
+            if arr.shape != shape or arr.dtype != np.float64:
                 raise ValueError(
-                    f"{path!r} was written by a newer shallowprobes (format {version}; this "
-                    f"version reads up to {FORMAT_VERSION}). Upgrade shallowprobes to load it."
+                    f"{path!r}: field {field} has shape {arr.shape} / dtype {arr.dtype}, "
+                    f"expected {shape} float64; the file is corrupt."
                 )
-            out = cls(int(data["n_folds"]), backend)
-            K = out.n_folds
-            sum_x, sum_y = data["sum_x"], data["sum_y"]
-            d, k = sum_x.shape[1], sum_y.shape[1]
-            expected = {
-                "count": (K,), "sum_x": (K, d), "sum_y": (K, k),
-                "xtx": (K, d, d), "xty": (K, d, k), "yty": (K, k, k),
-            }  # fmt: skip
-            out._allocate(d, k, data["shift_x"], data["shift_y"])
-            for field, shape in expected.items():
-                arr = data[field]
-                if arr.shape != shape or arr.dtype != np.float64:
-                    raise ValueError(
-                        f"{path!r}: field {field} has shape {arr.shape} / dtype {arr.dtype}, "
-                        f"expected {shape} float64; the file is corrupt."
-                    )
-                getattr(out, field)[...] = arr
-            out.rows_seen = int(data["rows_seen"]) if "rows_seen" in data else out.n_samples
+        out = cls(n_folds, backend)
+        out._allocate(d, k, shift_x, shift_y)
+        for field in expected:
+            getattr(out, field)[...] = arrays[field]
+        out.rows_seen = int(arrays["rows_seen"]) if "rows_seen" in arrays else out.n_samples
         return out
 
     def __repr__(self) -> str:
