@@ -2,10 +2,11 @@
 //!
 //! All accumulation is in f64 whatever the input dtype. The work is split in a way that does
 //! not depend on the number of threads — fixed row blocks processed in order, and within a
-//! block fixed column panels of the Gram, each computed by one thread — so the result is the
-//! same bit for bit with 1 or 64 threads.
+//! block a GEMM that splits only the output between threads — so the result is the same bit
+//! for bit with 1 or 64 threads.
 
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
@@ -159,12 +160,6 @@ pub fn block_rows(d: usize) -> usize {
     (4_194_304 / d.max(1)).clamp(256, 4096)
 }
 
-/// Width of the Gram column panels that threads share out; depends on d only.
-pub fn panel_width(d: usize) -> usize {
-    let w = d.div_ceil(16).div_ceil(32) * 32;
-    w.clamp(32, 256)
-}
-
 /// Whether every entry is finite (parallel over row blocks, no allocation).
 pub fn all_finite<T: Element>(x: MatRef<'_, T>) -> bool {
     let n = x.nrows();
@@ -227,7 +222,10 @@ pub fn accumulate<T: Element>(
 
     let StatsMut { count, sum_x, sum_y, xtx, xty, yty, .. } = out;
     let bs = block_rows(d);
-    let pw = panel_width(d);
+    let par = match rayon::current_num_threads() {
+        0 | 1 => Par::Seq,
+        n => Par::rayon(n),
+    };
     // Column-major staging buffers of one block (xb is m × d, yb is m × k, leading dimension m):
     // with this layout XbᵀXb reads a row-major left operand and a column-major right operand,
     // the combination faer's GEMM runs fastest (measured ≈2× faster than row-major staging).
@@ -248,7 +246,7 @@ pub fn accumulate<T: Element>(
             stage_block(x, y, chunk, shift_x, shift_y, &mut xb[..m * d], &mut yb[..m * k]);
             let xbr = col_major(&xb[..m * d], m, d);
             let ybr = col_major(&yb[..m * k], m, k);
-            gram_panels(xbr, ybr, g, gxy, pw);
+            gram_update(xbr, ybr, g, gxy, par);
             column_sums_add(xbr, sx);
             column_sums_add(ybr, sy);
             // YᵀY is k × k: tiny, sequential.
@@ -275,10 +273,19 @@ fn row_major_mut(buf: &mut [f64], nrows: usize, ncols: usize) -> MatMut<'_, f64>
     unsafe { MatMut::from_raw_parts_mut(buf.as_mut_ptr(), nrows, ncols, ncols as isize, 1) }
 }
 
+/// Raw pointer to the staging buffer that tasks writing disjoint rows may share.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f64);
+// SAFETY: each task writes a disjoint set of rows of the buffer (see `stage_block`).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
 /// Copies the chosen rows into the column-major staging buffers as f64, minus the shifts.
 ///
-/// Parallel over tiles of 16 columns: each task reads a short contiguous run of every row (for
-/// C-ordered X) and writes 16 sequential column streams.
+/// Parallel over groups of 64 rows: each task reads its rows front to back (sequential,
+/// prefetcher-friendly for C-ordered X) and writes them as a tiled 64×64 transpose, so both
+/// the reads and the writes use whole cache lines. (Walking all rows per column tile instead
+/// made staging as slow as the GEMM itself: every read was a cache and TLB miss.)
 fn stage_block<T: Element>(
     x: MatRef<'_, T>,
     y: MatRef<'_, f64>,
@@ -288,16 +295,24 @@ fn stage_block<T: Element>(
     xb: &mut [f64],
     yb: &mut [f64],
 ) {
-    const TILE: usize = 16;
+    const TILE: usize = 64;
     let m = rows.len();
+    let d = shift_x.len();
     let k = shift_y.len();
-    xb.par_chunks_mut(TILE * m).enumerate().for_each(|(c, dst)| {
-        let j0 = c * TILE;
-        let w = dst.len() / m;
-        for (i, &r) in rows.iter().enumerate() {
-            let row = x.row(r);
-            for jj in 0..w {
-                dst[jj * m + i] = row[j0 + jj].to_f64() - shift_x[j0 + jj];
+    assert!(xb.len() == m * d && yb.len() == m * k);
+    let out = SharedOut(xb.as_mut_ptr());
+    rows.par_chunks(TILE).enumerate().for_each(|(g, group)| {
+        let out = out;
+        let i0 = g * TILE;
+        for j0 in (0..d).step_by(TILE) {
+            let j1 = (j0 + TILE).min(d);
+            for (ii, &r) in group.iter().enumerate() {
+                let row = x.row(r);
+                for j in j0..j1 {
+                    // SAFETY: (i0 + ii, j) is inside the m × d buffer, and row i0 + ii belongs
+                    // to this task only.
+                    unsafe { *out.0.add(j * m + i0 + ii) = row[j].to_f64() - shift_x[j] };
+                }
             }
         }
     });
@@ -309,35 +324,30 @@ fn stage_block<T: Element>(
     }
 }
 
-/// Lower-triangle Gram update G += XbᵀXb and XᵀY update, split into fixed column panels.
+/// Lower-triangle Gram update G += XbᵀXb (half the flops of a full GEMM) and XᵀY += Xbᵀ Yb.
 ///
-/// Panel p owns Gram columns [j0, j1) and rows [j0, d) of them, plus rows [j0, j1) of XᵀY; each
-/// panel is one sequential GEMM, so the summation order of every entry is fixed.
-fn gram_panels(xb: MatRef<'_, f64>, yb: MatRef<'_, f64>, g: &mut [f64], gxy: &mut [f64], pw: usize) {
+/// faer's triangular GEMM splits the *output* between threads and keeps each entry's reduction
+/// order fixed, so the result does not depend on the thread count (the tests check this bit
+/// for bit with 1, 2 and 3 threads).
+fn gram_update(xb: MatRef<'_, f64>, yb: MatRef<'_, f64>, g: &mut [f64], gxy: &mut [f64], par: Par) {
     let d = xb.ncols();
     let k = yb.ncols();
-    // G is stored so that column j of the (symmetric) Gram is the contiguous slice g[j*d..].
-    let g_panels = g.par_chunks_mut(pw * d);
-    let xy_panels = gxy.par_chunks_mut((pw * k).max(1));
-    let run = |p: usize, g_panel: &mut [f64], xy_panel: Option<&mut [f64]>| {
-        let j0 = p * pw;
-        let w = g_panel.len() / d;
-        // SAFETY: g_panel holds columns [j0, j0+w) of a column-major d×d matrix.
-        let gp = unsafe {
-            MatMut::from_raw_parts_mut(g_panel.as_mut_ptr().add(j0), d - j0, w, 1, d as isize)
-        };
-        let lhs = xb.subcols(j0, d - j0).transpose();
-        let rhs = xb.subcols(j0, w);
-        matmul(gp, Accum::Add, lhs, rhs, 1.0, Par::Seq);
-        if let Some(xy) = xy_panel {
-            let xyp = row_major_mut(xy, w, k);
-            matmul(xyp, Accum::Add, rhs.transpose(), yb, 1.0, Par::Seq);
-        }
-    };
-    if k == 0 {
-        g_panels.enumerate().for_each(|(p, gp)| run(p, gp, None));
-    } else {
-        g_panels.zip(xy_panels).enumerate().for_each(|(p, (gp, xy))| run(p, gp, Some(xy)));
+    // SAFETY: g holds a d×d matrix; column-major and row-major views coincide up to transpose
+    // and only the lower triangle is written (then mirrored).
+    let gm = unsafe { MatMut::from_raw_parts_mut(g.as_mut_ptr(), d, d, 1, d as isize) };
+    triangular::matmul(
+        gm,
+        BlockStructure::TriangularLower,
+        Accum::Add,
+        xb.transpose(),
+        BlockStructure::Rectangular,
+        xb,
+        BlockStructure::Rectangular,
+        1.0,
+        par,
+    );
+    if k > 0 {
+        matmul(row_major_mut(gxy, d, k), Accum::Add, xb.transpose(), yb, 1.0, par);
     }
 }
 
