@@ -42,8 +42,8 @@ measured GEMM peak):
   input also numpy float32 ``X.T @ X`` and the float64 upcast ``Xd = X.astype(float64);
   Xd.T @ Xd`` (upcast time included). FLOP convention: a GEMM C = A B of shapes (m x k)(k x n)
   counts 2 m n k flops, so the Gram of an n x d matrix is 2 n d^2 "GEMM-equivalent" flops,
-  and the peak is measured the same way (best of 5 square 2048 float64 matmuls at the start
-  and 5 at the end of the run, numpy and torch, the faster one). A symmetric rank-n update
+  and the peak is measured the same way (square 2048 float64 matmuls, numpy and torch, best of
+  8 at the start of the run and 8 after each data set, the fastest seen). A symmetric rank-n update
   (syrk) needs only half of that, n d^2 useful flops: "frac peak" is (2 n d^2 / t) / peak, so
   1.0 means "as fast as a GEMM at peak computing the full product" and an ideal syrk could
   approach 2.0; "useful frac" is half of that (1.0 = every flop the symmetric update really
@@ -256,7 +256,7 @@ def time_round_robin(
     return med, spread, results
 
 
-def gemm_peak_gflops(size: int = 2048, tries: int = 5) -> dict[str, float]:
+def gemm_peak_gflops(size: int = 2048, tries: int = 8) -> dict[str, float]:
     """Best-of-`tries` float64 square matmul rate, 2 m n k flops, numpy and (if present) torch."""
     rng = np.random.default_rng(1)
     a = rng.standard_normal((size, size))
@@ -428,7 +428,8 @@ def fe(x: Optional[float]) -> str:
 
 
 def case_name(dtype: str, n: int, d: int, k: int) -> str:
-    return f"{dtype} n={n // 1000}k d={d} k={k}"
+    size = f"{n / 1000:g}k" if n >= 1000 else str(n)
+    return f"{dtype} n={size} d={d} k={k}"
 
 
 # ---------------------------------------------------------------------------------- main
@@ -618,7 +619,7 @@ class Bench:
             other = fit_ours(Xo, Y, grid, "gcv", OURS)
             del Xo
             c32, c64 = (ours, other) if dtype == "float32" else (other, ours)
-        else:  # the other dtype comes later in this run
+        else:  # the other dtype comes later in this run: reported on its row
             c32 = c64 = None
         d3264 = None
         if c32 is not None and c64 is not None:
@@ -634,7 +635,8 @@ class Bench:
             sk_cell = fe(reldiff(predict(mine, X), predict(sk, X))) + star
             same = "yes" if sk[2] == ours[2] else "no"
         self.acc_rows.append([
-            name, str(int(np.argmin(np.abs(grid - ours[2])))), fe(d3264),
+            name, str(int(np.argmin(np.abs(grid - ours[2])))),
+            fe(d3264) if c32 is not None else f"(on {other_dtype})",
             fe(reldiff(ours[0], res["ref_gcv"][0])),
             fe(reldiff(res["ours_kf"][0], res["ref_kf"][0])), fe(d_torch), sk_cell, same,
         ])  # fmt: skip
@@ -701,7 +703,7 @@ class Bench:
             f"ours = shallowprobes {ours_backend_label()}",
             f"alpha grid: logspace(-3, 4, {N_ALPHAS}) x mean eigenvalue of the centred Gram "
             f"(same for all); {KFOLD}fold = exact K-fold from statistics",
-            "float64 GEMM peak (2mnk flops, 2048^2, best of 5 at start and 5 at end): "
+            "float64 GEMM peak (2mnk flops, 2048^2, best of 8 at start and after each data set): "
             + ", ".join(f"{lib} {v:.1f} GFLOP/s" for lib, v in peak.items())
             + f" -> peak = {self.peak_best:.1f}",
             "",
@@ -763,10 +765,10 @@ def run(args: argparse.Namespace) -> dict:
     for n in args.ns:
         for d in args.ds:
             bench.data_set(n, d)
-    # A shared machine may have been busy during the first measurement: measure the peak again
-    # and use the best of both (the Gram columns are computed from it at report time).
-    for lib, v in gemm_peak_gflops().items():
-        peak[lib] = max(peak.get(lib, 0.0), v)
+            # A shared machine may be busy during any one measurement: measure the peak again
+            # after each data set and use the best seen (the Gram columns use it at the end).
+            for lib, v in gemm_peak_gflops().items():
+                peak[lib] = max(peak.get(lib, 0.0), v)
     bench.set_peak(peak)
     print(bench.report(), flush=True)
     result = {

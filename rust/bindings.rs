@@ -27,19 +27,33 @@ fn view<'a, T: numpy::Element>(a: &'a PyReadonlyArray2<'_, T>) -> MatRef<'a, T> 
     unsafe { MatRef::from_raw_parts(v.as_ptr(), r, c, s[0], s[1]) }
 }
 
-fn slice_of<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, what: &str) -> PyResult<&'a [T]> {
-    a.as_slice().map_err(|_| value_err(format!("{what} must be contiguous")))
+fn slice_of<'a, T: numpy::Element>(
+    a: &'a PyReadonlyArray1<'_, T>,
+    what: &str,
+) -> PyResult<&'a [T]> {
+    a.as_slice()
+        .map_err(|_| value_err(format!("{what} must be contiguous")))
 }
 
 fn to_numpy2<'py>(py: Python<'py>, m: MatRef<'_, f64>) -> Bound<'py, PyArray2<f64>> {
     let (r, c) = (m.nrows(), m.ncols());
-    let data: Vec<f64> = (0..r).flat_map(|i| (0..c).map(move |j| m[(i, j)])).collect();
-    PyArray1::from_vec(py, data).reshape([r, c]).expect("size matches by construction")
+    let data: Vec<f64> = (0..r)
+        .flat_map(|i| (0..c).map(move |j| m[(i, j)]))
+        .collect();
+    PyArray1::from_vec(py, data)
+        .reshape([r, c])
+        .expect("size matches by construction")
 }
 
-fn rows_to_numpy2<'py>(py: Python<'py>, rows: &[Vec<f64>], ncols: usize) -> Bound<'py, PyArray2<f64>> {
+fn rows_to_numpy2<'py>(
+    py: Python<'py>,
+    rows: &[Vec<f64>],
+    ncols: usize,
+) -> Bound<'py, PyArray2<f64>> {
     let data: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-    PyArray1::from_vec(py, data).reshape([rows.len(), ncols]).expect("size matches")
+    PyArray1::from_vec(py, data)
+        .reshape([rows.len(), ncols])
+        .expect("size matches")
 }
 
 fn owned_mat(m: MatRef<'_, f64>) -> Mat<f64> {
@@ -74,7 +88,10 @@ fn pool<R: Send>(f: impl FnOnce(faer::Par) -> R + Send) -> PyResult<R> {
 /// Whether every entry of a 2-D float array is finite.
 #[pyfunction]
 fn all_finite(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool> {
-    fn run<T: Element + numpy::Element>(py: Python<'_>, a: &PyReadonlyArray2<'_, T>) -> PyResult<bool> {
+    fn run<T: Element + numpy::Element>(
+        py: Python<'_>,
+        a: &PyReadonlyArray2<'_, T>,
+    ) -> PyResult<bool> {
         let m = view(a);
         py.detach(|| pool(|_| stats::all_finite(m)))
     }
@@ -149,10 +166,16 @@ fn spectrum<'py>(
     py: Python<'py>,
     gram: PyReadonlyArray2<'py, f64>,
     cxy: PyReadonlyArray2<'py, f64>,
-) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>)> {
+) -> PyResult<(
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray2<f64>>,
+    Bound<'py, PyArray2<f64>>,
+)> {
     let g = view(&gram);
     let c = view(&cxy);
-    let spec = py.detach(|| pool(|par| ridge::spectrum(g, c, par)))?.map_err(core_err)?;
+    let spec = py
+        .detach(|| pool(|par| ridge::spectrum(g, c, par)))?
+        .map_err(core_err)?;
     Ok((
         PyArray1::from_vec(py, spec.lam.clone()),
         to_numpy2(py, spec.v.as_ref()),
@@ -177,7 +200,11 @@ fn spectrum_from(
             bm.ncols()
         )));
     }
-    Ok(Spectrum { lam, v: owned_mat(vm), b: owned_mat(bm) })
+    Ok(Spectrum {
+        lam,
+        v: owned_mat(vm),
+        b: owned_mat(bm),
+    })
 }
 
 /// Coefficients (A, d, k) or None, RSS (A, k) and dof (A,) for every alpha.
@@ -192,7 +219,11 @@ fn ridge_path<'py>(
     perp: PyReadonlyArray1<'py, f64>,
     alphas: PyReadonlyArray1<'py, f64>,
     with_coefs: bool,
-) -> PyResult<(Option<Bound<'py, PyArray3<f64>>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>)> {
+) -> PyResult<(
+    Option<Bound<'py, PyArray3<f64>>>,
+    Bound<'py, PyArray2<f64>>,
+    Bound<'py, PyArray1<f64>>,
+)> {
     let spec = spectrum_from(&lam, &v, &b)?;
     let perp = slice_of(&perp, "perp")?.to_vec();
     let alphas = slice_of(&alphas, "alphas")?.to_vec();
@@ -213,7 +244,11 @@ fn ridge_path<'py>(
     } else {
         None
     };
-    Ok((coefs, rows_to_numpy2(py, &path.rss, k), PyArray1::from_vec(py, path.dof)))
+    Ok((
+        coefs,
+        rows_to_numpy2(py, &path.rss, k),
+        PyArray1::from_vec(py, path.dof),
+    ))
 }
 
 /// Sum of squared errors (A, k) of models on rows known through their (shifted) statistics.
@@ -232,12 +267,19 @@ fn heldout_sse<'py>(
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let c = coefs.as_array();
     let (na, d, k) = c.dim();
-    let models: Vec<Mat<f64>> = (0..na).map(|a| Mat::from_fn(d, k, |i, t| c[[a, i, t]])).collect();
+    let models: Vec<Mat<f64>> = (0..na)
+        .map(|a| Mat::from_fn(d, k, |i, t| c[[a, i, t]]))
+        .collect();
     let o = offsets.as_array();
     if o.dim() != (na, k) {
-        return Err(value_err(format!("offsets have shape {:?}, expected ({na}, {k})", o.dim())));
+        return Err(value_err(format!(
+            "offsets have shape {:?}, expected ({na}, {k})",
+            o.dim()
+        )));
     }
-    let offs: Vec<Vec<f64>> = (0..na).map(|a| (0..k).map(|t| o[[a, t]]).collect()).collect();
+    let offs: Vec<Vec<f64>> = (0..na)
+        .map(|a| (0..k).map(|t| o[[a, t]]).collect())
+        .collect();
     let fold = FoldStats {
         xtx: view(&xtx),
         xty: view(&xty),
@@ -246,7 +288,10 @@ fn heldout_sse<'py>(
         sum_y: slice_of(&sum_y, "sum_y")?,
         n,
     };
-    if fold.xtx.nrows() != d || fold.xty.ncols() != k || fold.sum_x.len() != d || fold.sum_y.len() != k
+    if fold.xtx.nrows() != d
+        || fold.xty.ncols() != k
+        || fold.sum_x.len() != d
+        || fold.sum_y.len() != k
     {
         return Err(value_err("fold statistics and models disagree in shape"));
     }
@@ -297,7 +342,7 @@ fn loo_predictions<'py>(
         }
     };
     result.map_err(core_err)?;
-    Ok(PyArray1::from_vec(py, out).reshape([alphas_v.len(), n, k])?)
+    PyArray1::from_vec(py, out).reshape([alphas_v.len(), n, k])
 }
 
 /// Use n threads in the core (0 = one per core).

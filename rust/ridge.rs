@@ -125,7 +125,14 @@ pub fn ridge_path(
                 }
             }
             let mut w = Mat::<f64>::zeros(d, k);
-            matmul(w.as_mut(), Accum::Replace, spec.v.as_ref(), scaled.as_ref(), 1.0, par);
+            matmul(
+                w.as_mut(),
+                Accum::Replace,
+                spec.v.as_ref(),
+                scaled.as_ref(),
+                1.0,
+                par,
+            );
             coefs.push(w);
         }
     }
@@ -159,7 +166,11 @@ pub fn heldout_sse(
     let mut gw = Mat::<f64>::zeros(d, k);
     for (w, c) in coefs.iter().zip(offsets) {
         if w.nrows() != d || w.ncols() != k || c.len() != k {
-            return Err(format!("model has shape {}×{}, expected {d}×{k}", w.nrows(), w.ncols()));
+            return Err(format!(
+                "model has shape {}×{}, expected {d}×{k}",
+                w.nrows(),
+                w.ncols()
+            ));
         }
         matmul(gw.as_mut(), Accum::Replace, fold.xtx, *w, 1.0, par);
         let mut row = Vec::with_capacity(k);
@@ -171,7 +182,8 @@ pub fn heldout_sse(
                 wsx += w[(j, t)] * fold.sum_x[j];
             }
             let lin = fold.sum_y[t] - wsx;
-            let sse = fold.yty_diag[t] - 2.0 * cross + quad - 2.0 * c[t] * lin + fold.n * c[t] * c[t];
+            let sse =
+                fold.yty_diag[t] - 2.0 * cross + quad - 2.0 * c[t] * lin + fold.n * c[t] * c[t];
             row.push(sse.max(0.0));
         }
         out.push(row);
@@ -209,7 +221,11 @@ pub fn loo_predictions<T: Element>(
     if y.nrows() != n || spec.b.ncols() != k || out.len() != n_alphas * n * k {
         return Err("LOO output or targets have the wrong shape".into());
     }
-    let base = if model.fit_intercept { 1.0 / model.n_total } else { 0.0 };
+    let base = if model.fit_intercept {
+        1.0 / model.n_total
+    } else {
+        0.0
+    };
     let bs = crate::stats::block_rows(d);
     let mut xc = Mat::<f64>::zeros(bs, d);
     let mut z = Mat::<f64>::zeros(bs, d);
@@ -233,7 +249,14 @@ pub fn loo_predictions<T: Element>(
             }
         }
         let zb = z.as_mut().subrows_mut(0, m);
-        matmul(zb, Accum::Replace, xc.as_ref().subrows(0, m), spec.v.as_ref(), 1.0, par);
+        matmul(
+            zb,
+            Accum::Replace,
+            xc.as_ref().subrows(0, m),
+            spec.v.as_ref(),
+            1.0,
+            par,
+        );
         let zb = z.as_ref().subrows(0, m);
         for i in 0..m {
             for j in 0..d {
@@ -241,7 +264,14 @@ pub fn loo_predictions<T: Element>(
             }
         }
         let lb = lev.as_mut().subrows_mut(0, m);
-        matmul(lb, Accum::Replace, z2.as_ref().subrows(0, m), r_mat.as_ref(), 1.0, par);
+        matmul(
+            lb,
+            Accum::Replace,
+            z2.as_ref().subrows(0, m),
+            r_mat.as_ref(),
+            1.0,
+            par,
+        );
         for (a, r) in inv.iter().enumerate() {
             for t in 0..k {
                 for j in 0..d {

@@ -220,7 +220,15 @@ pub fn accumulate<T: Element>(
         }
     };
 
-    let StatsMut { count, sum_x, sum_y, xtx, xty, yty, .. } = out;
+    let StatsMut {
+        count,
+        sum_x,
+        sum_y,
+        xtx,
+        xty,
+        yty,
+        ..
+    } = out;
     let bs = block_rows(d);
     let par = match rayon::current_num_threads() {
         0 | 1 => Par::Seq,
@@ -243,7 +251,15 @@ pub fn accumulate<T: Element>(
         let sy = &mut sum_y[f * k..(f + 1) * k];
         for chunk in rows.chunks(bs) {
             let m = chunk.len();
-            stage_block(x, y, chunk, shift_x, shift_y, &mut xb[..m * d], &mut yb[..m * k]);
+            stage_block(
+                x,
+                y,
+                chunk,
+                shift_x,
+                shift_y,
+                &mut xb[..m * d],
+                &mut yb[..m * k],
+            );
             let xbr = col_major(&xb[..m * d], m, d);
             let ybr = col_major(&yb[..m * k], m, k);
             gram_update(xbr, ybr, g, gxy, par);
@@ -280,6 +296,13 @@ struct SharedOut(*mut f64);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
+impl SharedOut {
+    // A method (not field access) so closures capture the Send/Sync wrapper, not the raw pointer.
+    fn get(self) -> *mut f64 {
+        self.0
+    }
+}
+
 /// Copies the chosen rows into the column-major staging buffers as f64, minus the shifts.
 ///
 /// Parallel over groups of 64 rows: each task reads its rows front to back (sequential,
@@ -302,7 +325,7 @@ fn stage_block<T: Element>(
     assert!(xb.len() == m * d && yb.len() == m * k);
     let out = SharedOut(xb.as_mut_ptr());
     rows.par_chunks(TILE).enumerate().for_each(|(g, group)| {
-        let out = out;
+        let base = out.get();
         let i0 = g * TILE;
         for j0 in (0..d).step_by(TILE) {
             let j1 = (j0 + TILE).min(d);
@@ -311,7 +334,7 @@ fn stage_block<T: Element>(
                 for j in j0..j1 {
                     // SAFETY: (i0 + ii, j) is inside the m × d buffer, and row i0 + ii belongs
                     // to this task only.
-                    unsafe { *out.0.add(j * m + i0 + ii) = row[j].to_f64() - shift_x[j] };
+                    unsafe { *base.add(j * m + i0 + ii) = row[j].to_f64() - shift_x[j] };
                 }
             }
         }
@@ -347,7 +370,14 @@ fn gram_update(xb: MatRef<'_, f64>, yb: MatRef<'_, f64>, g: &mut [f64], gxy: &mu
         par,
     );
     if k > 0 {
-        matmul(row_major_mut(gxy, d, k), Accum::Add, xb.transpose(), yb, 1.0, par);
+        matmul(
+            row_major_mut(gxy, d, k),
+            Accum::Add,
+            xb.transpose(),
+            yb,
+            1.0,
+            par,
+        );
     }
 }
 

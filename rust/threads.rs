@@ -11,7 +11,11 @@ fn default_threads() -> usize {
         .ok()
         .and_then(|s| s.parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
 
 fn build(n: usize) -> Result<Arc<ThreadPool>, String> {
@@ -48,7 +52,11 @@ pub fn num_threads() -> usize {
 /// Runs `f` inside the core's pool, handing it the matching faer parallelism.
 pub fn install<R: Send>(f: impl FnOnce(faer::Par) -> R + Send) -> Result<R, String> {
     let (n, p) = pool()?;
-    let par = if n <= 1 { faer::Par::Seq } else { faer::Par::rayon(n) };
+    let par = if n <= 1 {
+        faer::Par::Seq
+    } else {
+        faer::Par::rayon(n)
+    };
     Ok(p.install(|| {
         // faer's high-level decompositions read the global setting; keep it in step.
         faer::set_global_parallelism(par);

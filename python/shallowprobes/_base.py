@@ -51,7 +51,7 @@ else:  # pragma: no cover
         def get_params(self, deep: bool = True) -> dict[str, Any]:
             return {name: getattr(self, name) for name in self._get_param_names()}
 
-        def set_params(self, **params: Any) -> "BaseEstimator":
+        def set_params(self, **params: Any) -> BaseEstimator:
             valid = self._get_param_names()
             for key, value in params.items():
                 if key not in valid:

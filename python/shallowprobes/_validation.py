@@ -134,9 +134,7 @@ def check_targets(
 ) -> tuple[np.ndarray, bool]:
     """Return regression targets as a C-contiguous float64 (n, k) array and whether y was 1-D."""
     if y is None:
-        raise ValueError(
-            f"{owner} requires {name} to be passed, but the target {name} is None."
-        )
+        raise ValueError(f"{owner} requires {name} to be passed, but the target {name} is None.")
     if _is_sparse(y):
         raise TypeError(f"{name} is a sparse matrix; sparse targets are not supported.")
     if is_torch_tensor(y):

@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> None:
         probe = LinearProbe(cv=cv, alpha_per_target=True)
         _, t = _timed(lambda probe=probe: probe.fit(Xtr, data.y_train))
         r2 = probe.score(Xte, data.y_test)
-        print(f"   cv={cv!s:4}  test R^2 = {r2:.4f}   fit {t:6.2f} s   "
-              f"alphas chosen: {np.array2string(np.asarray(probe.alpha_), precision=1)}")
+        print(
+            f"   cv={cv!s:4}  test R^2 = {r2:.4f}   fit {t:6.2f} s   "
+            f"alphas chosen: {np.array2string(np.asarray(probe.alpha_), precision=1)}"
+        )
 
     print("\n2. Streaming: partial_fit over 10 chunks equals fit on all rows")
     stream = LinearProbe(cv=5, alpha_per_target=True)
@@ -58,22 +60,28 @@ def main(argv: list[str] | None = None) -> None:
     _, t = _timed(lambda: clf.fit(Xtr[:8000], data.labels_train[:8000]))
     acc = clf.score(Xte, data.labels_test)
     proba = clf.predict_proba(Xte[:1])[0]
-    print(f"   test accuracy {acc:.3f} (chance 0.333), fit {t:.2f} s, alpha {clf.alpha_:.3g}, "
-          f"P(first test row) = {np.array2string(proba, precision=3)}")
+    print(
+        f"   test accuracy {acc:.3f} (chance 0.333), fit {t:.2f} s, alpha {clf.alpha_:.3g}, "
+        f"P(first test row) = {np.array2string(proba, precision=3)}"
+    )
 
     print("\n4. Same fit (GCV, 19 alphas, all concepts), same data, three implementations")
     ours, t_ours = _timed(lambda: LinearProbe(cv="gcv").fit(Xtr, data.y_train))
     ref, t_np = _timed(lambda: LinearProbe(cv="gcv", backend="numpy").fit(Xtr, data.y_train))
     agree = np.abs(ours.coef_ - ref.coef_).max() / np.abs(ref.coef_).max()
     print(f"   shallowprobes (rust) {t_ours:6.2f} s")
-    print(f"   numpy reference      {t_np:6.2f} s   ratio {t_np / t_ours:5.2f}x   "
-          f"(coefficients agree to {agree:.1e})")
+    print(
+        f"   numpy reference      {t_np:6.2f} s   ratio {t_np / t_ours:5.2f}x   "
+        f"(coefficients agree to {agree:.1e})"
+    )
     try:
         from sklearn.linear_model import RidgeCV
 
         sk, t_sk = _timed(lambda: RidgeCV(alphas=ours.alphas_).fit(Xtr, data.y_train))
-        print(f"   scikit-learn RidgeCV {t_sk:6.2f} s   ratio {t_sk / t_ours:5.2f}x   "
-              f"(alpha {sk.alpha_:.3g} vs ours {ours.alpha_:.3g}; LOO vs GCV)")
+        print(
+            f"   scikit-learn RidgeCV {t_sk:6.2f} s   ratio {t_sk / t_ours:5.2f}x   "
+            f"(alpha {sk.alpha_:.3g} vs ours {ours.alpha_:.3g}; LOO vs GCV)"
+        )
     except ImportError:
         print("   scikit-learn not installed: skipping the RidgeCV comparison")
 

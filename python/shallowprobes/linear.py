@@ -20,7 +20,6 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ._backends import get_backend
-from ._numpy_backend import residual_outside_span
 from ._base import (
     BaseEstimator,
     ClassifierMixin,
@@ -28,6 +27,7 @@ from ._base import (
     NotFittedError,
     RegressorMixin,
 )
+from ._numpy_backend import residual_outside_span
 from ._validation import check_fold_ids, check_targets, check_X, is_torch_tensor
 from .stats import SufficientStats
 
@@ -196,7 +196,7 @@ class _RidgeProbeBase(BaseEstimator):
         Y, one_d = check_targets(y, n, owner=type(self).__name__)
         return Y, None, {"y_1d": one_d}
 
-    def fit(self, X: Any, y: Any, fold_ids: Any = None) -> "_RidgeProbeBase":
+    def fit(self, X: Any, y: Any, fold_ids: Any = None) -> _RidgeProbeBase:
         """Fit on all rows at once, selecting alpha by the chosen cv.
 
         fold_ids (optional, with integer cv=K): the fold of each row, e.g. to keep all rows of
@@ -229,7 +229,7 @@ class _RidgeProbeBase(BaseEstimator):
         self.n_features_in_ = Xa.shape[1]
         return self
 
-    def partial_fit(self, X: Any, y: Any, **kwargs: Any) -> "_RidgeProbeBase":
+    def partial_fit(self, X: Any, y: Any, **kwargs: Any) -> _RidgeProbeBase:
         """Add a chunk of rows to the statistics; the solve happens at first use.
 
         With integer cv=K, row i (counted across all chunks) goes to fold i % K, so any
@@ -254,14 +254,11 @@ class _RidgeProbeBase(BaseEstimator):
                 )
             if Y.shape[1] != stats.n_targets:
                 raise ValueError(
-                    f"y has {Y.shape[1]} target column(s) but earlier chunks had "
-                    f"{stats.n_targets}."
+                    f"y has {Y.shape[1]} target column(s) but earlier chunks had {stats.n_targets}."
                 )
         folds = None
         if K > 1:
-            folds = (np.arange(stats.rows_seen, stats.rows_seen + Xa.shape[0]) % K).astype(
-                np.int64
-            )
+            folds = (np.arange(stats.rows_seen, stats.rows_seen + Xa.shape[0]) % K).astype(np.int64)
         stats._accumulate_validated(Xa, Y, folds)
         self._stats = stats
         self._solution_cache = None
@@ -534,9 +531,7 @@ class LinearProbe(RegressorMixin, _RidgeProbeBase):
 
 
 # ---------------------------------------------------------------------------------- classification
-def _gaussian_calibration(
-    stats: SufficientStats, coef: np.ndarray, intercept: np.ndarray
-) -> float:
+def _gaussian_calibration(stats: SufficientStats, coef: np.ndarray, intercept: np.ndarray) -> float:
     """Slope `a` of the logistic map decision -> probability, from statistics alone.
 
     Model: within each class the decision value f of a one-vs-rest column is Gaussian with a
@@ -688,8 +683,9 @@ class LinearProbeClassifier(ClassifierMixin, _RidgeProbeBase):
             if cls.size < 2:
                 raise ValueError(
                     f"Classifier needs samples of at least 2 classes in the data, but the data "
-                    f"contains only one class: {cls[0]!r}." if cls.size == 1 else
-                    "Classifier needs at least 2 classes; got none."
+                    f"contains only one class: {cls[0]!r}."
+                    if cls.size == 1
+                    else "Classifier needs at least 2 classes; got none."
                 )
         else:
             cls = self.classes_
@@ -708,11 +704,11 @@ class LinearProbeClassifier(ClassifierMixin, _RidgeProbeBase):
             Y[np.arange(n), idx_clipped] = 1.0
         return Y, idx_clipped, {"classes": cls}
 
-    def fit(self, X: Any, y: Any, fold_ids: Any = None) -> "LinearProbeClassifier":
+    def fit(self, X: Any, y: Any, fold_ids: Any = None) -> LinearProbeClassifier:
         super().fit(X, y, fold_ids=fold_ids)
         return self
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> "LinearProbeClassifier":
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> LinearProbeClassifier:
         """Add a chunk of labelled rows. The first call must name all classes (``classes=``)
         unless this chunk already contains every class."""
         super().partial_fit(X, y, classes=classes)

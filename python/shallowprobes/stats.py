@@ -88,9 +88,7 @@ class SufficientStats:
     def n_samples(self) -> int:
         return 0 if self.count is None else int(round(float(self.count.sum())))
 
-    def update(
-        self, X: Any, Y: Any = None, fold_ids: Any = None
-    ) -> "SufficientStats":
+    def update(self, X: Any, Y: Any = None, fold_ids: Any = None) -> SufficientStats:
         """Add the rows of X (and targets Y) to the statistics; returns self.
 
         X: (n, d) float32/float64 (any layout; other real dtypes are converted). Y: (n,) or
@@ -135,7 +133,7 @@ class SufficientStats:
         self.rows_seen += X.shape[0]
 
     # ------------------------------------------------------------------ merging
-    def _check_compatible(self, other: "SufficientStats") -> None:
+    def _check_compatible(self, other: SufficientStats) -> None:
         if not isinstance(other, SufficientStats):
             raise TypeError(f"can only merge SufficientStats, got {type(other).__name__}.")
         if self.n_folds != other.n_folds:
@@ -150,7 +148,7 @@ class SufficientStats:
                     f"(d={other.n_features}, k={other.n_targets})."
                 )
 
-    def copy(self) -> "SufficientStats":
+    def copy(self) -> SufficientStats:
         out = SufficientStats(self.n_folds, self.backend)
         out.rows_seen = self.rows_seen
         if self.count is not None:
@@ -159,7 +157,7 @@ class SufficientStats:
                 getattr(out, field)[...] = getattr(self, field)
         return out
 
-    def merge(self, other: "SufficientStats") -> "SufficientStats":
+    def merge(self, other: SufficientStats) -> SufficientStats:
         """Statistics of the union of both row sets (a new object; neither input changes).
 
         Fold k of the result is fold k of self plus fold k of other. The result keeps self's
@@ -243,7 +241,7 @@ class SufficientStats:
         )
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike], backend: str = "auto") -> "SufficientStats":
+    def load(cls, path: Union[str, os.PathLike], backend: str = "auto") -> SufficientStats:
         """Read statistics written by `save`.
 
         Raises FileNotFoundError for a missing file and ValueError for anything that is not a
