@@ -155,6 +155,9 @@ impl SufficientStats {
     }
 }
 
+/// Error message of [`accumulate`] when X holds NaN or infinity (matched by the bindings).
+pub const NON_FINITE: &str = "X contains NaN or infinity";
+
 /// Rows per block: bounded buffer (≈32 MB of f64 at most), independent of the thread count.
 pub fn block_rows(d: usize) -> usize {
     (4_194_304 / d.max(1)).clamp(256, 4096)
@@ -177,7 +180,9 @@ pub fn all_finite<T: Element>(x: MatRef<'_, T>) -> bool {
 /// `folds[i]` is the fold of row i (all rows go to fold 0 when `None`). Only the lower
 /// triangle of each Gram is accumulated; it is mirrored to the upper triangle at the end, so
 /// repeated calls stay exactly symmetric. Returns an error (and changes nothing) on shape
-/// mismatches or out-of-range fold ids.
+/// mismatches or out-of-range fold ids. Non-finite X values are detected while staging and
+/// return [`NON_FINITE`]; by then earlier blocks may have been added, so callers that must
+/// not be left half-updated either check X first ([`all_finite`]) or discard the statistics.
 pub fn accumulate<T: Element>(
     x: MatRef<'_, T>,
     y: MatRef<'_, f64>,
@@ -251,7 +256,7 @@ pub fn accumulate<T: Element>(
         let sy = &mut sum_y[f * k..(f + 1) * k];
         for chunk in rows.chunks(bs) {
             let m = chunk.len();
-            stage_block(
+            let finite = stage_block(
                 x,
                 y,
                 chunk,
@@ -259,11 +264,15 @@ pub fn accumulate<T: Element>(
                 shift_y,
                 &mut xb[..m * d],
                 &mut yb[..m * k],
+                sx,
             );
+            if !finite {
+                // The caller discards or restores these statistics (see the Python layer).
+                return Err(NON_FINITE.into());
+            }
             let xbr = col_major(&xb[..m * d], m, d);
             let ybr = col_major(&yb[..m * k], m, k);
             gram_update(xbr, ybr, g, gxy, par);
-            column_sums_add(xbr, sx);
             column_sums_add(ybr, sy);
             // YᵀY is k × k: tiny, sequential.
             if k > 0 {
@@ -303,12 +312,15 @@ impl SharedOut {
     }
 }
 
-/// Copies the chosen rows into the column-major staging buffers as f64, minus the shifts.
+/// Copies the chosen rows into the column-major staging buffer as f64, minus the shifts, and
+/// adds their column sums into `sum_x`.
 ///
-/// Parallel over groups of 64 rows: each task reads its rows front to back (sequential,
-/// prefetcher-friendly for C-ordered X) and writes them as a tiled 64×64 transpose, so both
-/// the reads and the writes use whole cache lines. (Walking all rows per column tile instead
-/// made staging as slow as the GEMM itself: every read was a cache and TLB miss.)
+/// Parallel over groups of 64 rows: a task reads its rows (contiguous slices when X is
+/// C-ordered) and writes each column's 64 values contiguously, so both sides use whole cache
+/// lines. (Walking all rows per column tile instead made every read a cache and TLB miss, and
+/// staging cost as much as the GEMM.) Each group keeps its own partial column sums, which are
+/// then added in group order: the summation order is fixed whatever the thread count.
+#[allow(clippy::too_many_arguments)]
 fn stage_block<T: Element>(
     x: MatRef<'_, T>,
     y: MatRef<'_, f64>,
@@ -317,34 +329,77 @@ fn stage_block<T: Element>(
     shift_y: &[f64],
     xb: &mut [f64],
     yb: &mut [f64],
-) {
-    const TILE: usize = 64;
+    sum_x: &mut [f64],
+) -> bool {
+    const GROUP: usize = 64;
     let m = rows.len();
     let d = shift_x.len();
     let k = shift_y.len();
-    assert!(xb.len() == m * d && yb.len() == m * k);
+    assert!(xb.len() == m * d && yb.len() == m * k && sum_x.len() == d);
     let out = SharedOut(xb.as_mut_ptr());
-    rows.par_chunks(TILE).enumerate().for_each(|(g, group)| {
-        let base = out.get();
-        let i0 = g * TILE;
-        for j0 in (0..d).step_by(TILE) {
-            let j1 = (j0 + TILE).min(d);
-            for (ii, &r) in group.iter().enumerate() {
-                let row = x.row(r);
-                for j in j0..j1 {
-                    // SAFETY: (i0 + ii, j) is inside the m × d buffer, and row i0 + ii belongs
-                    // to this task only.
-                    unsafe { *base.add(j * m + i0 + ii) = row[j].to_f64() - shift_x[j] };
+    let contiguous_rows = x.col_stride() == 1;
+    let partial: Vec<(Vec<f64>, bool)> = rows
+        .par_chunks(GROUP)
+        .enumerate()
+        .map(|(g, group)| {
+            let base = out.get();
+            let i0 = g * GROUP;
+            let mut sums = vec![0.0f64; d];
+            let mut finite = true;
+            let mut tile = vec![0.0f64; GROUP * GROUP];
+            for j0 in (0..d).step_by(GROUP) {
+                let w = GROUP.min(d - j0);
+                // gather a (rows × w) tile, row-major, shifted and in f64
+                for (ii, &r) in group.iter().enumerate() {
+                    let dst = &mut tile[ii * GROUP..ii * GROUP + w];
+                    if contiguous_rows {
+                        // SAFETY: with unit column stride, row r's entries j0..j0+w are
+                        // contiguous in memory and inside the array.
+                        let src =
+                            unsafe { std::slice::from_raw_parts(x.row(r).as_ptr().add(j0), w) };
+                        for ((o, &v), &s) in dst.iter_mut().zip(src).zip(&shift_x[j0..j0 + w]) {
+                            finite &= v.finite();
+                            *o = v.to_f64() - s;
+                        }
+                    } else {
+                        let row = x.row(r);
+                        for (jj, o) in dst.iter_mut().enumerate() {
+                            let v = row[j0 + jj];
+                            finite &= v.finite();
+                            *o = v.to_f64() - shift_x[j0 + jj];
+                        }
+                    }
+                }
+                // write it column by column: `group.len()` contiguous values per column
+                for jj in 0..w {
+                    let mut acc = 0.0f64;
+                    for ii in 0..group.len() {
+                        let v = tile[ii * GROUP + jj];
+                        acc += v;
+                        // SAFETY: (i0 + ii, j0 + jj) is inside the m × d buffer, and rows
+                        // i0..i0 + group.len() belong to this task only.
+                        unsafe { *base.add((j0 + jj) * m + i0 + ii) = v };
+                    }
+                    sums[j0 + jj] = acc;
                 }
             }
+            (sums, finite)
+        })
+        .collect();
+    let mut all_finite = true;
+    for (sums, finite) in &partial {
+        all_finite &= finite;
+        for (s, p) in sum_x.iter_mut().zip(sums) {
+            *s += p;
         }
-    });
+    }
     for t in 0..k {
         let col = &mut yb[t * m..(t + 1) * m];
         for (dst, &r) in col.iter_mut().zip(rows) {
             *dst = y[(r, t)] - shift_y[t];
         }
     }
+    all_finite
 }
 
 /// Lower-triangle Gram update G += XbᵀXb (half the flops of a full GEMM) and XᵀY += Xbᵀ Yb.

@@ -13,6 +13,8 @@ import numpy as np
 
 name = "numpy"
 
+NON_FINITE = "X contains NaN or infinity"  # same message as the Rust core
+
 # Rows handled at a time when a pass over X is needed; bounds temporary memory to O(block * d).
 _BLOCK_ROWS = 4096
 
@@ -49,7 +51,10 @@ def accumulate(
         rows = np.flatnonzero(fold_ids == f)
         for start in range(0, rows.size, _BLOCK_ROWS):
             idx = rows[start : start + _BLOCK_ROWS]
-            xb = X[idx].astype(np.float64) - shift_x
+            xb = X[idx].astype(np.float64)
+            if not np.isfinite(xb).all():
+                raise ValueError(NON_FINITE)
+            xb -= shift_x
             yb = Y[idx].astype(np.float64) - shift_y
             count[f] += idx.size
             sum_x[f] += xb.sum(axis=0)

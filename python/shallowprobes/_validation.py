@@ -56,6 +56,7 @@ def check_X(
     n_features: Optional[int] = None,
     min_samples: int = 1,
     owner: str = "this probe",
+    check_finite: bool = True,
 ) -> np.ndarray:
     """Return X as a 2-D float32/float64 numpy array with finite entries.
 
@@ -121,12 +122,16 @@ def check_X(
             f"{name} has {d} features, but {owner} is expecting {n_features} features as input "
             f"(it was fitted on {n_features}-dimensional rows)."
         )
-    if not all_finite(arr):
-        raise ValueError(
-            f"Input {name} contains NaN or infinity. Remove or impute those rows before "
-            f"fitting (probes are fitted on finite activations only)."
-        )
+    if check_finite and not all_finite(arr):
+        raise non_finite_error(name)
     return arr
+
+
+def non_finite_error(name: str = "X") -> ValueError:
+    return ValueError(
+        f"Input {name} contains NaN or infinity. Remove or impute those rows before "
+        f"fitting (probes are fitted on finite activations only)."
+    )
 
 
 def check_targets(

@@ -203,7 +203,8 @@ class _RidgeProbeBase(BaseEstimator):
         one document in one fold. By default row i goes to fold i % K.
         """
         self._check_params()
-        Xa = check_X(X, min_samples=2, owner=type(self).__name__)
+        # NaN/inf are detected while accumulating the (fresh) statistics: no extra pass over X.
+        Xa = check_X(X, min_samples=2, owner=type(self).__name__, check_finite=False)
         n = Xa.shape[0]
         Y, labels, state = self._prepare_targets(y, n, first=True)
         K = self._n_folds()
@@ -238,7 +239,7 @@ class _RidgeProbeBase(BaseEstimator):
         self._check_params()
         first = getattr(self, "_stats", None) is None
         n_features = None if first else self.n_features_in_
-        Xa = check_X(X, n_features=n_features, owner=type(self).__name__)
+        Xa = check_X(X, n_features=n_features, owner=type(self).__name__, check_finite=not first)
         Y, labels, state = self._prepare_targets(
             y, Xa.shape[0], first=first, classes=kwargs.get("classes")
         )

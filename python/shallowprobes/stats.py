@@ -8,7 +8,8 @@ from typing import Any, NamedTuple, Optional, Union
 import numpy as np
 
 from ._backends import get_backend
-from ._validation import check_fold_ids, check_targets, check_X
+from ._numpy_backend import NON_FINITE
+from ._validation import check_fold_ids, check_targets, check_X, non_finite_error
 
 __all__ = ["SufficientStats", "NormalEquations"]
 
@@ -95,7 +96,9 @@ class SufficientStats:
         (n, k) targets, or None for unlabeled statistics (k = 0). fold_ids: optional (n,)
         integers in [0, n_folds). Inputs are fully validated before anything is changed.
         """
-        X = check_X(X, n_features=self.n_features)
+        # Fresh statistics are checked for NaN/inf during accumulation (and discarded on error);
+        # existing ones are checked first, so a bad chunk never half-updates them.
+        X = check_X(X, n_features=self.n_features, check_finite=self.count is not None)
         n = X.shape[0]
         if Y is None:
             Yarr = np.zeros((n, 0))
@@ -120,17 +123,34 @@ class SufficientStats:
     def _accumulate_validated(
         self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]
     ) -> None:
-        if self.count is None:
-            # Shift by the first chunk's mean (float64 accumulation of the column sums).
-            shift_x = np.add.reduce(X, axis=0, dtype=np.float64) / X.shape[0]
-            shift_y = Y.mean(axis=0) if Y.shape[1] else np.zeros(0)
+        """Accumulate rows already validated except, for fresh statistics, for finiteness."""
+        fresh = self.count is None
+        if fresh:
+            # Shift by the mean of the first rows: close enough to the data mean that centring
+            # loses no precision, and it costs no extra pass over X.
+            with np.errstate(all="ignore"):  # NaN/inf in X are reported by the kernel below
+                shift_x = X[:256].astype(np.float64).mean(axis=0)
+            shift_y = Y[:256].mean(axis=0) if Y.shape[1] else np.zeros(0)
             self._allocate(X.shape[1], Y.shape[1], shift_x, shift_y)
         backend = get_backend(self.backend)
-        backend.accumulate(
-            X, Y, folds, self.shift_x, self.shift_y,
-            self.count, self.sum_x, self.sum_y, self.xtx, self.xty, self.yty,
-        )  # fmt: skip
+        try:
+            backend.accumulate(
+                X, Y, folds, self.shift_x, self.shift_y,
+                self.count, self.sum_x, self.sum_y, self.xtx, self.xty, self.yty,
+            )  # fmt: skip
+        except ValueError as exc:
+            if str(exc) != NON_FINITE:
+                raise
+            if fresh:
+                self._discard()
+            raise non_finite_error("X") from None
         self.rows_seen += X.shape[0]
+
+    def _discard(self) -> None:
+        self.n_features = self.n_targets = None
+        self.shift_x = self.shift_y = None
+        for field in _FIELDS:
+            setattr(self, field, None)
 
     # ------------------------------------------------------------------ merging
     def _check_compatible(self, other: SufficientStats) -> None:
