@@ -27,7 +27,7 @@ demo: build
 
 test: build
 	cargo test --release --quiet
-	$(PY) -m pytest tests -q
+	SHALLOWPROBES_REQUIRE_RUST=1 $(PY) -m pytest tests -q
 
 bench: build
 	$(PY) benches/bench_linear.py

@@ -8,11 +8,20 @@ is built, so those tests run there.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import shallowprobes
 
 RUST_SKIP_REASON = "Rust extension not built"
+
+# `make test` sets this: there a missing extension is a failure, never a silent skip.
+if os.environ.get("SHALLOWPROBES_REQUIRE_RUST") == "1" and not shallowprobes.rust_available():
+    raise RuntimeError(
+        "SHALLOWPROBES_REQUIRE_RUST=1 but shallowprobes._core could not be imported; "
+        "build it with `make build` (maturin develop --release)."
+    )
 
 requires_rust = pytest.mark.skipif(not shallowprobes.rust_available(), reason=RUST_SKIP_REASON)
 
