@@ -183,6 +183,62 @@ fn spectrum<'py>(
     ))
 }
 
+/// Spectra of a stack of Grams (K, d, d) with cross-products (K, d, k), in parallel over K.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn spectra<'py>(
+    py: Python<'py>,
+    grams: PyReadonlyArray3<'py, f64>,
+    cxys: PyReadonlyArray3<'py, f64>,
+) -> PyResult<(
+    Bound<'py, PyArray2<f64>>,
+    Bound<'py, PyArray3<f64>>,
+    Bound<'py, PyArray3<f64>>,
+)> {
+    let g = grams.as_array();
+    let c = cxys.as_array();
+    let (nk, d, d2) = g.dim();
+    let (nk2, dc, k) = c.dim();
+    if d != d2 || nk != nk2 || dc != d {
+        return Err(value_err(format!(
+            "grams have shape {:?} and cxys {:?}; expected (K, d, d) and (K, d, k)",
+            g.dim(),
+            c.dim()
+        )));
+    }
+    let view3 = |a: &numpy::ndarray::ArrayView3<'_, f64>, i: usize| {
+        let s = a.strides();
+        // SAFETY: slice i of a live 3-D array, described by its own strides.
+        unsafe {
+            MatRef::from_raw_parts(
+                a.as_ptr().offset(i as isize * s[0]),
+                a.dim().1,
+                a.dim().2,
+                s[1],
+                s[2],
+            )
+        }
+    };
+    let gv: Vec<MatRef<'_, f64>> = (0..nk).map(|i| view3(&g, i)).collect();
+    let cv: Vec<MatRef<'_, f64>> = (0..nk).map(|i| view3(&c, i)).collect();
+    let specs = py
+        .detach(|| pool(|_| ridge::spectra(&gv, &cv)))?
+        .map_err(core_err)?;
+    let mut lam = Vec::with_capacity(nk * d);
+    let mut vs = Vec::with_capacity(nk * d * d);
+    let mut bs = Vec::with_capacity(nk * d * k);
+    for sp in &specs {
+        lam.extend_from_slice(&sp.lam);
+        vs.extend((0..d).flat_map(|i| (0..d).map(move |j| sp.v[(i, j)])));
+        bs.extend((0..d).flat_map(|i| (0..k).map(move |t| sp.b[(i, t)])));
+    }
+    Ok((
+        PyArray1::from_vec(py, lam).reshape([nk, d])?,
+        PyArray1::from_vec(py, vs).reshape([nk, d, d])?,
+        PyArray1::from_vec(py, bs).reshape([nk, d, k])?,
+    ))
+}
+
 fn spectrum_from(
     lam: &PyReadonlyArray1<'_, f64>,
     v: &PyReadonlyArray2<'_, f64>,
@@ -362,6 +418,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(all_finite, m)?)?;
     m.add_function(wrap_pyfunction!(accumulate, m)?)?;
     m.add_function(wrap_pyfunction!(spectrum, m)?)?;
+    m.add_function(wrap_pyfunction!(spectra, m)?)?;
     m.add_function(wrap_pyfunction!(ridge_path, m)?)?;
     m.add_function(wrap_pyfunction!(heldout_sse, m)?)?;
     m.add_function(wrap_pyfunction!(loo_predictions, m)?)?;

@@ -12,8 +12,12 @@
 //! α = 0 works and gives the minimum-norm least-squares solution on rank-deficient data.
 
 use crate::stats::Element;
+use faer::diag::Diag;
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::evd::{self_adjoint_evd, self_adjoint_evd_scratch, ComputeEigenvectors};
 use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatRef, Par, Side};
+use faer::{Accum, Mat, MatRef, Par};
+use rayon::prelude::*;
 
 /// Eigenvalues (ascending, round-off clamped to 0), eigenvectors and target projections.
 #[derive(Clone, Debug)]
@@ -48,14 +52,24 @@ pub fn spectrum(gram: MatRef<'_, f64>, cxy: MatRef<'_, f64>, par: Par) -> Result
             cxy.nrows()
         ));
     }
-    let evd = gram
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(|e| format!("symmetric eigendecomposition did not converge: {e:?}"))?;
-    let s = evd.S().column_vector();
+    let mut v = Mat::<f64>::zeros(d, d);
+    let mut s = Diag::<f64>::zeros(d);
+    let scratch =
+        self_adjoint_evd_scratch::<f64>(d, ComputeEigenvectors::Yes, par, Default::default());
+    let mut mem = MemBuffer::new(scratch);
+    self_adjoint_evd(
+        gram,
+        s.as_mut(),
+        Some(v.as_mut()),
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|e| format!("symmetric eigendecomposition did not converge: {e:?}"))?;
+    let s = s.column_vector();
     let mut lam: Vec<f64> = (0..d).map(|i| s[i]).collect();
     let top = lam.iter().cloned().fold(0.0f64, f64::max);
     let tol = top * d as f64 * f64::EPSILON;
-    let v = evd.U().to_owned();
     let mut b = Mat::<f64>::zeros(d, cxy.ncols());
     matmul(b.as_mut(), Accum::Replace, v.transpose(), cxy, 1.0, par);
     for (j, l) in lam.iter_mut().enumerate() {
@@ -67,6 +81,27 @@ pub fn spectrum(gram: MatRef<'_, f64>, cxy: MatRef<'_, f64>, par: Par) -> Result
         }
     }
     Ok(Spectrum { lam, v, b })
+}
+
+/// Spectra of several Grams at once (the full data and each K-fold training set): one
+/// sequential eigendecomposition per thread, which scales far better than splitting a single
+/// d×d eigendecomposition between threads.
+pub fn spectra(
+    grams: &[MatRef<'_, f64>],
+    cxys: &[MatRef<'_, f64>],
+) -> Result<Vec<Spectrum>, String> {
+    if grams.len() != cxys.len() {
+        return Err(format!(
+            "{} Grams but {} cross-products",
+            grams.len(),
+            cxys.len()
+        ));
+    }
+    grams
+        .par_iter()
+        .zip(cxys.par_iter())
+        .map(|(g, c)| spectrum(*g, *c, Par::Seq))
+        .collect()
 }
 
 /// The ridge path: per alpha, optionally the coefficients (d×k), the RSS per target and dof.

@@ -86,6 +86,16 @@ def spectrum(gram: np.ndarray, cxy: np.ndarray):
     return lam, V, B
 
 
+def spectra(grams: np.ndarray, cxys: np.ndarray):
+    """`spectrum` of each of a stack of Grams (K, d, d) and cross-products (K, d, k)."""
+    out = [spectrum(g, c) for g, c in zip(grams, cxys)]
+    return (
+        np.stack([o[0] for o in out]),
+        np.stack([o[1] for o in out]),
+        np.stack([o[2] for o in out]),
+    )
+
+
 def _inv_shifted(lam: np.ndarray, alpha: float) -> np.ndarray:
     """1/(lam + alpha) where positive, else 0 (pseudo-inverse; never divides by alpha alone)."""
     den = lam + alpha

@@ -32,6 +32,10 @@ def spectrum(gram: np.ndarray, cxy: np.ndarray):
     return _core.spectrum(_f64(gram), _f64(cxy))
 
 
+def spectra(grams: np.ndarray, cxys: np.ndarray):
+    return _core.spectra(_f64(grams), _f64(cxys))
+
+
 def ridge_path(lam, V, B, perp, alphas, with_coefs: bool = True):
     return _core.ridge_path(_f64(lam), _f64(V), _f64(B), _f64(perp), _f64(alphas), with_coefs)
 

@@ -299,7 +299,11 @@ class _RidgeProbeBase(BaseEstimator):
                 "the Gram matrix overflowed float64: some features or targets have magnitude "
                 "around 1e150 or more. Rescale X (and y) before fitting."
             )
-        lam, V, B = backend.spectrum(ne.gram, ne.cxy)
+        fold_specs = None
+        if cv_name not in ("gcv", "loo"):
+            (lam, V, B), fold_specs = _kfold_spectra(stats, ne, fit_intercept, backend)
+        else:
+            lam, V, B = backend.spectrum(ne.gram, ne.cxy)
         alphas = self._explicit_alphas()
         if alphas is None:
             alphas = default_alpha_grid(ne.gram)
@@ -334,7 +338,7 @@ class _RidgeProbeBase(BaseEstimator):
             )
             per, joint = _score_predictions(preds, Y, scoring)
         else:
-            per, joint = self._kfold_scores(stats, alphas, rows, backend, scoring)
+            per, joint = self._kfold_scores(stats, alphas, rows, backend, scoring, fold_specs)
 
         if self.alpha_per_target:
             idx = _argmax_first(per, axis=0)
@@ -350,7 +354,7 @@ class _RidgeProbeBase(BaseEstimator):
             sol.calibration = _gaussian_calibration(stats, coef, intercept)
         return sol
 
-    def _kfold_scores(self, stats, alphas, rows, backend, scoring):
+    def _kfold_scores(self, stats, alphas, rows, backend, scoring, fold_specs):
         fit_intercept = bool(self.fit_intercept)
         K = stats.n_folds
         k = stats.n_targets
@@ -370,10 +374,7 @@ class _RidgeProbeBase(BaseEstimator):
         for f in range(K):
             if stats.count[f] == 0:
                 continue
-            if stats.n_samples - stats.count[f] < 1:
-                raise ValueError(f"fold {f} holds every row; K-fold CV needs rows in other folds.")
-            ne = stats.normal_equations(fit_intercept, exclude_fold=f)
-            lam, V, B = backend.spectrum(ne.gram, ne.cxy)
+            ne, (lam, V, B) = fold_specs[f]
             coefs, _, _ = backend.ridge_path(lam, V, B, np.zeros(k), alphas, True)
             intercepts = ne.y_mean[None, :] - np.einsum("d,adk->ak", ne.x_mean, coefs)
             if scoring == "squared_error":
@@ -463,6 +464,35 @@ class _RidgeProbeBase(BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool:
         return getattr(self, "_stats", None) is not None
+
+
+# Largest number of float64 entries in a stack of Grams decomposed together (1 GiB).
+_BATCH_ENTRIES = 1 << 27
+
+
+def _kfold_spectra(stats: SufficientStats, ne, fit_intercept: bool, backend):
+    """Spectrum of the full data and of every K-fold training set.
+
+    Decomposed together (one sequential eigendecomposition per thread, which scales far better
+    than one threaded eigendecomposition) unless the stack of Grams would exceed 1 GiB.
+    Returns ((lam, V, B) of all rows, {fold: (normal equations, (lam, V, B))}).
+    """
+    folds = [f for f in range(stats.n_folds) if stats.count[f] > 0]
+    n = stats.n_samples
+    for f in folds:
+        if n - stats.count[f] < 1:
+            raise ValueError(f"fold {f} holds every row; K-fold CV needs rows in other folds.")
+    fold_nes = [stats.normal_equations(fit_intercept, exclude_fold=f) for f in folds]
+    everything = [ne, *fold_nes]
+    d = ne.gram.shape[0]
+    if len(everything) * d * d <= _BATCH_ENTRIES:
+        lams, Vs, Bs = backend.spectra(
+            np.stack([e.gram for e in everything]), np.stack([e.cxy for e in everything])
+        )
+        specs = [(lams[i], Vs[i], Bs[i]) for i in range(len(everything))]
+    else:
+        specs = [backend.spectrum(e.gram, e.cxy) for e in everything]
+    return specs[0], {f: (fold_nes[i], specs[i + 1]) for i, f in enumerate(folds)}
 
 
 def _linear_decision(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:

@@ -1724,3 +1724,38 @@ fn threads_set_num_threads_and_install() {
     threads::set_num_threads(0).unwrap();
     assert!(threads::num_threads() >= 1);
 }
+
+/// `spectra` (one sequential eigendecomposition per thread) gives the same spectra as
+/// `spectrum` called on each Gram, and reports a bad stack as an error.
+#[test]
+fn spectra_batch_matches_individual_spectra() {
+    let mut r = rng(77);
+    let (d, k) = (40, 3);
+    let mut grams = Vec::new();
+    let mut cxys = Vec::new();
+    for n in [60usize, 25, 200] {
+        let x = Mat::<f64>::from_fn(n, d, |_, _| gauss(&mut r));
+        let y = Mat::<f64>::from_fn(n, k, |_, _| gauss(&mut r));
+        grams.push(at_b(&x, &x));
+        cxys.push(at_b(&x, &y));
+    }
+    let gv: Vec<MatRef<'_, f64>> = grams.iter().map(|g| g.as_ref()).collect();
+    let cv: Vec<MatRef<'_, f64>> = cxys.iter().map(|c| c.as_ref()).collect();
+    let batch = shallowprobes_core::ridge::spectra(&gv, &cv).expect("spectra");
+    assert_eq!(batch.len(), 3);
+    for (i, sp) in batch.iter().enumerate() {
+        let single = spectrum(gv[i], cv[i], Par::Seq).expect("spectrum");
+        // same algorithm, same sequential parallelism: identical results
+        assert_eq!(bits(&sp.lam), bits(&single.lam), "eigenvalues of Gram {i}");
+        for j in 0..d {
+            for t in 0..k {
+                assert_eq!(
+                    sp.b[(j, t)].to_bits(),
+                    single.b[(j, t)].to_bits(),
+                    "B[{j},{t}] of {i}"
+                );
+            }
+        }
+    }
+    assert!(shallowprobes_core::ridge::spectra(&gv, &cv[..2]).is_err());
+}
