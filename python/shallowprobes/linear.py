@@ -355,7 +355,6 @@ class _RidgeProbeBase(BaseEstimator):
         return sol
 
     def _kfold_scores(self, stats, alphas, rows, backend, scoring, fold_specs):
-        fit_intercept = bool(self.fit_intercept)
         K = stats.n_folds
         k = stats.n_targets
         A = len(alphas)
