@@ -129,8 +129,8 @@ def check_X(
 
 def non_finite_error(name: str = "X") -> ValueError:
     return ValueError(
-        f"Input {name} contains NaN or infinity. Remove or impute those rows before "
-        f"fitting (probes are fitted on finite activations only)."
+        f"Input {name} contains NaN or infinity. Remove or impute those rows: probes are "
+        f"fitted on, and applied to, finite activations only."
     )
 
 
