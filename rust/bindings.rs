@@ -3,7 +3,7 @@
 //! release the GIL, and every failure becomes a Python exception rather than a panic.
 
 use crate::ridge::{self, FoldStats, LooModel, Spectrum};
-use crate::stats::{self, Element, StatsMut};
+use crate::stats::{self, StatsMut};
 use crate::threads;
 use faer::{Mat, MatRef};
 use numpy::{
@@ -77,6 +77,22 @@ fn float_matrix<'py>(x: &Bound<'py, PyAny>, what: &str) -> PyResult<FloatMatrix<
     )))
 }
 
+/// Runs `$body` with `$xm` bound to a faer view of `$x`, whichever float dtype it holds.
+macro_rules! with_float_view {
+    ($x:expr, |$xm:ident| $body:expr) => {
+        match float_matrix($x, "X")? {
+            FloatMatrix::F64(a) => {
+                let $xm = view(&a);
+                $body
+            }
+            FloatMatrix::F32(a) => {
+                let $xm = view(&a);
+                $body
+            }
+        }
+    };
+}
+
 fn core_err(e: String) -> PyErr {
     value_err(e)
 }
@@ -88,17 +104,7 @@ fn pool<R: Send>(f: impl FnOnce(faer::Par) -> R + Send) -> PyResult<R> {
 /// Whether every entry of a 2-D float array is finite.
 #[pyfunction]
 fn all_finite(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool> {
-    fn run<T: Element + numpy::Element>(
-        py: Python<'_>,
-        a: &PyReadonlyArray2<'_, T>,
-    ) -> PyResult<bool> {
-        let m = view(a);
-        py.detach(|| pool(|_| stats::all_finite(m)))
-    }
-    match float_matrix(x, "X")? {
-        FloatMatrix::F32(a) => run(py, &a),
-        FloatMatrix::F64(a) => run(py, &a),
-    }
+    with_float_view!(x, |m| py.detach(|| pool(|_| stats::all_finite(m))))
 }
 
 /// Adds the shifted statistics of (X, Y) into the per-fold accumulators, in place.
@@ -146,16 +152,8 @@ fn accumulate(
     };
     let ym = view(&y);
     let folds_ref = folds.as_deref();
-    let result = match float_matrix(x, "X")? {
-        FloatMatrix::F64(a) => {
-            let xm = view(&a);
-            py.detach(|| pool(|_| stats::accumulate(xm, ym, folds_ref, &sx, &sy, out)))?
-        }
-        FloatMatrix::F32(a) => {
-            let xm = view(&a);
-            py.detach(|| pool(|_| stats::accumulate(xm, ym, folds_ref, &sx, &sy, out)))?
-        }
-    };
+    let result = with_float_view!(x, |xm| py
+        .detach(|| pool(|_| { stats::accumulate(xm, ym, folds_ref, &sx, &sy, out) }))?);
     result.map_err(core_err)
 }
 
@@ -387,16 +385,8 @@ fn loo_predictions<'py>(
     let ym = view(&y);
     let (n, k) = (ym.nrows(), ym.ncols());
     let mut out = vec![0.0f64; alphas_v.len() * n * k];
-    let result = match float_matrix(x, "X")? {
-        FloatMatrix::F64(a) => {
-            let xm = view(&a);
-            py.detach(|| pool(|par| ridge::loo_predictions(xm, ym, &model, &mut out, par)))?
-        }
-        FloatMatrix::F32(a) => {
-            let xm = view(&a);
-            py.detach(|| pool(|par| ridge::loo_predictions(xm, ym, &model, &mut out, par)))?
-        }
-    };
+    let result = with_float_view!(x, |xm| py
+        .detach(|| pool(|par| { ridge::loo_predictions(xm, ym, &model, &mut out, par) }))?);
     result.map_err(core_err)?;
     PyArray1::from_vec(py, out).reshape([alphas_v.len(), n, k])
 }

@@ -7,7 +7,7 @@
 
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
-use faer::{Accum, Mat, MatMut, MatRef, Par};
+use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 /// Input element types the core reads directly (no up-front conversion of the whole array).
@@ -456,9 +456,4 @@ fn mirror_lower(g: &mut [f64], d: usize) {
             g[i * d + j] = g[j * d + i];
         }
     }
-}
-
-/// Owned f64 copy of a matrix (used by tests and small helpers).
-pub fn to_owned_f64<T: Element>(x: MatRef<'_, T>) -> Mat<f64> {
-    Mat::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)].to_f64())
 }

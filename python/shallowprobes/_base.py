@@ -81,6 +81,3 @@ __all__ = [
     "DataConversionWarning",
     "HAVE_SKLEARN",
 ]
-
-# keep inspect referenced for the fallback (ruff: used above only when sklearn is missing)
-_ = inspect

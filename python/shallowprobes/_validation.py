@@ -13,6 +13,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ._backends import all_finite
+
 __all__ = ["check_X", "check_targets", "check_fold_ids", "is_torch_tensor", "all_finite"]
 
 _FLOAT_KINDS = (np.float32, np.float64)
@@ -40,13 +42,6 @@ def _torch_to_numpy(t: Any) -> np.ndarray:
     if t.is_complex():
         raise ValueError("Complex data not supported; pass real-valued activations.")
     return t.numpy()  # zero-copy for CPU tensors
-
-
-def all_finite(X: np.ndarray) -> bool:
-    """Whether every entry of a float array is finite, without allocating an n x d mask."""
-    from . import _backends
-
-    return _backends.all_finite(X)
 
 
 def check_X(
