@@ -2,6 +2,7 @@
 //! the core reads them (X is read in place, whatever its dtype or strides), long computations
 //! release the GIL, and every failure becomes a Python exception rather than a panic.
 
+use crate::quadratic;
 use crate::ridge::{self, FoldStats, LooModel, Spectrum};
 use crate::stats::{self, StatsMut};
 use crate::threads;
@@ -11,7 +12,7 @@ use numpy::{
     PyReadonlyArray3, PyReadwriteArray1, PyReadwriteArray2, PyReadwriteArray3,
     PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 fn value_err(msg: impl Into<String>) -> PyErr {
@@ -101,6 +102,45 @@ fn pool<R: Send>(f: impl FnOnce(faer::Par) -> R + Send) -> PyResult<R> {
     threads::install(f).map_err(PyRuntimeError::new_err)
 }
 
+/// Fold ids as usize (None stays None); negative ids are a ValueError.
+fn fold_vec(fold_ids: &Option<PyReadonlyArray1<'_, i64>>) -> PyResult<Option<Vec<usize>>> {
+    match fold_ids {
+        None => Ok(None),
+        Some(f) => {
+            let s = slice_of(f, "fold_ids")?;
+            if s.iter().any(|&v| v < 0) {
+                return Err(value_err("fold_ids must be non-negative"));
+            }
+            Ok(Some(s.iter().map(|&v| v as usize).collect()))
+        }
+    }
+}
+
+/// Mutable views of the per-fold statistics arrays (K), (K, d), (K, k), (K, d, d), (K, d, k),
+/// (K, k, k), with d and k read from sum_x and sum_y; each must be C-contiguous.
+fn stats_mut<'a>(
+    count: &'a mut PyReadwriteArray1<'_, f64>,
+    sum_x: &'a mut PyReadwriteArray2<'_, f64>,
+    sum_y: &'a mut PyReadwriteArray2<'_, f64>,
+    xtx: &'a mut PyReadwriteArray3<'_, f64>,
+    xty: &'a mut PyReadwriteArray3<'_, f64>,
+    yty: &'a mut PyReadwriteArray3<'_, f64>,
+) -> PyResult<StatsMut<'a>> {
+    let d = sum_x.shape()[1];
+    let k = sum_y.shape()[1];
+    let not_contig = |_| value_err("statistics arrays must be C-contiguous");
+    Ok(StatsMut {
+        d,
+        k,
+        count: count.as_slice_mut().map_err(not_contig)?,
+        sum_x: sum_x.as_slice_mut().map_err(not_contig)?,
+        sum_y: sum_y.as_slice_mut().map_err(not_contig)?,
+        xtx: xtx.as_slice_mut().map_err(not_contig)?,
+        xty: xty.as_slice_mut().map_err(not_contig)?,
+        yty: yty.as_slice_mut().map_err(not_contig)?,
+    })
+}
+
 /// Whether every entry of a 2-D float array is finite.
 #[pyfunction]
 fn all_finite(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -125,36 +165,81 @@ fn accumulate(
     mut xty: PyReadwriteArray3<'_, f64>,
     mut yty: PyReadwriteArray3<'_, f64>,
 ) -> PyResult<()> {
-    let d = sum_x.shape()[1];
-    let k = sum_y.shape()[1];
-    let folds: Option<Vec<usize>> = match &fold_ids {
-        None => None,
-        Some(f) => {
-            let s = slice_of(f, "fold_ids")?;
-            if s.iter().any(|&v| v < 0) {
-                return Err(value_err("fold_ids must be non-negative"));
-            }
-            Some(s.iter().map(|&v| v as usize).collect())
-        }
-    };
+    let folds = fold_vec(&fold_ids)?;
     let sx = slice_of(&shift_x, "shift_x")?.to_vec();
     let sy = slice_of(&shift_y, "shift_y")?.to_vec();
-    let not_contig = |_| value_err("statistics arrays must be C-contiguous");
-    let out = StatsMut {
-        d,
-        k,
-        count: count.as_slice_mut().map_err(not_contig)?,
-        sum_x: sum_x.as_slice_mut().map_err(not_contig)?,
-        sum_y: sum_y.as_slice_mut().map_err(not_contig)?,
-        xtx: xtx.as_slice_mut().map_err(not_contig)?,
-        xty: xty.as_slice_mut().map_err(not_contig)?,
-        yty: yty.as_slice_mut().map_err(not_contig)?,
-    };
+    let out = stats_mut(
+        &mut count, &mut sum_x, &mut sum_y, &mut xtx, &mut xty, &mut yty,
+    )?;
     let ym = view(&y);
     let folds_ref = folds.as_deref();
     let result = with_float_view!(x, |xm| py
         .detach(|| pool(|_| { stats::accumulate(xm, ym, folds_ref, &sx, &sy, out) }))?);
     result.map_err(core_err)
+}
+
+/// Adds the shifted statistics of the quadratic features of X (and of Y) into the per-fold
+/// accumulators, in place (see `quadratic::accumulate_quadratic`).
+#[pyfunction]
+#[pyo3(signature = (x, y, fold_ids, shift_in, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty))]
+#[allow(clippy::too_many_arguments)]
+fn accumulate_quadratic(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    y: PyReadonlyArray2<'_, f64>,
+    fold_ids: Option<PyReadonlyArray1<'_, i64>>,
+    shift_in: PyReadonlyArray1<'_, f64>,
+    shift_x: PyReadonlyArray1<'_, f64>,
+    shift_y: PyReadonlyArray1<'_, f64>,
+    mut count: PyReadwriteArray1<'_, f64>,
+    mut sum_x: PyReadwriteArray2<'_, f64>,
+    mut sum_y: PyReadwriteArray2<'_, f64>,
+    mut xtx: PyReadwriteArray3<'_, f64>,
+    mut xty: PyReadwriteArray3<'_, f64>,
+    mut yty: PyReadwriteArray3<'_, f64>,
+) -> PyResult<()> {
+    let folds = fold_vec(&fold_ids)?;
+    let si = slice_of(&shift_in, "shift_in")?.to_vec();
+    let sx = slice_of(&shift_x, "shift_x")?.to_vec();
+    let sy = slice_of(&shift_y, "shift_y")?.to_vec();
+    let out = stats_mut(
+        &mut count, &mut sum_x, &mut sum_y, &mut xtx, &mut xty, &mut yty,
+    )?;
+    let ym = view(&y);
+    let folds_ref = folds.as_deref();
+    let result = with_float_view!(x, |xm| py.detach(|| pool(|_| {
+        quadratic::accumulate_quadratic(xm, ym, folds_ref, &si, &sx, &sy, out)
+    }))?);
+    result.map_err(core_err)
+}
+
+/// The quadratic features (n, p) of the rows of X about shift_in, with scale quad_scale.
+#[pyfunction]
+fn expand_quadratic<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    shift_in: PyReadonlyArray1<'py, f64>,
+    quad_scale: f64,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let si = slice_of(&shift_in, "shift_in")?.to_vec();
+    let (out, n, p) = with_float_view!(x, |xm| {
+        let n = xm.nrows();
+        let p = quadratic::n_quadratic_features(xm.ncols());
+        let len = n.checked_mul(p).ok_or_else(|| {
+            PyMemoryError::new_err(format!("{n} rows of {p} quadratic features do not fit"))
+        })?;
+        let mut out: Vec<f64> = Vec::new();
+        out.try_reserve_exact(len).map_err(|_| {
+            PyMemoryError::new_err(format!(
+                "cannot allocate {n} rows of {p} quadratic features"
+            ))
+        })?;
+        out.resize(len, 0.0);
+        py.detach(|| pool(|_| quadratic::expand_quadratic(xm, &si, quad_scale, &mut out)))?
+            .map_err(core_err)?;
+        (out, n, p)
+    });
+    PyArray1::from_vec(py, out).reshape([n, p])
 }
 
 /// (lam ascending, V, B = Vᵀ cxy) of a symmetric Gram, with round-off eigenvalues clamped.
@@ -407,6 +492,8 @@ fn get_num_threads() -> usize {
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(all_finite, m)?)?;
     m.add_function(wrap_pyfunction!(accumulate, m)?)?;
+    m.add_function(wrap_pyfunction!(accumulate_quadratic, m)?)?;
+    m.add_function(wrap_pyfunction!(expand_quadratic, m)?)?;
     m.add_function(wrap_pyfunction!(spectrum, m)?)?;
     m.add_function(wrap_pyfunction!(spectra, m)?)?;
     m.add_function(wrap_pyfunction!(ridge_path, m)?)?;

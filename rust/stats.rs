@@ -197,6 +197,20 @@ pub fn accumulate<T: Element>(
     if x.ncols() != d || shift_x.len() != d {
         return Err(format!("X has {} columns, statistics have {d}", x.ncols()));
     }
+    check_targets(y, shift_y, n, k)?;
+    let fold_rows = fold_rows(folds, n, n_folds)?;
+    accumulate_blocks(&fold_rows, out, |rows, xb, yb, sum_x| {
+        stage_block(x, y, rows, shift_x, shift_y, xb, yb, sum_x)
+    })
+}
+
+/// Checks that Y is n × k and that its shift has k entries (the error names Y's shape).
+pub(crate) fn check_targets(
+    y: MatRef<'_, f64>,
+    shift_y: &[f64],
+    n: usize,
+    k: usize,
+) -> Result<(), String> {
     if y.nrows() != n || y.ncols() != k || shift_y.len() != k {
         return Err(format!(
             "Y has shape ({}, {}), expected ({n}, {k})",
@@ -204,12 +218,23 @@ pub fn accumulate<T: Element>(
             y.ncols()
         ));
     }
+    Ok(())
+}
+
+/// Rows of each of `n_folds` folds, in input order (the order fixes the summation order).
+///
+/// `folds[i]` is the fold of row i; with `None` all n rows go to fold 0. Errors on zero folds,
+/// a fold-id count other than n, or an id out of range.
+pub(crate) fn fold_rows(
+    folds: Option<&[usize]>,
+    n: usize,
+    n_folds: usize,
+) -> Result<Vec<Vec<usize>>, String> {
     if n_folds == 0 {
         return Err("statistics need at least one fold".into());
     }
-    // Rows of each fold, in input order (the order fixes the summation order).
-    let fold_rows: Vec<Vec<usize>> = match folds {
-        None => vec![(0..n).collect()],
+    match folds {
+        None => Ok(vec![(0..n).collect()]),
         Some(f) => {
             if f.len() != n {
                 return Err(format!("{} fold ids for {n} rows", f.len()));
@@ -221,58 +246,76 @@ pub fn accumulate<T: Element>(
                 }
                 rows[fi].push(i);
             }
-            rows
+            Ok(rows)
         }
-    };
+    }
+}
 
+/// Rows of the largest block [`accumulate_blocks`] stages for these folds and p features:
+/// staging buffers are sized for it, so small calls stay small.
+pub(crate) fn staging_rows(fold_rows: &[Vec<usize>], p: usize) -> usize {
+    let largest = fold_rows.iter().map(Vec::len).max().unwrap_or(0);
+    largest.min(block_rows(p))
+}
+
+/// Adds the statistics of row blocks into `out` (whose `d` is the feature count p), fold by
+/// fold and block by block (`block_rows(p)` rows at a time, in `fold_rows` order).
+///
+/// `stage(rows, fb, yb, sum_x)` fills the column-major staging buffers of one block — `fb`
+/// (m × p, leading dimension m) with the shifted features of `rows` and `yb` (m × k) with the
+/// shifted targets — adds the feature column sums into the fold's `sum_x` (p entries), and
+/// returns whether the input was finite; if not, this returns [`NON_FINITE`] at once. The rest
+/// (lower-triangle Gram, XᵀY, YᵀY, target sums, counts, mirroring) is done here with the fixed
+/// reduction orders described in the module docs, so the results do not depend on the thread
+/// count as long as `stage` does not either.
+pub(crate) fn accumulate_blocks<F>(
+    fold_rows: &[Vec<usize>],
+    out: StatsMut<'_>,
+    mut stage: F,
+) -> Result<(), String>
+where
+    F: FnMut(&[usize], &mut [f64], &mut [f64], &mut [f64]) -> bool,
+{
     let StatsMut {
+        d: p,
+        k,
         count,
         sum_x,
         sum_y,
         xtx,
         xty,
         yty,
-        ..
     } = out;
-    let bs = block_rows(d);
+    let bs = block_rows(p);
     let par = match rayon::current_num_threads() {
         0 | 1 => Par::Seq,
-        n => Par::rayon(n),
+        t => Par::rayon(t),
     };
-    // Column-major staging buffers of one block (xb is m × d, yb is m × k, leading dimension m):
-    // with this layout XbᵀXb reads a row-major left operand and a column-major right operand,
+    // Column-major staging buffers of one block (fb is m × p, yb is m × k, leading dimension m):
+    // with this layout FbᵀFb reads a row-major left operand and a column-major right operand,
     // the combination faer's GEMM runs fastest (measured ≈2× faster than row-major staging).
-    let mut xb = vec![0.0f64; bs * d];
-    let mut yb = vec![0.0f64; bs * k];
+    let cap = staging_rows(fold_rows, p);
+    let mut fb = vec![0.0f64; cap * p];
+    let mut yb = vec![0.0f64; cap * k];
 
     for (f, rows) in fold_rows.iter().enumerate() {
         if rows.is_empty() {
             continue;
         }
-        let g = &mut xtx[f * d * d..(f + 1) * d * d];
-        let gxy = &mut xty[f * d * k..(f + 1) * d * k];
+        let g = &mut xtx[f * p * p..(f + 1) * p * p];
+        let gxy = &mut xty[f * p * k..(f + 1) * p * k];
         let gyy = &mut yty[f * k * k..(f + 1) * k * k];
-        let sx = &mut sum_x[f * d..(f + 1) * d];
+        let sx = &mut sum_x[f * p..(f + 1) * p];
         let sy = &mut sum_y[f * k..(f + 1) * k];
         for chunk in rows.chunks(bs) {
             let m = chunk.len();
-            let finite = stage_block(
-                x,
-                y,
-                chunk,
-                shift_x,
-                shift_y,
-                &mut xb[..m * d],
-                &mut yb[..m * k],
-                sx,
-            );
-            if !finite {
+            if !stage(chunk, &mut fb[..m * p], &mut yb[..m * k], sx) {
                 // The caller discards or restores these statistics (see the Python layer).
                 return Err(NON_FINITE.into());
             }
-            let xbr = col_major(&xb[..m * d], m, d);
+            let fbr = col_major(&fb[..m * p], m, p);
             let ybr = col_major(&yb[..m * k], m, k);
-            gram_update(xbr, ybr, g, gxy, par);
+            gram_update(fbr, ybr, g, gxy, par);
             column_sums_add(ybr, sy);
             // YᵀY is k × k: tiny, sequential.
             if k > 0 {
@@ -281,18 +324,18 @@ pub fn accumulate<T: Element>(
             }
             count[f] += m as f64;
         }
-        mirror_lower(g, d);
+        mirror_lower(g, p);
     }
     Ok(())
 }
 
-fn col_major(buf: &[f64], nrows: usize, ncols: usize) -> MatRef<'_, f64> {
+pub(crate) fn col_major(buf: &[f64], nrows: usize, ncols: usize) -> MatRef<'_, f64> {
     assert_eq!(buf.len(), nrows * ncols);
     // SAFETY: `buf` holds exactly nrows·ncols elements in column-major order and outlives the view.
     unsafe { MatRef::from_raw_parts(buf.as_ptr(), nrows, ncols, 1, nrows as isize) }
 }
 
-fn row_major_mut(buf: &mut [f64], nrows: usize, ncols: usize) -> MatMut<'_, f64> {
+pub(crate) fn row_major_mut(buf: &mut [f64], nrows: usize, ncols: usize) -> MatMut<'_, f64> {
     assert_eq!(buf.len(), nrows * ncols);
     // SAFETY: as in `row_major`, with exclusive access through the &mut borrow.
     unsafe { MatMut::from_raw_parts_mut(buf.as_mut_ptr(), nrows, ncols, ncols as isize, 1) }
@@ -321,7 +364,7 @@ impl SharedOut {
 /// staging cost as much as the GEMM.) Each group keeps its own partial column sums, which are
 /// then added in group order: the summation order is fixed whatever the thread count.
 #[allow(clippy::too_many_arguments)]
-fn stage_block<T: Element>(
+pub(crate) fn stage_block<T: Element>(
     x: MatRef<'_, T>,
     y: MatRef<'_, f64>,
     rows: &[usize],
@@ -407,7 +450,13 @@ fn stage_block<T: Element>(
 /// faer's triangular GEMM splits the *output* between threads and keeps each entry's reduction
 /// order fixed, so the result does not depend on the thread count (the tests check this bit
 /// for bit with 1, 2 and 3 threads).
-fn gram_update(xb: MatRef<'_, f64>, yb: MatRef<'_, f64>, g: &mut [f64], gxy: &mut [f64], par: Par) {
+pub(crate) fn gram_update(
+    xb: MatRef<'_, f64>,
+    yb: MatRef<'_, f64>,
+    g: &mut [f64],
+    gxy: &mut [f64],
+    par: Par,
+) {
     let d = xb.ncols();
     let k = yb.ncols();
     // SAFETY: g holds a d×d matrix; column-major and row-major views coincide up to transpose
@@ -449,7 +498,7 @@ fn column_sums_add(m: MatRef<'_, f64>, sums: &mut [f64]) {
 }
 
 /// Copies the lower triangle of a d×d matrix (stored column-major) onto its upper triangle.
-fn mirror_lower(g: &mut [f64], d: usize) {
+pub(crate) fn mirror_lower(g: &mut [f64], d: usize) {
     for j in 0..d {
         for i in (j + 1)..d {
             // lower entry (i, j) lives at j*d + i; upper (j, i) at i*d + j

@@ -44,23 +44,35 @@ def accumulate(
     With shift s (and t for Y) the statistics are of (x - s) and (y - t): choosing s near the
     data mean keeps the later centring free of catastrophic cancellation.
     """
-    n_folds = count.shape[0]
+    stats = (count, sum_x, sum_y, xtx, xty, yty)
+    _accumulate_blocks(X, Y, fold_ids, shift_x, shift_y, stats, _BLOCK_ROWS)
+
+
+def _accumulate_blocks(X, Y, fold_ids, shift_x, shift_y, stats, step, features=None) -> None:
+    """Add the statistics of (features(x) - shift_x, y - shift_y) into `stats`, fold by fold.
+
+    `stats` is (count, sum_x, sum_y, xtx, xty, yty); rows are taken `step` at a time, as
+    float64, and `features` (None: the identity) maps each block of X rows to its feature
+    block. Raises ValueError(NON_FINITE) on a NaN or infinity in X.
+    """
+    count, sum_x, sum_y, xtx, xty, yty = stats
     if fold_ids is None:
         fold_ids = np.zeros(X.shape[0], dtype=np.int64)
-    for f in range(n_folds):
+    for f in range(count.shape[0]):
         rows = np.flatnonzero(fold_ids == f)
-        for start in range(0, rows.size, _BLOCK_ROWS):
-            idx = rows[start : start + _BLOCK_ROWS]
+        for start in range(0, rows.size, step):
+            idx = rows[start : start + step]
             xb = X[idx].astype(np.float64)
             if not np.isfinite(xb).all():
                 raise ValueError(NON_FINITE)
-            xb -= shift_x
+            fb = xb if features is None else features(xb)
+            fb -= shift_x
             yb = Y[idx].astype(np.float64) - shift_y
             count[f] += idx.size
-            sum_x[f] += xb.sum(axis=0)
+            sum_x[f] += fb.sum(axis=0)
             sum_y[f] += yb.sum(axis=0)
-            xtx[f] += xb.T @ xb
-            xty[f] += xb.T @ yb
+            xtx[f] += fb.T @ fb
+            xty[f] += fb.T @ yb
             yty[f] += yb.T @ yb
 
 
@@ -216,3 +228,115 @@ def loo_predictions(
             loo[one_minus_h <= 1e-12] = np.nan
             out[a, start:stop] = loo
     return out
+
+
+# --- degree-2 (quadratic) features ------------------------------------------------------------
+
+
+def n_quadratic_features(d: int) -> int:
+    """Number of quadratic features of d inputs: d linear terms and d(d+1)/2 products."""
+    d = int(d)
+    return d + d * (d + 1) // 2
+
+
+def _quadratic_rows_per_block(p: int) -> int:
+    """Rows per block for p features: about 32 MB of float64 at most (as in the Rust core)."""
+    return min(max(4_194_304 // max(p, 1), 256), _BLOCK_ROWS)
+
+
+def _quadratic_terms(d: int, quad_scale: float):
+    """Indices (a, b) of the products, a <= b in numpy.triu_indices order, and their weights."""
+    a, b = np.triu_indices(d)
+    weights = np.where(a == b, 1.0, np.sqrt(2.0)) * float(quad_scale)
+    return a, b, weights
+
+
+def _expand_block(u: np.ndarray, a: np.ndarray, b: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """[u, w_ab * u_a * u_b] for a block of shifted float64 rows u (m, d)."""
+    return np.concatenate([u, u[:, a] * u[:, b] * weights], axis=1)
+
+
+def expand_quadratic(X: np.ndarray, shift_in: np.ndarray, quad_scale: float) -> np.ndarray:
+    """Degree-2 features of the rows of X, (n, d + d(d+1)/2) float64.
+
+    With u = x - shift_in: [u_0..u_{d-1}, then c * s_ab * u_a * u_b for a <= b (a outer)], where
+    s_aa = 1, s_ab = sqrt(2) and c = quad_scale, so <phi(x), phi(g)> = <u, v> + c^2 <u, v>^2.
+    """
+    n, d = X.shape
+    shift_in = np.asarray(shift_in, dtype=np.float64)
+    if shift_in.shape != (d,):
+        raise ValueError(f"shift_in has shape {shift_in.shape}, X has {d} columns")
+    if not np.isfinite(quad_scale):
+        raise ValueError(f"quad_scale must be finite, got {quad_scale}")
+    p = n_quadratic_features(d)
+    a, b, weights = _quadratic_terms(d, quad_scale)
+    out = np.empty((n, p))
+    step = _quadratic_rows_per_block(p)
+    for start in range(0, n, step):
+        xb = X[start : start + step].astype(np.float64)
+        if not np.isfinite(xb).all():
+            raise ValueError(NON_FINITE)
+        out[start : start + step] = _expand_block(xb - shift_in, a, b, weights)
+    return out
+
+
+def _check_quadratic_shapes(X, Y, fold_ids, shift_in, shift_x, shift_y, stats) -> None:
+    """ValueError (before anything is written) when the arrays disagree in shape."""
+    count, sum_x, sum_y, xtx, xty, yty = stats
+    n, d = X.shape
+    n_folds = count.shape[0]
+    p = n_quadratic_features(d)
+    k = sum_y.shape[1] if sum_y.ndim == 2 else -1
+    if n_folds == 0:
+        raise ValueError("statistics need at least one fold")
+    expected = {
+        "shift_in": (shift_in, (d,)),
+        "shift_x": (shift_x, (p,)),
+        "shift_y": (shift_y, (k,)),
+        "Y": (Y, (n, k)),
+        "sum_x": (sum_x, (n_folds, p)),
+        "xtx": (xtx, (n_folds, p, p)),
+        "xty": (xty, (n_folds, p, k)),
+        "yty": (yty, (n_folds, k, k)),
+    }
+    for what, (arr, shape) in expected.items():
+        if np.shape(arr) != shape:
+            raise ValueError(f"{what} has shape {np.shape(arr)}, expected {shape}")
+    if fold_ids is not None:
+        fold_ids = np.asarray(fold_ids)
+        if fold_ids.shape != (n,):
+            raise ValueError(f"{fold_ids.size} fold ids for {n} rows")
+        if fold_ids.size and (fold_ids.min() < 0 or fold_ids.max() >= n_folds):
+            raise ValueError(f"fold ids must lie in [0, {n_folds})")
+
+
+def accumulate_quadratic(
+    X: np.ndarray,
+    Y: np.ndarray,
+    fold_ids: np.ndarray | None,
+    shift_in: np.ndarray,
+    shift_x: np.ndarray,
+    shift_y: np.ndarray,
+    count: np.ndarray,
+    sum_x: np.ndarray,
+    sum_y: np.ndarray,
+    xtx: np.ndarray,
+    xty: np.ndarray,
+    yty: np.ndarray,
+) -> None:
+    """`accumulate` for the quadratic features: statistics of f = phi(x; shift_in) - shift_x.
+
+    phi is `expand_quadratic` with quad_scale = 1; shift_in has d entries, shift_x and the
+    feature statistics p = d + d(d+1)/2. Y is shifted by shift_y as in `accumulate`. Rows are
+    expanded one block at a time, so memory stays O(block * p).
+    """
+    stats = (count, sum_x, sum_y, xtx, xty, yty)
+    _check_quadratic_shapes(X, Y, fold_ids, shift_in, shift_x, shift_y, stats)
+    d = X.shape[1]
+    a, b, weights = _quadratic_terms(d, 1.0)
+    step = _quadratic_rows_per_block(n_quadratic_features(d))
+
+    def features(xb: np.ndarray) -> np.ndarray:
+        return _expand_block(xb - shift_in, a, b, weights)
+
+    _accumulate_blocks(X, Y, fold_ids, shift_x, shift_y, stats, step, features)

@@ -52,3 +52,17 @@ def loo_predictions(X, x_mean, V, lam, B, Y, y_mean, alphas, n_total, fit_interc
         X, _f64(x_mean), _f64(V), _f64(lam), _f64(B), _f64(Y), _f64(y_mean), _f64(alphas),
         float(n_total), bool(fit_intercept),
     )  # fmt: skip
+
+
+def accumulate_quadratic(
+    X, Y, fold_ids, shift_in, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty
+) -> None:
+    folds = None if fold_ids is None else np.ascontiguousarray(fold_ids, dtype=np.int64)
+    _core.accumulate_quadratic(
+        X, _f64(Y), folds, _f64(shift_in), _f64(shift_x), _f64(shift_y),
+        count, sum_x, sum_y, xtx, xty, yty,
+    )  # fmt: skip
+
+
+def expand_quadratic(X, shift_in, quad_scale: float) -> np.ndarray:
+    return _core.expand_quadratic(X, _f64(shift_in), float(quad_scale))
