@@ -6,7 +6,9 @@ the same formulas is available as ``backend="numpy"``.
 
 from ._backends import rust_available
 from ._base import NotFittedError
+from .cp import CPProbe, CPProbeClassifier
 from .linear import LinearProbe, LinearProbeClassifier, default_alpha_grid
+from .quadratic import QuadraticProbe, QuadraticProbeClassifier
 from .stats import SufficientStats
 from .threads import get_num_threads, set_num_threads
 
@@ -15,6 +17,10 @@ __version__ = "0.1.0"
 __all__ = [
     "LinearProbe",
     "LinearProbeClassifier",
+    "QuadraticProbe",
+    "QuadraticProbeClassifier",
+    "CPProbe",
+    "CPProbeClassifier",
     "SufficientStats",
     "NotFittedError",
     "default_alpha_grid",

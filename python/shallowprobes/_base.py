@@ -81,3 +81,39 @@ __all__ = [
     "DataConversionWarning",
     "HAVE_SKLEARN",
 ]
+
+
+class streaming_method:
+    """Descriptor for `partial_fit`: present only on estimators whose `_streams()` is True.
+
+    scikit-learn (and users) test ``hasattr(est, "partial_fit")``; a probe that cannot stream
+    (a dual-route or CP fit) must not pretend it can. Accessing it then raises AttributeError
+    with the estimator's reason (`_no_stream_reason()`).
+    """
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        if not obj._streams():
+            raise AttributeError(obj._no_stream_reason())
+        return self.fn.__get__(obj, owner)
+
+
+def user_stacklevel() -> int:
+    """`stacklevel` for warnings.warn that points at the first frame outside this package
+    (call it from the function that warns): the user's line, however deep the call chain."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back
+        level += 1
+    return level

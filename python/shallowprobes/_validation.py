@@ -181,3 +181,10 @@ def check_fold_ids(fold_ids: Any, n_samples: int, n_folds: int) -> np.ndarray:
             f"[{arr.min()}, {arr.max()}]."
         )
     return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def check_rows_finite(X: np.ndarray, backend: Any) -> None:
+    """Raise the standard non-finite error unless every entry of X is finite (one pass, in
+    the backend's kernel). For solvers that use the rows without streaming statistics."""
+    if not backend.all_finite(X):
+        raise non_finite_error("X")

@@ -26,6 +26,7 @@ from ._base import (
     DataConversionWarning,
     NotFittedError,
     RegressorMixin,
+    streaming_method,
 )
 from ._numpy_backend import residual_outside_span
 from ._validation import check_fold_ids, check_targets, check_X, is_torch_tensor
@@ -220,9 +221,7 @@ class _RidgeProbeBase(BaseEstimator):
             if fold_ids is not None:
                 raise ValueError("fold_ids is only used with integer cv (K-fold).")
             folds = None
-        stats = SufficientStats(K, self.backend)
-        stats._accumulate_validated(Xa, Y, folds)
-        solution = self._solve(stats, rows=(Xa, Y, folds))
+        stats, solution = self._fit_rows(Xa, Y, folds)
         # Commit only after everything succeeded: a failed fit leaves the estimator as it was.
         self._stats = stats
         self._solution_cache = solution
@@ -230,6 +229,26 @@ class _RidgeProbeBase(BaseEstimator):
         self.n_features_in_ = Xa.shape[1]
         return self
 
+    def _check_partial_fit(self, first: bool) -> None:
+        """Hook: raise if this estimator cannot stream (e.g. a dual-route solve)."""
+
+    def _new_stats(self, n_folds: int) -> SufficientStats:
+        return SufficientStats(n_folds, self.backend)
+
+    def _fit_rows(self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]):
+        """(statistics, solution) from validated rows; subclasses may solve without statistics."""
+        stats = self._new_stats(self._n_folds())
+        stats._accumulate_validated(X, Y, folds)
+        return stats, self._solve(stats, rows=(X, Y, folds))
+
+    def _streams(self) -> bool:
+        """Whether rows can be added chunk by chunk (`partial_fit`)."""
+        return True
+
+    def _no_stream_reason(self) -> str:
+        return f"{type(self).__name__} has no partial_fit."
+
+    @streaming_method
     def partial_fit(self, X: Any, y: Any, **kwargs: Any) -> _RidgeProbeBase:
         """Add a chunk of rows to the statistics; the solve happens at first use.
 
@@ -238,6 +257,7 @@ class _RidgeProbeBase(BaseEstimator):
         """
         self._check_params()
         first = getattr(self, "_stats", None) is None
+        self._check_partial_fit(first)
         n_features = None if first else self.n_features_in_
         Xa = check_X(X, n_features=n_features, owner=type(self).__name__, check_finite=not first)
         Y, labels, state = self._prepare_targets(
@@ -245,7 +265,7 @@ class _RidgeProbeBase(BaseEstimator):
         )
         K = self._n_folds()
         if first:
-            stats = SufficientStats(K, self.backend)
+            stats = self._new_stats(K)
         else:
             stats = self._stats
             if stats.n_folds != K:
@@ -289,6 +309,21 @@ class _RidgeProbeBase(BaseEstimator):
         return sol
 
     def _solve(self, stats: SufficientStats, rows: Optional[tuple]) -> _Solution:
+        return self._ridge_solve(stats, rows, self._explicit_alphas())
+
+    def _ridge_solve(
+        self,
+        stats: SufficientStats,
+        rows: Optional[tuple],
+        alphas: Optional[np.ndarray],
+        feature_map: Optional[Any] = None,
+    ) -> _Solution:
+        """Ridge on the features whose (degree-1) statistics are `stats`, alpha chosen by CV.
+
+        rows = (X, Y, folds) of the training data when available (LOO and decision-value
+        scoring need them); feature_map turns a block of X rows into the features the
+        statistics describe (None: the rows are the features).
+        """
         backend = get_backend(self.backend)
         fit_intercept = bool(self.fit_intercept)
         scoring = self._scoring()
@@ -304,7 +339,6 @@ class _RidgeProbeBase(BaseEstimator):
             (lam, V, B), fold_specs = _kfold_spectra(stats, ne, fit_intercept, backend)
         else:
             lam, V, B = backend.spectrum(ne.gram, ne.cxy)
-        alphas = self._explicit_alphas()
         if alphas is None:
             alphas = default_alpha_grid(ne.gram)
         k = B.shape[1]
@@ -333,12 +367,16 @@ class _RidgeProbeBase(BaseEstimator):
                     "cv='gcv' or an integer number of folds with partial_fit, or call fit()."
                 )
             X, Y, _ = rows
-            preds = backend.loo_predictions(
-                X, ne.x_mean, V, lam, B, Y, ne.y_mean, alphas, ne.n, fit_intercept
-            )
+            preds = np.empty((len(alphas), X.shape[0], k))
+            for sl, F in _feature_blocks(X, feature_map):
+                preds[:, sl] = backend.loo_predictions(
+                    F, ne.x_mean, V, lam, B, Y[sl], ne.y_mean, alphas, ne.n, fit_intercept
+                )
             per, joint = _score_predictions(preds, Y, scoring)
         else:
-            per, joint = self._kfold_scores(stats, alphas, rows, backend, scoring, fold_specs)
+            per, joint = self._kfold_scores(
+                stats, alphas, rows, backend, scoring, fold_specs, feature_map
+            )
 
         if self.alpha_per_target:
             idx = _argmax_first(per, axis=0)
@@ -354,7 +392,7 @@ class _RidgeProbeBase(BaseEstimator):
             sol.calibration = _gaussian_calibration(stats, coef, intercept)
         return sol
 
-    def _kfold_scores(self, stats, alphas, rows, backend, scoring, fold_specs):
+    def _kfold_scores(self, stats, alphas, rows, backend, scoring, fold_specs, feature_map=None):
         K = stats.n_folds
         k = stats.n_targets
         A = len(alphas)
@@ -389,9 +427,9 @@ class _RidgeProbeBase(BaseEstimator):
                 )  # fmt: skip
             else:
                 sel = np.flatnonzero(folds == f)
-                Xf = X[sel]
-                for a in range(A):
-                    preds[a, sel] = _linear_decision(Xf, coefs[a], intercepts[a])
+                for sl, F in _feature_blocks(X[sel], feature_map):
+                    for a in range(A):
+                        preds[a, sel[sl]] = _linear_decision(F, coefs[a], intercepts[a])
         if scoring == "squared_error":
             per = -sse / n_total
             return per, per.mean(axis=1)
@@ -462,7 +500,10 @@ class _RidgeProbeBase(BaseEstimator):
         return bool(self._target_state.get("y_1d", False))
 
     def __sklearn_is_fitted__(self) -> bool:
-        return getattr(self, "_stats", None) is not None
+        return (
+            getattr(self, "_stats", None) is not None
+            or getattr(self, "_solution_cache", None) is not None
+        )
 
 
 # Largest number of float64 entries in a stack of Grams decomposed together (1 GiB).
@@ -494,6 +535,19 @@ def _kfold_spectra(stats: SufficientStats, ne, fit_intercept: bool, backend):
     return specs[0], {f: (fold_nes[i], specs[i + 1]) for i, f in enumerate(folds)}
 
 
+def _feature_blocks(X: np.ndarray, feature_map: Optional[Any]):
+    """Yield (slice, features) over X: the rows themselves, or mapped block by block (so an
+    expanded feature matrix never exists for all rows at once)."""
+    if feature_map is None:
+        yield slice(0, X.shape[0]), X
+        return
+    # ~32 MiB of features per block
+    block = int(np.clip((1 << 22) // max(feature_map.width, 1), 16, _PREDICT_BLOCK))
+    for start in range(0, X.shape[0], block):
+        sl = slice(start, min(start + block, X.shape[0]))
+        yield sl, feature_map(X[sl])
+
+
 def _linear_decision(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
     """X @ coef + intercept in float64, in row blocks (float32 inputs are never fully copied)."""
     n = X.shape[0]
@@ -514,7 +568,30 @@ def _r2_score(Y: np.ndarray, P: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------------- regression
-class LinearProbe(RegressorMixin, _RidgeProbeBase):
+class _ProbeRegressorMixin:
+    """predict / score of the ridge probe regressors (linear and degree-2)."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted targets: (n,) for 1-D training y, else (n, n_targets)."""
+        out = self._decision(X)
+        return out[:, 0] if self._single_output() else out
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Coefficient of determination R^2 (averaged uniformly over targets)."""
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported by score yet.")
+        P = self._decision(X)
+        Y, _ = check_targets(y, P.shape[0])
+        return _r2_score(Y, P)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+
+class LinearProbe(_ProbeRegressorMixin, RegressorMixin, _RidgeProbeBase):
     """Linear ridge probe (regression, any number of targets) with exact alpha selection.
 
     Parameters
@@ -539,25 +616,6 @@ class LinearProbe(RegressorMixin, _RidgeProbeBase):
     ----------
     coef_, intercept_, alpha_, alphas_, cv_results_, best_score_, n_features_in_, stats_
     """
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted targets: (n,) for 1-D training y, else (n, n_targets)."""
-        out = self._decision(X)
-        return out[:, 0] if self._single_output() else out
-
-    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Coefficient of determination R^2 (averaged uniformly over targets)."""
-        if sample_weight is not None:
-            raise ValueError("sample_weight is not supported by score yet.")
-        P = self._decision(X)
-        Y, _ = check_targets(y, P.shape[0])
-        return _r2_score(Y, P)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = True
-        return tags
 
 
 # ---------------------------------------------------------------------------------- classification
@@ -608,60 +666,11 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return out
 
 
-class LinearProbeClassifier(ClassifierMixin, _RidgeProbeBase):
-    """Linear ridge probe for classification (binary or multiclass, one-vs-rest +-1 codes).
-
-    Each class gets a ridge regression of its +-1 code; the decision is the arg-max (binary: the
-    sign). Alpha is chosen by GCV/LOO/K-fold on the codes' squared error, or, with
-    ``scoring="accuracy"`` / ``"roc_auc"``, on the accuracy / AUROC of LOO or K-fold decision
-    values (exact, no refitting).
-
-    Parameters
-    ----------
-    alphas, cv, alpha_per_target, fit_intercept, backend
-        As for `LinearProbe`.
-    scoring : {"squared_error", "accuracy", "roc_auc"}, default "squared_error"
-        Criterion for alpha. "accuracy" and "roc_auc" need held-out decision values:
-        cv="loo" or integer K with `fit`. With alpha_per_target=True each one-vs-rest column
-        is scored on its own (binary accuracy / AUROC of that column); otherwise multiclass
-        accuracy is that of the arg-max and AUROC the mean one-vs-rest AUROC.
-
-    Notes
-    -----
-    `predict_proba` maps decision values f to probabilities with a logistic (binary:
-    sigmoid(a f)) or softmax (multiclass: softmax(a f)) link whose slope `a` is fitted in
-    closed form from the sufficient statistics: decision values within each class are modelled
-    as Gaussian with a shared variance, whose log-odds slope is (m+ - m-)/s^2 (see
-    `_gaussian_calibration`). It has no offset, so the most probable class is always the
-    predicted one; it streams with `partial_fit`. It is a model, not a held-out calibration:
-    for calibrated probabilities, calibrate decision values on held-out data.
-
-    Attributes
-    ----------
-    classes_, coef_ (1, d) binary or (n_classes, d), intercept_, alpha_, alphas_, cv_results_,
-    best_score_, n_features_in_, stats_
-    """
+class _ProbeClassifierMixin:
+    """Everything the ridge probe classifiers (linear and degree-2) share: labels to +-1
+    codes, decision values, predictions, probabilities."""
 
     _is_classifier = True
-
-    def __init__(
-        self,
-        alphas: Any = None,
-        *,
-        cv: Union[str, int] = "gcv",
-        alpha_per_target: bool = False,
-        fit_intercept: bool = True,
-        scoring: str = "squared_error",
-        backend: str = "auto",
-    ) -> None:
-        super().__init__(
-            alphas,
-            cv=cv,
-            alpha_per_target=alpha_per_target,
-            fit_intercept=fit_intercept,
-            backend=backend,
-        )
-        self.scoring = scoring
 
     def _scoring(self) -> str:
         return self.scoring
@@ -738,6 +747,7 @@ class LinearProbeClassifier(ClassifierMixin, _RidgeProbeBase):
         super().fit(X, y, fold_ids=fold_ids)
         return self
 
+    @streaming_method
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> LinearProbeClassifier:
         """Add a chunk of labelled rows. The first call must name all classes (``classes=``)
         unless this chunk already contains every class."""
@@ -797,3 +807,59 @@ class LinearProbeClassifier(ClassifierMixin, _RidgeProbeBase):
             raise ValueError("sample_weight is not supported by score yet.")
         pred = self.predict(X)
         return float(np.mean(pred == np.asarray(y).ravel()))
+
+
+class LinearProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _RidgeProbeBase):
+    """Linear ridge probe for classification (binary or multiclass, one-vs-rest +-1 codes).
+
+    Each class gets a ridge regression of its +-1 code; the decision is the arg-max (binary: the
+    sign). Alpha is chosen by GCV/LOO/K-fold on the codes' squared error, or, with
+    ``scoring="accuracy"`` / ``"roc_auc"``, on the accuracy / AUROC of LOO or K-fold decision
+    values (exact, no refitting).
+
+    Parameters
+    ----------
+    alphas, cv, alpha_per_target, fit_intercept, backend
+        As for `LinearProbe`.
+    scoring : {"squared_error", "accuracy", "roc_auc"}, default "squared_error"
+        Criterion for alpha. "accuracy" and "roc_auc" need held-out decision values:
+        cv="loo" or integer K with `fit`. With alpha_per_target=True each one-vs-rest column
+        is scored on its own (binary accuracy / AUROC of that column); otherwise multiclass
+        accuracy is that of the arg-max and AUROC the mean one-vs-rest AUROC.
+
+    Notes
+    -----
+    `predict_proba` maps decision values f to probabilities with a logistic (binary:
+    sigmoid(a f)) or softmax (multiclass: softmax(a f)) link whose slope `a` is fitted in
+    closed form from the sufficient statistics: decision values within each class are modelled
+    as Gaussian with a shared variance, whose log-odds slope is (m+ - m-)/s^2 (see
+    `_gaussian_calibration`). It has no offset, so the most probable class is always the
+    predicted one; it streams with `partial_fit`. It is a model, not a held-out calibration:
+    for calibrated probabilities, calibrate decision values on held-out data.
+
+    Attributes
+    ----------
+    classes_, coef_ (1, d) binary or (n_classes, d), intercept_, alpha_, alphas_, cv_results_,
+    best_score_, n_features_in_, stats_
+    """
+
+    _is_classifier = True
+
+    def __init__(
+        self,
+        alphas: Any = None,
+        *,
+        cv: Union[str, int] = "gcv",
+        alpha_per_target: bool = False,
+        fit_intercept: bool = True,
+        scoring: str = "squared_error",
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(
+            alphas,
+            cv=cv,
+            alpha_per_target=alpha_per_target,
+            fit_intercept=fit_intercept,
+            backend=backend,
+        )
+        self.scoring = scoring

@@ -7,13 +7,14 @@ from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
 
+from . import _quadratic
 from ._backends import get_backend
 from ._numpy_backend import NON_FINITE
 from ._validation import check_fold_ids, check_targets, check_X, non_finite_error
 
 __all__ = ["SufficientStats", "NormalEquations"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added degree-2 statistics (degree, input_shift); 1 still loads
 _FIELDS = ("count", "sum_x", "sum_y", "xtx", "xty", "yty")
 
 
@@ -52,14 +53,26 @@ class SufficientStats:
         ``i`` counts rows across all updates (so any chunking gives the same folds).
     backend : {"auto", "rust", "numpy"}
         Implementation of the accumulation kernel.
+    degree : {1, 2}, default 1
+        1: statistics of the rows themselves. 2: statistics of the degree-2 feature map
+        phi(h) = [h, (s_ab h_a h_b)_{a<=b}] (s_ab = sqrt(2) off the diagonal) of d inputs, with
+        p = d + d(d+1)/2 features, formed block by block while accumulating (never an
+        n x p array). `n_inputs` is d and `n_features` is p. Degree-2 statistics are kept about
+        a centre (`input_shift`) and can be re-expressed exactly about any other centre
+        (`recentred`), which is how `merge` combines chunks and how probes centre at the mean.
     """
 
-    def __init__(self, n_folds: int = 1, backend: str = "auto") -> None:
+    def __init__(self, n_folds: int = 1, backend: str = "auto", degree: int = 1) -> None:
         if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 1:
             raise ValueError(f"n_folds must be a positive integer, got {n_folds!r}.")
+        if isinstance(degree, bool) or degree not in (1, 2):
+            raise ValueError(f"degree must be 1 or 2, got {degree!r}.")
         self.n_folds = int(n_folds)
+        self.degree = int(degree)
         self.backend = backend
         get_backend(backend)  # fail fast on a bad name
+        self.n_inputs: Optional[int] = None
+        self.input_shift: Optional[np.ndarray] = None
         self.n_features: Optional[int] = None
         self.n_targets: Optional[int] = None
         self.rows_seen = 0
@@ -69,11 +82,24 @@ class SufficientStats:
             setattr(self, field, None)
 
     # ------------------------------------------------------------------ construction
-    def _allocate(self, d: int, k: int, shift_x: np.ndarray, shift_y: np.ndarray) -> None:
+    def _allocate(
+        self,
+        d: int,
+        k: int,
+        shift_x: np.ndarray,
+        shift_y: np.ndarray,
+        input_shift: Optional[np.ndarray] = None,
+    ) -> None:
         K = self.n_folds
         self.n_features, self.n_targets = d, k
-        self.shift_x = np.ascontiguousarray(shift_x, dtype=np.float64)
-        self.shift_y = np.ascontiguousarray(shift_y, dtype=np.float64)
+        if self.degree == 2:
+            self.input_shift = np.array(input_shift, dtype=np.float64)
+            self.n_inputs = self.input_shift.shape[0]
+        else:
+            self.n_inputs = d
+        # own copies: statistics never share arrays with their source (copy, recentred, ...)
+        self.shift_x = np.array(shift_x, dtype=np.float64)
+        self.shift_y = np.array(shift_y, dtype=np.float64)
         self.count = np.zeros(K)
         self.sum_x = np.zeros((K, d))
         self.sum_y = np.zeros((K, k))
@@ -98,7 +124,7 @@ class SufficientStats:
         """
         # Fresh statistics are checked for NaN/inf during accumulation (and discarded on error);
         # existing ones are checked first, so a bad chunk never half-updates them.
-        X = check_X(X, n_features=self.n_features, check_finite=self.count is not None)
+        X = check_X(X, n_features=self.n_inputs, check_finite=self.count is not None)
         n = X.shape[0]
         if Y is None:
             Yarr = np.zeros((n, 0))
@@ -125,19 +151,33 @@ class SufficientStats:
     ) -> None:
         """Accumulate rows already validated except, for fresh statistics, for finiteness."""
         fresh = self.count is None
-        if fresh:
-            # Shift by the mean of the first rows: close enough to the data mean that centring
-            # loses no precision, and it costs no extra pass over X.
-            with np.errstate(all="ignore"):  # NaN/inf in X are reported by the kernel below
-                shift_x = X[:256].astype(np.float64).mean(axis=0)
-            shift_y = Y[:256].mean(axis=0) if Y.shape[1] else np.zeros(0)
-            self._allocate(X.shape[1], Y.shape[1], shift_x, shift_y)
         backend = get_backend(self.backend)
         try:
-            backend.accumulate(
-                X, Y, folds, self.shift_x, self.shift_y,
-                self.count, self.sum_x, self.sum_y, self.xtx, self.xty, self.yty,
-            )  # fmt: skip
+            if fresh:
+                # Shift by the mean of the first rows: close enough to the data mean that
+                # centring loses no precision, and it costs no extra pass over X.
+                with np.errstate(all="ignore"):  # NaN/inf in X are reported by the kernels
+                    shift_x = X[:256].astype(np.float64).mean(axis=0)
+                shift_y = Y[:256].mean(axis=0) if Y.shape[1] else np.zeros(0)
+                if self.degree == 2:
+                    # The quadratic features have means of the order of the variances: shift
+                    # them too, by their mean over the same first rows.
+                    if not np.isfinite(shift_x).all():
+                        raise ValueError(NON_FINITE)
+                    feats = backend.expand_quadratic(X[:256], shift_x, 1.0)
+                    self._allocate(feats.shape[1], Y.shape[1], feats.mean(axis=0), shift_y, shift_x)
+                else:
+                    self._allocate(X.shape[1], Y.shape[1], shift_x, shift_y)
+            if self.degree == 2:
+                backend.accumulate_quadratic(
+                    X, Y, folds, self.input_shift, self.shift_x, self.shift_y,
+                    self.count, self.sum_x, self.sum_y, self.xtx, self.xty, self.yty,
+                )  # fmt: skip
+            else:
+                backend.accumulate(
+                    X, Y, folds, self.shift_x, self.shift_y,
+                    self.count, self.sum_x, self.sum_y, self.xtx, self.xty, self.yty,
+                )  # fmt: skip
         except ValueError as exc:
             if str(exc) != NON_FINITE:
                 raise
@@ -147,8 +187,8 @@ class SufficientStats:
         self.rows_seen += X.shape[0]
 
     def _discard(self) -> None:
-        self.n_features = self.n_targets = None
-        self.shift_x = self.shift_y = None
+        self.n_features = self.n_targets = self.n_inputs = None
+        self.shift_x = self.shift_y = self.input_shift = None
         for field in _FIELDS:
             setattr(self, field, None)
 
@@ -160,6 +200,10 @@ class SufficientStats:
             raise ValueError(
                 f"cannot merge statistics with {self.n_folds} and {other.n_folds} folds."
             )
+        if self.degree != other.degree:
+            raise ValueError(
+                f"cannot merge statistics of degree {self.degree} and degree {other.degree}."
+            )
         if self.count is not None and other.count is not None:
             if (self.n_features, self.n_targets) != (other.n_features, other.n_targets):
                 raise ValueError(
@@ -169,10 +213,12 @@ class SufficientStats:
                 )
 
     def copy(self) -> SufficientStats:
-        out = SufficientStats(self.n_folds, self.backend)
+        out = SufficientStats(self.n_folds, self.backend, self.degree)
         out.rows_seen = self.rows_seen
         if self.count is not None:
-            out._allocate(self.n_features, self.n_targets, self.shift_x, self.shift_y)
+            out._allocate(
+                self.n_features, self.n_targets, self.shift_x, self.shift_y, self.input_shift
+            )
             for field in _FIELDS:
                 getattr(out, field)[...] = getattr(self, field)
         return out
@@ -190,6 +236,8 @@ class SufficientStats:
             out = other.copy()
             out.backend = self.backend
             return out
+        if self.degree == 2 and not np.array_equal(self.input_shift, other.input_shift):
+            other = other.recentred(self.input_shift)
         out = self.copy()
         dx = other.shift_x - out.shift_x  # x - s_out = (x - s_other) + dx
         dy = other.shift_y - out.shift_y
@@ -206,6 +254,72 @@ class SufficientStats:
         return out
 
     __add__ = merge
+
+    # ------------------------------------------------------------------ degree 2
+    @property
+    def input_mean(self) -> np.ndarray:
+        """Mean of the input rows (d,): of X for degree 1, of h for degree 2."""
+        self._require_data()
+        n = float(self.count.sum())
+        if self.degree == 1:
+            return self.shift_x + self.sum_x.sum(axis=0) / n
+        d = self.n_inputs
+        return self.input_shift + self.shift_x[:d] + self.sum_x[:, :d].sum(axis=0) / n
+
+    def recentred(self, centre: Any) -> SufficientStats:
+        """Degree-2 statistics of the same rows about another centre (exact; a new object).
+
+        The features become phi(h - centre). Costs O(p^2) per fold (see `_quadratic`).
+        """
+        if self.degree != 2:
+            raise ValueError("recentred() applies to degree-2 statistics only.")
+        self._require_data()
+        centre = np.ascontiguousarray(centre, dtype=np.float64)
+        if centre.shape != (self.n_inputs,):
+            raise ValueError(f"centre must have shape ({self.n_inputs},), got {centre.shape}.")
+        delta = centre - self.input_shift
+        shift_x = self.shift_x.copy()
+        _quadratic.recentre_rows(shift_x, delta)
+        shift_x += _quadratic.recentre_constant(delta)
+        out = SufficientStats(self.n_folds, self.backend, 2)
+        out.rows_seen = self.rows_seen
+        out._allocate(self.n_features, self.n_targets, shift_x, self.shift_y, centre)
+        out.count[...] = self.count
+        out.sum_y[...] = self.sum_y
+        out.yty[...] = self.yty
+        for f in range(self.n_folds):
+            out.sum_x[f] = self.sum_x[f]
+            _quadratic.recentre_rows(out.sum_x[f], delta)
+            out.xty[f] = self.xty[f]
+            _quadratic.recentre_rows(out.xty[f], delta)
+            out.xtx[f] = _quadratic.recentre_gram(self.xtx[f].copy(), delta)
+        return out
+
+    def feature_stats(self, centre: Any = None, quad_scale: float = 1.0) -> SufficientStats:
+        """Degree-1 statistics of the features phi(h - centre) with the quadratic block
+        scaled by `quad_scale` (sqrt of the block weight gamma): what a ridge solve of the
+        degree-2 probe works on. centre defaults to the input mean."""
+        if self.degree != 2:
+            raise ValueError("feature_stats() applies to degree-2 statistics only.")
+        centre = self.input_mean if centre is None else centre
+        out = self.recentred(centre)
+        out._as_features(quad_scale)
+        return out
+
+    def _as_features(self, quad_scale: float) -> None:
+        """In place: degree-2 statistics become degree-1 statistics of their p features,
+        with the quadratic columns scaled by quad_scale (an exact linear change)."""
+        d = self.n_inputs
+        r = float(quad_scale)
+        if r != 1.0:
+            self.shift_x[d:] *= r
+            self.sum_x[:, d:] *= r
+            self.xtx[:, d:, :] *= r
+            self.xtx[:, :, d:] *= r
+            self.xty[:, d:, :] *= r
+        self.degree = 1
+        self.n_inputs = self.n_features
+        self.input_shift = None
 
     # ------------------------------------------------------------------ solving helpers
     def _require_data(self) -> None:
@@ -257,6 +371,8 @@ class SufficientStats:
             rows_seen=np.array(self.rows_seen),
             shift_x=self.shift_x,
             shift_y=self.shift_y,
+            degree=np.array(self.degree),
+            input_shift=self.input_shift if self.degree == 2 else np.zeros(0),
             **arrays,
         )
 
@@ -289,9 +405,20 @@ class SufficientStats:
                 f"version reads up to {FORMAT_VERSION}). Upgrade shallowprobes to load it."
             )
         n_folds = int(arrays["n_folds"])
+        degree = int(arrays["degree"]) if "degree" in arrays else 1
         shift_x, shift_y = arrays["shift_x"], arrays["shift_y"]
-        if n_folds < 1 or shift_x.ndim != 1 or shift_y.ndim != 1:
+        input_shift = arrays.get("input_shift")
+        if n_folds < 1 or shift_x.ndim != 1 or shift_y.ndim != 1 or degree not in (1, 2):
             raise ValueError(f"{path!r}: n_folds or shifts are malformed; the file is corrupt.")
+        if degree == 2:
+            if (
+                input_shift is None
+                or input_shift.ndim != 1
+                or _quadratic.n_features(input_shift.shape[0]) != shift_x.shape[0]
+            ):
+                raise ValueError(
+                    f"{path!r}: degree-2 input_shift is malformed; the file is corrupt."
+                )
         d, k, K = shift_x.shape[0], shift_y.shape[0], n_folds
         expected = {
             "count": (K,), "sum_x": (K, d), "sum_y": (K, k),
@@ -304,8 +431,8 @@ class SufficientStats:
                     f"{path!r}: field {field} has shape {arr.shape} / dtype {arr.dtype}, "
                     f"expected {shape} float64; the file is corrupt."
                 )
-        out = cls(n_folds, backend)
-        out._allocate(d, k, shift_x, shift_y)
+        out = cls(n_folds, backend, degree)
+        out._allocate(d, k, shift_x, shift_y, input_shift if degree == 2 else None)
         for field in expected:
             getattr(out, field)[...] = arrays[field]
         out.rows_seen = int(arrays["rows_seen"]) if "rows_seen" in arrays else out.n_samples
@@ -314,9 +441,10 @@ class SufficientStats:
     def __repr__(self) -> str:
         if self.count is None:
             return f"SufficientStats(n_folds={self.n_folds}, empty)"
+        deg = f", degree=2, n_inputs={self.n_inputs}" if self.degree == 2 else ""
         return (
             f"SufficientStats(n_samples={self.n_samples}, n_features={self.n_features}, "
-            f"n_targets={self.n_targets}, n_folds={self.n_folds})"
+            f"n_targets={self.n_targets}, n_folds={self.n_folds}{deg})"
         )
 
 

@@ -1,0 +1,376 @@
+"""Low-rank (CP) degree-2 probes: CPProbe, CPProbeClassifier.
+
+    f(h) = sum_r (u_r . z)(v_r . z) + w . z + b,    z = h - mu (training mean),
+
+the paper's rank-R quadratic probe: Q = sum_r (u_r v_r^T + v_r u_r^T)/2 has rank <= 2R, a family
+that is still closed under affine changes of coordinates. It is for widths where neither exact
+degree-2 route fits (p = d(d+3)/2 features, or an n x n kernel), at O(n R d) memory per block.
+
+Fitting: alternating ridge. With the v_r fixed, f is linear in (u_1..u_R, w) with features
+[(v_1 . z) z, ..., (v_R . z) z, z]; that half-step is an ordinary linear ridge problem solved by
+the core (statistics of these (R+1) d features accumulated block by block, one
+eigendecomposition, alpha chosen by the probe's cv on that sub-problem). The other half-step
+swaps the roles of u and v. After each full iteration the pairs are rebalanced
+(||u_r|| = ||v_r||, which leaves f unchanged and minimises the penalty of the product).
+
+Initialisation ("moments"): v_r are the R eigenvectors of largest |eigenvalue| of the
+label-weighted second moment sum_i (y_i - ybar) z_i z_i^T / n (principal Hessian
+directions), which picks out an interaction such as XOR at once; "random": Gaussian v_r.
+
+Alpha: chosen by the probe's `cv` in each half-step of the first alternation, then held
+fixed, so that every later half-step (an exact ridge minimiser over its block) and every
+rebalancing decreases one objective,
+
+    J = ||y - f||^2 + alpha (sum_r ||u_r||^2 + ||v_r||^2 + ||w||^2).
+
+Stopping rule: stop after the first full alternation t with J_{t-1} - J_t <= tol * J_t, or
+after `max_iter` alternations (then a ConvergenceWarning). `n_iter_` and `converged_`
+report it.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from ._backends import get_backend
+from ._base import ClassifierMixin, RegressorMixin, user_stacklevel
+from ._validation import check_rows_finite, check_X
+from .linear import (
+    _feature_blocks,
+    _ProbeClassifierMixin,
+    _ProbeRegressorMixin,
+    _RidgeProbeBase,
+    _Solution,
+)
+from .quadratic import _gaussian_slope_from_values, _PolynomialOutputs
+from .stats import SufficientStats
+
+__all__ = ["CPProbe", "CPProbeClassifier", "ConvergenceWarning"]
+
+try:  # the same class as scikit-learn's when it is installed
+    from sklearn.exceptions import ConvergenceWarning
+except ImportError:  # pragma: no cover
+
+    class ConvergenceWarning(UserWarning):
+        """Alternating fit stopped at max_iter before meeting its tolerance."""
+
+
+class _CPFeatureMap:
+    """Half-step features [(f_1 . z) z, ..., (f_R . z) z, z] of rows, z = h - centre."""
+
+    def __init__(self, centre: np.ndarray, fixed: np.ndarray) -> None:
+        self.centre = centre
+        self.fixed = fixed  # (R, d)
+        self.width = (fixed.shape[0] + 1) * centre.shape[0]
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        Z = X.astype(np.float64) - self.centre
+        P = Z @ self.fixed.T  # (m, R)
+        return np.hstack([*(P[:, r : r + 1] * Z for r in range(P.shape[1])), Z])
+
+
+class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
+    """Shared machinery of the CP probes (not public)."""
+
+    def __init__(
+        self,
+        rank: int = 2,
+        alphas: Any = None,
+        *,
+        cv: Union[str, int] = "gcv",
+        alpha_per_target: bool = False,
+        fit_intercept: bool = True,
+        max_iter: int = 100,
+        tol: float = 1e-4,
+        init: str = "moments",
+        random_state: Optional[int] = None,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(
+            alphas,
+            cv=cv,
+            alpha_per_target=alpha_per_target,
+            fit_intercept=fit_intercept,
+            backend=backend,
+        )
+        self.rank = rank
+        self.max_iter = max_iter
+        self.tol = tol
+        self.init = init
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        for name in ("rank", "max_iter"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+        if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or self.tol < 0:
+            raise ValueError(f"tol must be a non-negative number, got {self.tol!r}.")
+        if self.init not in ("moments", "random"):
+            raise ValueError(f"init must be 'moments' or 'random', got {self.init!r}.")
+
+    def _streams(self) -> bool:
+        return False
+
+    def _no_stream_reason(self) -> str:
+        return (
+            f"{type(self).__name__} has no partial_fit: it alternates between two ridge "
+            "problems and needs several passes over the rows. Call fit(), or use "
+            "QuadraticProbe (exact, streams) when its p = d(d+3)/2 features fit in memory."
+        )
+
+    # ------------------------------------------------------------------ fitting
+    def _fit_rows(self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]):
+        check_rows_finite(X, get_backend(self.backend))
+        n, d = X.shape
+        R = int(self.rank)
+        centre = X.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(d)
+        rng = np.random.default_rng(self.random_state)
+        k = Y.shape[1]
+        factors_u = np.zeros((k, R, d))
+        factors_v = np.zeros((k, R, d))
+        w = np.zeros((d, k))
+        b = np.zeros(k)
+        fitted = np.zeros((n, k))
+        halfsteps = []
+        n_iter = np.zeros(k, dtype=np.intp)
+        converged = np.zeros(k, dtype=bool)
+        for t in range(k):
+            y = Y[:, t : t + 1]
+            V = self._initial_factor(X, y[:, 0], centre, R, rng)
+            U = V.copy()
+            alphas = self._explicit_alphas()
+            objective = np.inf
+            for it in range(1, int(self.max_iter) + 1):
+                U, _, _, _ = self._half_step(X, y, folds, centre, V, alphas)
+                V, w_t, b_t, sol = self._half_step(X, y, folds, centre, U, alphas)
+                if it == 1:
+                    # alpha is chosen by CV in the first alternation and then held, so that
+                    # every half-step decreases one objective (see the module docstring)
+                    alpha = float(sol.alphas[sol.alpha_index[0]])
+                    alphas = np.array([alpha])
+                U, V = _rebalance(U, V)
+                f = _cp_decision_rows(X, centre, U[None], V[None], w_t, b_t)[:, 0]
+                n_iter[t] = it
+                previous = objective
+                objective = float(np.sum((y[:, 0] - f) ** 2)) + alpha * float(
+                    np.sum(U * U) + np.sum(V * V) + np.sum(w_t * w_t)
+                )
+                if previous - objective <= self.tol * objective:
+                    converged[t] = True
+                    break
+            factors_u[t], factors_v[t] = U, V
+            w[:, t], b[t] = w_t[:, 0], b_t[0]
+            fitted[:, t] = f
+            halfsteps.append(sol)
+        if not converged.all():
+            warnings.warn(
+                f"{type(self).__name__} did not meet tol={self.tol} within max_iter="
+                f"{self.max_iter} alternations for {int((~converged).sum())} target(s); "
+                "raise max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=user_stacklevel(),
+            )
+        # alphas differ per target (each half-step has its own grid): keep the chosen ones
+        chosen = np.array([h.alphas[h.alpha_index[0]] for h in halfsteps])
+        out = _Solution(w, b, chosen, np.arange(k), None, None)
+        out.halfsteps = halfsteps
+        out.centre = centre
+        out.factors = (factors_u, factors_v)
+        out.n_iter = n_iter
+        out.converged = converged
+        if self._is_classifier:
+            out.calibration = _gaussian_slope_from_values(fitted, Y)
+        return None, out
+
+    def _initial_factor(self, X, y, centre, R, rng) -> np.ndarray:
+        d = X.shape[1]
+        if self.init == "random":
+            return rng.standard_normal((R, d)) / np.sqrt(d)
+        M = np.zeros((d, d))
+        yc = y - y.mean()
+        step = max(1, (1 << 22) // max(d, 1))
+        for start in range(0, X.shape[0], step):
+            Z = X[start : start + step].astype(np.float64) - centre
+            M += Z.T @ (Z * yc[start : start + step, None])
+        lam, vecs = np.linalg.eigh(0.5 * (M + M.T))
+        order = np.argsort(-np.abs(lam), kind="stable")[:R]
+        V = vecs[:, order].T.copy()
+        if V.shape[0] < R:  # d < R: pad with random directions
+            V = np.vstack([V, rng.standard_normal((R - V.shape[0], d)) / np.sqrt(d)])
+        return V
+
+    def _half_step(self, X, y, folds, centre, fixed, alphas):
+        """Ridge for the free factor with `fixed` held: returns (free (R, d), w (d, 1),
+        b (1,), solution)."""
+        fmap = _CPFeatureMap(centre, fixed)
+        stats = SufficientStats(self._n_folds(), self.backend)
+        for sl, F in _feature_blocks(X, fmap):
+            stats._accumulate_validated(F, y[sl], None if folds is None else folds[sl])
+        sol = self._ridge_solve(stats, (X, y, folds), alphas, feature_map=fmap)
+        R, d = fixed.shape
+        coef = sol.coef[:, 0]
+        return coef[: R * d].reshape(R, d), coef[R * d :, None], sol.intercept, sol
+
+    # ------------------------------------------------------------------ prediction
+    def _decision(self, X: Any) -> np.ndarray:
+        sol = self._solution()
+        Xa = check_X(X, n_features=self.n_features_in_, owner=type(self).__name__)
+        fu, fv = sol.factors
+        return _cp_decision_rows(Xa, sol.centre, fu, fv, sol.coef, sol.intercept)
+
+    # ------------------------------------------------------------------ fitted attributes
+    _coefficient_names = "factors_ (U, V), quadratic_, linear_ and intercept_"
+
+    def _centred_quadratic(self) -> np.ndarray:
+        fu, fv = self._solution().factors
+        return 0.5 * (np.einsum("tri,trj->tij", fu, fv) + np.einsum("tri,trj->tij", fv, fu))
+
+    @property
+    def factors_(self) -> tuple[np.ndarray, np.ndarray]:
+        """(U, V), each (n_targets, rank, d): f = sum_r (U[t, r] . z)(V[t, r] . z) + ...,
+        z = h - centre_. quadratic_ is sum_r (u_r v_r^T + v_r u_r^T)/2 in input coordinates."""
+        fu, fv = self._solution().factors
+        return fu.copy(), fv.copy()
+
+    @property
+    def n_iter_(self) -> np.ndarray:
+        """Full alternations run, per target."""
+        return self._solution().n_iter.copy()
+
+    @property
+    def converged_(self) -> np.ndarray:
+        """Whether the stopping rule was met (per target) before max_iter."""
+        return self._solution().converged.copy()
+
+    @property
+    def stats_(self):
+        raise AttributeError(f"{type(self).__name__} keeps no sufficient statistics.")
+
+    @property
+    def alpha_(self):
+        """Alpha chosen in the last half-step: a float, or one per target column."""
+        chosen = self._solution().alphas
+        return float(chosen[0]) if chosen.size == 1 else chosen.copy()
+
+    @property
+    def alphas_(self) -> np.ndarray:
+        """The alpha grid of the last half-step (of the first target column)."""
+        return self._solution().halfsteps[0].alphas.copy()
+
+    @property
+    def cv_results_(self) -> dict:
+        """CV of the last half-step, per target column: 'alphas', 'scores' (lists)."""
+        hs = self._solution().halfsteps
+        return {
+            "alphas": [h.alphas.copy() for h in hs],
+            "scores": [h.joint_scores.copy() for h in hs],
+            "scoring": self._scoring(),
+            "cv": self._cv_name(),
+        }
+
+    @property
+    def best_score_(self):
+        hs = self._solution().halfsteps
+        best = np.array([h.joint_scores[h.alpha_index[0]] for h in hs])
+        return float(best[0]) if best.size == 1 else best
+
+
+def _rebalance(U: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scale u_r up and v_r down (or vice versa) to equal norms: the product is unchanged
+    and ||u_r||^2 + ||v_r||^2 is minimal."""
+    nu = np.linalg.norm(U, axis=1)
+    nv = np.linalg.norm(V, axis=1)
+    ok = (nu > 0) & (nv > 0)
+    c = np.ones_like(nu)
+    c[ok] = np.sqrt(nv[ok] / nu[ok])
+    return U * c[:, None], V / c[:, None]
+
+
+def _cp_decision_rows(X, centre, fu, fv, w, b) -> np.ndarray:
+    """(n, k) decision values of CP probes with factors fu, fv (k, R, d), w (d, k), b (k,)."""
+    n, d = X.shape
+    k = fu.shape[0]
+    out = np.empty((n, k))
+    step = max(16, (1 << 22) // max(d, 1))
+    for start in range(0, n, step):
+        Z = X[start : start + step].astype(np.float64) - centre
+        for t in range(k):
+            out[start : start + step, t] = np.einsum("nr,nr->n", Z @ fu[t].T, Z @ fv[t].T)
+        out[start : start + step] += Z @ w + b
+    return out
+
+
+# ---------------------------------------------------------------------------------- public
+class CPProbe(_ProbeRegressorMixin, RegressorMixin, _CPProbeBase):
+    """Rank-R (CP) degree-2 probe f(h) = sum_r (u_r . z)(v_r . z) + w . z + b, z = h - mu.
+
+    Fitted by alternating ridge half-steps, each a linear ridge problem solved by the core
+    with alpha chosen by `cv` (see the module docstring for the initialisation and the
+    stopping rule). Multi-target y gets one CP probe per column.
+
+    Parameters
+    ----------
+    rank : int, default 2
+        Number of product terms R.
+    alphas : array-like of float, optional
+        Penalties for each half-step (absolute); default: the linear probes' relative grid.
+    cv : {"gcv", "loo"} or int, default "gcv"
+        Alpha selection in the half-steps of the first alternation (then held fixed).
+    alpha_per_target, fit_intercept, backend
+        As for `LinearProbe`.
+    max_iter : int, default 100
+        Maximum full alternations (each is two half-steps).
+    tol : float, default 1e-4
+        Stop when one full alternation decreases the objective J by at most tol * J.
+    init : {"moments", "random"}, default "moments"
+    random_state : int, optional
+        Seed for init="random" (and padding when d < rank).
+
+    Attributes
+    ----------
+    factors_, quadratic_, linear_, intercept_, centre_, alpha_ (of the last half-step),
+    alphas_, cv_results_ (last half-step), n_iter_, converged_, n_features_in_
+    """
+
+
+class CPProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _CPProbeBase):
+    """Rank-R (CP) degree-2 probe for classification: one CP probe per one-vs-rest +-1
+    code column (binary: one), decision = arg-max (binary: sign). Parameters as for
+    `CPProbe`, plus `scoring` as for `LinearProbeClassifier` (used inside the half-steps)."""
+
+    def __init__(
+        self,
+        rank: int = 2,
+        alphas: Any = None,
+        *,
+        cv: Union[str, int] = "gcv",
+        alpha_per_target: bool = False,
+        fit_intercept: bool = True,
+        scoring: str = "squared_error",
+        max_iter: int = 100,
+        tol: float = 1e-4,
+        init: str = "moments",
+        random_state: Optional[int] = None,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(
+            rank,
+            alphas,
+            cv=cv,
+            alpha_per_target=alpha_per_target,
+            fit_intercept=fit_intercept,
+            max_iter=max_iter,
+            tol=tol,
+            init=init,
+            random_state=random_state,
+            backend=backend,
+        )
+        self.scoring = scoring
+
+    alpha_ = _CPProbeBase.alpha_  # not the linear classifiers' (grids differ per column)

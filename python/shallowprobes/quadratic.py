@@ -1,0 +1,663 @@
+"""Exact degree-2 ridge probes: QuadraticProbe, QuadraticProbeClassifier.
+
+The probe is f(h) = (h - mu)^T Q (h - mu) + w^T (h - mu) + b, i.e. ridge regression on the
+degree-2 features phi_gamma(h - mu) = [u, sqrt(gamma) (s_ab u_a u_b)_{a<=b}], u = h - mu,
+s_aa = 1, s_ab = sqrt(2) (DESIGN.md §2), whose kernel is <u, v> + gamma <u, v>^2. mu is the
+training mean (with fit_intercept=False: mu = 0 and b = 0).
+
+Two exact routes give the same probe:
+
+* primal: the statistics of phi (width p = d + d(d+1)/2) are accumulated block by block by
+  the core (never an n x p array), re-centred exactly at mu, and solved like a linear probe:
+  one p x p eigendecomposition for every alpha, GCV / LOO / exact K-fold. Streams
+  (`partial_fit`) and needs O(p^2) memory.
+* dual: the n x n kernel K = Uc Uc^T + gamma (Uc Uc^T)^2 of the centred rows, double-centred,
+  one n x n eigendecomposition for every alpha, GCV, exact LOO and exact K-fold (held-out
+  residuals of fold F are (I - H_FF)^-1 (y_F - yhat_F) with H the hat matrix). Needs the rows
+  and O(n^2) memory; the route for LLM widths.
+
+Either way the fitted probe is stored as (mu, Q, w, b) and predicts in O(d^2) per row.
+In CV the feature map (the centring mu) is fixed from all training rows -- it uses no
+labels -- and only the ridge is refitted per fold.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import _quadratic
+from ._backends import get_backend
+from ._base import ClassifierMixin, NotFittedError, RegressorMixin, streaming_method
+from ._validation import check_rows_finite, check_X
+from .linear import (
+    _argmax_first,
+    _ProbeClassifierMixin,
+    _ProbeRegressorMixin,
+    _RidgeProbeBase,
+    _score_predictions,
+    _Solution,
+)
+from .stats import SufficientStats
+
+__all__ = ["QuadraticProbe", "QuadraticProbeClassifier"]
+
+_SOLVERS = ("auto", "primal", "dual")
+_PREDICT_ENTRIES = 1 << 22  # rows per prediction block ~ this / d
+
+
+def _physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 16 << 30
+
+
+def _fmt_bytes(b: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if b < 1024 or unit == "PiB":
+            return f"{b:.1f} {unit}"
+        b /= 1024.0
+    return f"{b:.1f} PiB"  # pragma: no cover
+
+
+class _QuadraticFeatureMap:
+    """Block-wise phi_gamma(h - centre) (used for LOO and held-out decision values)."""
+
+    def __init__(self, centre: np.ndarray, quad_scale: float, backend) -> None:
+        self.centre = centre
+        self.quad_scale = quad_scale
+        self.backend = backend
+        self.width = _quadratic.n_features(centre.shape[0])
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return self.backend.expand_quadratic(X, self.centre, self.quad_scale)
+
+
+def _gaussian_slope_from_values(F: np.ndarray, codes: np.ndarray) -> float:
+    """The closed-form logistic slope of `linear._gaussian_calibration`, from decision values
+    F (n, k) and +-1 codes (n, k) of the training rows (used by the dual route)."""
+    slopes = []
+    n = F.shape[0]
+    for t in range(F.shape[1]):
+        pos = codes[:, t] > 0
+        n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+        if n_pos == 0 or n_neg == 0:
+            continue
+        f = F[:, t]
+        m_pos, m_neg = f[pos].mean(), f[~pos].mean()
+        within = ((f[pos] - m_pos) ** 2).sum() + ((f[~pos] - m_neg) ** 2).sum()
+        total = ((f - f.mean()) ** 2).sum()
+        s2 = max(within / max(n - 2.0, 1.0), 1e-12 * total / n, 1e-300)
+        slopes.append((m_pos - m_neg) / s2)
+    slope = float(np.mean(slopes)) if slopes else 1.0
+    if not np.isfinite(slope) or slope <= 0:
+        slope = 1.0
+    return min(slope, 1e12)
+
+
+class _PolynomialOutputs:
+    """Fitted attributes of a degree-2 probe f(h) = (h-mu)^T Q (h-mu) + w.(h-mu) + b, stored
+    in centred coordinates (solution: centre, coef = w (d, k), intercept = b) and reported in
+    the caller's input coordinates. Subclasses provide `_centred_quadratic()` (k, d, d)."""
+
+    def _centred_quadratic(self) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    _coefficient_names = "quadratic_ (Q), linear_ (w) and intercept_"
+
+    @property
+    def coef_(self):
+        raise AttributeError(
+            f"{type(self).__name__} has no coef_: its coefficients are {self._coefficient_names}."
+        )
+
+    def _input_coordinates(self):
+        sol = self._solution()
+        mu = sol.centre
+        Q = self._centred_quadratic()
+        w = sol.coef.T - 2.0 * np.einsum("tij,j->ti", Q, mu)  # (k, d)
+        c = sol.intercept - sol.coef.T @ mu + np.einsum("i,tij,j->t", mu, Q, mu)
+        return Q, w, c
+
+    @property
+    def quadratic_(self) -> np.ndarray:
+        """Symmetric Q of f(h) = h^T Q h + linear_ . h + intercept_: (d, d) for 1-D y, else
+        (n_targets, d, d) (binary classifiers: (1, d, d))."""
+        Q = self._input_coordinates()[0]
+        return Q[0].copy() if self._single_output() else Q.copy()
+
+    @property
+    def linear_(self) -> np.ndarray:
+        """w of f(h) = h^T Q h + w . h + intercept_: (d,) for 1-D y, else (n_targets, d)."""
+        w = self._input_coordinates()[1]
+        return w[0].copy() if self._single_output() else w
+
+    @property
+    def intercept_(self):
+        c = self._input_coordinates()[2]
+        return float(c[0]) if self._single_output() else c
+
+    @property
+    def centre_(self) -> np.ndarray:
+        """The centre mu of the features (training mean; zeros without intercept)."""
+        return self._solution().centre.copy()
+
+
+class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
+    """Shared machinery of the degree-2 probes (not public)."""
+
+    def __init__(
+        self,
+        alphas: Any = None,
+        *,
+        gamma: Any = None,
+        cv: Union[str, int] = "gcv",
+        alpha_per_target: bool = False,
+        fit_intercept: bool = True,
+        solver: str = "auto",
+        memory_limit: Optional[float] = None,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(
+            alphas,
+            cv=cv,
+            alpha_per_target=alpha_per_target,
+            fit_intercept=fit_intercept,
+            backend=backend,
+        )
+        self.gamma = gamma
+        self.solver = solver
+        self.memory_limit = memory_limit
+
+    # ------------------------------------------------------------------ parameters
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}.")
+        self._gamma_values(1.0)
+        self._memory_limit()
+
+    def _memory_limit(self) -> float:
+        if self.memory_limit is None:
+            return 0.5 * _physical_memory()
+        lim = self.memory_limit
+        if isinstance(lim, bool) or not isinstance(lim, numbers.Real) or not lim > 0:
+            raise ValueError(f"memory_limit must be a positive number of bytes, got {lim!r}.")
+        return float(lim)
+
+    def _gamma_values(self, mean_sq_norm: float) -> np.ndarray:
+        """The block weights to try. None: 1 / mean ||h - mu||^2 (scale-free: then
+        gamma <u, v>^2 and <u, v> are of the same size)."""
+        if self.gamma is None:
+            scale = mean_sq_norm if np.isfinite(mean_sq_norm) and mean_sq_norm > 0 else 1.0
+            return np.array([1.0 / scale])
+        bad = ValueError(
+            f"gamma must be a positive number or a non-empty sequence of positive numbers, "
+            f"got {self.gamma!r}."
+        )
+        if isinstance(self.gamma, (str, bytes, bool)):
+            raise bad
+        try:
+            raw = np.atleast_1d(np.asarray(self.gamma))
+        except (TypeError, ValueError):
+            raise bad from None
+        if raw.dtype.kind not in "iuf":
+            raise bad
+        arr = raw.astype(np.float64)
+        if arr.ndim != 1 or arr.size == 0 or not np.isfinite(arr).all() or (arr <= 0).any():
+            raise ValueError(f"gamma must be a positive number or a non-empty sequence of "
+                             f"positive numbers, got {self.gamma!r}.")  # fmt: skip
+        return arr
+
+    # ------------------------------------------------------------------ route
+    def _bytes_primal(self, p: int) -> float:
+        K = self._n_folds()
+        # statistics, the re-centred copy, normal equations and eigenvectors (per fold + all)
+        copies = 6 if K == 1 else 4 * K + 4
+        return 8.0 * p * p * copies
+
+    @staticmethod
+    def _bytes_dual(n: int, d: int, n_gammas: int) -> float:
+        # row Gram, kernel, eigenvectors (+ the kept row Gram when several gammas), rows
+        return 8.0 * n * n * (3 + (n_gammas > 1)) + 16.0 * n * d
+
+    def _route(self, n: Optional[int], d: int) -> str:
+        p = _quadratic.n_features(d)
+        limit = self._memory_limit()
+        primal = self._bytes_primal(p)
+        n_gam = 1 if self.gamma is None else np.atleast_1d(np.asarray(self.gamma)).size
+        dual = None if n is None else self._bytes_dual(n, d, n_gam)
+        if self.solver == "primal" or (self.solver == "auto" and n is None):
+            return "primal"
+        if self.solver == "dual":
+            return "dual"
+        if p <= n and primal <= limit:
+            return "primal"
+        if dual <= limit:
+            return "dual"
+        if primal <= limit:
+            return "primal"
+        raise MemoryError(
+            f"{type(self).__name__}: d={d} inputs give p={p:,} degree-2 features; the primal "
+            f"route needs about {_fmt_bytes(primal)} (p x p Gram and eigenvectors) and the "
+            f"dual route with n={n:,} rows about {_fmt_bytes(dual)} (n x n kernel), both over "
+            f"memory_limit={_fmt_bytes(limit)}. Options: CPProbe(rank=R) (low-rank degree-2 "
+            f"probe, memory O(n R d)); fewer rows for the dual route (n <= "
+            f"{int(np.sqrt(limit / 32.0)):,} fits); fewer inputs (e.g. PCA of h) for the "
+            "primal route; or a larger memory_limit if the machine has it."
+        )
+
+    # ------------------------------------------------------------------ fitting
+    def _new_stats(self, n_folds: int) -> SufficientStats:
+        return SufficientStats(n_folds, self.backend, degree=2)
+
+    def _streams(self) -> bool:
+        return self.solver != "dual"
+
+    def _no_stream_reason(self) -> str:
+        return (
+            f"{type(self).__name__}(solver='dual') has no partial_fit: partial_fit streams "
+            "statistics, which is the primal route, and the dual route needs all rows at "
+            "once. Call fit(), or use solver='auto' or 'primal'."
+        )
+
+    def _check_partial_fit(self, first: bool) -> None:
+        if first and getattr(self, "_solution_cache", None) is not None:
+            raise ValueError(
+                "this probe was fitted by the dual route, which keeps no statistics to add rows "
+                "to; call fit() again with all rows, or start a new probe for partial_fit."
+            )
+
+    def _fit_rows(self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]):
+        route = self._route(X.shape[0], X.shape[1])
+        if route == "primal":
+            return super()._fit_rows(X, Y, folds)
+        backend = get_backend(self.backend)
+        check_rows_finite(X, backend)
+        return None, self._solve_dual(X, Y, folds, backend)
+
+    @streaming_method
+    def partial_fit(self, X: Any, y: Any, **kwargs: Any):
+        """Add a chunk of rows to the degree-2 statistics (primal route); the solve happens
+        at first use. Memory O(p^2) with p = d + d(d+1)/2, whatever the number of rows."""
+        if getattr(self, "_stats", None) is None and self.solver != "dual":
+            d = check_X(X, owner=type(self).__name__, check_finite=False).shape[1]
+            self._check_params()
+            p = _quadratic.n_features(d)
+            need, limit = self._bytes_primal(p), self._memory_limit()
+            if need > limit:
+                raise MemoryError(
+                    f"{type(self).__name__}.partial_fit: d={d} gives p={p:,} degree-2 "
+                    f"features whose statistics need about {_fmt_bytes(need)}, over "
+                    f"memory_limit={_fmt_bytes(limit)}. Use fit() with the dual route "
+                    "(n x n kernel), CPProbe, or fewer inputs."
+                )
+        return _RidgeProbeBase.partial_fit.fn(self, X, y, **kwargs)
+
+    # ------------------------------------------------------------------ primal
+    def _solve(self, stats: SufficientStats, rows: Optional[tuple]) -> _Solution:
+        backend = get_backend(self.backend)
+        d = stats.n_inputs
+        fit_intercept = bool(self.fit_intercept)
+        centre = stats.input_mean if fit_intercept else np.zeros(d)
+        base = stats.recentred(centre)
+        n = float(base.count.sum())
+        a, b, _ = _quadratic.pairs(d)
+        diag = d + np.flatnonzero(a == b)  # columns u_a^2: their raw sums give ||u||^2
+        mean_sq = float((base.shift_x[diag] + base.sum_x[:, diag].sum(axis=0) / n).sum())
+        gammas = self._gamma_values(mean_sq)
+        explicit = self._explicit_alphas()
+        solutions = []
+        for g in gammas:
+            fs = base.copy() if len(gammas) > 1 else base
+            scale = float(np.sqrt(g))
+            fs._as_features(scale)
+            fmap = _QuadraticFeatureMap(centre, scale, backend) if rows is not None else None
+            solutions.append(self._ridge_solve(fs, rows, explicit, feature_map=fmap))
+            del fs
+        best = self._best_gamma(solutions)
+        sol = solutions[best]
+        g = float(gammas[best])
+        Q, w = _quadratic.coef_to_quadratic(sol.coef, d, float(np.sqrt(g)))
+        return self._finish(sol, Q, w, centre, gammas, best, solutions, "primal")
+
+    def _best_gamma(self, solutions: list) -> int:
+        crit = []
+        for sol in solutions:
+            if self.alpha_per_target:
+                per = np.where(np.isnan(sol.scores), -np.inf, sol.scores).max(axis=0)
+                crit.append(per.mean())
+            else:
+                crit.append(sol.joint_scores[sol.alpha_index[0]])
+        return int(_argmax_first(np.asarray(crit, dtype=np.float64)))
+
+    @staticmethod
+    def _finish(sol, Q, w, centre, gammas, best, solutions, route) -> _Solution:
+        sol.coef = w
+        sol.quadratic = Q
+        sol.centre = centre
+        sol.gamma = float(gammas[best])
+        sol.gammas = np.asarray(gammas, dtype=np.float64)
+        sol.all_scores = [(s.alphas, s.scores, s.joint_scores) for s in solutions]
+        sol.route = route
+        return sol
+
+    # ------------------------------------------------------------------ dual
+    def _solve_dual(self, X: np.ndarray, Y: np.ndarray, folds, backend) -> _Solution:
+        n, d = X.shape
+        p = _quadratic.n_features(d)
+        fit_intercept = bool(self.fit_intercept)
+        scoring = self._scoring()
+        cv_name = self._cv_name()
+        Uc = X.astype(np.float64)  # a private copy, centred in place
+        centre = Uc.mean(axis=0) if fit_intercept else np.zeros(d)
+        Uc -= centre
+        y_mean = Y.mean(axis=0) if fit_intercept else np.zeros(Y.shape[1])
+        Yc = Y - y_mean
+        G = Uc @ Uc.T
+        gammas = self._gamma_values(float(np.trace(G)) / n)
+        explicit = self._explicit_alphas()
+        solutions, kept = [], None
+        for gi, g in enumerate(gammas):
+            K = _poly_kernel(G, float(g), in_place=len(gammas) == 1)
+            if fit_intercept:
+                _double_centre(K)
+            alphas = (
+                explicit
+                if explicit is not None
+                else default_alpha_grid_from_trace(float(np.trace(K)), p)
+            )
+            lam, Ue, Bv = backend.spectrum(K, Yc)
+            del K
+            per, joint = _dual_scores(
+                lam, Ue, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit_intercept,
+                self._n_folds(),
+            )  # fmt: skip
+            if self.alpha_per_target:
+                idx = _argmax_first(per, axis=0)
+            else:
+                idx = np.full(Y.shape[1], _argmax_first(joint))
+            sol = _Solution(None, None, np.asarray(alphas, dtype=np.float64), idx, per, joint)
+            solutions.append(sol)
+            if self._best_gamma(solutions) == gi:
+                kept = (lam, Ue, Bv)
+            else:
+                del Ue
+        best = self._best_gamma(solutions)
+        sol = solutions[best]
+        g = float(gammas[best])
+        lam, Ue, Bv = kept
+        k = Y.shape[1]
+        dual = np.empty((n, k))
+        fitted = np.empty((n, k))
+        for t in range(k):
+            alpha = float(sol.alphas[sol.alpha_index[t]])
+            inv = _inv_shifted(lam, alpha)
+            dual[:, t] = Ue @ (inv * Bv[:, t])
+            fitted[:, t] = y_mean[t] + Ue @ (lam * inv * Bv[:, t])
+        # the kernel expansion sum_i a_i k(h, h_i) as a quadratic polynomial of u = h - mu
+        w = Uc.T @ dual
+        Q = np.empty((k, d, d))
+        for t in range(k):
+            Qt = g * (Uc.T @ (Uc * dual[:, t : t + 1]))
+            Q[t] = 0.5 * (Qt + Qt.T)
+        if fit_intercept:
+            S = Uc.T @ Uc
+            intercept = y_mean - np.einsum("tij,ij->t", Q, S) / n
+        else:
+            intercept = np.zeros(k)
+        sol.intercept = intercept
+        if self._is_classifier:
+            sol.calibration = _gaussian_slope_from_values(fitted, Y)
+        return self._finish(sol, Q, w, centre, gammas, best, solutions, "dual")
+
+    # ------------------------------------------------------------------ prediction
+    def _decision(self, X: Any) -> np.ndarray:
+        sol = self._solution()
+        Xa = check_X(X, n_features=self.n_features_in_, owner=type(self).__name__)
+        n, d = Xa.shape
+        out = np.empty((n, sol.quadratic.shape[0]))
+        block = max(16, _PREDICT_ENTRIES // max(d, 1))
+        for start in range(0, n, block):
+            Z = Xa[start : start + block].astype(np.float64) - sol.centre
+            out[start : start + block] = (
+                Z @ sol.coef + sol.intercept + _quadratic.quadratic_form_rows(Z, sol.quadratic)
+            )
+        return out
+
+    # ------------------------------------------------------------------ fitted attributes
+    def _centred_quadratic(self) -> np.ndarray:
+        return self._solution().quadratic
+
+    @property
+    def gamma_(self) -> float:
+        """The weight of the quadratic block that was used (chosen by CV from a grid)."""
+        return self._solution().gamma
+
+    @property
+    def solver_(self) -> str:
+        """The route that solved the probe: "primal" or "dual"."""
+        return self._solution().route
+
+    @property
+    def cv_results_(self) -> dict:
+        """As for the linear probes, for the chosen gamma, plus 'gammas' (G,), and
+        'gamma_scores' / 'gamma_mean_scores' / 'gamma_alphas': the same per gamma."""
+        sol = self._solution()
+        out = super().cv_results_
+        out["gamma"] = sol.gamma
+        out["gammas"] = sol.gammas.copy()
+        out["gamma_alphas"] = [a.copy() for a, _, _ in sol.all_scores]
+        out["gamma_scores"] = [s.copy() for _, s, _ in sol.all_scores]
+        out["gamma_mean_scores"] = [j.copy() for _, _, j in sol.all_scores]
+        return out
+
+    @property
+    def stats_(self) -> SufficientStats:
+        """The degree-2 sufficient statistics (primal route only)."""
+        stats = getattr(self, "_stats", None)
+        if stats is None:
+            if getattr(self, "_solution_cache", None) is not None:
+                raise AttributeError(
+                    f"this {type(self).__name__} was solved by the dual route, which keeps no "
+                    "statistics (solver_ == 'dual')."
+                )
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
+        return stats
+
+
+def default_alpha_grid_from_trace(trace: float, p: int, n_alphas: int = 19) -> np.ndarray:
+    """The default grid of `linear.default_alpha_grid` from the Gram's trace (the dual
+    kernel has the same trace as the primal Gram)."""
+    scale = trace / max(p, 1)
+    if not np.isfinite(scale) or scale <= 0.0:
+        scale = 1.0
+    return np.logspace(-6, 3, n_alphas) * scale
+
+
+def _poly_kernel(G: np.ndarray, gamma: float, in_place: bool) -> np.ndarray:
+    """G + gamma G∘G (row-block-wise to bound temporaries)."""
+    K = G if in_place else np.empty_like(G)
+    step = max(1, (1 << 22) // max(G.shape[1], 1))
+    for start in range(0, G.shape[0], step):
+        g = G[start : start + step]
+        K[start : start + step] = g + gamma * g * g
+    return K
+
+
+def _double_centre(K: np.ndarray) -> None:
+    """In place K <- H K H, H = I - 11^T/n (centres the features in kernel space)."""
+    row = K.mean(axis=1)
+    grand = row.mean()
+    K -= row[:, None]
+    K -= row[None, :]
+    K += grand
+    # exact symmetry for the eigensolver
+    K += K.T
+    K *= 0.5
+
+
+def _inv_shifted(lam: np.ndarray, alpha: float) -> np.ndarray:
+    """1/(lam + alpha), with 0 where lam + alpha == 0 (minimum-norm solution)."""
+    den = lam + alpha
+    out = np.zeros_like(lam)
+    np.divide(1.0, den, out=out, where=den > 0)
+    return out
+
+
+def _dual_scores(lam, U, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit_intercept, K):
+    """(per (A, k), joint (A,)) CV scores of kernel ridge on the centred kernel's spectrum."""
+    n, k = Y.shape
+    A = len(alphas)
+    pos = lam > 0
+    base = 1.0 / n if fit_intercept else 0.0
+    if cv_name == "gcv":
+        per = np.empty((A, k))
+        rank = int(pos.sum())
+        unfit = n - (1.0 if fit_intercept else 0.0) - rank  # residual dof at alpha -> 0
+        # The part of y outside the kernel's range, computed directly (the spectrum zeroes B
+        # on clamped eigenvalues; ||Yc||^2 - ||B||^2 would cancel): exactly 0 at full rank.
+        if unfit > 0:
+            R = Yc - U[:, pos] @ Bv[pos]
+            free = np.sum(R * R, axis=0)
+        else:
+            free = np.zeros(k)
+        for i, a in enumerate(alphas):
+            shrink = a / (lam[pos] + a) if a > 0 else np.zeros(rank)
+            rss = free + np.sum((shrink[:, None] * Bv[pos]) ** 2, axis=0)
+            # as on the primal route: no cancellation between n and the dof
+            resid = max(unfit, 0.0) + float(np.sum(shrink))
+            per[i] = -(n * rss / (resid * resid)) if resid > 0 else -np.inf
+        return per, per.mean(axis=1)
+    preds = np.empty((A, n, k))
+    if cv_name == "loo":
+        step = max(1, (1 << 22) // max(n, 1))
+        for i, a in enumerate(alphas):
+            r = lam * _inv_shifted(lam, float(a))
+            fitted = y_mean + U @ (r[:, None] * Bv)
+            h = np.empty(n)
+            for start in range(0, n, step):
+                blk = U[start : start + step]
+                h[start : start + step] = base + (blk * blk) @ r
+            one_minus_h = 1.0 - h
+            with np.errstate(divide="ignore", invalid="ignore"):
+                loo = Y - (Y - fitted) / one_minus_h[:, None]
+            loo[one_minus_h <= 1e-12] = np.nan
+            preds[i] = loo
+    else:
+        for i, a in enumerate(alphas):
+            r = lam * _inv_shifted(lam, float(a))
+            fitted = y_mean + U @ (r[:, None] * Bv)
+            for f in range(K):
+                sel = np.flatnonzero(folds == f)
+                if sel.size == 0:
+                    continue
+                Uf = U[sel]
+                H = base + (Uf * r) @ Uf.T
+                I_H = np.eye(sel.size) - H
+                try:
+                    resid = np.linalg.solve(I_H, Y[sel] - fitted[sel])
+                    preds[i, sel] = Y[sel] - resid
+                except np.linalg.LinAlgError:
+                    preds[i, sel] = np.nan
+    if scoring == "squared_error":
+        per = -np.mean((preds - Y[None]) ** 2, axis=1)
+        return per, per.mean(axis=1)
+    return _score_predictions(preds, Y, scoring)
+
+
+# ---------------------------------------------------------------------------------- public
+class QuadraticProbe(_ProbeRegressorMixin, RegressorMixin, _QuadraticProbeBase):
+    """Exact degree-2 ridge probe f(h) = h^T Q h + w^T h + c (regression, multi-target).
+
+    Ridge regression on the coordinate-stable degree-2 features of the centred rows,
+    phi(u) = [u, sqrt(gamma) (s_ab u_a u_b)_{a<=b}] (s_ab = sqrt(2) off the diagonal, so the
+    kernel is <u, v> + gamma <u, v>^2), with alpha (and gamma, when given a grid) chosen by
+    exact GCV, LOO or K-fold CV. Solved by the primal route (statistics of the p = d + d(d+1)/2
+    features, accumulated block by block, streaming) or the dual route (n x n kernel, for LLM
+    widths); both give the same probe. See the module docstring.
+
+    Parameters
+    ----------
+    alphas : array-like of float, optional
+        Ridge penalties (absolute, on the summed squared error). Default: logspace(-6, 3, 19)
+        times the mean eigenvalue of the feature Gram (relative to the data's scale).
+    gamma : float or sequence of float, optional
+        Weight of the quadratic block. A sequence is searched jointly with alpha (one
+        eigendecomposition per gamma). Default None: 1 / mean ||h - mu||^2, which makes the
+        two kernel terms comparable and keeps the probe invariant to rescaling h.
+    cv : {"gcv", "loo"} or int, default "gcv"
+        As for `LinearProbe` ("loo" needs `fit`; all modes work on both routes).
+    alpha_per_target : bool, default False
+    fit_intercept : bool, default True
+        Centre at the training mean and fit an unpenalised intercept. False: f has no
+        constant term and the features are of h itself.
+    solver : {"auto", "primal", "dual"}, default "auto"
+        "auto": primal when p <= n and its memory (O(p^2)) fits `memory_limit`, else dual
+        when the n x n kernel fits, else primal if it fits, else a MemoryError naming the
+        numbers and the options (CPProbe, fewer rows, fewer inputs).
+    memory_limit : float, optional
+        Bytes the solve may use, consulted by solver="auto" (to choose the route) and by
+        `partial_fit` (the statistics must fit); default half the physical memory. An
+        explicit solver="primal"/"dual" in `fit` is taken as the caller's decision.
+    backend : {"auto", "rust", "numpy"}, default "auto"
+
+    Attributes
+    ----------
+    quadratic_ : (d, d) or (n_targets, d, d)
+    linear_ : (d,) or (n_targets, d)
+    intercept_ : float or (n_targets,)
+    alpha_, alphas_, gamma_, solver_, centre_, cv_results_, best_score_, n_features_in_,
+    stats_ (primal route)
+    """
+
+
+class QuadraticProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _QuadraticProbeBase):
+    """Exact degree-2 ridge probe for classification (one-vs-rest +-1 codes).
+
+    Decision values are the degree-2 polynomials of `QuadraticProbe` fitted to the codes;
+    the class is their arg-max (binary: the sign). `scoring` as for `LinearProbeClassifier`
+    ("accuracy"/"roc_auc" need cv="loo" or K-fold); `predict_proba` uses the same
+    closed-form logistic slope (from the statistics on the primal route, from the training
+    decision values on the dual route).
+
+    Parameters
+    ----------
+    alphas, gamma, cv, alpha_per_target, fit_intercept, solver, memory_limit, backend
+        As for `QuadraticProbe`.
+    scoring : {"squared_error", "accuracy", "roc_auc"}, default "squared_error"
+
+    Attributes
+    ----------
+    classes_, quadratic_ ((1, d, d) binary), linear_, intercept_, alpha_, alphas_, gamma_,
+    solver_, cv_results_, best_score_, n_features_in_
+    """
+
+    def __init__(
+        self,
+        alphas: Any = None,
+        *,
+        gamma: Any = None,
+        cv: Union[str, int] = "gcv",
+        alpha_per_target: bool = False,
+        fit_intercept: bool = True,
+        scoring: str = "squared_error",
+        solver: str = "auto",
+        memory_limit: Optional[float] = None,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(
+            alphas,
+            gamma=gamma,
+            cv=cv,
+            alpha_per_target=alpha_per_target,
+            fit_intercept=fit_intercept,
+            solver=solver,
+            memory_limit=memory_limit,
+            backend=backend,
+        )
+        self.scoring = scoring
