@@ -4,6 +4,7 @@ The numerical core is written in Rust (`shallowprobes._core`); a plain numpy imp
 the same formulas is available as ``backend="numpy"``.
 """
 
+from . import datasets, metrics, stability
 from ._backends import rust_available
 from ._base import NotFittedError
 from .cp import CPProbe, CPProbeClassifier
@@ -27,5 +28,8 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "rust_available",
+    "datasets",
+    "metrics",
+    "stability",
     "__version__",
 ]

@@ -84,6 +84,9 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         cv: Union[str, int] = "gcv",
         alpha_per_target: bool = False,
         fit_intercept: bool = True,
+        metric: str = "euclidean",
+        reference: Any = None,
+        readout: Any = None,
         max_iter: int = 100,
         tol: float = 1e-4,
         init: str = "moments",
@@ -95,6 +98,9 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             cv=cv,
             alpha_per_target=alpha_per_target,
             fit_intercept=fit_intercept,
+            metric=metric,
+            reference=reference,
+            readout=readout,
             backend=backend,
         )
         self.rank = rank
@@ -128,6 +134,13 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
     def _fit_rows(self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]):
         check_rows_finite(X, get_backend(self.backend))
         n, d = X.shape
+        mean = X.mean(axis=0, dtype=np.float64)
+        geom = self._geometry(
+            lambda: np.cov(np.asarray(X, dtype=np.float64), rowvar=False, bias=True).reshape(d, d),
+            d,
+        )
+        if not geom.is_identity:
+            X = geom.rows(X)  # fit on A h; coefficients are pulled back below
         R = int(self.rank)
         centre = X.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(d)
         rng = np.random.default_rng(self.random_state)
@@ -178,7 +191,14 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             )
         # alphas differ per target (each half-step has its own grid): keep the chosen ones
         chosen = np.array([h.alphas[h.alpha_index[0]] for h in halfsteps])
+        if not geom.is_identity:
+            # u . (A z) = (A^T u) . z for every factor and the linear part
+            factors_u = geom.pull_back_linear(factors_u.reshape(-1, d).T).T.reshape(k, R, d)
+            factors_v = geom.pull_back_linear(factors_v.reshape(-1, d).T).T.reshape(k, R, d)
+            w = geom.pull_back_linear(w)
+            centre = mean if self.fit_intercept else np.zeros(d)
         out = _Solution(w, b, chosen, np.arange(k), None, None)
+        out.geometry = geom
         out.halfsteps = halfsteps
         out.centre = centre
         out.factors = (factors_u, factors_v)
@@ -322,8 +342,9 @@ class CPProbe(_ProbeRegressorMixin, RegressorMixin, _CPProbeBase):
         Penalties for each half-step (absolute); default: the linear probes' relative grid.
     cv : {"gcv", "loo"} or int, default "gcv"
         Alpha selection in the half-steps of the first alternation (then held fixed).
-    alpha_per_target, fit_intercept, backend
-        As for `LinearProbe`.
+    alpha_per_target, fit_intercept, metric, reference, readout, backend
+        As for `LinearProbe` (the probe is fitted on A h for the metric's A, and its factors
+        are reported in your coordinates).
     max_iter : int, default 100
         Maximum full alternations (each is two half-steps).
     tol : float, default 1e-4
@@ -352,6 +373,9 @@ class CPProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _CPProbeBase):
         cv: Union[str, int] = "gcv",
         alpha_per_target: bool = False,
         fit_intercept: bool = True,
+        metric: str = "euclidean",
+        reference: Any = None,
+        readout: Any = None,
         scoring: str = "squared_error",
         max_iter: int = 100,
         tol: float = 1e-4,
@@ -365,6 +389,9 @@ class CPProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _CPProbeBase):
             cv=cv,
             alpha_per_target=alpha_per_target,
             fit_intercept=fit_intercept,
+            metric=metric,
+            reference=reference,
+            readout=readout,
             max_iter=max_iter,
             tol=tol,
             init=init,

@@ -30,6 +30,7 @@ from ._base import (
 )
 from ._numpy_backend import residual_outside_span
 from ._validation import check_fold_ids, check_targets, check_X, is_torch_tensor
+from .metrics import Geometry, check_metric, fit_geometry
 from .stats import SufficientStats
 
 __all__ = ["LinearProbe", "LinearProbeClassifier", "default_alpha_grid"]
@@ -133,12 +134,18 @@ class _RidgeProbeBase(BaseEstimator):
         cv: Union[str, int] = "gcv",
         alpha_per_target: bool = False,
         fit_intercept: bool = True,
+        metric: str = "euclidean",
+        reference: Any = None,
+        readout: Any = None,
         backend: str = "auto",
     ) -> None:
         self.alphas = alphas
         self.cv = cv
         self.alpha_per_target = alpha_per_target
         self.fit_intercept = fit_intercept
+        self.metric = metric
+        self.reference = reference
+        self.readout = readout
         self.backend = backend
 
     # ------------------------------------------------------------------ parameters
@@ -161,6 +168,18 @@ class _RidgeProbeBase(BaseEstimator):
 
     def _check_params(self) -> None:
         self._n_folds()
+        check_metric(self.metric)
+        if self.reference is not None and self.metric != "whiten":
+            raise ValueError(
+                f'reference= is used by metric="whiten" only (metric={self.metric!r}).'
+            )
+        if self.readout is not None and self.metric != "readout":
+            raise ValueError(f'readout= is used by metric="readout" only (metric={self.metric!r}).')
+        if self.metric == "readout" and self.readout is None:
+            raise ValueError(
+                'metric="readout" needs the model\'s readout matrix: pass readout=W with W of '
+                "shape (m, d) (logits = W h + b)."
+            )
         get_backend(self.backend)
         if not isinstance(self.fit_intercept, (bool, np.bool_)):
             raise ValueError(f"fit_intercept must be True or False, got {self.fit_intercept!r}.")
@@ -308,8 +327,31 @@ class _RidgeProbeBase(BaseEstimator):
         self._solution_cache = sol
         return sol
 
+    def _geometry(self, covariance: Any, d: int) -> Geometry:
+        """The fitted metric (see `shallowprobes.metrics`); covariance() gives the training
+        rows' centred covariance when the metric needs it."""
+        return fit_geometry(
+            self.metric,
+            covariance,
+            d,
+            reference=self.reference,
+            readout=self.readout,
+            backend=self.backend,
+        )
+
     def _solve(self, stats: SufficientStats, rows: Optional[tuple]) -> _Solution:
-        return self._ridge_solve(stats, rows, self._explicit_alphas())
+        geom = self._geometry(stats.input_covariance, stats.n_inputs)
+        if geom.is_identity:
+            sol = self._ridge_solve(stats, rows, self._explicit_alphas())
+        else:
+            # ridge on the features A x, from the exactly transformed statistics
+            fmap = _RowMap(geom, stats.n_inputs)
+            sol = self._ridge_solve(
+                geom.transform_stats(stats, 1), rows, self._explicit_alphas(), feature_map=fmap
+            )
+            sol.coef = geom.pull_back_linear(sol.coef)
+        sol.geometry = geom
+        return sol
 
     def _ridge_solve(
         self,
@@ -489,6 +531,11 @@ class _RidgeProbeBase(BaseEstimator):
         return float(sol.joint_scores[sol.alpha_index[0]])
 
     @property
+    def geometry_(self) -> Geometry:
+        """The fitted metric: `geometry_.as_matrix(d)` is A (features are A (x - mu))."""
+        return self._solution().geometry
+
+    @property
     def stats_(self) -> SufficientStats:
         """The sufficient statistics the probe was solved from."""
         stats = getattr(self, "_stats", None)
@@ -533,6 +580,17 @@ def _kfold_spectra(stats: SufficientStats, ne, fit_intercept: bool, backend):
     else:
         specs = [backend.spectrum(e.gram, e.cxy) for e in everything]
     return specs[0], {f: (fold_nes[i], specs[i + 1]) for i, f in enumerate(folds)}
+
+
+class _RowMap:
+    """Feature map x -> A x of a fitted metric (block-wise; see `_feature_blocks`)."""
+
+    def __init__(self, geometry: Geometry, d: int) -> None:
+        self.geometry = geometry
+        self.width = d
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return self.geometry.rows(X)
 
 
 def _feature_blocks(X: np.ndarray, feature_map: Optional[Any]):
@@ -609,12 +667,24 @@ class LinearProbe(_ProbeRegressorMixin, RegressorMixin, _RidgeProbeBase):
         Choose alpha separately for each target column.
     fit_intercept : bool, default True
         Fit an unpenalised intercept (centre X and y).
+    metric : {"euclidean", "standardize", "whiten", "readout"}, default "euclidean"
+        Geometry of the penalty: features are built from A (x - mu), with A = I, the inverse
+        standard deviations, the (pseudo-)inverse square root of a reference covariance, or
+        (W^T W)^1/2 of a readout matrix. Each gives exactly invariant predictions under a
+        stated group of coordinate changes (table in `shallowprobes.metrics`). A is fitted
+        from the statistics (it streams); coefficients are reported in your coordinates.
+    reference : array (n_ref, d) or SufficientStats, optional
+        metric="whiten" only: rows (e.g. unlabeled calibration activations) whose covariance
+        defines the whitening. Default: the training rows.
+    readout : array (m, d), optional
+        metric="readout" only (required there): the model's readout matrix W, logits = W h + b.
     backend : {"auto", "rust", "numpy"}, default "auto"
         "rust" is the compiled core, "numpy" the plain reference implementation.
 
     Attributes
     ----------
-    coef_, intercept_, alpha_, alphas_, cv_results_, best_score_, n_features_in_, stats_
+    coef_, intercept_, alpha_, alphas_, cv_results_, best_score_, n_features_in_, stats_,
+    geometry_ (the fitted metric)
     """
 
 
@@ -819,7 +889,7 @@ class LinearProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _RidgeProbeB
 
     Parameters
     ----------
-    alphas, cv, alpha_per_target, fit_intercept, backend
+    alphas, cv, alpha_per_target, fit_intercept, metric, reference, readout, backend
         As for `LinearProbe`.
     scoring : {"squared_error", "accuracy", "roc_auc"}, default "squared_error"
         Criterion for alpha. "accuracy" and "roc_auc" need held-out decision values:
@@ -852,6 +922,9 @@ class LinearProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _RidgeProbeB
         cv: Union[str, int] = "gcv",
         alpha_per_target: bool = False,
         fit_intercept: bool = True,
+        metric: str = "euclidean",
+        reference: Any = None,
+        readout: Any = None,
         scoring: str = "squared_error",
         backend: str = "auto",
     ) -> None:
@@ -860,6 +933,9 @@ class LinearProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _RidgeProbeB
             cv=cv,
             alpha_per_target=alpha_per_target,
             fit_intercept=fit_intercept,
+            metric=metric,
+            reference=reference,
+            readout=readout,
             backend=backend,
         )
         self.scoring = scoring

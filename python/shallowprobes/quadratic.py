@@ -67,14 +67,18 @@ def _fmt_bytes(b: float) -> str:
 class _QuadraticFeatureMap:
     """Block-wise phi_gamma(h - centre) (used for LOO and held-out decision values)."""
 
-    def __init__(self, centre: np.ndarray, quad_scale: float, backend) -> None:
+    def __init__(self, centre: np.ndarray, quad_scale: float, backend, geometry=None) -> None:
         self.centre = centre
         self.quad_scale = quad_scale
         self.backend = backend
+        self.geometry = geometry
         self.width = _quadratic.n_features(centre.shape[0])
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        return self.backend.expand_quadratic(X, self.centre, self.quad_scale)
+        if self.geometry is None or self.geometry.is_identity:
+            return self.backend.expand_quadratic(X, self.centre, self.quad_scale)
+        U = self.geometry.rows(X.astype(np.float64) - self.centre)
+        return self.backend.expand_quadratic(U, np.zeros(U.shape[1]), self.quad_scale)
 
 
 def _gaussian_slope_from_values(F: np.ndarray, codes: np.ndarray) -> float:
@@ -158,6 +162,9 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         cv: Union[str, int] = "gcv",
         alpha_per_target: bool = False,
         fit_intercept: bool = True,
+        metric: str = "euclidean",
+        reference: Any = None,
+        readout: Any = None,
         solver: str = "auto",
         memory_limit: Optional[float] = None,
         backend: str = "auto",
@@ -167,6 +174,9 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             cv=cv,
             alpha_per_target=alpha_per_target,
             fit_intercept=fit_intercept,
+            metric=metric,
+            reference=reference,
+            readout=readout,
             backend=backend,
         )
         self.gamma = gamma
@@ -305,6 +315,9 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         fit_intercept = bool(self.fit_intercept)
         centre = stats.input_mean if fit_intercept else np.zeros(d)
         base = stats.recentred(centre)
+        geom = self._geometry(base.input_covariance, d)
+        if not geom.is_identity:
+            base = geom.transform_stats(base, 2)  # statistics of phi(A (h - centre))
         n = float(base.count.sum())
         a, b, _ = _quadratic.pairs(d)
         diag = d + np.flatnonzero(a == b)  # columns u_a^2: their raw sums give ||u||^2
@@ -316,13 +329,15 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             fs = base.copy() if len(gammas) > 1 else base
             scale = float(np.sqrt(g))
             fs._as_features(scale)
-            fmap = _QuadraticFeatureMap(centre, scale, backend) if rows is not None else None
+            fmap = None if rows is None else _QuadraticFeatureMap(centre, scale, backend, geom)
             solutions.append(self._ridge_solve(fs, rows, explicit, feature_map=fmap))
             del fs
         best = self._best_gamma(solutions)
         sol = solutions[best]
         g = float(gammas[best])
         Q, w = _quadratic.coef_to_quadratic(sol.coef, d, float(np.sqrt(g)))
+        Q, w = geom.pull_back_quadratic(Q), geom.pull_back_linear(w)
+        sol.geometry = geom
         return self._finish(sol, Q, w, centre, gammas, best, solutions, "primal")
 
     def _best_gamma(self, solutions: list) -> int:
@@ -356,6 +371,9 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         Uc = X.astype(np.float64)  # a private copy, centred in place
         centre = Uc.mean(axis=0) if fit_intercept else np.zeros(d)
         Uc -= centre
+        geom = self._geometry(lambda: np.cov(Uc, rowvar=False, bias=True).reshape(d, d), d)
+        if not geom.is_identity:
+            Uc = geom.rows(Uc)  # the dual route sees A (h - centre)
         y_mean = Y.mean(axis=0) if fit_intercept else np.zeros(Y.shape[1])
         Yc = Y - y_mean
         G = Uc @ Uc.T
@@ -413,6 +431,8 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         sol.intercept = intercept
         if self._is_classifier:
             sol.calibration = _gaussian_slope_from_values(fitted, Y)
+        Q, w = geom.pull_back_quadratic(Q), geom.pull_back_linear(w)
+        sol.geometry = geom
         return self._finish(sol, Q, w, centre, gammas, best, solutions, "dual")
 
     # ------------------------------------------------------------------ prediction
@@ -600,6 +620,9 @@ class QuadraticProbe(_ProbeRegressorMixin, RegressorMixin, _QuadraticProbeBase):
         "auto": primal when p <= n and its memory (O(p^2)) fits `memory_limit`, else dual
         when the n x n kernel fits, else primal if it fits, else a MemoryError naming the
         numbers and the options (CPProbe, fewer rows, fewer inputs).
+    metric, reference, readout
+        Geometry of the penalty, as for `LinearProbe`: the features are phi_gamma(A (h - mu)),
+        and the degree-2 map keeps each metric's invariance group (`shallowprobes.metrics`).
     memory_limit : float, optional
         Bytes the solve may use, consulted by solver="auto" (to choose the route) and by
         `partial_fit` (the statistics must fit); default half the physical memory. An
@@ -627,7 +650,8 @@ class QuadraticProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _Quadrati
 
     Parameters
     ----------
-    alphas, gamma, cv, alpha_per_target, fit_intercept, solver, memory_limit, backend
+    alphas, gamma, cv, alpha_per_target, fit_intercept, metric, reference, readout, solver,
+    memory_limit, backend
         As for `QuadraticProbe`.
     scoring : {"squared_error", "accuracy", "roc_auc"}, default "squared_error"
 
@@ -645,6 +669,9 @@ class QuadraticProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _Quadrati
         cv: Union[str, int] = "gcv",
         alpha_per_target: bool = False,
         fit_intercept: bool = True,
+        metric: str = "euclidean",
+        reference: Any = None,
+        readout: Any = None,
         scoring: str = "squared_error",
         solver: str = "auto",
         memory_limit: Optional[float] = None,
@@ -656,6 +683,9 @@ class QuadraticProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _Quadrati
             cv=cv,
             alpha_per_target=alpha_per_target,
             fit_intercept=fit_intercept,
+            metric=metric,
+            reference=reference,
+            readout=readout,
             solver=solver,
             memory_limit=memory_limit,
             backend=backend,

@@ -266,6 +266,15 @@ class SufficientStats:
         d = self.n_inputs
         return self.input_shift + self.shift_x[:d] + self.sum_x[:, :d].sum(axis=0) / n
 
+    def input_covariance(self) -> np.ndarray:
+        """Centred covariance (d, d) of the input rows (of X, or of h for degree 2), /n."""
+        self._require_data()
+        n = float(self.count.sum())
+        d = self.n_inputs
+        sx = self.sum_x[:, :d].sum(axis=0)
+        xtx = self.xtx[:, :d, :d].sum(axis=0)
+        return _sym(xtx - np.outer(sx, sx) / n) / n
+
     def recentred(self, centre: Any) -> SufficientStats:
         """Degree-2 statistics of the same rows about another centre (exact; a new object).
 

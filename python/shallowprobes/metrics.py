@@ -1,0 +1,236 @@
+"""Coordinate geometries of the probes: the `metric` parameter (DESIGN.md §2).
+
+A fitted ridge probe is only as coordinate-independent as its penalty. Each metric fixes the
+geometry the penalty is measured in by building the features from A (h - mu) for a matrix A
+fitted from sufficient statistics, and each has a stated group of changes of coordinates
+h -> T h + v under which the fitted predictions are exactly invariant:
+
+==============  ===========================================  ====================================
+metric          A                                            predictions invariant under
+==============  ===========================================  ====================================
+"euclidean"     I                                            orthogonal T, any shift v
+"standardize"   diag(1/sd_j), sd from the training rows      diagonal T (any signs), permutations,
+                                                             shifts
+"whiten"        S^-1/2, S the covariance of a reference      every invertible T, any shift
+                set (default: the training rows)             (on the span of the reference)
+"readout"       (W^T W)^1/2 from the readout W (m, d)        every invertible T acting on (h, W)
+                                                             together: h -> T h + v, W -> W T^-1
+==============  ===========================================  ====================================
+
+Why: each A maps the group to orthogonal maps of A (h - mu) (for "whiten",
+(T S T^T)^-1/2 T = R S^-1/2 with R orthogonal, by the polar decomposition), the degree-2
+feature map turns an orthogonal map of u into an orthogonal map of phi(u), and ridge with an
+orthogonal change of features gives the same predictions. Default alpha grids and the default
+gamma are computed after the change, so they are invariant too.
+
+Rank deficiency: eigenvalues of S (or of W^T W, or variances) below ``rcond`` times the
+largest are treated as zero: their directions are dropped (pseudo-inverse square root), and
+invariance then holds on the span of the reference data.
+
+Caveat: "whiten" fitted on its own training set makes degree-1 ridge plain least squares
+shrunk by n/(n + alpha): full affine invariance leaves the penalty no preferred direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from . import _quadratic
+from ._validation import check_X, is_torch_tensor
+
+__all__ = ["METRICS", "Geometry", "fit_geometry", "psd_sqrt", "psd_inv_sqrt"]
+
+METRICS = ("euclidean", "standardize", "whiten", "readout")
+DEFAULT_RCOND = 1e-10
+
+
+def _psd_eigh(S: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lam, V = np.linalg.eigh(0.5 * (S + S.T))
+    top = float(lam.max()) if lam.size else 0.0
+    keep = lam > rcond * top if top > 0 else np.zeros(lam.shape, dtype=bool)
+    return lam, V, keep
+
+
+def psd_sqrt(S: np.ndarray, rcond: float = DEFAULT_RCOND) -> np.ndarray:
+    """Symmetric square root of a positive semi-definite matrix (tiny eigenvalues -> 0)."""
+    lam, V, keep = _psd_eigh(S, rcond)
+    root = np.where(keep, np.sqrt(np.where(keep, lam, 0.0)), 0.0)
+    return (V * root) @ V.T
+
+
+def psd_inv_sqrt(S: np.ndarray, rcond: float = DEFAULT_RCOND) -> np.ndarray:
+    """Pseudo-inverse square root S^+1/2: eigenvalues <= rcond * max are dropped."""
+    lam, V, keep = _psd_eigh(S, rcond)
+    inv = np.zeros_like(lam)
+    inv[keep] = 1.0 / np.sqrt(lam[keep])
+    return (V * inv) @ V.T
+
+
+@dataclass
+class Geometry:
+    """A fitted metric: features are built from A (h - mu). `matrix` is A (d, d), or None for
+    the identity; `diagonal` holds A's diagonal when A is diagonal (standardize)."""
+
+    metric: str
+    matrix: Optional[np.ndarray] = None
+    diagonal: Optional[np.ndarray] = None
+
+    @property
+    def is_identity(self) -> bool:
+        return self.matrix is None and self.diagonal is None
+
+    def as_matrix(self, d: int) -> np.ndarray:
+        if self.matrix is not None:
+            return self.matrix.copy()
+        if self.diagonal is not None:
+            return np.diag(self.diagonal)
+        return np.eye(d)
+
+    def rows(self, U: np.ndarray) -> np.ndarray:
+        """A u for each row u of U (float64)."""
+        U = np.asarray(U, dtype=np.float64)
+        if self.matrix is not None:
+            return U @ self.matrix.T
+        if self.diagonal is not None:
+            return U * self.diagonal
+        return U
+
+    def pull_back_linear(self, w: np.ndarray) -> np.ndarray:
+        """Coefficients (d, k) on A u -> coefficients on u: A^T w."""
+        if self.matrix is not None:
+            return self.matrix.T @ w
+        if self.diagonal is not None:
+            return w * self.diagonal[:, None]
+        return w
+
+    def pull_back_quadratic(self, Q: np.ndarray) -> np.ndarray:
+        """Q (k, d, d) of (A u)^T Q (A u) -> A^T Q A."""
+        if self.matrix is not None:
+            return np.einsum("ai,tab,bj->tij", self.matrix, Q, self.matrix, optimize=True)
+        if self.diagonal is not None:
+            return Q * self.diagonal[None, :, None] * self.diagonal[None, None, :]
+        return Q
+
+    # ------------------------------------------------------------------ statistics
+    def feature_blocks(self, d: int, degree: int) -> list[tuple[slice, Any]]:
+        """The change of features as a block-diagonal map: [(slice, matrix or vector)].
+
+        Degree 1: A itself. Degree 2: phi(A u) = blockdiag(A, A_quad) phi(u), where row (a, b)
+        of A_quad holds s_ab (A_ai A_bj + A_aj A_bi) / (s_ij (1 + [i = j])) at column (i, j).
+        """
+        lin = self.diagonal if self.diagonal is not None else self.as_matrix(d)
+        blocks = [(slice(0, d), lin)]
+        if degree == 2:
+            a, b, s = _quadratic.pairs(d)
+            p = _quadratic.n_features(d)
+            if self.diagonal is not None:
+                blocks.append((slice(d, p), self.diagonal[a] * self.diagonal[b]))
+            else:
+                A = self.as_matrix(d)
+                Aa, Ab = A[a], A[b]  # (q, d)
+                lift = Aa[:, a] * Ab[:, b] + Aa[:, b] * Ab[:, a]
+                lift *= s[:, None] / (s * np.where(a == b, 2.0, 1.0))[None, :]
+                blocks.append((slice(d, p), lift))
+        return blocks
+
+    def transform_stats(self, stats, degree: int):
+        """Statistics of the mapped features (a new object; the statistics' shifts map the
+        same way, so centring stays exact). `stats` are degree-1 statistics of x (degree=1)
+        or degree-2 statistics of phi(h - centre) (degree=2; the result is degree-2
+        statistics of phi(A (h - centre)))."""
+        d = stats.n_inputs
+        blocks = self.feature_blocks(d, degree)
+        out = stats.copy()
+
+        def vec(v: np.ndarray) -> np.ndarray:  # (p,) or (p, k)
+            res = np.empty_like(v)
+            for sl, M in blocks:
+                res[sl] = (M * v[sl].T).T if M.ndim == 1 else M @ v[sl]
+            return res
+
+        out.shift_x = vec(stats.shift_x)
+        for f in range(stats.n_folds):
+            out.sum_x[f] = vec(stats.sum_x[f])
+            out.xty[f] = vec(stats.xty[f])
+            G = stats.xtx[f]
+            for si, Mi in blocks:
+                for sj, Mj in blocks:
+                    g = G[si, sj]
+                    g = Mi[:, None] * g if Mi.ndim == 1 else Mi @ g
+                    g = g * Mj[None, :] if Mj.ndim == 1 else g @ Mj.T
+                    out.xtx[f][si, sj] = g
+        return out
+
+
+def _check_readout(readout: Any, d: int) -> np.ndarray:
+    if readout is None:
+        raise ValueError(
+            'metric="readout" needs the model\'s readout matrix: pass readout=W with W of '
+            "shape (m, d) (logits = W h + b)."
+        )
+    if is_torch_tensor(readout):
+        readout = readout.detach().cpu().numpy()
+    W = np.asarray(readout, dtype=np.float64)
+    if W.ndim != 2 or W.shape[1] != d:
+        raise ValueError(
+            f"readout must have shape (m, {d}) (m outputs, {d} hidden units), got {W.shape}."
+        )
+    if not np.isfinite(W).all():
+        raise ValueError("readout contains NaN or infinity.")
+    return W
+
+
+def reference_covariance(reference: Any, d: int, backend: str = "auto") -> np.ndarray:
+    """Centred covariance (d, d) of a reference set: rows (n, d) or a `SufficientStats`."""
+    from .stats import SufficientStats
+
+    if isinstance(reference, SufficientStats):
+        if reference.n_inputs != d:
+            raise ValueError(
+                f"reference statistics have {reference.n_inputs} inputs but X has {d} features."
+            )
+        return reference.input_covariance()
+    R = check_X(reference, name="reference", n_features=d, min_samples=2, owner="metric")
+    return SufficientStats(1, backend).update(R).input_covariance()
+
+
+def check_metric(metric: Any) -> str:
+    if not isinstance(metric, str) or metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}.")
+    return metric
+
+
+def fit_geometry(
+    metric: str,
+    covariance: Any,
+    d: int,
+    *,
+    reference: Any = None,
+    readout: Any = None,
+    rcond: float = DEFAULT_RCOND,
+    backend: str = "auto",
+) -> Geometry:
+    """The matrix A of `metric`. `covariance` is a callable returning the training rows'
+    centred covariance (called only when needed)."""
+    check_metric(metric)
+    if reference is not None and metric != "whiten":
+        raise ValueError(f'reference= is used by metric="whiten" only (metric={metric!r}).')
+    if readout is not None and metric != "readout":
+        raise ValueError(f'readout= is used by metric="readout" only (metric={metric!r}).')
+    if metric == "euclidean":
+        return Geometry(metric)
+    if metric == "standardize":
+        var = np.diag(covariance()).copy()
+        top = float(var.max()) if var.size else 0.0
+        scale = np.zeros(d)
+        keep = var > rcond * top if top > 0 else np.zeros(d, dtype=bool)
+        scale[keep] = 1.0 / np.sqrt(var[keep])
+        return Geometry(metric, diagonal=scale)
+    if metric == "whiten":
+        S = covariance() if reference is None else reference_covariance(reference, d, backend)
+        return Geometry(metric, matrix=psd_inv_sqrt(S, rcond))
+    W = _check_readout(readout, d)
+    return Geometry(metric, matrix=psd_sqrt(W.T @ W, rcond))
