@@ -31,6 +31,7 @@ test: build
 
 bench: build
 	$(PY) benches/bench_linear.py
+	$(PY) benches/bench_quadratic.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check python tests benches

@@ -193,7 +193,7 @@ def reference_covariance(reference: Any, d: int, backend: str = "auto") -> np.nd
                 f"reference statistics have {reference.n_inputs} inputs but X has {d} features."
             )
         return reference.input_covariance()
-    R = check_X(reference, name="reference", n_features=d, min_samples=2, owner="metric")
+    R = check_X(reference, name="reference", n_features=d, min_samples=2, owner="the probe")
     return SufficientStats(1, backend).update(R).input_covariance()
 
 

@@ -417,6 +417,10 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             inv = _inv_shifted(lam, alpha)
             dual[:, t] = Ue @ (inv * Bv[:, t])
             fitted[:, t] = y_mean[t] + Ue @ (lam * inv * Bv[:, t])
+        if fit_intercept:
+            # exactly in the centred subspace (sum_i a_i = 0): round-off along the constant
+            # vector would otherwise add gamma sum(a) Uc^T Uc / n to Q below
+            dual -= dual.mean(axis=0)
         # the kernel expansion sum_i a_i k(h, h_i) as a quadratic polynomial of u = h - mu
         w = Uc.T @ dual
         Q = np.empty((k, d, d))
