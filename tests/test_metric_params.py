@@ -411,3 +411,25 @@ def test_get_params_and_clone(cls):
     defaults = cls().get_params()
     assert defaults["metric"] == "euclidean"
     assert defaults["reference"] is None and defaults["readout"] is None
+
+
+@pytest.mark.parametrize("Est", [LinearProbe, QuadraticProbe])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"metric": "readout", "readout": np.ones((3, 5))},
+        {"metric": "whiten", "reference": np.ones((10, 5))},
+    ],
+    ids=["readout-width", "reference-width"],
+)
+def test_metric_inputs_checked_before_any_work(Est, kw):
+    """A readout / reference of the wrong width fails in fit and in the first partial_fit,
+    before any statistics are kept (the probe stays unfitted)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 4)), rng.standard_normal(40)
+    for call in ("fit", "partial_fit"):
+        est = Est(**kw)
+        with pytest.raises(ValueError, match="4"):
+            getattr(est, call)(X, y)
+        assert getattr(est, "_stats", None) is None
+        assert getattr(est, "_solution_cache", None) is None

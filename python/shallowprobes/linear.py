@@ -30,7 +30,7 @@ from ._base import (
 )
 from ._numpy_backend import residual_outside_span
 from ._validation import check_fold_ids, check_targets, check_X, is_torch_tensor
-from .metrics import Geometry, check_metric, fit_geometry
+from .metrics import Geometry, check_metric, check_readout, fit_geometry
 from .stats import SufficientStats
 
 __all__ = ["LinearProbe", "LinearProbeClassifier", "default_alpha_grid"]
@@ -225,6 +225,7 @@ class _RidgeProbeBase(BaseEstimator):
         self._check_params()
         # NaN/inf are detected while accumulating the (fresh) statistics: no extra pass over X.
         Xa = check_X(X, min_samples=2, owner=type(self).__name__, check_finite=False)
+        self._check_metric_inputs(Xa.shape[1])
         n = Xa.shape[0]
         Y, labels, state = self._prepare_targets(y, n, first=True)
         K = self._n_folds()
@@ -279,6 +280,8 @@ class _RidgeProbeBase(BaseEstimator):
         self._check_partial_fit(first)
         n_features = None if first else self.n_features_in_
         Xa = check_X(X, n_features=n_features, owner=type(self).__name__, check_finite=not first)
+        if first:
+            self._check_metric_inputs(Xa.shape[1])
         Y, labels, state = self._prepare_targets(
             y, Xa.shape[0], first=first, classes=kwargs.get("classes")
         )
@@ -326,6 +329,26 @@ class _RidgeProbeBase(BaseEstimator):
         sol = self._solve(stats, rows=None)
         self._solution_cache = sol
         return sol
+
+    def _check_metric_inputs(self, d: int) -> None:
+        """Fail before any work when readout= / reference= do not match X's width."""
+        if self.metric == "readout":
+            check_readout(self.readout, d)
+        ref = self.reference
+        if ref is None:
+            return
+        from .stats import SufficientStats as _Stats
+
+        if isinstance(ref, _Stats):
+            if ref.n_inputs != d:
+                raise ValueError(
+                    f"reference statistics have {ref.n_inputs} inputs but X has {d} features."
+                )
+        elif np.ndim(ref) == 2 and np.shape(ref)[1] != d:
+            raise ValueError(
+                f"reference has {np.shape(ref)[1]} features, but X has {d}: the reference "
+                "rows must be activations of the same hidden units."
+            )
 
     def _geometry(self, covariance: Any, d: int) -> Geometry:
         """The fitted metric (see `shallowprobes.metrics`); covariance() gives the training

@@ -165,7 +165,7 @@ class Geometry:
         return out
 
 
-def _check_readout(readout: Any, d: int) -> np.ndarray:
+def check_readout(readout: Any, d: int) -> np.ndarray:
     if readout is None:
         raise ValueError(
             'metric="readout" needs the model\'s readout matrix: pass readout=W with W of '
@@ -232,5 +232,5 @@ def fit_geometry(
     if metric == "whiten":
         S = covariance() if reference is None else reference_covariance(reference, d, backend)
         return Geometry(metric, matrix=psd_inv_sqrt(S, rcond))
-    W = _check_readout(readout, d)
+    W = check_readout(readout, d)
     return Geometry(metric, matrix=psd_sqrt(W.T @ W, rcond))
