@@ -3,7 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python benches/bench_quadratic.py                # --quick (default), ~3-5 min
-    .venv/bin/python benches/bench_quadratic.py --full         # every case below (hours)
+    .venv/bin/python benches/bench_quadratic.py --full         # every case (hours)
     .venv/bin/python benches/bench_quadratic.py --cases primal-d128-n20k dual-d4096-n5k
 
 Case names are ``primal-d<d>-n<n>`` or ``dual-d<d>-n<n>`` (n may be written 20k, 20000, ...).
@@ -796,7 +796,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--full",
         action="store_true",
         help="primal d in {32,64,128} x n in {20k,100k}; dual d in {384,768,4096}"
-        " x n in {5k,20k} (hours; n=20k dual needs ~10+ GiB)",
+        " x n in {5k,20k} (many hours on 2 cores; dual n=20k: ~17 GiB per process)",
     )
     mode.add_argument(
         "--cases", nargs="+", metavar="CASE", help="e.g. primal-d128-n20k dual-d4096-n5k (any d, n)"
