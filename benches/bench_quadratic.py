@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benches/bench_quadratic.py                # --quick (default), ~3-5 min
+    .venv/bin/python benches/bench_quadratic.py                # --quick (default), ~4-6 min
     .venv/bin/python benches/bench_quadratic.py --full         # every case (hours)
     .venv/bin/python benches/bench_quadratic.py --cases primal-d128-n20k dual-d4096-n5k
 
@@ -790,7 +790,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
-        "--quick", action="store_true", help=f"default: {' '.join(QUICK)} (~3-5 min on 2 cores)"
+        "--quick", action="store_true", help=f"default: {' '.join(QUICK)} (~4-6 min on 2 cores)"
     )
     mode.add_argument(
         "--full",
