@@ -8,8 +8,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use faer::{Mat, MatRef, Par};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use shallowprobes_core::ridge::{
     heldout_sse, inv_shifted, loo_predictions, ridge_path, spectrum, FoldStats, LooModel, Spectrum,
 };
@@ -18,132 +17,8 @@ use shallowprobes_core::stats::{
 };
 use shallowprobes_core::threads;
 
-// ---------------------------------------------------------------------------------------------
-// Random data
-// ---------------------------------------------------------------------------------------------
-
-fn rng(seed: u64) -> StdRng {
-    StdRng::seed_from_u64(seed)
-}
-
-/// Standard normal sample (Box–Muller).
-fn gauss(r: &mut StdRng) -> f64 {
-    let u1: f64 = 1.0 - r.gen::<f64>(); // (0, 1]
-    let u2: f64 = r.gen::<f64>();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
-/// Fold ids 0..3 with unequal sizes (≈55 %, 30 %, 15 %).
-fn random_folds(r: &mut StdRng, n: usize) -> Vec<usize> {
-    (0..n)
-        .map(|_| {
-            let u: f64 = r.gen();
-            if u < 0.55 {
-                0
-            } else if u < 0.85 {
-                1
-            } else {
-                2
-            }
-        })
-        .collect()
-}
-
-fn bits(v: &[f64]) -> Vec<u64> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Input layouts of X
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Layout {
-    RowMajor,
-    ColMajor,
-    /// Column-major storage of the reversed rows, viewed through `reverse_rows()`.
-    RevRows,
-    /// Negative row stride −(2d+1), column stride 2, NaN padding between the elements.
-    NegStrided,
-}
-
-const LAYOUTS: [Layout; 4] = [
-    Layout::RowMajor,
-    Layout::ColMajor,
-    Layout::RevRows,
-    Layout::NegStrided,
-];
-
-/// An n×d matrix stored in one of the layouts above.
-struct Stored<T> {
-    buf: Vec<T>,
-    n: usize,
-    d: usize,
-    layout: Layout,
-}
-
-impl<T: Element> Stored<T> {
-    /// `x` is row-major n×d; `pad` fills the gaps of the strided layout.
-    fn new(x: &[T], n: usize, d: usize, layout: Layout, pad: T) -> Self {
-        assert_eq!(x.len(), n * d);
-        let buf = match layout {
-            Layout::RowMajor => x.to_vec(),
-            Layout::ColMajor => {
-                let mut b = vec![pad; n * d];
-                for i in 0..n {
-                    for j in 0..d {
-                        b[j * n + i] = x[i * d + j];
-                    }
-                }
-                b
-            }
-            Layout::RevRows => {
-                let mut b = vec![pad; n * d];
-                for i in 0..n {
-                    for j in 0..d {
-                        b[j * n + (n - 1 - i)] = x[i * d + j];
-                    }
-                }
-                b
-            }
-            Layout::NegStrided => {
-                let rs = 2 * d + 1;
-                let mut b = vec![pad; n * rs];
-                for i in 0..n {
-                    for j in 0..d {
-                        b[(n - 1 - i) * rs + 2 * j] = x[i * d + j];
-                    }
-                }
-                b
-            }
-        };
-        Self { buf, n, d, layout }
-    }
-
-    fn view(&self) -> MatRef<'_, T> {
-        let (n, d) = (self.n, self.d);
-        match self.layout {
-            Layout::RowMajor => MatRef::from_row_major_slice(&self.buf, n, d),
-            Layout::ColMajor => MatRef::from_column_major_slice(&self.buf, n, d),
-            Layout::RevRows => MatRef::from_column_major_slice(&self.buf, n, d).reverse_rows(),
-            Layout::NegStrided => {
-                assert!(n > 0);
-                let rs = 2 * d + 1;
-                // SAFETY: element (i, j) lives at (n−1−i)·rs + 2j < n·rs = buf.len(); the view
-                // borrows `self.buf`, which outlives it.
-                unsafe {
-                    MatRef::from_raw_parts(
-                        self.buf.as_ptr().add((n - 1) * rs),
-                        n,
-                        d,
-                        -(rs as isize),
-                        2,
-                    )
-                }
-            }
-        }
-    }
-}
+mod common;
+use common::*;
 
 // ---------------------------------------------------------------------------------------------
 // Naive sufficient statistics

@@ -6,113 +6,13 @@
 #![allow(clippy::needless_range_loop)]
 
 use faer::MatRef;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use shallowprobes_core::quadratic::{
     accumulate_quadratic, expand_quadratic, n_quadratic_features, quadratic_pairs,
 };
 use shallowprobes_core::stats::{block_rows, Element, StatsMut, SufficientStats, NON_FINITE};
 
-// ---------------------------------------------------------------------------------------------
-// Data and layouts
-// ---------------------------------------------------------------------------------------------
-
-fn rng(seed: u64) -> StdRng {
-    StdRng::seed_from_u64(seed)
-}
-
-fn gauss(r: &mut StdRng) -> f64 {
-    let u1: f64 = 1.0 - r.gen::<f64>();
-    let u2: f64 = r.gen::<f64>();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
-fn random_folds(r: &mut StdRng, n: usize) -> Vec<usize> {
-    (0..n)
-        .map(|_| {
-            let u: f64 = r.gen();
-            if u < 0.55 {
-                0
-            } else if u < 0.85 {
-                1
-            } else {
-                2
-            }
-        })
-        .collect()
-}
-
-fn bits(v: &[f64]) -> Vec<u64> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Layout {
-    RowMajor,
-    ColMajor,
-    /// Row stride −(2d+1), column stride 2 (reversed rows, every other element), NaN padding.
-    NegStrided,
-}
-
-const LAYOUTS: [Layout; 3] = [Layout::RowMajor, Layout::ColMajor, Layout::NegStrided];
-
-struct Stored<T> {
-    buf: Vec<T>,
-    n: usize,
-    d: usize,
-    layout: Layout,
-}
-
-impl<T: Element> Stored<T> {
-    fn new(x: &[T], n: usize, d: usize, layout: Layout, pad: T) -> Self {
-        assert_eq!(x.len(), n * d);
-        let buf = match layout {
-            Layout::RowMajor => x.to_vec(),
-            Layout::ColMajor => {
-                let mut b = vec![pad; n * d];
-                for i in 0..n {
-                    for j in 0..d {
-                        b[j * n + i] = x[i * d + j];
-                    }
-                }
-                b
-            }
-            Layout::NegStrided => {
-                let rs = 2 * d + 1;
-                let mut b = vec![pad; n * rs];
-                for i in 0..n {
-                    for j in 0..d {
-                        b[(n - 1 - i) * rs + 2 * j] = x[i * d + j];
-                    }
-                }
-                b
-            }
-        };
-        Self { buf, n, d, layout }
-    }
-
-    fn view(&self) -> MatRef<'_, T> {
-        let (n, d) = (self.n, self.d);
-        match self.layout {
-            Layout::RowMajor => MatRef::from_row_major_slice(&self.buf, n, d),
-            Layout::ColMajor => MatRef::from_column_major_slice(&self.buf, n, d),
-            Layout::NegStrided => {
-                assert!(n > 0);
-                let rs = 2 * d + 1;
-                // SAFETY: element (i, j) lives at (n−1−i)·rs + 2j < n·rs = buf.len().
-                unsafe {
-                    MatRef::from_raw_parts(
-                        self.buf.as_ptr().add((n - 1) * rs),
-                        n,
-                        d,
-                        -(rs as isize),
-                        2,
-                    )
-                }
-            }
-        }
-    }
-}
+mod common;
+use common::*;
 
 // ---------------------------------------------------------------------------------------------
 // Naive references
