@@ -4,14 +4,23 @@ The numerical core is written in Rust (`shallowprobes._core`); a plain numpy imp
 the same formulas is available as ``backend="numpy"``.
 """
 
-from . import datasets, metrics, stability
+from . import datasets, io, metrics, stability
 from ._backends import rust_available
 from ._base import NotFittedError
+from .bank import PolynomialMonitor, ProbeBank
 from .cp import CPProbe, CPProbeClassifier
 from .linear import LinearProbe, LinearProbeClassifier, default_alpha_grid
 from .quadratic import QuadraticProbe, QuadraticProbeClassifier
+from .quotient import Quotient
 from .stats import SufficientStats
 from .threads import get_num_threads, set_num_threads
+from .transfer import (
+    CoverageReport,
+    QuotientAligner,
+    compare_transfer,
+    few_label_probe,
+    transfer,
+)
 
 __version__ = "0.1.0"
 
@@ -23,12 +32,21 @@ __all__ = [
     "CPProbe",
     "CPProbeClassifier",
     "SufficientStats",
+    "PolynomialMonitor",
+    "ProbeBank",
+    "Quotient",
+    "QuotientAligner",
+    "CoverageReport",
+    "transfer",
+    "compare_transfer",
+    "few_label_probe",
     "NotFittedError",
     "default_alpha_grid",
     "get_num_threads",
     "set_num_threads",
     "rust_available",
     "datasets",
+    "io",
     "metrics",
     "stability",
     "__version__",

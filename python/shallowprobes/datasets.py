@@ -23,6 +23,8 @@ __all__ = [
     "make_linear_concepts",
     "make_parity",
     "make_xor",
+    "ModelPair",
+    "readout_equivalent_models",
 ]
 
 
@@ -551,3 +553,185 @@ def make_circle(
     return _assemble(
         rng, signal, labels, scramble=bool(scramble), name="circle", params=params, **common
     )
+
+
+# ---------------------------------------------------------------------------------- model pairs
+_VARIANCE_RANGES = {  # (visible, invisible) per-coordinate variance ranges (log-uniform)
+    "high": ((1.0, 4.0), (0.05, 1.0)),
+    "low": ((0.01, 0.04), (1.0, 4.0)),
+}
+
+
+@dataclass
+class ModelPair:
+    """Two synthetic "models" that agree (up to an affine map) on A's probe-visible quotient.
+
+    H_A (n, d_A), H_B (n, d_B): paired hidden states (row i is the same input in both models).
+    bank: ProbeBank of the ground-truth monitors on A (degree 1 and 2), which read exactly the
+        `n_visible` directions of `visible_basis`.
+    labels: (n, m) binary labels, one column per bank monitor (a noisy threshold of its score),
+        for measuring AUROC and training few-label baselines; transfers never need them.
+    extra_monitors: ProbeBank of two monitors on A that are not in the bank: "inside" reads a
+        random direction of the visible span, "outside" one of the invisible span (absent when
+        nothing is invisible).
+    visible_basis (d_A, r), invisible_basis (d_A, d_A - r): orthonormal; the monitors' span and
+        its complement.
+    readout_A (k, d_A), readout_B (k, d_B): readout matrices. readout_B = readout_A composed with
+        the map B -> A, exact when the pair is exactly equivalent (invisible="affine", noise=0).
+    T (d_B, d_B), v (d_B,): h_B = T x_B + v, with x_B = [visible coordinates (+ noise),
+        scrambled invisible coordinates, nuisance coordinates].
+    """
+
+    H_A: np.ndarray
+    H_B: np.ndarray
+    labels: np.ndarray
+    bank: object
+    extra_monitors: object
+    visible_basis: np.ndarray
+    invisible_basis: np.ndarray
+    readout_A: np.ndarray
+    readout_B: np.ndarray
+    T: np.ndarray
+    v: np.ndarray
+    params: dict = field(default_factory=dict)
+
+    @property
+    def n_visible(self) -> int:
+        """The number of independent directions the bank's monitors read (its quotient rank)."""
+        return self.visible_basis.shape[1]
+
+
+def _scramble_invisible(t: np.ndarray) -> np.ndarray:
+    """Non-linear, non-invertible scramble of standard-normal coordinates t (n, k): products of
+    neighbours t_j t_(j+1) (for k = 1, (t^2 - 1)/sqrt 2). Unit variance and uncorrelated with
+    every linear function of t, so no affine map can recover t from it."""
+    if t.shape[1] == 1:
+        return (t * t - 1.0) / math.sqrt(2.0)
+    return t * np.roll(t, -1, axis=1)
+
+
+def readout_equivalent_models(
+    n_samples: int = 4000,
+    d_A: int = 32,
+    *,
+    n_linear: int = 3,
+    n_quadratic: int = 1,
+    n_nuisance: int = 8,
+    noise: float = 0.0,
+    invisible: str = "affine",
+    visible_variance: str = "high",
+    label_noise: float = 0.25,
+    n_readout: int = 10,
+    condition: float = 10.0,
+    dtype=np.float64,
+    random_state: Optional[int] = None,
+) -> ModelPair:
+    """Paired hidden states of two models that share model A's probe-visible quotient.
+
+    Model A: h_A = mu_A + E [s_vis; s_inv] with E a random rotation of R^d_A, s_vis the
+    r = n_linear + 2 n_quadratic visible coordinates and s_inv the rest, independent Gaussians
+    with per-coordinate variances from `visible_variance` ("high": visible 1..4, invisible
+    0.05..1; "low": visible 0.01..0.04, invisible 1..4, so that A's top-r principal components
+    miss the monitors). The bank: `n_linear` linear monitors w = E_vis g and `n_quadratic`
+    XOR-like monitors f = (a.s_vis)(b.s_vis), together reading exactly the r visible directions.
+
+    Model B: h_B = T [s_vis + noise * std * eps; g(s_inv); nuisance] + v, with T a random
+    invertible matrix of condition number `condition`, `n_nuisance` extra standard-normal
+    coordinates, and g the identity (invisible="affine": B is an exact affine
+    reparameterisation of A when noise=0) or a non-linear scramble (invisible="nonlinear":
+    products of neighbouring coordinates, which no affine map can undo; the visible quotient
+    still aligns exactly). `noise` is the non-equivalence noise on the visible coordinates,
+    relative to their standard deviation.
+    """
+    n = _check_int(n_samples, "n_samples", 10)
+    dA = _check_int(d_A, "d_A", 1)
+    n_lin = _check_int(n_linear, "n_linear", 0)
+    n_quad = _check_int(n_quadratic, "n_quadratic", 0)
+    n_nuis = _check_int(n_nuisance, "n_nuisance", 0)
+    n_readout = _check_int(n_readout, "n_readout", 1)
+    if n_lin + n_quad == 0:
+        raise ValueError("the bank needs at least one monitor: n_linear + n_quadratic >= 1.")
+    r = n_lin + 2 * n_quad
+    if r > dA:
+        raise ValueError(
+            f"the monitors read n_linear + 2 n_quadratic = {r} directions, more than d_A = {dA}."
+        )
+    noise = _check_nonneg(noise, "noise")
+    label_noise = _check_nonneg(label_noise, "label_noise")
+    condition = _check_float(condition, "condition")
+    if not (math.isfinite(condition) and condition >= 1.0):
+        raise ValueError(f"condition must be a finite number >= 1, got {condition!r}.")
+    if invisible not in ("affine", "nonlinear"):
+        raise ValueError(f"invisible must be 'affine' or 'nonlinear', got {invisible!r}.")
+    if visible_variance not in _VARIANCE_RANGES:
+        raise ValueError(f"visible_variance must be 'high' or 'low', got {visible_variance!r}.")
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dt}.")
+    from .bank import PolynomialMonitor, ProbeBank
+
+    rng = np.random.default_rng(random_state)
+    (vis_lo, vis_hi), (inv_lo, inv_hi) = _VARIANCE_RANGES[visible_variance]
+    var = np.concatenate([
+        np.exp(rng.uniform(math.log(vis_lo), math.log(vis_hi), r)),
+        np.exp(rng.uniform(math.log(inv_lo), math.log(inv_hi), dA - r)),
+    ])  # fmt: skip
+    std = np.sqrt(var)
+    E = _haar_orthogonal(rng, dA)
+    E_vis, E_inv = E[:, :r], E[:, r:]
+    mu_A = rng.normal(scale=_OFFSET_SCALE, size=dA)
+    S = rng.standard_normal((n, dA)) * std  # latent [s_vis, s_inv]
+    H_A = mu_A + S @ E.T
+
+    # monitors: each reads its own visible directions; coefficients in latent units
+    bank = ProbeBank(metadata={"model": "A", "source": "readout_equivalent_models"})
+    mix = _haar_orthogonal(rng, r) if r > 0 else np.zeros((0, 0))
+    dirs = E_vis @ mix  # (d_A, r): r independent directions inside the visible span
+    col = 0
+    for i in range(n_lin):
+        w = dirs[:, col] / float(np.sqrt(dirs[:, col] @ (E * var) @ E.T @ dirs[:, col]))
+        bank.add(f"linear_{i}", PolynomialMonitor(w, 0.0, None, mu_A))
+        col += 1
+    for j in range(n_quad):
+        a, b = dirs[:, col], dirs[:, col + 1]
+        sa = float(np.sqrt(a @ (E * var) @ E.T @ a))
+        sb = float(np.sqrt(b @ (E * var) @ E.T @ b))
+        Q = 0.5 * (np.outer(a, b) + np.outer(b, a)) / (sa * sb)
+        bank.add(f"xor_{j}", PolynomialMonitor(np.zeros(dA), 0.0, Q, mu_A))
+        col += 2
+    scores = bank.decision_function(H_A)
+    noisy = scores + label_noise * scores.std(axis=0) * rng.standard_normal(scores.shape)
+    labels = (noisy > np.median(noisy, axis=0)).astype(np.int64)
+
+    extra = ProbeBank(metadata={"model": "A"})
+    g = rng.standard_normal(r)
+    extra.add("inside", PolynomialMonitor(E_vis @ g, 0.0, None, mu_A))
+    if dA > r:
+        extra.add("outside", PolynomialMonitor(E_inv @ rng.standard_normal(dA - r), 0.0, None,
+                                               mu_A))  # fmt: skip
+
+    # model B
+    x_vis = S[:, :r] + noise * std[:r] * rng.standard_normal((n, r))
+    s_inv = S[:, r:]
+    if invisible == "nonlinear" and dA > r:
+        x_inv = _scramble_invisible(s_inv / std[r:]) * std[r:]
+    else:
+        x_inv = s_inv
+    XB = np.hstack([x_vis, x_inv, rng.standard_normal((n, n_nuis))])
+    dB = dA + n_nuis
+    T, v = _random_affine(rng, dB, condition)
+    H_B = XB @ T.T + v
+
+    W_A = rng.standard_normal((n_readout, dA)) / math.sqrt(dA)
+    # h_A = mu_A + E [I_dA 0] T^-1 (h_B - v) when B is exactly equivalent
+    back = E @ np.linalg.solve(T, np.eye(dB))[:dA]  # (d_A, d_B)
+    W_B = W_A @ back
+    return ModelPair(
+        H_A=H_A.astype(dt), H_B=H_B.astype(dt), labels=labels, bank=bank,
+        extra_monitors=extra, visible_basis=np.linalg.qr(dirs)[0] if r else dirs,
+        invisible_basis=E_inv.copy(), readout_A=W_A, readout_B=W_B, T=T, v=v,
+        params=dict(n_samples=n, d_A=dA, d_B=dB, n_linear=n_lin, n_quadratic=n_quad,
+                    n_nuisance=n_nuis, noise=noise, invisible=invisible,
+                    visible_variance=visible_variance, label_noise=label_noise,
+                    condition=condition, random_state=random_state),
+    )  # fmt: skip
