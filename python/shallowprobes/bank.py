@@ -257,8 +257,8 @@ def _evaluate(X: np.ndarray, monitors: list[PolynomialMonitor]) -> np.ndarray:
         for j in quad:
             m = monitors[j]
             U = Xb - m.centre
-            quad = _quadratic.quadratic_form_rows(U, m.quadratic[None])[:, 0]
-            out[start : start + block, j] = U @ m.linear + m.intercept + quad
+            form = _quadratic.quadratic_form_rows(U, m.quadratic[None])[:, 0]
+            out[start : start + block, j] = U @ m.linear + m.intercept + form
     return out
 
 

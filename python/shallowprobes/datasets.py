@@ -621,7 +621,7 @@ def readout_equivalent_models(
     invisible: str = "affine",
     visible_variance: str = "high",
     label_noise: float = 0.25,
-    n_readout: int = 10,
+    n_readout: Optional[int] = None,
     condition: float = 10.0,
     dtype=np.float64,
     random_state: Optional[int] = None,
@@ -641,14 +641,15 @@ def readout_equivalent_models(
     reparameterisation of A when noise=0) or a non-linear scramble (invisible="nonlinear":
     products of neighbouring coordinates, which no affine map can undo; the visible quotient
     still aligns exactly). `noise` is the non-equivalence noise on the visible coordinates,
-    relative to their standard deviation.
+    relative to their standard deviation. `n_readout` is the number of readout rows (default
+    2 d_A, so that W_A has full column rank like a real unembedding).
     """
     n = _check_int(n_samples, "n_samples", 10)
     dA = _check_int(d_A, "d_A", 1)
     n_lin = _check_int(n_linear, "n_linear", 0)
     n_quad = _check_int(n_quadratic, "n_quadratic", 0)
     n_nuis = _check_int(n_nuisance, "n_nuisance", 0)
-    n_readout = _check_int(n_readout, "n_readout", 1)
+    n_readout = 2 * dA if n_readout is None else _check_int(n_readout, "n_readout", 1)
     if n_lin + n_quad == 0:
         raise ValueError("the bank needs at least one monitor: n_linear + n_quadratic >= 1.")
     r = n_lin + 2 * n_quad

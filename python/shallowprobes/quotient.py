@@ -144,13 +144,11 @@ class Quotient:
                 "every monitor in the bank is constant (all coefficients zero), so nothing is "
                 "visible; a quotient needs at least one non-constant monitor."
             )
-        if M.shape[1] <= 2 * d:
-            U, s, _ = np.linalg.svd(M, full_matrices=True)
-        else:  # many quadratic monitors: the d x d Gram is cheaper than the wide SVD
-            lam, U = np.linalg.eigh(M @ M.T)
-            order = np.argsort(lam)[::-1]
-            lam, U = lam[order], U[:, order]
-            s = np.sqrt(np.clip(lam, 0.0, None))
+        if M.shape[1] > d:
+            # many columns (quadratic monitors): M^T = Q R, so M = R^T Q^T has the singular
+            # values and left vectors of the d x d matrix R^T, found without squaring M
+            M = np.linalg.qr(M.T, mode="r").T
+        U, s, _ = np.linalg.svd(M, full_matrices=True)
         if self.rank is not None:
             r = int(self.rank)
         else:

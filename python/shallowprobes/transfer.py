@@ -427,8 +427,9 @@ class QuotientAligner:
         z_monitors = {name: m for name, m in quotient.monitors_.items()}
         for name, m in extra.items():
             z_monitors[name] = quotient.project(m, _moments=moments)
-        coverage = quotient.coverage(bank, reference=A_tr)
-        coverage.update(quotient.coverage(extra, reference=A_tr) if len(extra) else {})
+        # label-free coverage, in the geometry of A's training pairs (1 for the bank's own)
+        coverage = {name: quotient._coverage_one(m, moments)
+                    for name, m in [*bank.items(), *extra.items()]}  # fmt: skip
 
         # the quotient map: used for the monitors (target="quotient") and the diagnostic
         Z_tr, Z_ho = quotient.transform(A_tr), quotient.transform(A_ho)
@@ -652,6 +653,13 @@ def compare_transfer(
         with an alpha per coordinate of h_A (the stronger full-state baseline).
     n_labels : sizes of the few-label baselines to add (e.g. (16, 64, 256)).
     """
+    if not targets:
+        raise ValueError(f"targets is empty; pass some of {TARGETS}.")
+    bad = [t for t in targets if t not in TARGETS]
+    if bad:
+        raise ValueError(f"unknown target(s) {bad}; choose from {TARGETS}.")
+    if n_labels and labels is None:
+        raise ValueError("n_labels needs labels= (one column of labels per monitor).")
     params = {**params, "unportable": "mark"}
     Y = None if labels is None else np.asarray(labels)
     if Y is not None:
