@@ -1,13 +1,28 @@
-"""Which implementation of the numerical primitives runs: the Rust core or numpy.
+"""Which implementation of the numerical primitives runs: the Rust core, numpy or torch.
 
-One small module so that every estimator resolves `backend=` the same way. Both backends expose
-the same functions (see `_numpy_backend`): `all_finite`, `accumulate`, `spectrum`, `ridge_path`,
-`heldout_sse`, `loo_predictions`.
+One small module so that every estimator resolves `backend=` the same way. All backends expose
+the same functions (see `_numpy_backend`): `all_finite`, `accumulate`, `spectrum`, `spectra`,
+`ridge_path`, `heldout_sse`, `loo_predictions`, `accumulate_quadratic`, `expand_quadratic`.
+
+Dispatch (`resolve_backend`), from the ``backend=`` parameter and the data:
+
+=========  ==============================================  ===================================
+backend    numpy array / CPU tensor                        CUDA (any non-CPU) tensor
+=========  ==============================================  ===================================
+"auto"     Rust core (CPU tensors are viewed, not copied)  torch, on the tensor's device
+"rust"     Rust core                                       Rust core (the tensor is copied to
+                                                           host memory)
+"numpy"    the numpy reference                             numpy (copied to host memory)
+"torch"    torch on the CPU device                         torch, on the tensor's device
+=========  ==============================================  ===================================
+
+torch is optional and imported lazily: only a torch tensor or ``backend="torch"`` ever loads it.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -21,19 +36,53 @@ except ImportError as exc:  # pragma: no cover - exercised only without the exte
     _rust = None
     _RUST_IMPORT_ERROR = exc
 
-BACKENDS = ("auto", "rust", "numpy")
+BACKENDS = ("auto", "rust", "numpy", "torch")
+
+TORCH_MISSING = (
+    "backend='torch' (or a torch tensor on an accelerator) needs PyTorch, which could not be "
+    "imported{why}. Install the optional extra: pip install 'shallowprobes[torch]' (or "
+    "pip install torch)."
+)
 
 
 def rust_available() -> bool:
     return _rust is not None
 
 
-def get_backend(name: str) -> ModuleType:
-    """Resolve a backend name to the module implementing the primitives."""
+def is_torch_tensor(obj: Any) -> bool:
+    """True for a torch.Tensor, without importing torch when it is not already loaded."""
+    cls = type(obj)
+    return cls.__module__.startswith("torch") and hasattr(obj, "detach") and hasattr(obj, "dtype")
+
+
+def is_device_tensor(obj: Any) -> bool:
+    """True for a torch tensor that lives off the CPU (CUDA, or any other accelerator)."""
+    return is_torch_tensor(obj) and obj.device.type != "cpu"
+
+
+def check_backend_name(name: Any) -> str:
     if not isinstance(name, str) or name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}.")
+    return name
+
+
+def torch_backend() -> ModuleType:
+    """The torch backend module; ImportError naming the extra to install without torch."""
+    try:
+        from . import _torch_backend as mod
+    except ImportError as exc:
+        raise ImportError(TORCH_MISSING.format(why=f" ({exc})")) from None
+    return mod
+
+
+def get_backend(name: str) -> ModuleType:
+    """Resolve a backend name to the module implementing the primitives (data-independent:
+    "auto" means the Rust core here; see `resolve_backend` for the data-aware choice)."""
+    check_backend_name(name)
     if name == "numpy":
         return _numpy_backend
+    if name == "torch":
+        return torch_backend()
     if _rust is None:
         if name == "rust":
             raise ImportError(
@@ -45,10 +94,83 @@ def get_backend(name: str) -> ModuleType:
     return _rust_backend()
 
 
-def all_finite(X: np.ndarray) -> bool:
+def uses_torch(name: str, X: Any = None) -> bool:
+    """Whether `backend=name` applied to data X runs the torch backend (data stays torch)."""
+    check_backend_name(name)
+    return name == "torch" or (name == "auto" and is_device_tensor(X))
+
+
+def resolve_backend(name: str, X: Any = None) -> ModuleType:
+    """The backend module for `backend=name` and data X (see the table in the module doc)."""
+    if uses_torch(name, X):
+        return torch_backend()
+    return get_backend(name)
+
+
+def all_finite(X: Any) -> bool:
+    if is_torch_tensor(X):
+        return torch_backend().all_finite(X)
     if _rust is not None and X.dtype in (np.float32, np.float64):
         return bool(_rust.all_finite(X))
     return _numpy_backend.all_finite(X)
+
+
+class _NumpyOps:
+    """numpy, plus the few helpers `_torch_backend.TorchOps` adds (one interface for the
+    solve code shared by the host and the torch paths)."""
+
+    is_torch = False
+    device = None
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(np, attr)
+
+    def __repr__(self) -> str:
+        return "NumpyOps"
+
+    @staticmethod
+    def all_finite(a: np.ndarray) -> bool:
+        return bool(np.isfinite(a).all())
+
+    @staticmethod
+    def eigh(a: np.ndarray):
+        return np.linalg.eigh(a)
+
+    @staticmethod
+    def solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.linalg.solve(a, b)
+
+    @staticmethod
+    def index(idx: Any) -> np.ndarray:
+        return np.asarray(idx)
+
+    @staticmethod
+    def to_numpy(a: Any) -> Any:
+        return to_numpy(a)
+
+
+NUMPY_OPS = _NumpyOps()
+
+
+def ops_of(*arrays: Any) -> Any:
+    """Array namespace of the data: `_torch_backend.TorchOps` on the device of the first torch
+    tensor among `arrays`, else numpy (`NUMPY_OPS`)."""
+    for a in arrays:
+        if is_torch_tensor(a):
+            return torch_backend().ops_for(a.device)
+    return NUMPY_OPS
+
+
+def copy_of(a: Any) -> Any:
+    """A copy of a numpy array or torch tensor (same kind, same device)."""
+    return a.clone() if is_torch_tensor(a) else a.copy()
+
+
+def to_numpy(a: Any) -> Any:
+    """A host numpy copy of a torch tensor (bfloat16/float16 as float32); anything else as is."""
+    if is_torch_tensor(a):
+        return torch_backend().to_numpy(a)
+    return a
 
 
 def _rust_backend() -> ModuleType:

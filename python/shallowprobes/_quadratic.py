@@ -17,7 +17,11 @@ p x p Gram costs O(p^2), not O(p^3).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from ._backends import is_torch_tensor, ops_of
 
 SQRT2 = float(np.sqrt(2.0))
 # Rows of L applied at a time: bounds the temporaries of the gathers to ~32 MiB.
@@ -36,6 +40,15 @@ def pairs(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return a, b, scale
 
 
+def pairs_like(d: int, like: Any) -> tuple[Any, Any, Any]:
+    """`pairs(d)` as arrays of the kind of `like` (torch tensors on its device, or numpy)."""
+    a, b, s = pairs(d)
+    if is_torch_tensor(like):
+        xp = ops_of(like)
+        return xp.index(a), xp.index(b), xp.asarray(s)
+    return a, b, s
+
+
 def input_dim(p: int) -> int:
     """Inverse of `n_features` (raises if p is not a degree-2 width)."""
     d = int((np.sqrt(9.0 + 8.0 * p) - 3.0) / 2.0 + 0.5)
@@ -47,9 +60,9 @@ def input_dim(p: int) -> int:
 def recentre_rows(V: np.ndarray, delta: np.ndarray) -> None:
     """In place: V <- M V for V of shape (p, m), M the re-centring matrix of `delta`."""
     d = delta.shape[0]
-    a, b, s = pairs(d)
-    q = a.size
-    width = max(1, V[0].size)
+    a, b, s = pairs_like(d, V)
+    q = a.shape[0]
+    width = max(1, int(np.prod(V.shape[1:])))
     step = max(1, _CHUNK_ENTRIES // width)
     lin = V[:d]  # unchanged by M, and the only rows the update reads
     for start in range(0, q, step):
@@ -66,15 +79,15 @@ def recentre_gram(G: np.ndarray, delta: np.ndarray) -> np.ndarray:
     transpose.
     """
     recentre_rows(G, delta)
-    out = np.ascontiguousarray(G.T)
+    out = G.T.contiguous() if is_torch_tensor(G) else np.ascontiguousarray(G.T)
     recentre_rows(out, delta)
     return out
 
 
 def recentre_constant(delta: np.ndarray) -> np.ndarray:
     """c in phi(x - mu) = M phi(x - s) + c, for delta = mu - s."""
-    a, b, s = pairs(delta.shape[0])
-    return np.concatenate([-delta, s * delta[a] * delta[b]])
+    a, b, s = pairs_like(delta.shape[0], delta)
+    return ops_of(delta).concatenate([-delta, s * delta[a] * delta[b]])
 
 
 def expand(U: np.ndarray, quad_scale: float = 1.0) -> np.ndarray:
@@ -87,19 +100,23 @@ def expand(U: np.ndarray, quad_scale: float = 1.0) -> np.ndarray:
 def coef_to_quadratic(coef: np.ndarray, d: int, quad_scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Split feature coefficients (p, k) into symmetric Q (k, d, d) and w (d, k) with
     coef^T phi_gamma(u) = u^T Q u + w^T u."""
-    a, b, s = pairs(d)
+    xp = ops_of(coef)
+    a, b, s = pairs_like(d, coef)
     k = coef.shape[1]
-    Q = np.zeros((k, d, d))
+    Q = xp.zeros((k, d, d))
     vals = coef[d:].T * (quad_scale * s)  # (k, q): coefficient of u_a u_b
     off = a != b
-    Q[:, a, b] = np.where(off, vals / 2.0, vals)
+    Q[:, a, b] = xp.where(off, vals / 2.0, vals)
     Q[:, b[off], a[off]] = vals[:, off] / 2.0
-    return Q, coef[:d].copy()
+    return Q, coef[:d] * 1.0
 
 
 def quadratic_form_rows(Z: np.ndarray, Q: np.ndarray) -> np.ndarray:
     """(n, k) values z_i^T Q_t z_i for rows Z (n, d) and Q (k, d, d)."""
-    out = np.empty((Z.shape[0], Q.shape[0]))
+    xp = ops_of(Z)
+    out = xp.empty((Z.shape[0], Q.shape[0]))
     for t in range(Q.shape[0]):
-        out[:, t] = np.einsum("ij,ij->i", Z @ Q[t], Z)
+        out[:, t] = ((Z @ Q[t]) * Z).sum(axis=1) if xp.is_torch else np.einsum(
+            "ij,ij->i", Z @ Q[t], Z
+        )
     return out

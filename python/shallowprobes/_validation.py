@@ -13,17 +13,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._backends import all_finite
+from ._backends import all_finite, is_torch_tensor
 
 __all__ = ["check_X", "check_targets", "check_fold_ids", "is_torch_tensor", "all_finite"]
 
 _FLOAT_KINDS = (np.float32, np.float64)
-
-
-def is_torch_tensor(obj: Any) -> bool:
-    """True for a torch.Tensor, without importing torch when it is not already loaded."""
-    cls = type(obj)
-    return cls.__module__.startswith("torch") and hasattr(obj, "detach") and hasattr(obj, "dtype")
+_TORCH_FLOATS = ("torch.float32", "torch.float64", "torch.bfloat16", "torch.float16")
 
 
 def _is_sparse(obj: Any) -> bool:
@@ -34,7 +29,7 @@ def _is_sparse(obj: Any) -> bool:
 def _torch_to_numpy(t: Any) -> np.ndarray:
     t = t.detach()
     if t.device.type != "cpu":
-        # The torch backend (CUDA path) arrives with a later issue; until then, say so plainly.
+        # backend="rust"/"numpy" asked for host work on a device tensor: one copy to host.
         t = t.cpu()
     if str(t.dtype) in ("torch.bfloat16", "torch.float16"):
         # numpy has no bfloat16; float32 holds both exactly.
@@ -52,12 +47,17 @@ def check_X(
     min_samples: int = 1,
     owner: str = "this probe",
     check_finite: bool = True,
-) -> np.ndarray:
+    keep_tensor: bool = False,
+) -> Any:
     """Return X as a 2-D float32/float64 numpy array with finite entries.
 
     float32 and float64 arrays keep their dtype and memory layout (C, Fortran or strided), so
     large activation caches are never copied; other real dtypes are converted (float16 to
     float32, integers and booleans to float64).
+
+    keep_tensor=True (the torch backend): a torch tensor is validated where it lives and
+    returned as a tensor on its device (float32/float64/bfloat16/float16 kept as they are,
+    integers and booleans as float64); other inputs are handled as above.
     """
     if X is None:
         raise ValueError(f"{name} is None; pass a 2-D array of shape (n_samples, n_features).")
@@ -67,6 +67,8 @@ def check_X(
             f"e.g. {name}.toarray(): probe features from activations are dense."
         )
     if is_torch_tensor(X):
+        if keep_tensor:
+            return _check_tensor_X(X, name, n_features, min_samples, owner, check_finite)
         X = _torch_to_numpy(X)
     arr = np.asarray(X)
     if arr.dtype.kind == "c":
@@ -102,24 +104,54 @@ def check_X(
             f"Expected 2D array for {name} of shape (n_samples, n_features), got "
             f"{arr.ndim}D array of shape {arr.shape} instead.{hint}"
         )
-    n, d = arr.shape
+    _check_shape(arr.shape, name, n_features, min_samples, owner)
+    if check_finite and not all_finite(arr):
+        raise non_finite_error(name)
+    return arr
+
+
+def _check_shape(shape: tuple, name: str, n_features, min_samples: int, owner: str) -> None:
+    n, d = shape
     if n < min_samples:
         raise ValueError(
-            f"Found array with {n} sample(s) (shape={arr.shape}) while a minimum of "
+            f"Found array with {n} sample(s) (shape={shape}) while a minimum of "
             f"{min_samples} is required."
         )
     if d == 0:
         raise ValueError(
-            f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
+            f"Found array with 0 feature(s) (shape={shape}) while a minimum of 1 is required."
         )
     if n_features is not None and d != n_features:
         raise ValueError(
             f"{name} has {d} features, but {owner} is expecting {n_features} features as input "
             f"(it was fitted on {n_features}-dimensional rows)."
         )
-    if check_finite and not all_finite(arr):
+
+
+def _check_tensor_X(X: Any, name: str, n_features, min_samples: int, owner: str, finite: bool):
+    """`check_X` for a torch tensor kept on its device (no host copy)."""
+    import torch
+
+    t = X.detach()
+    if t.is_complex():
+        raise ValueError("Complex data not supported; pass real-valued activations.")
+    if str(t.dtype) not in _TORCH_FLOATS:
+        t = t.to(torch.float64)  # integers, booleans, other float formats
+    if t.ndim != 2:
+        hint = (
+            " Reshape your data either using array.reshape(-1, 1) if it has a single feature"
+            " or array.reshape(1, -1) if it contains a single sample."
+            if t.ndim == 1
+            else ""
+        )
+        raise ValueError(
+            f"Expected 2D array for {name} of shape (n_samples, n_features), got "
+            f"{t.ndim}D array of shape {tuple(t.shape)} instead.{hint}"
+        )
+    _check_shape(tuple(t.shape), name, n_features, min_samples, owner)
+    if finite and not all_finite(t):
         raise non_finite_error(name)
-    return arr
+    return t
 
 
 def non_finite_error(name: str = "X") -> ValueError:
@@ -130,13 +162,24 @@ def non_finite_error(name: str = "X") -> ValueError:
 
 
 def check_targets(
-    y: Any, n_samples: int, *, name: str = "y", owner: str = "This estimator"
-) -> tuple[np.ndarray, bool]:
-    """Return regression targets as a C-contiguous float64 (n, k) array and whether y was 1-D."""
+    y: Any,
+    n_samples: int,
+    *,
+    name: str = "y",
+    owner: str = "This estimator",
+    keep_tensor: bool = False,
+) -> tuple[Any, bool]:
+    """Return regression targets as a C-contiguous float64 (n, k) array and whether y was 1-D.
+
+    keep_tensor=True: a torch tensor y is checked on its device and returned as a float64
+    tensor there (the torch backend).
+    """
     if y is None:
         raise ValueError(f"{owner} requires {name} to be passed, but the target {name} is None.")
     if _is_sparse(y):
         raise TypeError(f"{name} is a sparse matrix; sparse targets are not supported.")
+    if is_torch_tensor(y) and keep_tensor:
+        return _check_tensor_targets(y, n_samples, name)
     if is_torch_tensor(y):
         y = _torch_to_numpy(y)
     arr = np.asarray(y)
@@ -163,6 +206,35 @@ def check_targets(
     if not np.isfinite(arr).all():
         raise ValueError(f"Input {name} contains NaN or infinity.")
     return np.ascontiguousarray(arr), one_d
+
+
+def _check_tensor_targets(y: Any, n_samples: int, name: str) -> tuple[Any, bool]:
+    import torch
+
+    t = y.detach()
+    if t.is_complex():
+        raise ValueError("Complex data not supported; targets must be real.")
+    t = t.to(torch.float64)
+    one_d = t.ndim == 1
+    if one_d:
+        t = t[:, None]
+    elif t.ndim != 2:
+        raise ValueError(
+            f"{name} must be 1-D (n_samples,) or 2-D (n_samples, n_targets), got shape "
+            f"{tuple(t.shape)}."
+        )
+    if t.shape[0] != n_samples:
+        raise ValueError(
+            f"Found input variables with inconsistent numbers of samples: X has {n_samples} "
+            f"rows but {name} has {t.shape[0]}."
+        )
+    if t.shape[1] == 0:
+        raise ValueError(
+            f"{name} has 0 targets (shape {tuple(t.shape)}); pass at least one column."
+        )
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"Input {name} contains NaN or infinity.")
+    return t.contiguous(), one_d
 
 
 def check_fold_ids(fold_ids: Any, n_samples: int, n_folds: int) -> np.ndarray:

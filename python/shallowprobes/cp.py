@@ -36,9 +36,9 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._backends import get_backend
+from ._backends import get_backend, ops_of, to_numpy
 from ._base import ClassifierMixin, RegressorMixin, user_stacklevel
-from ._validation import check_rows_finite, check_X
+from ._validation import check_rows_finite
 from .linear import (
     _feature_blocks,
     _ProbeClassifierMixin,
@@ -131,8 +131,21 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         )
 
     # ------------------------------------------------------------------ fitting
+    def _host_backend(self) -> str:
+        """The alternation runs on the host (Rust core or numpy): backend="torch" fits use the
+        Rust core there (see `_fit_rows`)."""
+        return "auto" if self.backend == "torch" else self.backend
+
+    def _new_stats(self, n_folds: int) -> SufficientStats:
+        return SufficientStats(n_folds, self._host_backend())
+
     def _fit_rows(self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]):
-        check_rows_finite(X, get_backend(self.backend))
+        # The CP alternation is not ported to torch yet: torch rows are fitted on the host
+        # (one copy of X); predictions on tensors still run on the tensor's device.
+        from .stats import _host
+
+        X, Y = _host(X), np.ascontiguousarray(to_numpy(Y), dtype=np.float64)
+        check_rows_finite(X, get_backend(self._host_backend()))
         n, d = X.shape
         mean = X.mean(axis=0, dtype=np.float64)
         geom = self._geometry(
@@ -229,7 +242,7 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         """Ridge for the free factor with `fixed` held: returns (free (R, d), w (d, 1),
         b (1,), solution)."""
         fmap = _CPFeatureMap(centre, fixed)
-        stats = SufficientStats(self._n_folds(), self.backend)
+        stats = self._new_stats(self._n_folds())
         for sl, F in _feature_blocks(X, fmap):
             stats._accumulate_validated(F, y[sl], None if folds is None else folds[sl])
         sol = self._ridge_solve(stats, (X, y, folds), alphas, feature_map=fmap)
@@ -240,23 +253,24 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
     # ------------------------------------------------------------------ prediction
     def _decision(self, X: Any) -> np.ndarray:
         sol = self._solution()
-        Xa = check_X(X, n_features=self.n_features_in_, owner=type(self).__name__)
-        fu, fv = sol.factors
-        return _cp_decision_rows(Xa, sol.centre, fu, fv, sol.coef, sol.intercept)
+        Xa, prm = self._predict_inputs(X, sol)
+        fu, fv = prm["factors"]
+        return _cp_decision_rows(Xa, prm["centre"], fu, fv, prm["coef"], prm["intercept"])
 
     # ------------------------------------------------------------------ fitted attributes
     _coefficient_names = "factors_ (U, V), quadratic_, linear_ and intercept_"
 
     def _centred_quadratic(self) -> np.ndarray:
         fu, fv = self._solution().factors
-        return 0.5 * (np.einsum("tri,trj->tij", fu, fv) + np.einsum("tri,trj->tij", fv, fu))
+        xp = ops_of(fu)
+        return 0.5 * (xp.einsum("tri,trj->tij", fu, fv) + xp.einsum("tri,trj->tij", fv, fu))
 
     @property
     def factors_(self) -> tuple[np.ndarray, np.ndarray]:
         """(U, V), each (n_targets, rank, d): f = sum_r (U[t, r] . z)(V[t, r] . z) + ...,
         z = h - centre_. quadratic_ is sum_r (u_r v_r^T + v_r u_r^T)/2 in input coordinates."""
         fu, fv = self._solution().factors
-        return fu.copy(), fv.copy()
+        return fu * 1.0, fv * 1.0
 
     @property
     def n_iter_(self) -> np.ndarray:
@@ -316,12 +330,16 @@ def _cp_decision_rows(X, centre, fu, fv, w, b) -> np.ndarray:
     """(n, k) decision values of CP probes with factors fu, fv (k, R, d), w (d, k), b (k,)."""
     n, d = X.shape
     k = fu.shape[0]
-    out = np.empty((n, k))
+    xp = ops_of(fu, X)
+    out = xp.empty((n, k))
     step = max(16, (1 << 22) // max(d, 1))
     for start in range(0, n, step):
-        Z = X[start : start + step].astype(np.float64) - centre
+        Z = xp.asarray(X[start : start + step], dtype=np.float64) - centre
         for t in range(k):
-            out[start : start + step, t] = np.einsum("nr,nr->n", Z @ fu[t].T, Z @ fv[t].T)
+            if xp.is_torch:
+                out[start : start + step, t] = ((Z @ fu[t].T) * (Z @ fv[t].T)).sum(axis=1)
+            else:
+                out[start : start + step, t] = np.einsum("nr,nr->n", Z @ fu[t].T, Z @ fv[t].T)
         out[start : start + step] += Z @ w + b
     return out
 

@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._backends import get_backend
+from ._backends import copy_of, get_backend, ops_of, to_numpy, uses_torch
 from ._base import (
     BaseEstimator,
     ClassifierMixin,
@@ -45,7 +45,7 @@ def default_alpha_grid(gram: np.ndarray, n_alphas: int = 19) -> np.ndarray:
     Relative to the data's scale, so the same grid suits raw activations, z-scores and any n.
     """
     d = gram.shape[0]
-    scale = float(np.trace(gram)) / max(d, 1)
+    scale = float(gram.trace()) / max(d, 1)
     if not np.isfinite(scale) or scale <= 0.0:
         scale = 1.0
     return np.logspace(-6, 3, n_alphas) * scale
@@ -60,6 +60,46 @@ class _Solution:
     scores: np.ndarray  # (A, k) per-target CV score (higher is better)
     joint_scores: np.ndarray  # (A,) the criterion used when alpha_per_target=False
     calibration: Optional[float] = None  # logistic slope (classifiers)
+
+    # Arrays used at predict time; they live where the fit ran (numpy, or torch tensors on the
+    # fit's device) and are copied elsewhere on demand (`placed`), or moved by `to`.
+    _PREDICT_FIELDS = ("coef", "intercept", "quadratic", "centre", "factors")
+
+    def placed(self, device: Any) -> dict:
+        """{field: array} of the predict-time arrays as numpy (device None) or as float64
+        tensors on `device`; copies are cached, so repeated predictions move nothing."""
+        cache = self.__dict__.setdefault("_placed", {})
+        key = None if device is None else str(device)
+        if key not in cache:
+            cache[key] = {f: _place(getattr(self, f, None), device) for f in self._PREDICT_FIELDS}
+            geom = getattr(self, "geometry", None)
+            cache[key]["geometry"] = geom if geom is None else geom.to(_ops_at(device))
+        return cache[key]
+
+    def to(self, device: Any) -> None:
+        """Move the predict-time arrays to `device` (None: numpy) in place."""
+        moved = self.placed(device)
+        for f in self._PREDICT_FIELDS:
+            if getattr(self, f, None) is not None:
+                setattr(self, f, moved[f])
+        self.__dict__["_placed"] = {}
+
+
+def _ops_at(device: Any) -> Any:
+    from ._backends import NUMPY_OPS, torch_backend
+
+    return NUMPY_OPS if device is None else torch_backend().ops_for(device)
+
+
+def _place(a: Any, device: Any) -> Any:
+    """An array (or tuple of arrays) as numpy (device None) or a float64 tensor on device."""
+    if a is None:
+        return None
+    if isinstance(a, tuple):
+        return tuple(_place(x, device) for x in a)
+    if device is None:
+        return to_numpy(a)
+    return _ops_at(device).asarray(a)
 
 
 # ---------------------------------------------------------------------------------- scoring
@@ -91,7 +131,11 @@ def _score_predictions(
 
     For classifiers Y holds the +-1 codes. Joint accuracy of a multiclass problem is the accuracy
     of the arg-max decision; per-target accuracy/AUC are those of each one-vs-rest column.
+    Torch predictions are scored on their device (AUROC on the host: it needs ranks); the
+    (A, k) and (A,) scores are numpy either way.
     """
+    if is_torch_tensor(preds):
+        return _score_predictions_torch(preds, Y, scoring)
     A, _, k = preds.shape
     if scoring == "squared_error":
         per = -np.mean((preds - Y[None]) ** 2, axis=1)
@@ -114,6 +158,28 @@ def _score_predictions(
     else:  # pragma: no cover - validated earlier
         raise ValueError(scoring)
     return per, joint
+
+
+def _score_predictions_torch(preds: Any, Y: Any, scoring: str) -> tuple[np.ndarray, np.ndarray]:
+    """`_score_predictions` for torch predictions: squared error and accuracy on the device."""
+    if scoring == "roc_auc":
+        return _score_predictions(to_numpy(preds), to_numpy(Y), scoring)
+    xp = ops_of(preds)
+    Y = xp.asarray(Y)
+    k = preds.shape[2]
+    if scoring == "squared_error":
+        per = -((preds - Y[None]) ** 2).mean(dim=1)
+        return to_numpy(per), to_numpy(per.mean(dim=1))
+    nan_any = xp.isnan(preds).any(dim=1)  # (A, k)
+    per = ((preds > 0) == (Y[None] > 0)).double().mean(dim=1)
+    per = xp.where(nan_any, float("nan"), per)
+    if k == 1:
+        joint = per[:, 0]
+    else:
+        truth = Y.argmax(dim=1)
+        joint = (preds.argmax(dim=2) == truth[None]).double().mean(dim=1)
+        joint = xp.where(nan_any.any(dim=1), float("nan"), joint)
+    return to_numpy(per), to_numpy(joint)
 
 
 def _argmax_first(values: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -211,9 +277,12 @@ class _RidgeProbeBase(BaseEstimator):
         return arr
 
     # ------------------------------------------------------------------ fitting
-    def _prepare_targets(self, y: Any, n: int, *, first: bool, classes: Any = None):
-        """Return (Y float64 (n,k), labels or None, state dict) for this estimator type."""
-        Y, one_d = check_targets(y, n, owner=type(self).__name__)
+    def _prepare_targets(
+        self, y: Any, n: int, *, first: bool, classes: Any = None, keep_tensor: bool = False
+    ):
+        """Return (Y float64 (n,k), labels or None, state dict) for this estimator type.
+        keep_tensor: a torch y stays a tensor on its device (the torch backend)."""
+        Y, one_d = check_targets(y, n, owner=type(self).__name__, keep_tensor=keep_tensor)
         return Y, None, {"y_1d": one_d}
 
     def fit(self, X: Any, y: Any, fold_ids: Any = None) -> _RidgeProbeBase:
@@ -224,10 +293,13 @@ class _RidgeProbeBase(BaseEstimator):
         """
         self._check_params()
         # NaN/inf are detected while accumulating the (fresh) statistics: no extra pass over X.
-        Xa = check_X(X, min_samples=2, owner=type(self).__name__, check_finite=False)
+        on_torch = uses_torch(self.backend, X)
+        Xa = check_X(
+            X, min_samples=2, owner=type(self).__name__, check_finite=False, keep_tensor=on_torch
+        )
         self._check_metric_inputs(Xa.shape[1])
         n = Xa.shape[0]
-        Y, labels, state = self._prepare_targets(y, n, first=True)
+        Y, labels, state = self._prepare_targets(y, n, first=True, keep_tensor=on_torch)
         K = self._n_folds()
         if K > 1:
             if K > n:
@@ -279,11 +351,15 @@ class _RidgeProbeBase(BaseEstimator):
         first = getattr(self, "_stats", None) is None
         self._check_partial_fit(first)
         n_features = None if first else self.n_features_in_
-        Xa = check_X(X, n_features=n_features, owner=type(self).__name__, check_finite=not first)
+        on_torch = uses_torch(self.backend, X) if first else self._stats._keeps_tensors(X)
+        Xa = check_X(
+            X, n_features=n_features, owner=type(self).__name__, check_finite=not first,
+            keep_tensor=on_torch,
+        )  # fmt: skip
         if first:
             self._check_metric_inputs(Xa.shape[1])
         Y, labels, state = self._prepare_targets(
-            y, Xa.shape[0], first=first, classes=kwargs.get("classes")
+            y, Xa.shape[0], first=first, classes=kwargs.get("classes"), keep_tensor=on_torch
         )
         K = self._n_folds()
         if first:
@@ -350,9 +426,9 @@ class _RidgeProbeBase(BaseEstimator):
                 "rows must be activations of the same hidden units."
             )
 
-    def _geometry(self, covariance: Any, d: int) -> Geometry:
+    def _geometry(self, covariance: Any, d: int, xp: Any = None) -> Geometry:
         """The fitted metric (see `shallowprobes.metrics`); covariance() gives the training
-        rows' centred covariance when the metric needs it."""
+        rows' centred covariance when the metric needs it. xp: the namespace of the fit."""
         return fit_geometry(
             self.metric,
             covariance,
@@ -360,10 +436,11 @@ class _RidgeProbeBase(BaseEstimator):
             reference=self.reference,
             readout=self.readout,
             backend=self.backend,
+            xp=xp,
         )
 
     def _solve(self, stats: SufficientStats, rows: Optional[tuple]) -> _Solution:
-        geom = self._geometry(stats.input_covariance, stats.n_inputs)
+        geom = self._geometry(stats.input_covariance, stats.n_inputs, xp=stats._ops())
         if geom.is_identity:
             sol = self._ridge_solve(stats, rows, self._explicit_alphas())
         else:
@@ -389,12 +466,13 @@ class _RidgeProbeBase(BaseEstimator):
         scoring need them); feature_map turns a block of X rows into the features the
         statistics describe (None: the rows are the features).
         """
-        backend = get_backend(self.backend)
+        backend = stats._backend_module()
+        xp = stats._ops()
         fit_intercept = bool(self.fit_intercept)
         scoring = self._scoring()
         cv_name = self._cv_name()
         ne = stats.normal_equations(fit_intercept)
-        if not (np.isfinite(ne.gram).all() and np.isfinite(ne.cxy).all()):
+        if not (xp.all_finite(ne.gram) and xp.all_finite(ne.cxy)):
             raise ValueError(
                 "the Gram matrix overflowed float64: some features or targets have magnitude "
                 "around 1e150 or more. Rescale X (and y) before fitting."
@@ -409,15 +487,17 @@ class _RidgeProbeBase(BaseEstimator):
         k = B.shape[1]
         # Residual degrees of freedom left at alpha -> 0, and the part of y outside the span of
         # X (exactly zero when the rows are interpolated): both enter GCV without cancellation.
-        rank = int(np.count_nonzero(lam > 0))
+        rank = int((lam > 0).sum())
         free = ne.n - (1.0 if fit_intercept else 0.0) - rank
-        perp = residual_outside_span(lam, B, ne.cyy) if free > 0 else np.zeros(k)
+        span = backend.residual_outside_span if xp.is_torch else residual_outside_span
+        perp = span(lam, B, ne.cyy) if free > 0 else xp.zeros(k)
 
         if cv_name == "gcv":
             _, rss, _ = backend.ridge_path(lam, V, B, perp, alphas, False)
-            pos = lam > 0
+            rss = to_numpy(rss)
+            lam_pos = to_numpy(lam[lam > 0])
             resid_dof = np.array(
-                [max(free, 0.0) + float(np.sum(a / (lam[pos] + a))) if a > 0 else free
+                [max(free, 0.0) + float(np.sum(a / (lam_pos + a))) if a > 0 else free
                  for a in alphas]
             )  # fmt: skip
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -432,7 +512,7 @@ class _RidgeProbeBase(BaseEstimator):
                     "cv='gcv' or an integer number of folds with partial_fit, or call fit()."
                 )
             X, Y, _ = rows
-            preds = np.empty((len(alphas), X.shape[0], k))
+            preds = xp.empty((len(alphas), X.shape[0], k))
             for sl, F in _feature_blocks(X, feature_map):
                 preds[:, sl] = backend.loo_predictions(
                     F, ne.x_mean, V, lam, B, Y[sl], ne.y_mean, alphas, ne.n, fit_intercept
@@ -450,7 +530,7 @@ class _RidgeProbeBase(BaseEstimator):
         chosen = np.unique(idx)
         coefs, _, _ = backend.ridge_path(lam, V, B, perp, alphas[chosen], True)
         pos = np.searchsorted(chosen, idx)
-        coef = coefs[pos, :, np.arange(k)].T.copy()  # (d, k)
+        coef = copy_of(coefs[xp.index(pos), :, xp.index(np.arange(k))].T)  # (d, k)
         intercept = ne.y_mean - ne.x_mean @ coef
         sol = _Solution(coef, intercept, np.asarray(alphas, dtype=np.float64), idx, per, joint)
         if self._is_classifier:
@@ -458,6 +538,7 @@ class _RidgeProbeBase(BaseEstimator):
         return sol
 
     def _kfold_scores(self, stats, alphas, rows, backend, scoring, fold_specs, feature_map=None):
+        xp = stats._ops()
         K = stats.n_folds
         k = stats.n_targets
         A = len(alphas)
@@ -472,26 +553,28 @@ class _RidgeProbeBase(BaseEstimator):
                     "with partial_fit."
                 )
             X, Y, folds = rows
-            preds = np.empty((A, X.shape[0], k))
+            preds = xp.empty((A, X.shape[0], k))
         for f in range(K):
             if stats.count[f] == 0:
                 continue
             ne, (lam, V, B) = fold_specs[f]
-            coefs, _, _ = backend.ridge_path(lam, V, B, np.zeros(k), alphas, True)
-            intercepts = ne.y_mean[None, :] - np.einsum("d,adk->ak", ne.x_mean, coefs)
+            coefs, _, _ = backend.ridge_path(lam, V, B, xp.zeros(k), alphas, True)
+            intercepts = ne.y_mean[None, :] - xp.einsum("d,adk->ak", ne.x_mean, coefs)
             if scoring == "squared_error":
                 # held-out error from the fold's own (shifted) statistics
                 offsets = (
                     intercepts
-                    + np.einsum("d,adk->ak", stats.shift_x, coefs)
+                    + xp.einsum("d,adk->ak", stats.shift_x, coefs)
                     - stats.shift_y[None, :]
                 )
-                sse += backend.heldout_sse(
-                    stats.xtx[f], stats.xty[f], np.diagonal(stats.yty[f]).copy(),
+                sse += to_numpy(backend.heldout_sse(
+                    stats.xtx[f], stats.xty[f], copy_of(xp.diagonal(stats.yty[f])),
                     stats.sum_x[f], stats.sum_y[f], float(stats.count[f]), coefs, offsets,
-                )  # fmt: skip
+                ))  # fmt: skip
             else:
                 sel = np.flatnonzero(folds == f)
+                if is_torch_tensor(X):
+                    sel = ops_of(X).index(sel)
                 for sl, F in _feature_blocks(X[sel], feature_map):
                     for a in range(A):
                         preds[a, sel[sl]] = _linear_decision(F, coefs[a], intercepts[a])
@@ -503,20 +586,50 @@ class _RidgeProbeBase(BaseEstimator):
     # ------------------------------------------------------------------ prediction
     def _decision(self, X: Any) -> np.ndarray:
         sol = self._solution()
+        Xa, params = self._predict_inputs(X, sol)
+        return _linear_decision(Xa, params["coef"], params["intercept"])
+
+    def _predict_inputs(self, X: Any, sol: _Solution) -> tuple[Any, dict]:
+        """Validated rows and the predict-time arrays next to them: a torch tensor stays on
+        its device (the arrays are copied there once, cached), anything else is numpy."""
+        if is_torch_tensor(X):
+            Xa = check_X(X, n_features=self.n_features_in_, owner=type(self).__name__,
+                         keep_tensor=True)  # fmt: skip
+            return Xa, sol.placed(Xa.device)
         Xa = check_X(X, n_features=self.n_features_in_, owner=type(self).__name__)
-        return _linear_decision(Xa, sol.coef, sol.intercept)
+        return Xa, sol.placed(None)
+
+    def to(self, device: Any) -> _RidgeProbeBase:
+        """Move the fitted arrays used at predict time to a torch device ("cpu", "cuda:0",
+        torch.device), or to numpy with device=None / "numpy"; returns self.
+
+        Predictions work on numpy and torch inputs wherever the arrays live (they are copied
+        next to the input once and cached); `to` only chooses their home, e.g. so that
+        predicting on CUDA tensors moves nothing. Fitted attributes (coef_, ...) follow.
+        """
+        sol = self._solution()
+        if device is None or (isinstance(device, str) and device == "numpy"):
+            sol.to(None)
+            return self
+        from ._backends import torch_backend
+
+        torch_backend()
+        import torch
+
+        sol.to(torch.device(device))
+        return self
 
     # ------------------------------------------------------------------ fitted attributes
     @property
     def coef_(self) -> np.ndarray:
         """Coefficients in input coordinates: (n_features,) for 1-D y, else (n_targets, d)."""
         coef = self._solution().coef
-        return coef[:, 0].copy() if self._single_output() else coef.T.copy()
+        return copy_of(coef[:, 0]) if self._single_output() else copy_of(coef.T)
 
     @property
     def intercept_(self):
         intercept = self._solution().intercept
-        return float(intercept[0]) if self._single_output() else intercept.copy()
+        return float(intercept[0]) if self._single_output() else copy_of(intercept)
 
     @property
     def alpha_(self):
@@ -595,9 +708,10 @@ def _kfold_spectra(stats: SufficientStats, ne, fit_intercept: bool, backend):
     fold_nes = [stats.normal_equations(fit_intercept, exclude_fold=f) for f in folds]
     everything = [ne, *fold_nes]
     d = ne.gram.shape[0]
+    xp = stats._ops()
     if len(everything) * d * d <= _BATCH_ENTRIES:
         lams, Vs, Bs = backend.spectra(
-            np.stack([e.gram for e in everything]), np.stack([e.cxy for e in everything])
+            xp.stack([e.gram for e in everything]), xp.stack([e.cxy for e in everything])
         )
         specs = [(lams[i], Vs[i], Bs[i]) for i in range(len(everything))]
     else:
@@ -630,8 +744,16 @@ def _feature_blocks(X: np.ndarray, feature_map: Optional[Any]):
 
 
 def _linear_decision(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
-    """X @ coef + intercept in float64, in row blocks (float32 inputs are never fully copied)."""
+    """X @ coef + intercept in float64, in row blocks (float32 inputs are never fully copied).
+    A torch X gives a float64 tensor on its device (coef, intercept must be there too)."""
     n = X.shape[0]
+    if is_torch_tensor(X) or is_torch_tensor(coef):
+        xp = ops_of(coef, X)
+        out = xp.empty((n, coef.shape[1]))
+        for start in range(0, n, _PREDICT_BLOCK):
+            block = xp.asarray(X[start : start + _PREDICT_BLOCK])
+            out[start : start + _PREDICT_BLOCK] = block @ coef
+        return out + intercept
     out = np.empty((n, coef.shape[1]))
     for start in range(0, n, _PREDICT_BLOCK):
         block = X[start : start + _PREDICT_BLOCK].astype(np.float64, copy=False)
@@ -661,7 +783,7 @@ class _ProbeRegressorMixin:
         """Coefficient of determination R^2 (averaged uniformly over targets)."""
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported by score yet.")
-        P = self._decision(X)
+        P = to_numpy(self._decision(X))
         Y, _ = check_targets(y, P.shape[0])
         return _r2_score(Y, P)
 
@@ -729,16 +851,18 @@ def _gaussian_calibration(stats: SufficientStats, coef: np.ndarray, intercept: n
     sum_y = stats.shift_y * n + stats.sum_y.sum(axis=0)
     slopes = []
     for t in range(coef.shape[1]):
-        w, c = coef[:, t], intercept[t]
-        n_pos = 0.5 * (n + sum_y[t])
+        # Python floats from here on (torch statistics: one scalar each from the device)
+        w, c, sy = coef[:, t], float(intercept[t]), float(sum_y[t])
+        n_pos = 0.5 * (n + sy)
         n_neg = n - n_pos
         if n_pos < 0.5 or n_neg < 0.5:
             continue
-        sum_f = w @ sum_x + n * c
+        w_sx = float(w @ sum_x)
+        sum_f = w_sx + n * c
         # sum over positives of x = (sum x + sum x*y) / 2 for codes y in {-1, +1}
-        sum_f_pos = 0.5 * (w @ (sum_x + raw.cxy[:, t]) + c * (n + sum_y[t]))
+        sum_f_pos = 0.5 * (float(w @ (sum_x + raw.cxy[:, t])) + c * (n + sy))
         sum_f_neg = sum_f - sum_f_pos
-        sum_f2 = w @ raw.gram @ w + 2.0 * c * (w @ sum_x) + n * c * c
+        sum_f2 = float(w @ raw.gram @ w) + 2.0 * c * w_sx + n * c * c
         m_pos, m_neg = sum_f_pos / n_pos, sum_f_neg / n_neg
         within = sum_f2 - n_pos * m_pos**2 - n_neg * m_neg**2
         total = max(sum_f2 - sum_f**2 / n, 0.0)
@@ -768,7 +892,11 @@ class _ProbeClassifierMixin:
     def _scoring(self) -> str:
         return self.scoring
 
-    def _prepare_targets(self, y: Any, n: int, *, first: bool, classes: Any = None):
+    def _prepare_targets(
+        self, y: Any, n: int, *, first: bool, classes: Any = None, keep_tensor: bool = False
+    ):
+        # Labels are checked on the host (n label values); the +-1 codes are numpy and the
+        # torch backend moves them to its device with the row blocks.
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
@@ -872,16 +1000,33 @@ class _ProbeClassifierMixin:
         return out[:, 0] if out.shape[1] == 1 else out
 
     def predict(self, X: Any) -> np.ndarray:
+        """Predicted class labels. For a torch tensor X: a tensor on X's device when the
+        classes are numbers, else (strings, objects) a numpy array of labels."""
         dec = self._decision(X)
         cls = self.classes_
+        if is_torch_tensor(dec):
+            idx = (dec[:, 0] > 0).long() if dec.shape[1] == 1 else dec.argmax(dim=1)
+            if cls.dtype.kind in "biuf":
+                import torch
+
+                return torch.as_tensor(cls, device=dec.device)[idx]
+            return cls[to_numpy(idx)]
         if dec.shape[1] == 1:
             return cls[(dec[:, 0] > 0).astype(np.intp)]
         return cls[np.argmax(dec, axis=1)]
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities (n, n_classes) from the documented logistic calibration."""
+        """Class probabilities (n, n_classes) from the documented logistic calibration
+        (a float64 tensor on X's device for a torch tensor X)."""
         dec = self._decision(X)
         slope = self._solution().calibration
+        if is_torch_tensor(dec):
+            import torch
+
+            if dec.shape[1] == 1:
+                p = torch.sigmoid(slope * dec)
+                return torch.cat([1.0 - p, p], dim=1)
+            return torch.softmax(slope * dec, dim=1)
         if dec.shape[1] == 1:
             p = _sigmoid(slope * dec)
             return np.hstack([1.0 - p, p])
@@ -891,15 +1036,18 @@ class _ProbeClassifierMixin:
         return e / e.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
+        proba = self.predict_proba(X)
+        if is_torch_tensor(proba):
+            return proba.log()
         with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+            return np.log(proba)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy."""
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported by score yet.")
-        pred = self.predict(X)
-        return float(np.mean(pred == np.asarray(y).ravel()))
+        pred = to_numpy(self.predict(X))
+        return float(np.mean(pred == np.asarray(to_numpy(y)).ravel()))
 
 
 class LinearProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _RidgeProbeBase):

@@ -39,6 +39,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _quadratic
+from ._backends import NUMPY_OPS, ops_of
 from ._validation import check_X, is_torch_tensor
 
 __all__ = ["METRICS", "Geometry", "fit_geometry", "psd_sqrt", "psd_inv_sqrt"]
@@ -48,24 +49,27 @@ DEFAULT_RCOND = 1e-10
 
 
 def _psd_eigh(S: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    lam, V = np.linalg.eigh(0.5 * (S + S.T))
-    top = float(lam.max()) if lam.size else 0.0
-    keep = lam > rcond * top if top > 0 else np.zeros(lam.shape, dtype=bool)
+    xp = ops_of(S)
+    lam, V = xp.eigh(0.5 * (S + S.T))
+    top = float(lam.max()) if lam.shape[0] else 0.0
+    keep = lam > (rcond * top if top > 0 else float("inf"))
     return lam, V, keep
 
 
 def psd_sqrt(S: np.ndarray, rcond: float = DEFAULT_RCOND) -> np.ndarray:
-    """Symmetric square root of a positive semi-definite matrix (tiny eigenvalues -> 0)."""
+    """Symmetric square root of a positive semi-definite matrix (tiny eigenvalues -> 0).
+    numpy in, numpy out; a torch tensor in, a tensor on its device out."""
+    xp = ops_of(S)
     lam, V, keep = _psd_eigh(S, rcond)
-    root = np.where(keep, np.sqrt(np.where(keep, lam, 0.0)), 0.0)
+    root = xp.where(keep, xp.sqrt(xp.where(keep, lam, 0.0)), 0.0)
     return (V * root) @ V.T
 
 
 def psd_inv_sqrt(S: np.ndarray, rcond: float = DEFAULT_RCOND) -> np.ndarray:
     """Pseudo-inverse square root S^+1/2: eigenvalues <= rcond * max are dropped."""
+    xp = ops_of(S)
     lam, V, keep = _psd_eigh(S, rcond)
-    inv = np.zeros_like(lam)
-    inv[keep] = 1.0 / np.sqrt(lam[keep])
+    inv = xp.where(keep, 1.0 / xp.sqrt(xp.where(keep, lam, 1.0)), 0.0)
     return (V * inv) @ V.T
 
 
@@ -78,20 +82,29 @@ class Geometry:
     matrix: Optional[np.ndarray] = None
     diagonal: Optional[np.ndarray] = None
 
+    def to(self, xp: Any) -> Geometry:
+        """The same geometry with its arrays in namespace `xp` (numpy or torch on a device)."""
+        conv = (lambda a: None if a is None else xp.asarray(xp.to_numpy(a), dtype=np.float64)) \
+            if not xp.is_torch else (lambda a: None if a is None else xp.asarray(a))  # fmt: skip
+        return Geometry(self.metric, conv(self.matrix), conv(self.diagonal))
+
+    def _xp(self) -> Any:
+        return ops_of(self.matrix, self.diagonal)
+
     @property
     def is_identity(self) -> bool:
         return self.matrix is None and self.diagonal is None
 
     def as_matrix(self, d: int) -> np.ndarray:
         if self.matrix is not None:
-            return self.matrix.copy()
+            return self.matrix * 1.0
         if self.diagonal is not None:
-            return np.diag(self.diagonal)
+            return self._xp().diag(self.diagonal)
         return np.eye(d)
 
     def rows(self, U: np.ndarray) -> np.ndarray:
         """A u for each row u of U (float64)."""
-        U = np.asarray(U, dtype=np.float64)
+        U = ops_of(U, self.matrix, self.diagonal).asarray(U, dtype=np.float64)
         if self.matrix is not None:
             return U @ self.matrix.T
         if self.diagonal is not None:
@@ -109,7 +122,7 @@ class Geometry:
     def pull_back_quadratic(self, Q: np.ndarray) -> np.ndarray:
         """Q (k, d, d) of (A u)^T Q (A u) -> A^T Q A."""
         if self.matrix is not None:
-            return np.einsum("ai,tab,bj->tij", self.matrix, Q, self.matrix, optimize=True)
+            return self._xp().einsum("ai,tab,bj->tij", self.matrix, Q, self.matrix, optimize=True)
         if self.diagonal is not None:
             return Q * self.diagonal[None, :, None] * self.diagonal[None, None, :]
         return Q
@@ -124,7 +137,7 @@ class Geometry:
         lin = self.diagonal if self.diagonal is not None else self.as_matrix(d)
         blocks = [(slice(0, d), lin)]
         if degree == 2:
-            a, b, s = _quadratic.pairs(d)
+            a, b, s = _quadratic.pairs_like(d, lin)
             p = _quadratic.n_features(d)
             if self.diagonal is not None:
                 blocks.append((slice(d, p), self.diagonal[a] * self.diagonal[b]))
@@ -132,7 +145,7 @@ class Geometry:
                 A = self.as_matrix(d)
                 Aa, Ab = A[a], A[b]  # (q, d)
                 lift = Aa[:, a] * Ab[:, b] + Aa[:, b] * Ab[:, a]
-                lift *= s[:, None] / (s * np.where(a == b, 2.0, 1.0))[None, :]
+                lift *= s[:, None] / (s * (1.0 + (a == b)))[None, :]
                 blocks.append((slice(d, p), lift))
         return blocks
 
@@ -146,9 +159,12 @@ class Geometry:
         out = stats.copy()
 
         def vec(v: np.ndarray) -> np.ndarray:  # (p,) or (p, k)
-            res = np.empty_like(v)
+            res = v * 0.0
             for sl, M in blocks:
-                res[sl] = (M * v[sl].T).T if M.ndim == 1 else M @ v[sl]
+                if M.ndim == 1:
+                    res[sl] = M[:, None] * v[sl] if v.ndim == 2 else M * v[sl]
+                else:
+                    res[sl] = M @ v[sl]
             return res
 
         out.shift_x = vec(stats.shift_x)
@@ -212,9 +228,12 @@ def fit_geometry(
     readout: Any = None,
     rcond: float = DEFAULT_RCOND,
     backend: str = "auto",
+    xp: Any = None,
 ) -> Geometry:
     """The matrix A of `metric`. `covariance` is a callable returning the training rows'
-    centred covariance (called only when needed)."""
+    centred covariance (called only when needed). `xp`: the array namespace of the result
+    (numpy by default; `_torch_backend.TorchOps` for a geometry on a torch device)."""
+    xp = NUMPY_OPS if xp is None else xp
     check_metric(metric)
     if reference is not None and metric != "whiten":
         raise ValueError(f'reference= is used by metric="whiten" only (metric={metric!r}).')
@@ -223,14 +242,14 @@ def fit_geometry(
     if metric == "euclidean":
         return Geometry(metric)
     if metric == "standardize":
-        var = np.diag(covariance()).copy()
-        top = float(var.max()) if var.size else 0.0
-        scale = np.zeros(d)
-        keep = var > rcond * top if top > 0 else np.zeros(d, dtype=bool)
-        scale[keep] = 1.0 / np.sqrt(var[keep])
+        var = xp.diagonal(xp.asarray(covariance(), dtype=np.float64)) * 1.0
+        top = float(var.max()) if var.shape[0] else 0.0
+        keep = var > (rcond * top if top > 0 else float("inf"))
+        scale = xp.where(keep, 1.0 / xp.sqrt(xp.where(keep, var, 1.0)), 0.0)
         return Geometry(metric, diagonal=scale)
     if metric == "whiten":
         S = covariance() if reference is None else reference_covariance(reference, d, backend)
+        S = xp.asarray(xp.to_numpy(S) if not xp.is_torch else S, dtype=np.float64)
         return Geometry(metric, matrix=psd_inv_sqrt(S, rcond))
-    W = check_readout(readout, d)
+    W = xp.asarray(check_readout(readout, d), dtype=np.float64)
     return Geometry(metric, matrix=psd_sqrt(W.T @ W, rcond))

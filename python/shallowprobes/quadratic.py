@@ -30,7 +30,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _quadratic
-from ._backends import get_backend
+from ._backends import copy_of, ops_of, resolve_backend, to_numpy
 from ._base import ClassifierMixin, NotFittedError, RegressorMixin, streaming_method
 from ._validation import check_rows_finite, check_X
 from .linear import (
@@ -77,14 +77,16 @@ class _QuadraticFeatureMap:
     def __call__(self, X: np.ndarray) -> np.ndarray:
         if self.geometry is None or self.geometry.is_identity:
             return self.backend.expand_quadratic(X, self.centre, self.quad_scale)
-        U = self.geometry.rows(X.astype(np.float64) - self.centre)
-        return self.backend.expand_quadratic(U, np.zeros(U.shape[1]), self.quad_scale)
+        xp = ops_of(self.centre)
+        U = self.geometry.rows(xp.asarray(X, dtype=np.float64) - self.centre)
+        return self.backend.expand_quadratic(U, xp.zeros(U.shape[1]), self.quad_scale)
 
 
 def _gaussian_slope_from_values(F: np.ndarray, codes: np.ndarray) -> float:
     """The closed-form logistic slope of `linear._gaussian_calibration`, from decision values
     F (n, k) and +-1 codes (n, k) of the training rows (used by the dual route)."""
     slopes = []
+    F, codes = to_numpy(F), to_numpy(codes)  # (n, k) decision values: small, host
     n = F.shape[0]
     for t in range(F.shape[1]):
         pos = codes[:, t] > 0
@@ -123,8 +125,9 @@ class _PolynomialOutputs:
         sol = self._solution()
         mu = sol.centre
         Q = self._centred_quadratic()
-        w = sol.coef.T - 2.0 * np.einsum("tij,j->ti", Q, mu)  # (k, d)
-        c = sol.intercept - sol.coef.T @ mu + np.einsum("i,tij,j->t", mu, Q, mu)
+        xp = ops_of(Q, mu)
+        w = sol.coef.T - 2.0 * xp.einsum("tij,j->ti", Q, mu)  # (k, d)
+        c = sol.intercept - sol.coef.T @ mu + xp.einsum("i,tij,j->t", mu, Q, mu)
         return Q, w, c
 
     @property
@@ -132,13 +135,13 @@ class _PolynomialOutputs:
         """Symmetric Q of f(h) = h^T Q h + linear_ . h + intercept_: (d, d) for 1-D y, else
         (n_targets, d, d) (binary classifiers: (1, d, d))."""
         Q = self._input_coordinates()[0]
-        return Q[0].copy() if self._single_output() else Q.copy()
+        return copy_of(Q[0]) if self._single_output() else copy_of(Q)
 
     @property
     def linear_(self) -> np.ndarray:
         """w of f(h) = h^T Q h + w . h + intercept_: (d,) for 1-D y, else (n_targets, d)."""
         w = self._input_coordinates()[1]
-        return w[0].copy() if self._single_output() else w
+        return copy_of(w[0]) if self._single_output() else w
 
     @property
     def intercept_(self):
@@ -148,7 +151,7 @@ class _PolynomialOutputs:
     @property
     def centre_(self) -> np.ndarray:
         """The centre mu of the features (training mean; zeros without intercept)."""
-        return self._solution().centre.copy()
+        return copy_of(self._solution().centre)
 
 
 class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
@@ -287,7 +290,7 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         route = self._route(X.shape[0], X.shape[1])
         if route == "primal":
             return super()._fit_rows(X, Y, folds)
-        backend = get_backend(self.backend)
+        backend = resolve_backend(self.backend, X)
         check_rows_finite(X, backend)
         return None, self._solve_dual(X, Y, folds, backend)
 
@@ -296,7 +299,9 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         """Add a chunk of rows to the degree-2 statistics (primal route); the solve happens
         at first use. Memory O(p^2) with p = d + d(d+1)/2, whatever the number of rows."""
         if getattr(self, "_stats", None) is None and self.solver != "dual":
-            d = check_X(X, owner=type(self).__name__, check_finite=False).shape[1]
+            d = check_X(
+                X, owner=type(self).__name__, check_finite=False, keep_tensor=True
+            ).shape[1]
             self._check_params()
             p = _quadratic.n_features(d)
             need, limit = self._bytes_primal(p), self._memory_limit()
@@ -311,17 +316,18 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
 
     # ------------------------------------------------------------------ primal
     def _solve(self, stats: SufficientStats, rows: Optional[tuple]) -> _Solution:
-        backend = get_backend(self.backend)
+        backend = stats._backend_module()
+        xp = stats._ops()
         d = stats.n_inputs
         fit_intercept = bool(self.fit_intercept)
-        centre = stats.input_mean if fit_intercept else np.zeros(d)
+        centre = stats.input_mean if fit_intercept else xp.zeros(d)
         base = stats.recentred(centre)
-        geom = self._geometry(base.input_covariance, d)
+        geom = self._geometry(base.input_covariance, d, xp=xp)
         if not geom.is_identity:
             base = geom.transform_stats(base, 2)  # statistics of phi(A (h - centre))
         n = float(base.count.sum())
         a, b, _ = _quadratic.pairs(d)
-        diag = d + np.flatnonzero(a == b)  # columns u_a^2: their raw sums give ||u||^2
+        diag = xp.index(d + np.flatnonzero(a == b))  # columns u_a^2: raw sums give ||u||^2
         mean_sq = float((base.shift_x[diag] + base.sum_x[:, diag].sum(axis=0) / n).sum())
         gammas = self._gamma_values(mean_sq)
         explicit = self._explicit_alphas()
@@ -369,16 +375,20 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         fit_intercept = bool(self.fit_intercept)
         scoring = self._scoring()
         cv_name = self._cv_name()
-        Uc = X.astype(np.float64)  # a private copy, centred in place
-        centre = Uc.mean(axis=0) if fit_intercept else np.zeros(d)
+        xp = ops_of(X) if backend.name != "torch" or ops_of(X).is_torch else _torch_ops(backend)
+        if xp.is_torch:
+            Uc, Y = xp.array(X), xp.asarray(Y)  # a private float64 copy on the device
+        else:
+            Uc = X.astype(np.float64)  # a private copy, centred in place
+        centre = Uc.mean(axis=0) if fit_intercept else xp.zeros(d)
         Uc -= centre
-        geom = self._geometry(lambda: np.cov(Uc, rowvar=False, bias=True).reshape(d, d), d)
+        geom = self._geometry(lambda: _covariance(Uc, xp), d, xp=xp)
         if not geom.is_identity:
             Uc = geom.rows(Uc)  # the dual route sees A (h - centre)
-        y_mean = Y.mean(axis=0) if fit_intercept else np.zeros(Y.shape[1])
+        y_mean = Y.mean(axis=0) if fit_intercept else xp.zeros(Y.shape[1])
         Yc = Y - y_mean
         G = Uc @ Uc.T
-        gammas = self._gamma_values(float(np.trace(G)) / n)
+        gammas = self._gamma_values(float(G.trace()) / n)
         explicit = self._explicit_alphas()
         solutions, kept = [], None
         for gi, g in enumerate(gammas):
@@ -388,7 +398,7 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             alphas = (
                 explicit
                 if explicit is not None
-                else default_alpha_grid_from_trace(float(np.trace(K)), p)
+                else default_alpha_grid_from_trace(float(K.trace()), p)
             )
             lam, Ue, Bv = backend.spectrum(K, Yc)
             del K
@@ -411,8 +421,8 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         g = float(gammas[best])
         lam, Ue, Bv = kept
         k = Y.shape[1]
-        dual = np.empty((n, k))
-        fitted = np.empty((n, k))
+        dual = xp.empty((n, k))
+        fitted = xp.empty((n, k))
         for t in range(k):
             alpha = float(sol.alphas[sol.alpha_index[t]])
             inv = _inv_shifted(lam, alpha)
@@ -424,15 +434,15 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             dual -= dual.mean(axis=0)
         # the kernel expansion sum_i a_i k(h, h_i) as a quadratic polynomial of u = h - mu
         w = Uc.T @ dual
-        Q = np.empty((k, d, d))
+        Q = xp.empty((k, d, d))
         for t in range(k):
             Qt = g * (Uc.T @ (Uc * dual[:, t : t + 1]))
             Q[t] = 0.5 * (Qt + Qt.T)
         if fit_intercept:
             S = Uc.T @ Uc
-            intercept = y_mean - np.einsum("tij,ij->t", Q, S) / n
+            intercept = y_mean - xp.einsum("tij,ij->t", Q, S) / n
         else:
-            intercept = np.zeros(k)
+            intercept = xp.zeros(k)
         sol.intercept = intercept
         if self._is_classifier:
             sol.calibration = _gaussian_slope_from_values(fitted, Y)
@@ -443,15 +453,17 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
     # ------------------------------------------------------------------ prediction
     def _decision(self, X: Any) -> np.ndarray:
         sol = self._solution()
-        Xa = check_X(X, n_features=self.n_features_in_, owner=type(self).__name__)
+        Xa, prm = self._predict_inputs(X, sol)
+        xp = ops_of(Xa)
         n, d = Xa.shape
-        out = np.empty((n, sol.quadratic.shape[0]))
+        out = xp.empty((n, prm["quadratic"].shape[0]))
         block = max(16, _PREDICT_ENTRIES // max(d, 1))
         for start in range(0, n, block):
-            Z = Xa[start : start + block].astype(np.float64) - sol.centre
+            Z = xp.asarray(Xa[start : start + block], dtype=np.float64) - prm["centre"]
             out[start : start + block] = (
-                Z @ sol.coef + sol.intercept + _quadratic.quadratic_form_rows(Z, sol.quadratic)
-            )
+                Z @ prm["coef"] + prm["intercept"]
+                + _quadratic.quadratic_form_rows(Z, prm["quadratic"])
+            )  # fmt: skip
         return out
 
     # ------------------------------------------------------------------ fitted attributes
@@ -506,7 +518,7 @@ def default_alpha_grid_from_trace(trace: float, p: int, n_alphas: int = 19) -> n
 
 def _poly_kernel(G: np.ndarray, gamma: float, in_place: bool) -> np.ndarray:
     """G + gamma G∘G (row-block-wise to bound temporaries)."""
-    K = G if in_place else np.empty_like(G)
+    K = G if in_place else ops_of(G).empty(G.shape)
     step = max(1, (1 << 22) // max(G.shape[1], 1))
     for start in range(0, G.shape[0], step):
         g = G[start : start + step]
@@ -533,13 +545,32 @@ def _double_centre(K: np.ndarray) -> None:
 def _inv_shifted(lam: np.ndarray, alpha: float) -> np.ndarray:
     """1/(lam + alpha), with 0 where lam + alpha == 0 (minimum-norm solution)."""
     den = lam + alpha
+    xp = ops_of(lam)
+    if xp.is_torch:
+        return xp.where(den > 0, 1.0 / xp.where(den > 0, den, 1.0), 0.0)
     out = np.zeros_like(lam)
     np.divide(1.0, den, out=out, where=den > 0)
     return out
 
 
+def _torch_ops(backend: Any) -> Any:
+    """TorchOps of the CPU device (backend="torch" on numpy rows)."""
+    return backend.ops_for(backend.device_of())
+
+
+def _covariance(Uc: Any, xp: Any) -> Any:
+    """Centred covariance (d, d), /n, of the rows Uc (as numpy.cov(bias=True))."""
+    d = Uc.shape[1]
+    if not xp.is_torch:
+        return np.cov(Uc, rowvar=False, bias=True).reshape(d, d)
+    Z = Uc - Uc.mean(axis=0)
+    return (Z.T @ Z) / Uc.shape[0]
+
+
 def _dual_scores(lam, U, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit_intercept, K):
-    """(per (A, k), joint (A,)) CV scores of kernel ridge on the centred kernel's spectrum."""
+    """(per (A, k), joint (A,)) CV scores of kernel ridge on the centred kernel's spectrum.
+    numpy or torch (on the spectrum's device) inputs; the scores are numpy."""
+    xp = ops_of(lam)
     n, k = Y.shape
     A = len(alphas)
     pos = lam > 0
@@ -552,28 +583,28 @@ def _dual_scores(lam, U, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit
         # on clamped eigenvalues; ||Yc||^2 - ||B||^2 would cancel): exactly 0 at full rank.
         if unfit > 0:
             R = Yc - U[:, pos] @ Bv[pos]
-            free = np.sum(R * R, axis=0)
+            free = (R * R).sum(axis=0)
         else:
-            free = np.zeros(k)
+            free = xp.zeros(k)
         for i, a in enumerate(alphas):
-            shrink = a / (lam[pos] + a) if a > 0 else np.zeros(rank)
-            rss = free + np.sum((shrink[:, None] * Bv[pos]) ** 2, axis=0)
+            shrink = a / (lam[pos] + a) if a > 0 else xp.zeros(rank)
+            rss = free + ((shrink[:, None] * Bv[pos]) ** 2).sum(axis=0)
             # as on the primal route: no cancellation between n and the dof
-            resid = max(unfit, 0.0) + float(np.sum(shrink))
-            per[i] = -(n * rss / (resid * resid)) if resid > 0 else -np.inf
+            resid = max(unfit, 0.0) + float(shrink.sum())
+            per[i] = to_numpy(-(n * rss / (resid * resid))) if resid > 0 else -np.inf
         return per, per.mean(axis=1)
-    preds = np.empty((A, n, k))
+    preds = xp.empty((A, n, k))
     if cv_name == "loo":
         step = max(1, (1 << 22) // max(n, 1))
         for i, a in enumerate(alphas):
             r = lam * _inv_shifted(lam, float(a))
             fitted = y_mean + U @ (r[:, None] * Bv)
-            h = np.empty(n)
+            h = xp.empty(n)
             for start in range(0, n, step):
                 blk = U[start : start + step]
                 h[start : start + step] = base + (blk * blk) @ r
             one_minus_h = 1.0 - h
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with xp.errstate(divide="ignore", invalid="ignore"):
                 loo = Y - (Y - fitted) / one_minus_h[:, None]
             loo[one_minus_h <= 1e-12] = np.nan
             preds[i] = loo
@@ -585,15 +616,16 @@ def _dual_scores(lam, U, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit
                 sel = np.flatnonzero(folds == f)
                 if sel.size == 0:
                     continue
+                sel = xp.index(sel)
                 Uf = U[sel]
                 H = base + (Uf * r) @ Uf.T
-                I_H = np.eye(sel.size) - H
+                I_H = xp.eye(H.shape[0]) - H
                 try:
-                    resid = np.linalg.solve(I_H, Y[sel] - fitted[sel])
+                    resid = xp.solve(I_H, Y[sel] - fitted[sel])
                     preds[i, sel] = Y[sel] - resid
-                except np.linalg.LinAlgError:
+                except (np.linalg.LinAlgError, RuntimeError):  # torch's LinAlgError too
                     preds[i, sel] = np.nan
-    if scoring == "squared_error":
+    if scoring == "squared_error" and not xp.is_torch:
         per = -np.mean((preds - Y[None]) ** 2, axis=1)
         return per, per.mean(axis=1)
     return _score_predictions(preds, Y, scoring)

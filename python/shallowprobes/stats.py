@@ -8,7 +8,14 @@ from typing import Any, NamedTuple, Optional, Union
 import numpy as np
 
 from . import _quadratic
-from ._backends import get_backend
+from ._backends import (
+    NUMPY_OPS,
+    get_backend,
+    is_torch_tensor,
+    to_numpy,
+    torch_backend,
+    uses_torch,
+)
 from ._numpy_backend import NON_FINITE
 from ._validation import check_fold_ids, check_targets, check_X, non_finite_error
 
@@ -51,8 +58,13 @@ class SufficientStats:
         Number of cross-validation folds kept separately. With ``n_folds > 1`` each row goes to
         the fold given by ``fold_ids`` in `update`, or by default to fold ``i % n_folds`` where
         ``i`` counts rows across all updates (so any chunking gives the same folds).
-    backend : {"auto", "rust", "numpy"}
-        Implementation of the accumulation kernel.
+    backend : {"auto", "rust", "numpy", "torch"}
+        Implementation of the accumulation kernel. "auto": the Rust core, except that
+        statistics whose first chunk is a CUDA (non-CPU) torch tensor are accumulated by torch
+        on that device. "torch": torch, on the device of the first chunk (CPU for numpy data).
+        Statistics live where they were created: as float64 numpy arrays, or as float64 torch
+        tensors on one device (then later chunks, numpy or tensors, are moved there one row
+        block at a time). `to(device)` / `numpy()` give copies elsewhere.
     degree : {1, 2}, default 1
         1: statistics of the rows themselves. 2: statistics of the degree-2 feature map
         phi(h) = [h, (s_ab h_a h_b)_{a<=b}] (s_ab = sqrt(2) off the diagonal) of d inputs, with
@@ -70,7 +82,8 @@ class SufficientStats:
         self.n_folds = int(n_folds)
         self.degree = int(degree)
         self.backend = backend
-        get_backend(backend)  # fail fast on a bad name
+        get_backend(backend)  # fail fast on a bad name (and on "torch" without torch)
+        self._device: Any = None  # torch device when the statistics are tensors
         self.n_inputs: Optional[int] = None
         self.input_shift: Optional[np.ndarray] = None
         self.n_features: Optional[int] = None
@@ -91,21 +104,66 @@ class SufficientStats:
         input_shift: Optional[np.ndarray] = None,
     ) -> None:
         K = self.n_folds
+        xp = self._ops()
         self.n_features, self.n_targets = d, k
         if self.degree == 2:
-            self.input_shift = np.array(input_shift, dtype=np.float64)
+            self.input_shift = xp.array(input_shift, dtype=np.float64)
             self.n_inputs = self.input_shift.shape[0]
         else:
             self.n_inputs = d
         # own copies: statistics never share arrays with their source (copy, recentred, ...)
-        self.shift_x = np.array(shift_x, dtype=np.float64)
-        self.shift_y = np.array(shift_y, dtype=np.float64)
-        self.count = np.zeros(K)
-        self.sum_x = np.zeros((K, d))
-        self.sum_y = np.zeros((K, k))
-        self.xtx = np.zeros((K, d, d))
-        self.xty = np.zeros((K, d, k))
-        self.yty = np.zeros((K, k, k))
+        self.shift_x = xp.array(shift_x, dtype=np.float64)
+        self.shift_y = xp.array(shift_y, dtype=np.float64)
+        self.count = xp.zeros(K)
+        self.sum_x = xp.zeros((K, d))
+        self.sum_y = xp.zeros((K, k))
+        self.xtx = xp.zeros((K, d, d))
+        self.xty = xp.zeros((K, d, k))
+        self.yty = xp.zeros((K, k, k))
+
+    def _ops(self) -> Any:
+        """Array namespace of these statistics (numpy, or torch on their device)."""
+        return NUMPY_OPS if self._device is None else torch_backend().ops_for(self._device)
+
+    @property
+    def device(self) -> Any:
+        """The torch device the statistics live on, or None for numpy statistics."""
+        return self._device
+
+    def _keeps_tensors(self, X: Any) -> bool:
+        """Whether rows X are accumulated by the torch backend (and so stay tensors)."""
+        if self.count is None:
+            return uses_torch(self.backend, X)
+        return self._device is not None
+
+    def _backend_module(self) -> Any:
+        return torch_backend() if self._device is not None else get_backend(self.backend)
+
+    def to(self, device: Any) -> SufficientStats:
+        """A copy of these statistics as float64 torch tensors on `device` (needs torch)."""
+        torch_backend()
+        import torch
+
+        return self._converted(torch.device(device))
+
+    def numpy(self) -> SufficientStats:
+        """A copy of these statistics as numpy arrays (host memory)."""
+        return self._converted(None)
+
+    def _converted(self, device: Any) -> SufficientStats:
+        out = SufficientStats(self.n_folds, self.backend, self.degree)
+        out._device = device
+        out.rows_seen = self.rows_seen
+        if self.count is not None:
+            xp = out._ops()
+            conv = (lambda a: xp.array(to_numpy(a))) if device is None else xp.array
+            out._allocate(
+                self.n_features, self.n_targets, conv(self.shift_x), conv(self.shift_y),
+                None if self.input_shift is None else conv(self.input_shift),
+            )  # fmt: skip
+            for field in _FIELDS:
+                getattr(out, field)[...] = conv(getattr(self, field))
+        return out
 
     @property
     def is_empty(self) -> bool:
@@ -124,12 +182,14 @@ class SufficientStats:
         """
         # Fresh statistics are checked for NaN/inf during accumulation (and discarded on error);
         # existing ones are checked first, so a bad chunk never half-updates them.
-        X = check_X(X, n_features=self.n_inputs, check_finite=self.count is not None)
+        keep = self._keeps_tensors(X)
+        X = check_X(X, n_features=self.n_inputs, check_finite=self.count is not None,
+                    keep_tensor=keep)  # fmt: skip
         n = X.shape[0]
         if Y is None:
             Yarr = np.zeros((n, 0))
         else:
-            Yarr, _ = check_targets(Y, n, name="Y")
+            Yarr, _ = check_targets(Y, n, name="Y", keep_tensor=keep)
         if self.n_targets is not None and Yarr.shape[1] != self.n_targets:
             raise ValueError(
                 f"Y has {Yarr.shape[1]} target column(s) but these statistics hold "
@@ -151,18 +211,26 @@ class SufficientStats:
     ) -> None:
         """Accumulate rows already validated except, for fresh statistics, for finiteness."""
         fresh = self.count is None
-        backend = get_backend(self.backend)
+        if fresh and uses_torch(self.backend, X):
+            self._device = X.device if is_torch_tensor(X) else torch_backend().device_of()
+        if self._device is None:  # host statistics: host rows
+            X, Y = _host(X), _host(Y)
+        backend = self._backend_module()
+        xp = self._ops()
         try:
             if fresh:
                 # Shift by the mean of the first rows: close enough to the data mean that
                 # centring loses no precision, and it costs no extra pass over X.
                 with np.errstate(all="ignore"):  # NaN/inf in X are reported by the kernels
-                    shift_x = X[:256].astype(np.float64).mean(axis=0)
-                shift_y = Y[:256].mean(axis=0) if Y.shape[1] else np.zeros(0)
+                    if xp.is_torch:
+                        shift_x = xp.asarray(X[:256]).mean(axis=0)
+                    else:
+                        shift_x = X[:256].astype(np.float64).mean(axis=0)
+                shift_y = xp.asarray(Y[:256]).mean(axis=0) if Y.shape[1] else xp.zeros(0)
                 if self.degree == 2:
                     # The quadratic features have means of the order of the variances: shift
                     # them too, by their mean over the same first rows.
-                    if not np.isfinite(shift_x).all():
+                    if not xp.all_finite(shift_x):
                         raise ValueError(NON_FINITE)
                     feats = backend.expand_quadratic(X[:256], shift_x, 1.0)
                     self._allocate(feats.shape[1], Y.shape[1], feats.mean(axis=0), shift_y, shift_x)
@@ -184,9 +252,14 @@ class SufficientStats:
             if fresh:
                 self._discard()
             raise non_finite_error("X") from None
+        except BaseException:
+            if fresh:
+                self._discard()
+            raise
         self.rows_seen += X.shape[0]
 
     def _discard(self) -> None:
+        self._device = None
         self.n_features = self.n_targets = self.n_inputs = None
         self.shift_x = self.shift_y = self.input_shift = None
         for field in _FIELDS:
@@ -214,6 +287,7 @@ class SufficientStats:
 
     def copy(self) -> SufficientStats:
         out = SufficientStats(self.n_folds, self.backend, self.degree)
+        out._device = self._device
         out.rows_seen = self.rows_seen
         if self.count is not None:
             out._allocate(
@@ -236,7 +310,10 @@ class SufficientStats:
             out = other.copy()
             out.backend = self.backend
             return out
-        if self.degree == 2 and not np.array_equal(self.input_shift, other.input_shift):
+        if other._device != self._device:  # merged where self lives
+            other = other._converted(self._device)
+        xp = self._ops()
+        if self.degree == 2 and not bool((self.input_shift == other.input_shift).all()):
             other = other.recentred(self.input_shift)
         out = self.copy()
         dx = other.shift_x - out.shift_x  # x - s_out = (x - s_other) + dx
@@ -247,9 +324,9 @@ class SufficientStats:
             out.count[f] += n
             out.sum_x[f] += sx + n * dx
             out.sum_y[f] += sy + n * dy
-            out.xtx[f] += other.xtx[f] + np.outer(sx, dx) + np.outer(dx, sx) + n * np.outer(dx, dx)
-            out.xty[f] += other.xty[f] + np.outer(sx, dy) + np.outer(dx, sy) + n * np.outer(dx, dy)
-            out.yty[f] += other.yty[f] + np.outer(sy, dy) + np.outer(dy, sy) + n * np.outer(dy, dy)
+            out.xtx[f] += other.xtx[f] + xp.outer(sx, dx) + xp.outer(dx, sx) + n * xp.outer(dx, dx)
+            out.xty[f] += other.xty[f] + xp.outer(sx, dy) + xp.outer(dx, sy) + n * xp.outer(dx, dy)
+            out.yty[f] += other.yty[f] + xp.outer(sy, dy) + xp.outer(dy, sy) + n * xp.outer(dy, dy)
         out.rows_seen = self.rows_seen + other.rows_seen
         return out
 
@@ -273,7 +350,7 @@ class SufficientStats:
         d = self.n_inputs
         sx = self.sum_x[:, :d].sum(axis=0)
         xtx = self.xtx[:, :d, :d].sum(axis=0)
-        return _sym(xtx - np.outer(sx, sx) / n) / n
+        return _sym(xtx - self._ops().outer(sx, sx) / n) / n
 
     def recentred(self, centre: Any) -> SufficientStats:
         """Degree-2 statistics of the same rows about another centre (exact; a new object).
@@ -283,14 +360,17 @@ class SufficientStats:
         if self.degree != 2:
             raise ValueError("recentred() applies to degree-2 statistics only.")
         self._require_data()
-        centre = np.ascontiguousarray(centre, dtype=np.float64)
-        if centre.shape != (self.n_inputs,):
-            raise ValueError(f"centre must have shape ({self.n_inputs},), got {centre.shape}.")
+        centre = self._ops().ascontiguousarray(centre, dtype=np.float64)
+        if tuple(centre.shape) != (self.n_inputs,):
+            raise ValueError(
+                f"centre must have shape ({self.n_inputs},), got {tuple(centre.shape)}."
+            )
         delta = centre - self.input_shift
-        shift_x = self.shift_x.copy()
+        shift_x = self.shift_x.clone() if self._device is not None else self.shift_x.copy()
         _quadratic.recentre_rows(shift_x, delta)
         shift_x += _quadratic.recentre_constant(delta)
         out = SufficientStats(self.n_folds, self.backend, 2)
+        out._device = self._device
         out.rows_seen = self.rows_seen
         out._allocate(self.n_features, self.n_targets, shift_x, self.shift_y, centre)
         out.count[...] = self.count
@@ -301,7 +381,7 @@ class SufficientStats:
             _quadratic.recentre_rows(out.sum_x[f], delta)
             out.xty[f] = self.xty[f]
             _quadratic.recentre_rows(out.xty[f], delta)
-            out.xtx[f] = _quadratic.recentre_gram(self.xtx[f].copy(), delta)
+            out.xtx[f] = _quadratic.recentre_gram(self.xtx[f] * 1.0, delta)
         return out
 
     def feature_stats(self, centre: Any = None, quad_scale: float = 1.0) -> SufficientStats:
@@ -343,6 +423,7 @@ class SufficientStats:
     ) -> NormalEquations:
         """The ridge normal equations for all rows, all but one fold, or one fold."""
         self._require_data()
+        xp = self._ops()
         K = self.n_folds
         if exclude_fold is not None:
             sel = [f for f in range(K) if f != exclude_fold]
@@ -355,33 +436,33 @@ class SufficientStats:
         sy = self.sum_y[sel].sum(axis=0)
         xtx = self.xtx[sel].sum(axis=0)
         xty = self.xty[sel].sum(axis=0)
-        yy = np.einsum("fjj->j", self.yty[sel]) if self.n_targets else np.zeros(0)
+        yy = xp.einsum("fjj->j", self.yty[sel]) if self.n_targets else xp.zeros(0)
         s, t = self.shift_x, self.shift_y
         if fit_intercept:
-            gram = xtx - np.outer(sx, sx) / n
-            cxy = xty - np.outer(sx, sy) / n
+            gram = xtx - xp.outer(sx, sx) / n
+            cxy = xty - xp.outer(sx, sy) / n
             cyy = yy - sy * sy / n
-            return NormalEquations(n, _sym(gram), cxy, np.maximum(cyy, 0.0), s + sx / n, t + sy / n)
-        gram = xtx + np.outer(s, sx) + np.outer(sx, s) + n * np.outer(s, s)
-        cxy = xty + np.outer(sx, t) + np.outer(s, sy) + n * np.outer(s, t)
+            return NormalEquations(n, _sym(gram), cxy, xp.maximum(cyy, 0.0), s + sx / n, t + sy / n)
+        gram = xtx + xp.outer(s, sx) + xp.outer(sx, s) + n * xp.outer(s, s)
+        cxy = xty + xp.outer(sx, t) + xp.outer(s, sy) + n * xp.outer(s, t)
         cyy = yy + 2.0 * t * sy + n * t * t
         d, k = self.n_features, self.n_targets
-        return NormalEquations(n, _sym(gram), cxy, cyy, np.zeros(d), np.zeros(k))
+        return NormalEquations(n, _sym(gram), cxy, cyy, xp.zeros(d), xp.zeros(k))
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write the statistics to a `.npz` file (plain arrays, no pickle)."""
         self._require_data()
-        arrays = {field: getattr(self, field) for field in _FIELDS}
+        arrays = {field: to_numpy(getattr(self, field)) for field in _FIELDS}
         np.savez(
             path,
             format_version=np.array(FORMAT_VERSION),
             n_folds=np.array(self.n_folds),
             rows_seen=np.array(self.rows_seen),
-            shift_x=self.shift_x,
-            shift_y=self.shift_y,
+            shift_x=to_numpy(self.shift_x),
+            shift_y=to_numpy(self.shift_y),
             degree=np.array(self.degree),
-            input_shift=self.input_shift if self.degree == 2 else np.zeros(0),
+            input_shift=to_numpy(self.input_shift) if self.degree == 2 else np.zeros(0),
             **arrays,
         )
 
@@ -459,3 +540,12 @@ class SufficientStats:
 
 def _sym(a: np.ndarray) -> np.ndarray:
     return 0.5 * (a + a.T)
+
+
+def _host(a: Any) -> Any:
+    """Rows for host statistics: a torch tensor as numpy (CPU tensors are viewed, not copied)."""
+    if is_torch_tensor(a):
+        from ._validation import _torch_to_numpy
+
+        return _torch_to_numpy(a)
+    return a
