@@ -404,8 +404,10 @@ def test_torch_cpu_tensor_inputs():
     assert got.bank_.names == ref.bank_.names
     d_ref = ref.bank_.decision_function(pair.H_B)
     d_got = got.bank_.decision_function(tB)
-    assert isinstance(d_got, np.ndarray)
-    assert np.all(rel_cols(d_got, d_ref) <= 1e-8)
+    # tensor in -> float64 tensor out, on the input's device
+    assert isinstance(d_got, torch.Tensor)
+    assert d_got.dtype == torch.float64 and d_got.device == tB.device
+    assert np.all(rel_cols(d_got.numpy(), d_ref) <= 1e-8)
     assert got.report_.quotient_r2 == pytest.approx(ref.report_.quotient_r2, abs=1e-8)
     for name in ref.bank_.names:
         assert isinstance(got.bank_[name].linear, np.ndarray)

@@ -22,6 +22,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _quadratic
+from ._backends import is_torch_tensor
 from ._validation import check_X
 from .io import BundleError, PathLike, read_bundle, require, write_bundle
 
@@ -33,9 +34,14 @@ _BLOCK_ENTRIES = 1 << 22  # rows x features evaluated at a time
 
 def _to_numpy(value: Any) -> np.ndarray:
     """Fitted attributes may be torch tensors (torch-backend fits); bring them to numpy."""
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
+    if is_torch_tensor(value):
         value = value.detach().cpu().double().numpy()
     return np.asarray(value, dtype=np.float64)
+
+
+def _check_rows(H: Any, d: int, owner: str) -> Any:
+    """Validated hidden states: a torch tensor stays a tensor where it lives."""
+    return check_X(H, name="H", n_features=d, owner=owner, keep_tensor=is_torch_tensor(H))
 
 
 def _check_finite(arr: np.ndarray, what: str) -> np.ndarray:
@@ -95,6 +101,21 @@ class PolynomialMonitor:
         object.__setattr__(self, "quadratic", Q)
         object.__setattr__(self, "intercept", b)
         object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "_placed", {})  # float64 tensor copies per torch device
+
+    def _on(self, device: Any) -> tuple:
+        """(linear, centre, intercept, quadratic) as float64 tensors on a torch device (cached:
+        evaluating on a GPU moves the coefficients there once)."""
+        key = str(device)
+        if key not in self._placed:
+            import torch
+
+            def put(a):
+                return None if a is None else torch.from_numpy(a.copy()).to(device)
+
+            self._placed[key] = (put(self.linear), put(self.centre), self.intercept,
+                                 put(self.quadratic))  # fmt: skip
+        return self._placed[key]
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -151,8 +172,9 @@ class PolynomialMonitor:
 
     # ------------------------------------------------------------------ evaluation
     def decision_function(self, H: Any) -> np.ndarray:
-        """Scores (n,) for hidden states H (n, d)."""
-        X = check_X(H, name="H", n_features=self.n_features, owner="this monitor")
+        """Scores (n,) for hidden states H (n, d): float64, a tensor on H's device when H is a
+        torch tensor (computed there), else a numpy array."""
+        X = _check_rows(H, self.n_features, "this monitor")
         return _evaluate(X, [self])[:, 0]
 
     __call__ = decision_function
@@ -241,6 +263,8 @@ def _evaluate(X: np.ndarray, monitors: list[PolynomialMonitor]) -> np.ndarray:
     """(n, m) scores, in row blocks so no n x d float64 temporary is larger than needed.
 
     The degree-1 monitors are evaluated together with one matrix product."""
+    if is_torch_tensor(X):
+        return _evaluate_torch(X, monitors)
     n, d = X.shape
     out = np.empty((n, len(monitors)))
     lin = [j for j, m in enumerate(monitors) if m.quadratic is None]
@@ -259,6 +283,32 @@ def _evaluate(X: np.ndarray, monitors: list[PolynomialMonitor]) -> np.ndarray:
             U = Xb - m.centre
             form = _quadratic.quadratic_form_rows(U, m.quadratic[None])[:, 0]
             out[start : start + block, j] = U @ m.linear + m.intercept + form
+    return out
+
+
+def _evaluate_torch(X: Any, monitors: list[PolynomialMonitor]) -> Any:
+    """`_evaluate` on a torch tensor, on its device, in float64 row blocks."""
+    import torch
+
+    dev = X.device
+    n, d = X.shape
+    out = torch.empty((n, len(monitors)), dtype=torch.float64, device=dev)
+    placed = [m._on(dev) for m in monitors]
+    lin = [j for j, m in enumerate(monitors) if m.quadratic is None]
+    quad = [j for j, m in enumerate(monitors) if m.quadratic is not None]
+    if lin:
+        W = torch.stack([placed[j][0] for j in lin], dim=1)
+        const = torch.stack([placed[j][2] - placed[j][0] @ placed[j][1] for j in lin])
+        lin_idx = torch.as_tensor(lin, device=dev)
+    block = max(16, _BLOCK_ENTRIES // max(d, 1))
+    for start in range(0, n, block):
+        Xb = X[start : start + block].detach().to(torch.float64)
+        if lin:
+            out[start : start + block].index_copy_(1, lin_idx, Xb @ W + const)
+        for j in quad:
+            w, c, b, Q = placed[j]
+            U = Xb - c
+            out[start : start + block, j] = U @ w + b + ((U @ Q) * U).sum(dim=1)
     return out
 
 
@@ -363,12 +413,15 @@ class ProbeBank(Mapping):
 
     # ------------------------------------------------------------------ evaluation
     def decision_function(self, H: Any, names: Any = None) -> np.ndarray:
-        """Scores (n, m) of every monitor (or of `names`), columns in `names` order."""
+        """Scores (n, m) of every monitor (or of `names`), columns in `names` order.
+
+        float64; for a torch tensor H the scores are computed on H's device and returned as a
+        tensor there (the coefficients are copied to the device once and cached)."""
         if not self._monitors:
             raise ValueError("the bank is empty; add monitors first.")
         picked = self.names if names is None else ([names] if isinstance(names, str) else names)
         monitors = [self[n] for n in picked]
-        X = check_X(H, name="H", n_features=self.n_features_in_, owner="this bank")
+        X = _check_rows(H, self.n_features_in_, "this bank")
         return _evaluate(X, monitors)
 
     def covectors(self) -> np.ndarray:

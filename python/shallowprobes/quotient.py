@@ -17,6 +17,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from ._backends import is_torch_tensor, to_numpy
 from ._validation import check_X
 from .bank import PolynomialMonitor, ProbeBank, _to_numpy
 from .io import BundleError, PathLike, read_bundle, require, write_bundle
@@ -30,33 +31,90 @@ _EIG_ROUNDOFF = 1e-14
 _REPRODUCTION_TOL = 1e-8
 
 
-def visible_covectors(bank: ProbeBank) -> np.ndarray:
+def visible_covectors(bank: ProbeBank, device: Any = None) -> Any:
     """(d, m) covector matrix whose column span is the bank's visible span.
 
     Each monitor contributes w and its Q factored as V |Lambda| (same span and same Q Q^T as
     the columns of Q, fewer columns), scaled by 1 / ||[w, Q]||_F so that every monitor counts
-    equally in the relative cut-off whatever the scale of its scores.
+    equally in the relative cut-off whatever the scale of its scores. With a torch `device`
+    the eigendecompositions run there and the result is a float64 tensor on it.
     """
+    if device is None:
+        xp, eigh = np, np.linalg.eigh
+        put = np.asarray
+    else:
+        import torch
+
+        xp, eigh = torch, torch.linalg.eigh
+
+        def put(a):
+            return torch.from_numpy(np.array(a)).to(device)
+
     blocks = []
     for monitor in bank.values():
-        cols = [monitor.linear[:, None]]
+        cols = [put(monitor.linear)[:, None]]
         if monitor.quadratic is not None:
-            lam, V = np.linalg.eigh(monitor.quadratic)
-            keep = np.abs(lam) > _EIG_ROUNDOFF * max(float(np.abs(lam).max()), 1e-300)
-            cols.append(V[:, keep] * np.abs(lam[keep]))
-        block = np.hstack(cols)
-        norm = float(np.linalg.norm(block))
+            lam, V = eigh(put(monitor.quadratic))
+            top = float(xp.abs(lam).max())
+            keep = xp.abs(lam) > _EIG_ROUNDOFF * max(top, 1e-300)
+            cols.append(V[:, keep] * xp.abs(lam[keep]))
+        block = xp.hstack(cols)
+        norm = float(xp.linalg.norm(block))
         if norm > 0.0:
             blocks.append(block / norm)
     d = bank.n_features_in_
-    return np.hstack(blocks) if blocks else np.zeros((d, 0))
+    return xp.hstack(blocks) if blocks else put(np.zeros((d, 0)))
 
 
-def reference_moments(reference: Any, d: int) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, covariance /n) of reference hidden states (n, d) via the statistics core."""
-    X = check_X(reference, name="reference", n_features=d, min_samples=2, owner="the quotient")
-    stats = SufficientStats().update(X)
-    return stats.input_mean, stats.input_covariance()
+def _left_singular(M: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(U (d, d), s) of the covector matrix M (numpy or a torch tensor), as numpy.
+
+    Many columns (quadratic monitors): M^T = Q R, so M = R^T Q^T has the singular values and
+    left vectors of the d x d matrix R^T, found without squaring M."""
+    if is_torch_tensor(M):
+        import torch
+
+        if M.shape[1] > M.shape[0]:
+            M = torch.linalg.qr(M.T, mode="r")[1].T
+        U, s, _ = torch.linalg.svd(M, full_matrices=True)
+        return to_numpy(U), to_numpy(s)
+    if M.shape[1] > M.shape[0]:
+        M = np.linalg.qr(M.T, mode="r").T
+    U, s, _ = np.linalg.svd(M, full_matrices=True)
+    return U, s
+
+
+def reference_moments(
+    reference: Any, d: int, backend: str = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, covariance /n) of reference hidden states (n, d) via the statistics core (on
+    the tensor's device for a CUDA tensor or backend="torch"); the small results come back
+    as numpy."""
+    X = check_X(reference, name="reference", n_features=d, min_samples=2, owner="the quotient",
+                keep_tensor=is_torch_tensor(reference))  # fmt: skip
+    stats = SufficientStats(backend=backend).update(X)
+    return np.asarray(to_numpy(stats.input_mean)), np.asarray(to_numpy(stats.input_covariance()))
+
+
+def project_rows(X: Any, centre: Any, M: Any) -> Any:
+    """(X - centre) @ M in float64 row blocks (never a float64 copy of all of X). X numpy, or
+    a torch tensor (then centre and M may be numpy or tensors; the result is a tensor on X's
+    device)."""
+    step = max(16, (1 << 22) // max(X.shape[1], 1))
+    if is_torch_tensor(X):
+        import torch
+
+        dev = X.device
+        centre, M = (a.to(dev) if is_torch_tensor(a) else torch.from_numpy(np.array(a)).to(dev)
+                     for a in (centre, M))  # fmt: skip
+        out = torch.empty((X.shape[0], M.shape[1]), dtype=torch.float64, device=dev)
+        for start in range(0, X.shape[0], step):
+            out[start : start + step] = (X[start : start + step].double() - centre) @ M
+        return out
+    out = np.empty((X.shape[0], M.shape[1]))
+    for start in range(0, X.shape[0], step):
+        out[start : start + step] = (np.asarray(X[start : start + step], np.float64) - centre) @ M
+    return out
 
 
 def _fix_signs(U: np.ndarray) -> np.ndarray:
@@ -82,6 +140,10 @@ class Quotient:
     rank : keep exactly this many visible directions (overrides rtol).
     centre : point m the coordinates are measured from, z = C^T (h - m) (default: the mean of
         the monitors' centres, which for fitted probes are training means).
+    device : None (numpy) or a torch device ("cuda", "cpu", ...) on which the
+        eigendecompositions of the monitors' Q and the covector SVD run (worth it for large
+        banks of degree-2 monitors at LLM widths). The fitted bases are kept as numpy either
+        way (they are d x d at most); `transform` of a tensor runs on the tensor's device.
 
     Attributes (after `fit`)
     ------------------------
@@ -97,11 +159,17 @@ class Quotient:
     """
 
     def __init__(
-        self, rtol: float = 1e-6, *, rank: Optional[int] = None, centre: Any = None
+        self,
+        rtol: float = 1e-6,
+        *,
+        rank: Optional[int] = None,
+        centre: Any = None,
+        device: Any = None,
     ) -> None:
         self.rtol = rtol
         self.rank = rank
         self.centre = centre
+        self.device = device
 
     @classmethod
     def from_bank(cls, bank: ProbeBank, **params: Any) -> Quotient:
@@ -138,17 +206,21 @@ class Quotient:
             centre = np.array(_to_numpy(self.centre)).reshape(-1)
             if centre.shape != (d,) or not np.all(np.isfinite(centre)):
                 raise ValueError(f"centre must be a finite vector of length {d}.")
-        M = visible_covectors(bank)
+        device = None
+        if self.device is not None:
+            from ._backends import torch_backend
+
+            torch_backend()  # clear error naming the extra when torch is missing
+            import torch
+
+            device = torch.device(self.device)
+        M = visible_covectors(bank, device)
         if M.shape[1] == 0:
             raise ValueError(
                 "every monitor in the bank is constant (all coefficients zero), so nothing is "
                 "visible; a quotient needs at least one non-constant monitor."
             )
-        if M.shape[1] > d:
-            # many columns (quadratic monitors): M^T = Q R, so M = R^T Q^T has the singular
-            # values and left vectors of the d x d matrix R^T, found without squaring M
-            M = np.linalg.qr(M.T, mode="r").T
-        U, s, _ = np.linalg.svd(M, full_matrices=True)
+        U, s = _left_singular(M)
         if self.rank is not None:
             r = int(self.rank)
         else:
@@ -169,6 +241,7 @@ class Quotient:
         return self
 
     def _set_fitted(self, bank, C, K, s, centre) -> None:
+        self.__dict__.pop("_device_cache", None)
         self.bank_ = bank
         self.visible_basis_ = C
         self.invisible_basis_ = K
@@ -204,23 +277,42 @@ class Quotient:
             raise ValueError("This Quotient is not fitted yet; call fit(bank) first.")
 
     # ------------------------------------------------------------------ coordinates
+    def _placed(self, device: Any) -> tuple:
+        """(centre_, visible_basis_) as float64 tensors on a torch device (cached)."""
+        cache = self.__dict__.setdefault("_device_cache", {})
+        key = str(device)
+        if key not in cache:
+            import torch
+
+            cache[key] = tuple(torch.from_numpy(np.array(a)).to(device)
+                               for a in (self.centre_, self.visible_basis_))  # fmt: skip
+        return cache[key]
+
     def transform(self, H: Any) -> np.ndarray:
-        """Quotient coordinates z = C^T (h - centre_): (n, rank_)."""
+        """Quotient coordinates z = C^T (h - centre_): (n, rank_), float64 (a tensor on H's
+        device for a torch tensor H, computed there in row blocks)."""
         self._check_fitted()
-        X = check_X(H, name="H", n_features=self.n_features_in_, owner="this quotient")
-        return (np.asarray(X, dtype=np.float64) - self.centre_) @ self.visible_basis_
+        X = check_X(H, name="H", n_features=self.n_features_in_, owner="this quotient",
+                    keep_tensor=is_torch_tensor(H))  # fmt: skip
+        if is_torch_tensor(X):
+            return project_rows(X, *self._placed(X.device))
+        return project_rows(X, self.centre_, self.visible_basis_)
 
     def inverse_transform(self, Z: Any) -> np.ndarray:
         """A hidden state with quotient coordinates Z (the one with no invisible component)."""
         self._check_fitted()
-        Z = check_X(Z, name="Z", n_features=self.rank_, owner="this quotient")
+        Z = check_X(Z, name="Z", n_features=self.rank_, owner="this quotient",
+                    keep_tensor=is_torch_tensor(Z))  # fmt: skip
+        if is_torch_tensor(Z):
+            centre, C = self._placed(Z.device)
+            return centre + Z.double() @ C.T
         return self.centre_ + np.asarray(Z, dtype=np.float64) @ self.visible_basis_.T
 
     def check(self, H: Any) -> np.ndarray:
         """Per monitor, max |f(h) - f_z(z(h))| over the rows H: the bank reproduced from z."""
         self._check_fitted()
-        direct = self.bank_.decision_function(H)
-        via_z = self.monitors_.decision_function(self.transform(H))
+        direct = to_numpy(self.bank_.decision_function(H))
+        via_z = to_numpy(self.monitors_.decision_function(self.transform(H)))
         return np.max(np.abs(direct - via_z), axis=0)
 
     # ------------------------------------------------------------------ coverage

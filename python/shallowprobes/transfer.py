@@ -38,11 +38,12 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from ._backends import is_torch_tensor, to_numpy
 from ._validation import check_X
-from .bank import PolynomialMonitor, ProbeBank
+from .bank import PolynomialMonitor, ProbeBank, _evaluate
 from .io import json_number
 from .linear import LinearProbe, _average_ranks, _roc_auc
-from .quotient import Quotient, reference_moments
+from .quotient import Quotient, project_rows, reference_moments
 
 __all__ = [
     "QuotientAligner",
@@ -78,8 +79,12 @@ def whitened_r2(truth: np.ndarray, pred: np.ndarray, covariance: np.ndarray) -> 
     the predictions. It does not depend on the basis the coordinates are written in (any
     invertible linear change of basis of truth and prediction leaves it unchanged), so it means
     the same for z_A, whichever basis C the quotient picked, and for h_A in any coordinates."""
-    err = np.asarray(pred, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
-    E = err.T @ err / err.shape[0]
+    if is_torch_tensor(pred) or is_torch_tensor(truth):  # reduce on the device
+        err = pred.double() - truth.double()
+        E = np.asarray(to_numpy(err.T @ err)) / err.shape[0]
+    else:
+        err = np.asarray(pred, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
+        E = err.T @ err / err.shape[0]
     lam, V = np.linalg.eigh(0.5 * (covariance + covariance.T))
     keep = lam > 1e-10 * max(float(lam.max()), 1e-300)
     if not np.any(keep):
@@ -256,23 +261,62 @@ def _split(n: int, holdout: Any, random_state: Any) -> tuple[np.ndarray, np.ndar
     return np.sort(perm[n_hold:]), np.sort(perm[:n_hold])
 
 
-def _alpha_grid(H: np.ndarray, metric: str, readout: Any) -> np.ndarray:
+def _row_blocks(X: Any):
+    """Float64 row blocks of X (numpy, or torch on X's device): never all of X at once."""
+    step = max(16, (1 << 22) // max(X.shape[1], 1))
+    for start in range(0, X.shape[0], step):
+        block = X[start : start + step]
+        yield block.double() if is_torch_tensor(block) else np.asarray(block, dtype=np.float64)
+
+
+def _column_moments(X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and variance (/n) of X in one blocked pass, about the first row (so
+    large offsets do not cancel), as numpy."""
+    s1 = s2 = shift = None
+    for block in _row_blocks(X):
+        if shift is None:
+            shift = block[0].clone() if is_torch_tensor(block) else block[0].copy()
+            s1, s2 = 0.0 * shift, 0.0 * shift
+        u = block - shift
+        s1 = s1 + u.sum(0)
+        s2 = s2 + (u * u).sum(0)
+    n = X.shape[0]
+    shift, s1, s2 = (np.asarray(to_numpy(a), dtype=np.float64) for a in (shift, s1, s2))
+    return shift + s1 / n, np.maximum(s2 / n - (s1 / n) ** 2, 0.0)
+
+
+def _take(X: Any, idx: np.ndarray) -> Any:
+    """Rows idx of X (numpy or a tensor; a tensor's rows are gathered on its device)."""
+    if is_torch_tensor(X):
+        import torch
+
+        return X[torch.as_tensor(idx, device=X.device)]
+    return np.asarray(X[idx])
+
+
+def _alpha_grid(H: Any, metric: str, readout: Any) -> np.ndarray:
     """logspace(-10, 3, 27) times the mean eigenvalue of the (metric-transformed) centred Gram.
 
     Wider at the bottom than the probes' default grid: maps between (nearly) equivalent models
     are nearly noiseless, and CV must be able to pick an almost unpenalised map."""
     n, d = H.shape
-    X = np.asarray(H, dtype=np.float64)
-    var = X.var(axis=0)
+    mean, var = _column_moments(H)
     if metric == "euclidean":
         trace = float(var.sum())
     elif metric == "standardize":
         trace = float(np.count_nonzero(var > 1e-12 * max(float(var.max()), 1e-300)))
     elif metric == "whiten":
         trace = float(d)
-    else:
-        W = np.asarray(readout, dtype=np.float64)
-        trace = float(np.sum(((X - X.mean(axis=0)) @ W.T) ** 2)) / n
+    else:  # tr(W S W^T) = ||(H - mu) W^T||^2 / n
+        W = np.asarray(to_numpy(readout), dtype=np.float64)
+        trace = 0.0
+        for block in _row_blocks(H):
+            if is_torch_tensor(block):
+                Wt = block.new_tensor(W)
+                trace += float((((block - block.new_tensor(mean)) @ Wt.T) ** 2).sum())
+            else:
+                trace += float(np.sum(((block - mean) @ W.T) ** 2))
+        trace /= n
     scale = n * trace / max(d, 1)
     if not np.isfinite(scale) or scale <= 0:
         scale = 1.0
@@ -398,8 +442,11 @@ class QuotientAligner:
         if not isinstance(bank, ProbeBank) or len(bank) == 0:
             raise TypeError("bank must be a non-empty ProbeBank of monitors on model A.")
         d_A = bank.n_features_in_
-        XA = check_X(H_A, name="H_A", n_features=d_A, min_samples=5, owner="the bank")
-        XB = check_X(H_B, name="H_B", min_samples=5, owner="the aligner")
+        XA = check_X(H_A, name="H_A", n_features=d_A, min_samples=5, owner="the bank",
+                     keep_tensor=is_torch_tensor(H_A))  # fmt: skip
+        XB = check_X(H_B, name="H_B", min_samples=5, owner="the aligner",
+                     keep_tensor=is_torch_tensor(H_B))  # fmt: skip
+        XA, XB = _same_place(XA, XB)
         if XA.shape[0] != XB.shape[0]:
             raise ValueError(
                 f"H_A has {XA.shape[0]} rows and H_B {XB.shape[0]}; they must be the hidden "
@@ -416,13 +463,16 @@ class QuotientAligner:
         if self.metric == "readout" and self.readout is None:
             raise ValueError('metric="readout" needs readout=W_B, model B\'s readout matrix.')
         train, hold = _split(XA.shape[0], self.holdout, self.random_state)
-        XA = np.asarray(XA, dtype=np.float64)
-        XB = np.asarray(XB, dtype=np.float64)
-        A_tr, A_ho, B_tr, B_ho = XA[train], XA[hold], XB[train], XB[hold]
-        mu_B = B_tr.mean(axis=0)
+        A_tr, A_ho = _take(XA, train), _take(XA, hold)
+        B_tr, B_ho = _take(XB, train), _take(XB, hold)
+        mu_B = _column_moments(B_tr)[0]
+        # CUDA tensors: the statistics, solves and scores stay on their device; only d x d
+        # moments, coefficients and n_heldout x m score tables come to the host
+        device = XA.device if is_torch_tensor(XA) and XA.device.type != "cpu" else None
 
-        quotient = Quotient(self.rtol, rank=self.rank, centre=A_tr.mean(axis=0)).fit(bank)
-        moments = reference_moments(A_tr, d_A)
+        moments = reference_moments(A_tr, d_A, self.backend)
+        quotient = Quotient(self.rtol, rank=self.rank, centre=moments[0], device=device)
+        quotient.fit(bank)
         extra = extra_monitors if extra_monitors is not None else ProbeBank()
         z_monitors = {name: m for name, m in quotient.monitors_.items()}
         for name, m in extra.items():
@@ -457,10 +507,10 @@ class QuotientAligner:
             else:
                 r_pca = self.pca_rank if self.pca_rank is not None else quotient.rank_
                 r_pca = min(int(r_pca), d_A)
-                mu_A = A_tr.mean(axis=0)
-                _, _, Vt = np.linalg.svd(A_tr - mu_A, full_matrices=False)
-                P = Vt[:r_pca].T  # (d_A, r) top principal directions
-                the_map = self._map(B_tr, (A_tr - mu_A) @ P)
+                mu_A = moments[0]
+                lam, vecs = np.linalg.eigh(moments[1])
+                P = vecs[:, np.argsort(lam)[::-1][:r_pca]]  # (d_A, r) top principal directions
+                the_map = self._map(B_tr, project_rows(A_tr, mu_A, P))
                 G_p, p0 = _affine_of(the_map, mu_B, r_pca)
                 G, a0 = P @ G_p, mu_A + P @ p0
                 self.pca_basis_ = P
@@ -470,9 +520,10 @@ class QuotientAligner:
 
         rows, kept = [], ProbeBank(metadata={"transferred_from": dict(bank.metadata),
                                              "target": self.target})  # fmt: skip
-        src_scores = np.column_stack([sources[n].decision_function(A_ho) for n in sources])
+        src_scores = np.asarray(to_numpy(_evaluate(A_ho, list(sources.values()))))
+        dst_scores = np.asarray(to_numpy(_evaluate(B_ho, [moved[n] for n in sources])))
         for j, name in enumerate(sources):
-            dst = moved[name].decision_function(B_ho)
+            dst = dst_scores[:, j]
             fid = r2_score(src_scores[:, j], dst)
             rho = rank_correlation(src_scores[:, j], dst)
             cov = float(coverage[name])
@@ -521,6 +572,7 @@ class QuotientAligner:
         self.bank_, self.report_ = kept, report
         self.train_index_, self.heldout_index_ = train, hold
         self.moved_ = moved
+        self.heldout_scores_ = (src_scores, dst_scores)  # (source, transferred), sources order
         return self
 
     def transform(self, H_B: Any) -> np.ndarray:
@@ -533,9 +585,26 @@ class QuotientAligner:
 
 def _affine_of(probe: LinearProbe, centre: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(G (k, d), offset (k,)) with probe.predict(h) = G (h - centre) + offset."""
-    G = np.asarray(probe.coef_, dtype=np.float64).reshape(k, -1)
-    b = np.asarray(probe.intercept_, dtype=np.float64).reshape(k)
+    G = np.asarray(to_numpy(probe.coef_), dtype=np.float64).reshape(k, -1)
+    b = np.asarray(to_numpy(probe.intercept_), dtype=np.float64).reshape(k)
     return G, G @ centre + b
+
+
+def _same_place(XA: Any, XB: Any) -> tuple[Any, Any]:
+    """Both numpy, or both torch tensors on XA's device (else XB's): a numpy side is moved to
+    the tensor's device, a tensor on another device is moved to XA's."""
+    if not (is_torch_tensor(XA) or is_torch_tensor(XB)):
+        return XA, XB
+    import torch
+
+    device = XA.device if is_torch_tensor(XA) else XB.device
+
+    def place(X):
+        if is_torch_tensor(X):
+            return X if X.device == device else X.to(device)
+        return torch.from_numpy(np.ascontiguousarray(X)).to(device)
+
+    return place(XA), place(XB)
 
 
 def transfer(
@@ -575,8 +644,9 @@ def few_label_probe(
     from .linear import LinearProbeClassifier
     from .quadratic import QuadraticProbeClassifier
 
-    X = check_X(H_B, name="H_B", min_samples=2, owner="the few-label probe")
-    y = np.asarray(labels).ravel()
+    X = check_X(H_B, name="H_B", min_samples=2, owner="the few-label probe",
+                keep_tensor=is_torch_tensor(H_B))  # fmt: skip
+    y = np.asarray(to_numpy(labels)).ravel()
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"labels has {y.shape[0]} entries but H_B has {X.shape[0]} rows.")
     classes = np.unique(y)
@@ -597,7 +667,7 @@ def few_label_probe(
     cls = LinearProbeClassifier if degree == 1 else QuadraticProbeClassifier
     if "cv" not in params:
         params["cv"] = "loo" if rows.size < 200 else "gcv"
-    return cls(**params).fit(np.asarray(X)[rows], y[rows])
+    return cls(**params).fit(_take(X, rows), y[rows])
 
 
 @dataclass
@@ -675,10 +745,7 @@ def compare_transfer(
     for label, target, extra_params in runs:
         al = QuotientAligner(target, **{**params, **extra_params}).fit(bank, H_A, H_B)
         first = first or al
-        XA = np.asarray(check_X(H_A, name="H_A"), float)[al.heldout_index_]
-        XB = np.asarray(check_X(H_B, name="H_B"), float)[al.heldout_index_]
-        src = bank.decision_function(XA)
-        dst = al.bank_.decision_function(XB, names=bank.names)
+        src, dst = (scores[:, : len(bank)] for scores in al.heldout_scores_)
         for j, name in enumerate(bank.names):
             row = al.report_[name]
             rows.append({
@@ -689,14 +756,14 @@ def compare_transfer(
                                                                  Y[al.heldout_index_, j]),
             })  # fmt: skip
     if Y is not None and n_labels:
-        XB = np.asarray(check_X(H_B, name="H_B"), float)
-        XA = np.asarray(check_X(H_A, name="H_A"), float)
+        XB = check_X(H_B, name="H_B", keep_tensor=is_torch_tensor(H_B))
         train, hold = first.train_index_, first.heldout_index_
-        src = bank.decision_function(XA[hold])
+        src = first.heldout_scores_[0][:, : len(bank)]
+        B_tr, B_ho = _take(XB, train), _take(XB, hold)
         for k in n_labels:
             for j, name in enumerate(bank.names):
-                probe = few_label_probe(XB[train], Y[train, j], k, random_state=j)
-                score = probe.decision_function(XB[hold])
+                probe = few_label_probe(B_tr, Y[train, j], k, random_state=j)
+                score = np.asarray(to_numpy(probe.decision_function(B_ho)))
                 rows.append({
                     "method": f"few labels on B: {k}", "monitor": name,
                     # a probe trained on labels has its own scale: R^2 against the source
