@@ -26,6 +26,13 @@ rebalancing decreases one objective,
 Stopping rule: stop after the first full alternation t with J_{t-1} - J_t <= tol * J_t, or
 after `max_iter` alternations (then a ConvergenceWarning). `n_iter_` and `converged_`
 report it.
+
+Backends: with backend="torch" (or "auto" and a CUDA tensor) the whole alternation -- the
+moments initialisation, every half-step's statistics, eigendecomposition and CV, the
+rebalancing and J -- runs in the torch namespace on the data's device (the CPU device for
+numpy rows); only Python scalars and the half-steps' small CV score tables reach the host.
+factors_, quadratic_, linear_ (and intercept_ for several targets) are then float64 tensors
+on that device. Otherwise the fit runs on the host (Rust core or numpy).
 """
 
 from __future__ import annotations
@@ -36,7 +43,16 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._backends import get_backend, ops_of, to_numpy
+from ._backends import (
+    NUMPY_OPS,
+    copy_of,
+    get_backend,
+    is_torch_tensor,
+    ops_of,
+    to_numpy,
+    torch_backend,
+    uses_torch,
+)
 from ._base import ClassifierMixin, RegressorMixin, user_stacklevel
 from ._validation import check_rows_finite
 from .linear import (
@@ -68,6 +84,11 @@ class _CPFeatureMap:
         self.width = (fixed.shape[0] + 1) * centre.shape[0]
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
+        xp = ops_of(self.fixed)
+        if xp.is_torch:  # a float64 copy of the block on the factors' device
+            Z = xp.asarray(X) - self.centre
+            P = Z @ self.fixed.T
+            return xp.concatenate([*(P[:, r : r + 1] * Z for r in range(P.shape[1])), Z], axis=1)
         Z = X.astype(np.float64) - self.centre
         P = Z @ self.fixed.T  # (m, R)
         return np.hstack([*(P[:, r : r + 1] * Z for r in range(P.shape[1])), Z])
@@ -132,44 +153,55 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
 
     # ------------------------------------------------------------------ fitting
     def _host_backend(self) -> str:
-        """The alternation runs on the host (Rust core or numpy): backend="torch" fits use the
-        Rust core there (see `_fit_rows`)."""
+        """The backend of a host fit (Rust core or numpy): "auto" unless the user named one."""
         return "auto" if self.backend == "torch" else self.backend
 
-    def _new_stats(self, n_folds: int) -> SufficientStats:
-        return SufficientStats(n_folds, self._host_backend())
+    def _new_stats(self, n_folds: int, on_torch: bool = False) -> SufficientStats:
+        return SufficientStats(n_folds, "torch" if on_torch else self._host_backend())
 
     def _fit_rows(self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]):
-        # The CP alternation is not ported to torch yet: torch rows are fitted on the host
-        # (one copy of X); predictions on tensors still run on the tensor's device.
-        from .stats import _host
+        # backend="torch" (or "auto" with a CUDA tensor): the whole alternation runs in the
+        # torch namespace on the data's device (CPU for numpy rows); only Python scalars and
+        # the half-steps' CV score tables reach the host. Otherwise it runs on the host.
+        on_torch = uses_torch(self.backend, X)
+        if on_torch:
+            tb = torch_backend()
+            if not is_torch_tensor(X):
+                import torch
 
-        X, Y = _host(X), np.ascontiguousarray(to_numpy(Y), dtype=np.float64)
-        check_rows_finite(X, get_backend(self._host_backend()))
+                with warnings.catch_warnings():  # read-only arrays: X is never written to
+                    warnings.simplefilter("ignore", UserWarning)
+                    X = torch.as_tensor(X)  # host rows: a CPU tensor view (no copy)
+            xp = tb.ops_for(X.device)
+            Y = xp.asarray(Y)
+            check_rows_finite(X, tb)
+        else:
+            from .stats import _host
+
+            xp = NUMPY_OPS
+            X, Y = _host(X), np.ascontiguousarray(to_numpy(Y), dtype=np.float64)
+            check_rows_finite(X, get_backend(self._host_backend()))
         n, d = X.shape
-        mean = X.mean(axis=0, dtype=np.float64)
-        geom = self._geometry(
-            lambda: np.cov(np.asarray(X, dtype=np.float64), rowvar=False, bias=True).reshape(d, d),
-            d,
-        )
+        mean = _column_mean(X, xp)
+        geom = self._geometry(lambda: _row_covariance(X, mean, xp), d, xp=xp)
         if not geom.is_identity:
             X = geom.rows(X)  # fit on A h; coefficients are pulled back below
         R = int(self.rank)
-        centre = X.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(d)
+        centre = _column_mean(X, xp) if self.fit_intercept else xp.zeros(d)
         rng = np.random.default_rng(self.random_state)
         k = Y.shape[1]
-        factors_u = np.zeros((k, R, d))
-        factors_v = np.zeros((k, R, d))
-        w = np.zeros((d, k))
-        b = np.zeros(k)
-        fitted = np.zeros((n, k))
+        factors_u = xp.zeros((k, R, d))
+        factors_v = xp.zeros((k, R, d))
+        w = xp.zeros((d, k))
+        b = xp.zeros(k)
+        fitted = xp.zeros((n, k))
         halfsteps = []
         n_iter = np.zeros(k, dtype=np.intp)
         converged = np.zeros(k, dtype=bool)
         for t in range(k):
             y = Y[:, t : t + 1]
-            V = self._initial_factor(X, y[:, 0], centre, R, rng)
-            U = V.copy()
+            V = self._initial_factor(X, y[:, 0], centre, R, rng, xp)
+            U = copy_of(V)
             alphas = self._explicit_alphas()
             objective = np.inf
             for it in range(1, int(self.max_iter) + 1):
@@ -184,8 +216,9 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
                 f = _cp_decision_rows(X, centre, U[None], V[None], w_t, b_t)[:, 0]
                 n_iter[t] = it
                 previous = objective
-                objective = float(np.sum((y[:, 0] - f) ** 2)) + alpha * float(
-                    np.sum(U * U) + np.sum(V * V) + np.sum(w_t * w_t)
+                # J as Python floats (one scalar each from a device)
+                objective = float(((y[:, 0] - f) ** 2).sum()) + alpha * float(
+                    (U * U).sum() + (V * V).sum() + (w_t * w_t).sum()
                 )
                 if previous - objective <= self.tol * objective:
                     converged[t] = True
@@ -209,7 +242,7 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             factors_u = geom.pull_back_linear(factors_u.reshape(-1, d).T).T.reshape(k, R, d)
             factors_v = geom.pull_back_linear(factors_v.reshape(-1, d).T).T.reshape(k, R, d)
             w = geom.pull_back_linear(w)
-            centre = mean if self.fit_intercept else np.zeros(d)
+            centre = mean if self.fit_intercept else xp.zeros(d)
         out = _Solution(w, b, chosen, np.arange(k), None, None)
         out.geometry = geom
         out.halfsteps = halfsteps
@@ -218,31 +251,42 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         out.n_iter = n_iter
         out.converged = converged
         if self._is_classifier:
-            out.calibration = _gaussian_slope_from_values(fitted, Y)
+            out.calibration = (
+                _gaussian_slope_on_device(fitted, Y, xp)
+                if on_torch
+                else _gaussian_slope_from_values(fitted, Y)
+            )
         return None, out
 
-    def _initial_factor(self, X, y, centre, R, rng) -> np.ndarray:
+    def _initial_factor(self, X, y, centre, R, rng, xp=NUMPY_OPS) -> np.ndarray:
+        """(R, d) starting factors, in X's namespace (random draws come from the host rng, so
+        both namespaces start from the same numbers)."""
         d = X.shape[1]
         if self.init == "random":
-            return rng.standard_normal((R, d)) / np.sqrt(d)
-        M = np.zeros((d, d))
+            V = rng.standard_normal((R, d)) / np.sqrt(d)
+            return xp.asarray(V) if xp.is_torch else V
+        M = xp.zeros((d, d))
         yc = y - y.mean()
         step = max(1, (1 << 22) // max(d, 1))
         for start in range(0, X.shape[0], step):
-            Z = X[start : start + step].astype(np.float64) - centre
+            Z = xp.asarray(X[start : start + step], dtype=np.float64) - centre
             M += Z.T @ (Z * yc[start : start + step, None])
-        lam, vecs = np.linalg.eigh(0.5 * (M + M.T))
-        order = np.argsort(-np.abs(lam), kind="stable")[:R]
-        V = vecs[:, order].T.copy()
+        lam, vecs = xp.eigh(0.5 * (M + M.T))
+        if xp.is_torch:
+            order = (-lam.abs()).argsort(stable=True)[:R]
+        else:
+            order = np.argsort(-np.abs(lam), kind="stable")[:R]
+        V = copy_of(vecs[:, order].T)
         if V.shape[0] < R:  # d < R: pad with random directions
-            V = np.vstack([V, rng.standard_normal((R - V.shape[0], d)) / np.sqrt(d)])
+            pad = rng.standard_normal((R - V.shape[0], d)) / np.sqrt(d)
+            V = xp.concatenate([V, xp.asarray(pad) if xp.is_torch else pad], axis=0)
         return V
 
     def _half_step(self, X, y, folds, centre, fixed, alphas):
         """Ridge for the free factor with `fixed` held: returns (free (R, d), w (d, 1),
-        b (1,), solution)."""
+        b (1,), solution). In the namespace of `fixed` (statistics on its device)."""
         fmap = _CPFeatureMap(centre, fixed)
-        stats = self._new_stats(self._n_folds())
+        stats = self._new_stats(self._n_folds(), on_torch=ops_of(fixed).is_torch)
         for sl, F in _feature_blocks(X, fmap):
             stats._accumulate_validated(F, y[sl], None if folds is None else folds[sl])
         sol = self._ridge_solve(stats, (X, y, folds), alphas, feature_map=fmap)
@@ -315,9 +359,63 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         return float(best[0]) if best.size == 1 else best
 
 
+def _column_mean(X: Any, xp: Any) -> Any:
+    """Float64 column means of the rows X (numpy, or a tensor in its own namespace)."""
+    if xp.is_torch:
+        return X.detach().mean(dim=0, dtype=torch_backend().F64)
+    return X.mean(axis=0, dtype=np.float64)
+
+
+def _row_covariance(X: Any, mean: Any, xp: Any) -> Any:
+    """Centred covariance (d, d), /n, of the rows X (as numpy.cov(bias=True)); a tensor X
+    is centred in float64 row blocks on its device."""
+    n, d = X.shape
+    if not xp.is_torch:
+        return np.cov(np.asarray(X, dtype=np.float64), rowvar=False, bias=True).reshape(d, d)
+    S = xp.zeros((d, d))
+    step = max(1, (1 << 22) // max(d, 1))
+    for start in range(0, n, step):
+        Z = xp.asarray(X[start : start + step]) - mean
+        S += Z.T @ Z
+    return S / n
+
+
+def _gaussian_slope_on_device(F: Any, codes: Any, xp: Any) -> float:
+    """`quadratic._gaussian_slope_from_values` for tensors F, codes (n, k) on one device: the
+    same formula, with only the class counts and moments (Python floats) read back."""
+    n = F.shape[0]
+    slopes = []
+    for t in range(F.shape[1]):
+        pos = codes[:, t] > 0
+        n_pos = int(pos.sum())
+        n_neg = n - n_pos
+        if n_pos == 0 or n_neg == 0:
+            continue
+        f = F[:, t]
+        wp = pos.to(f.dtype)
+        m_pos = float((f * wp).sum()) / n_pos
+        m_neg = float((f * (1.0 - wp)).sum()) / n_neg
+        centred = xp.where(pos, f - m_pos, f - m_neg)
+        within = float((centred * centred).sum())
+        total = float(((f - f.mean()) ** 2).sum())
+        s2 = max(within / max(n - 2.0, 1.0), 1e-12 * total / n, 1e-300)
+        slopes.append((m_pos - m_neg) / s2)
+    slope = float(np.mean(slopes)) if slopes else 1.0
+    if not np.isfinite(slope) or slope <= 0:
+        slope = 1.0
+    return min(slope, 1e12)
+
+
 def _rebalance(U: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scale u_r up and v_r down (or vice versa) to equal norms: the product is unchanged
-    and ||u_r||^2 + ||v_r||^2 is minimal."""
+    and ||u_r||^2 + ||v_r||^2 is minimal (numpy, or tensors on their device)."""
+    xp = ops_of(U, V)
+    if xp.is_torch:
+        nu = (U * U).sum(axis=1).sqrt()
+        nv = (V * V).sum(axis=1).sqrt()
+        ok = (nu > 0) & (nv > 0)
+        c = xp.where(ok, (nv / xp.where(ok, nu, 1.0)).sqrt(), 1.0)
+        return U * c[:, None], V / c[:, None]
     nu = np.linalg.norm(U, axis=1)
     nv = np.linalg.norm(V, axis=1)
     ok = (nu > 0) & (nv > 0)
@@ -362,7 +460,8 @@ class CPProbe(_ProbeRegressorMixin, RegressorMixin, _CPProbeBase):
         Alpha selection in the half-steps of the first alternation (then held fixed).
     alpha_per_target, fit_intercept, metric, reference, readout, backend
         As for `LinearProbe` (the probe is fitted on A h for the metric's A, and its factors
-        are reported in your coordinates).
+        are reported in your coordinates). backend="torch", or "auto" with a CUDA tensor,
+        fits on the tensor's device (see the module docstring).
     max_iter : int, default 100
         Maximum full alternations (each is two half-steps).
     tol : float, default 1e-4
