@@ -377,11 +377,13 @@ class _HostTraffic(torch.overrides.TorchFunctionMode):
         lambda: LinearProbe(cv="loo", metric="whiten"),
         lambda: LinearProbe(cv=4, metric="standardize"),
         lambda: LinearProbeClassifier(cv=4, scoring="accuracy"),
+        lambda: LinearProbeClassifier(cv="loo", scoring="roc_auc"),
         lambda: QuadraticProbe(solver="primal", cv=3, metric="whiten"),
         lambda: QuadraticProbe(solver="dual", cv=3, metric="standardize"),
         lambda: QuadraticProbe(solver="dual", cv="loo"),
     ],
-    ids=["linear-loo", "linear-kfold", "classifier", "primal", "dual-kfold", "dual-loo"],
+    ids=["linear-loo", "linear-kfold", "classifier", "classifier-auroc", "primal", "dual-kfold",
+         "dual-loo"],  # fmt: skip
 )
 def test_torch_path_moves_no_rows_to_host(make):
     """On CPU, a stand-in for the CUDA check: the torch path neither mixes numpy arrays into
@@ -396,3 +398,24 @@ def test_torch_path_moves_no_rows_to_host(make):
             est.fit(torch.from_numpy(X), yy).predict(torch.from_numpy(X))  # fmt: skip
     assert isinstance(out, torch.Tensor)
     assert not guard.bad, sorted(set(guard.bad))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_device_auroc_matches_host_with_ties(seed):
+    """The on-device AUROC (one sort, average ranks for ties) equals the host formula and a
+    plain pairwise count, including heavy ties, one-class and non-finite cases."""
+    from shallowprobes.linear import _roc_auc, _roc_auc_torch
+
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 5, size=300).astype(float)  # many ties
+    positive = rng.random(300) < 0.4
+    pos, neg = scores[positive], scores[~positive]
+    diff = pos[:, None] - neg[None, :]
+    pairwise = (np.sum(diff > 0) + 0.5 * np.sum(diff == 0)) / (pos.size * neg.size)
+    got = _roc_auc_torch(torch.from_numpy(scores), torch.from_numpy(positive))
+    assert got == pytest.approx(pairwise, abs=1e-12)
+    assert got == pytest.approx(_roc_auc(scores, positive), abs=1e-12)
+    one_class = torch.zeros(300, dtype=torch.bool)
+    assert np.isnan(_roc_auc_torch(torch.from_numpy(scores), one_class))
+    scores[3] = np.nan
+    assert np.isnan(_roc_auc_torch(torch.from_numpy(scores), torch.from_numpy(positive)))

@@ -131,8 +131,8 @@ def _score_predictions(
 
     For classifiers Y holds the +-1 codes. Joint accuracy of a multiclass problem is the accuracy
     of the arg-max decision; per-target accuracy/AUC are those of each one-vs-rest column.
-    Torch predictions are scored on their device (AUROC on the host: it needs ranks); the
-    (A, k) and (A,) scores are numpy either way.
+    Torch predictions are scored on their device; the (A, k) and (A,) scores are numpy either
+    way.
     """
     if is_torch_tensor(preds):
         return _score_predictions_torch(preds, Y, scoring)
@@ -161,12 +161,15 @@ def _score_predictions(
 
 
 def _score_predictions_torch(preds: Any, Y: Any, scoring: str) -> tuple[np.ndarray, np.ndarray]:
-    """`_score_predictions` for torch predictions: squared error and accuracy on the device."""
-    if scoring == "roc_auc":
-        return _score_predictions(to_numpy(preds), to_numpy(Y), scoring)
+    """`_score_predictions` for torch predictions, on their device (only scores come back)."""
     xp = ops_of(preds)
     Y = xp.asarray(Y)
     k = preds.shape[2]
+    if scoring == "roc_auc":
+        A = preds.shape[0]
+        per = np.array([[_roc_auc_torch(preds[a, :, t], Y[:, t] > 0) for t in range(k)]
+                        for a in range(A)]).reshape(A, k)  # fmt: skip
+        return per, per.mean(axis=1)
     if scoring == "squared_error":
         per = -((preds - Y[None]) ** 2).mean(dim=1)
         return to_numpy(per), to_numpy(per.mean(dim=1))
@@ -180,6 +183,23 @@ def _score_predictions_torch(preds: Any, Y: Any, scoring: str) -> tuple[np.ndarr
         joint = (preds.argmax(dim=2) == truth[None]).double().mean(dim=1)
         joint = xp.where(nan_any.any(dim=1), float("nan"), joint)
     return to_numpy(per), to_numpy(joint)
+
+
+def _roc_auc_torch(scores: Any, positive: Any) -> float:
+    """`_roc_auc` on a torch device: average ranks of tied scores from one sort."""
+    import torch
+
+    n_pos = int(positive.sum())
+    n_neg = positive.numel() - n_pos
+    if n_pos == 0 or n_neg == 0 or not bool(torch.isfinite(scores).all()):
+        return float("nan")
+    values, order = torch.sort(scores, stable=True)
+    _, inverse, counts = torch.unique_consecutive(values, return_inverse=True,
+                                                   return_counts=True)  # fmt: skip
+    ends = torch.cumsum(counts, 0).double()
+    avg = (2.0 * ends - counts.double() + 1.0) / 2.0  # 1-based average rank of each tie group
+    rank_sum = float(avg[inverse][positive[order]].sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
 def _argmax_first(values: np.ndarray, axis: int = 0) -> np.ndarray:
