@@ -32,6 +32,8 @@ test: build
 bench: build
 	$(PY) benches/bench_linear.py
 	$(PY) benches/bench_quadratic.py
+	$(PY) benches/bench_torch.py
+	$(PY) benches/bench_transfer.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check python tests benches

@@ -294,13 +294,14 @@ def _take(X: Any, idx: np.ndarray) -> Any:
     return np.asarray(X[idx])
 
 
-def _alpha_grid(H: Any, metric: str, readout: Any) -> np.ndarray:
+def _alpha_grid(H: Any, metric: str, readout: Any, moments: Any = None) -> np.ndarray:
     """logspace(-10, 3, 27) times the mean eigenvalue of the (metric-transformed) centred Gram.
 
     Wider at the bottom than the probes' default grid: maps between (nearly) equivalent models
-    are nearly noiseless, and CV must be able to pick an almost unpenalised map."""
+    are nearly noiseless, and CV must be able to pick an almost unpenalised map. `moments`:
+    H's column (mean, variance) when already known."""
     n, d = H.shape
-    mean, var = _column_moments(H)
+    mean, var = _column_moments(H) if moments is None else moments
     if metric == "euclidean":
         trace = float(var.sum())
     elif metric == "standardize":
@@ -410,10 +411,7 @@ class QuotientAligner:
         ):  # fmt: skip
             raise ValueError(f"pca_rank must be a positive int or None, got {self.pca_rank!r}.")
 
-    def _map(self, H: np.ndarray, Y: np.ndarray) -> LinearProbe:
-        alphas = self.alphas
-        if alphas is None:
-            alphas = _alpha_grid(H, self.metric, self.readout)
+    def _map(self, H: Any, Y: Any, alphas: Any) -> LinearProbe:
         probe = LinearProbe(
             alphas=alphas, cv=self.cv, alpha_per_target=bool(self.alpha_per_target),
             metric=self.metric,
@@ -465,7 +463,12 @@ class QuotientAligner:
         train, hold = _split(XA.shape[0], self.holdout, self.random_state)
         A_tr, A_ho = _take(XA, train), _take(XA, hold)
         B_tr, B_ho = _take(XB, train), _take(XB, hold)
-        mu_B = _column_moments(B_tr)[0]
+        B_moments = _column_moments(B_tr)
+        mu_B = B_moments[0]
+        # one alpha grid for every map of this fit
+        alphas = self.alphas
+        if alphas is None:
+            alphas = _alpha_grid(B_tr, self.metric, self.readout, B_moments)
         # CUDA tensors: the statistics, solves and scores stay on their device; only d x d
         # moments, coefficients and n_heldout x m score tables come to the host
         device = XA.device if is_torch_tensor(XA) and XA.device.type != "cpu" else None
@@ -483,12 +486,12 @@ class QuotientAligner:
 
         # the quotient map: used for the monitors (target="quotient") and the diagnostic
         Z_tr, Z_ho = quotient.transform(A_tr), quotient.transform(A_ho)
-        zmap = self._map(B_tr, Z_tr)
+        zmap = self._map(B_tr, Z_tr, alphas)
         Z_cov = quotient.visible_basis_.T @ moments[1] @ quotient.visible_basis_
         quotient_r2 = whitened_r2(Z_ho, zmap.predict(B_ho).reshape(Z_ho.shape), Z_cov)
         full_map = None
         if self.full_state_diagnostic or self.target == "full":
-            full_map = self._map(B_tr, A_tr)
+            full_map = self._map(B_tr, A_tr, alphas)
         full_r2 = (
             None if full_map is None else whitened_r2(A_ho, full_map.predict(B_ho), moments[1])
         )
@@ -510,7 +513,7 @@ class QuotientAligner:
                 mu_A = moments[0]
                 lam, vecs = np.linalg.eigh(moments[1])
                 P = vecs[:, np.argsort(lam)[::-1][:r_pca]]  # (d_A, r) top principal directions
-                the_map = self._map(B_tr, project_rows(A_tr, mu_A, P))
+                the_map = self._map(B_tr, project_rows(A_tr, mu_A, P), alphas)
                 G_p, p0 = _affine_of(the_map, mu_B, r_pca)
                 G, a0 = P @ G_p, mu_A + P @ p0
                 self.pca_basis_ = P
