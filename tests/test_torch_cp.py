@@ -19,6 +19,9 @@ import pytest
 from conftest import rel_err
 from shallowprobes import CPProbe, CPProbeClassifier
 
+# the watcher of the other torch tests (that module skips itself without torch, as this one)
+from test_torch_backend import _HostTraffic
+
 torch = pytest.importorskip("torch")
 
 CUDA = torch.cuda.is_available()
@@ -27,33 +30,8 @@ requires_cuda = pytest.mark.skipif(not CUDA, reason=NO_CUDA)
 DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=requires_cuda)]
 TOL = {np.float64: 1e-8, np.float32: 1e-4}
 
-try:  # the watcher of the other torch tests, when that module is importable
-    from test_torch_backend import _HostTraffic
-except ImportError:  # pragma: no cover - a stand-alone copy of the same watcher
-
-    class _HostTraffic(torch.overrides.TorchFunctionMode):
-        """Records torch ops fed numpy arrays (other than `as_tensor` uploads) and tensors of
-        more than `limit` entries read back to the host."""
-
-        def __init__(self, limit: int) -> None:
-            super().__init__()
-            self.limit = limit
-            self.bad: list = []
-
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            name = getattr(func, "__name__", str(func))
-            flat = []
-            for a in (*args, *kwargs.values()):
-                flat.extend(a if isinstance(a, (tuple, list)) else [a])
-            if name != "as_tensor" and any(isinstance(x, np.ndarray) and x.ndim for x in flat):
-                self.bad.append(f"{name} with a numpy argument")
-            if name in ("numpy", "__array__", "tolist", "cpu") and args[0].numel() > self.limit:
-                self.bad.append(f"{name} of a tensor of shape {tuple(args[0].shape)}")
-            return func(*args, **kwargs)
 
 
-# ------------------------------------------------------------------------------ helpers
 def _data(seed: int, n: int, d: int, k: int | None = None):
     """Rows with an offset mean and a rank-2 interaction target (plus a linear part)."""
     rng = np.random.default_rng(seed)

@@ -251,11 +251,7 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         out.n_iter = n_iter
         out.converged = converged
         if self._is_classifier:
-            out.calibration = (
-                _gaussian_slope_on_device(fitted, Y, xp)
-                if on_torch
-                else _gaussian_slope_from_values(fitted, Y)
-            )
+            out.calibration = _gaussian_slope_from_values(fitted, Y)  # on fitted's device
         return None, out
 
     def _initial_factor(self, X, y, centre, R, rng, xp=NUMPY_OPS) -> np.ndarray:
@@ -378,32 +374,6 @@ def _row_covariance(X: Any, mean: Any, xp: Any) -> Any:
         Z = xp.asarray(X[start : start + step]) - mean
         S += Z.T @ Z
     return S / n
-
-
-def _gaussian_slope_on_device(F: Any, codes: Any, xp: Any) -> float:
-    """`quadratic._gaussian_slope_from_values` for tensors F, codes (n, k) on one device: the
-    same formula, with only the class counts and moments (Python floats) read back."""
-    n = F.shape[0]
-    slopes = []
-    for t in range(F.shape[1]):
-        pos = codes[:, t] > 0
-        n_pos = int(pos.sum())
-        n_neg = n - n_pos
-        if n_pos == 0 or n_neg == 0:
-            continue
-        f = F[:, t]
-        wp = pos.to(f.dtype)
-        m_pos = float((f * wp).sum()) / n_pos
-        m_neg = float((f * (1.0 - wp)).sum()) / n_neg
-        centred = xp.where(pos, f - m_pos, f - m_neg)
-        within = float((centred * centred).sum())
-        total = float(((f - f.mean()) ** 2).sum())
-        s2 = max(within / max(n - 2.0, 1.0), 1e-12 * total / n, 1e-300)
-        slopes.append((m_pos - m_neg) / s2)
-    slope = float(np.mean(slopes)) if slopes else 1.0
-    if not np.isfinite(slope) or slope <= 0:
-        slope = 1.0
-    return min(slope, 1e12)
 
 
 def _rebalance(U: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -82,21 +82,28 @@ class _QuadraticFeatureMap:
         return self.backend.expand_quadratic(U, xp.zeros(U.shape[1]), self.quad_scale)
 
 
-def _gaussian_slope_from_values(F: np.ndarray, codes: np.ndarray) -> float:
+def _gaussian_slope_from_values(F: Any, codes: Any) -> float:
     """The closed-form logistic slope of `linear._gaussian_calibration`, from decision values
-    F (n, k) and +-1 codes (n, k) of the training rows (used by the dual route)."""
-    slopes = []
-    F, codes = to_numpy(F), to_numpy(codes)  # (n, k) decision values: small, host
+    F (n, k) and +-1 codes (n, k) of the training rows (dual route, CP probes). F may be a
+    torch tensor: the reductions run on its device and only class counts and moments (Python
+    floats) are read back."""
+    xp = ops_of(F)
+    codes = xp.asarray(codes)
     n = F.shape[0]
+    slopes = []
     for t in range(F.shape[1]):
         pos = codes[:, t] > 0
-        n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+        n_pos = int(pos.sum())
+        n_neg = n - n_pos
         if n_pos == 0 or n_neg == 0:
             continue
         f = F[:, t]
-        m_pos, m_neg = f[pos].mean(), f[~pos].mean()
-        within = ((f[pos] - m_pos) ** 2).sum() + ((f[~pos] - m_neg) ** 2).sum()
-        total = ((f - f.mean()) ** 2).sum()
+        wp = pos * 1.0
+        m_pos = float((f * wp).sum()) / n_pos
+        m_neg = float((f * (1.0 - wp)).sum()) / n_neg
+        centred = xp.where(pos, f - m_pos, f - m_neg)
+        within = float((centred * centred).sum())
+        total = float(((f - f.mean()) ** 2).sum())
         s2 = max(within / max(n - 2.0, 1.0), 1e-12 * total / n, 1e-300)
         slopes.append((m_pos - m_neg) / s2)
     slope = float(np.mean(slopes)) if slopes else 1.0
