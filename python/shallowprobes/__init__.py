@@ -1,10 +1,13 @@
 """shallowprobes: fast, exact, coordinate-stable shallow probes on frozen hidden states.
 
 The numerical core is written in Rust (`shallowprobes._core`); a plain numpy implementation of
-the same formulas is available as ``backend="numpy"``.
+the same formulas is available as ``backend="numpy"``, and a torch implementation, which runs
+on the tensor's own device, as ``backend="torch"`` (chosen automatically for CUDA tensors).
 """
 
-from . import datasets, io, metrics, stability
+# `io` is importable as shallowprobes.io but stays out of __all__, so that a *-import never
+# shadows the standard library's io.
+from . import datasets, io, metrics, stability  # noqa: F401
 from ._backends import rust_available
 from ._base import NotFittedError
 from .bank import PolynomialMonitor, ProbeBank
@@ -46,7 +49,6 @@ __all__ = [
     "set_num_threads",
     "rust_available",
     "datasets",
-    "io",
     "metrics",
     "stability",
     "__version__",
