@@ -70,7 +70,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -80,6 +79,11 @@ from typing import Any, Callable, Optional
 import numpy as np
 import shallowprobes as sp
 from shallowprobes import LinearProbe, SufficientStats
+
+from _common import (  # isort: skip
+    activation_layout, add_threads_option, fe, fmt_table, fs, fx, gemm_peak_gflops, gram_upcast,
+    have, loadavg, log, peak_rss, reldiff, reset_peak, rss_now, set_threads, version,
+)  # fmt: skip
 
 N_ALPHAS = 20
 KFOLD = 5
@@ -99,11 +103,7 @@ def make_data(n: int, d: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.nda
     """
     rng = np.random.default_rng(seed)
     rank = 8
-    col_scale = np.exp(-np.linspace(0.0, 3.0, d))
-    rng.shuffle(col_scale)
-    mix = rng.standard_normal((rank, d)) * 0.5
-    offset = rng.normal(0.0, 2.0, d)
-    offset[rng.choice(d, size=min(2, d), replace=False)] = 50.0
+    col_scale, mix, offset = activation_layout(rng, d, rank)
     signal_var = float(np.sum(col_scale**2)) + float(np.sum(mix**2))
     W = rng.standard_normal((d, k)) / np.sqrt(signal_var)
     X = np.empty((n, d), dtype=np.float32)
@@ -206,23 +206,6 @@ def fit_torch(X: np.ndarray, Y: np.ndarray, grid: np.ndarray) -> Fit:
 
 
 # ---------------------------------------------------------------------------------- helpers
-def have(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def reldiff(a: np.ndarray, b: np.ndarray) -> float:
-    scale = float(np.max(np.abs(b)))
-    return float(np.max(np.abs(a - b))) / (scale if scale > 0 else 1.0)
-
-
 def predict(fit: Fit, X: np.ndarray) -> np.ndarray:
     coef, intercept, _ = fit
     return X[:SANITY_ROWS].astype(np.float64) @ coef + intercept
@@ -256,47 +239,6 @@ def time_round_robin(
     return med, spread, results
 
 
-def gemm_peak_gflops(size: int = 2048, tries: int = 8) -> dict[str, float]:
-    """Best-of-`tries` float64 square matmul rate, 2 m n k flops, numpy and (if present) torch."""
-    rng = np.random.default_rng(1)
-    a = rng.standard_normal((size, size))
-    b = rng.standard_normal((size, size))
-    flops = 2.0 * size**3
-    out: dict[str, float] = {}
-    a @ b  # warm up threads
-    best = min(_timed(lambda: a @ b) for _ in range(tries))
-    out["numpy"] = flops / best / 1e9
-    if have("torch"):
-        import torch
-
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        ta @ tb
-        best = min(_timed(lambda: ta @ tb) for _ in range(tries))
-        out["torch"] = flops / best / 1e9
-    return out
-
-
-def _timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def set_threads(threads: int, with_torch: bool = True) -> Any:
-    """Give every library the same thread count; returns the threadpoolctl limiter (keep it)."""
-    sp.set_num_threads(threads)
-    limiter = None
-    if have("threadpoolctl"):
-        from threadpoolctl import threadpool_limits
-
-        limiter = threadpool_limits(limits=threads)
-    if with_torch and have("torch"):
-        import torch
-
-        torch.set_num_threads(threads)
-    return limiter
-
-
 def ours_resolved() -> str:
     """The implementation that "ours" actually runs: "rust" or "numpy"."""
     if OURS == "rust" or (OURS == "auto" and sp.rust_available()):
@@ -316,41 +258,9 @@ def ours_backend_label() -> str:
 MEM_MODES = ("stats", "gcv", "kfold")
 
 
-def _rss_now() -> int:
-    try:
-        import psutil
-
-        return int(psutil.Process().memory_info().rss)
-    except ImportError:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS mark (Linux >= 4.0); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return True
-
-
-def _peak_rss() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-
 def mem_child(n: int, d: int, k: int, threads: int, seed: int) -> None:
     """Child process: build float32 X, then for each mode record RSS before and peak after."""
-    set_threads(threads, with_torch=False)  # torch is never imported here
+    set_threads(threads, with_torch=False, with_probes=True)  # torch is never imported here
     X, Y16 = make_data(n, d, max(k, 1), seed)
     Y = targets(Y16, k)
     del Y16
@@ -364,16 +274,16 @@ def mem_child(n: int, d: int, k: int, threads: int, seed: int) -> None:
     SufficientStats(backend=OURS).update(X[:m], Y[:m])
     for mode in MEM_MODES:
         gc.collect()
-        rss0 = _rss_now()
-        reset = _reset_peak()
-        hw0 = _peak_rss()
+        rss0 = rss_now()
+        reset = reset_peak()
+        hw0 = peak_rss()
         if mode == "gcv":
             fit_ours(X, Y, grid, "gcv", OURS)
         elif mode == "kfold":
             fit_ours(X, Y, grid, KFOLD, OURS)
         else:
             SufficientStats(backend=OURS).update(X, Y)
-        hw1 = _peak_rss()
+        hw1 = peak_rss()
         # without a reset, a peak below the earlier high-water mark is hidden: upper bound only
         out[mode] = {
             "rss0": rss0, "peak": hw1, "extra": max(hw1 - rss0, 0),
@@ -399,34 +309,6 @@ def measure_memory(n: int, d: int, k: int, threads: int, seed: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------- tables
-def fmt_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]  # fmt: skip
-    left = {0}
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        )
-
-    sep = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), sep, *(line(r) for r in rows)])
-
-
-def fs(t: Optional[float]) -> str:
-    return "-" if t is None else f"{t:.3f}"
-
-
-def fx(num: Optional[float], den: Optional[float]) -> str:
-    if num is None or den is None or den <= 0:
-        return "-"
-    return f"{num / den:.2f}x"
-
-
-def fe(x: Optional[float]) -> str:
-    return "-" if x is None else f"{x:.1e}"
-
-
 def case_name(dtype: str, n: int, d: int, k: int) -> str:
     size = f"{n / 1000:g}k" if n >= 1000 else str(n)
     return f"{dtype} n={size} d={d} k={k}"
@@ -454,12 +336,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--k", type=int, nargs="+", help="override the k values")
     p.add_argument("--dtypes", nargs="+", choices=["float32", "float64"], help="override dtypes")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per competitor (median)")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="threads for every library (default: all CPUs)",
-    )
+    add_threads_option(p)
     p.add_argument(
         "--skip-sklearn-above",
         type=float,
@@ -531,7 +408,7 @@ class Bench:
         self.mem_rows: list[list[str]] = []
         self.acc_rows: list[list[str]] = []
         self.raw: list[dict] = []
-        self.load0 = _loadavg()
+        self.load0 = loadavg()
         # When ours runs the numpy backend it *is* the numpy reference: time it once.
         self.ref_distinct = ours_resolved() != "numpy"
 
@@ -650,7 +527,7 @@ class Bench:
             "np_native": lambda: X.T @ X,
         }
         if X.dtype == np.float32:
-            gcalls["np_up"] = lambda: _gram_upcast(X)
+            gcalls["np_up"] = lambda: gram_upcast(X)
         gmed, _, _ = time_round_robin(gcalls, self.args.repeats)
         gflop = 2.0 * n * d * d / 1e9
         self.gram_rows.append([
@@ -690,15 +567,15 @@ class Bench:
         args, peak = self.args, self.peak
         versions = f"python {platform.python_version()}, numpy {np.__version__}"
         if self.use_sklearn:
-            versions += f", sklearn {_version('sklearn')}"
+            versions += f", sklearn {version('sklearn')}"
         if self.use_torch:
-            versions += f", torch {_version('torch')}"
+            versions += f", torch {version('torch')}"
         out = [
             "shallowprobes linear-probe benchmark",
             f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
             f"threads={args.threads}; repeats={args.repeats} (median; sklearn: "
             f"{args.sklearn_repeats}); {versions}",
-            f"load average at start / end: {self.load0} / {_loadavg()} (other processes "
+            f"load average at start / end: {self.load0} / {loadavg()} (other processes "
             "running: timings are noisier; ratios still compare like with like)",
             f"ours = shallowprobes {ours_backend_label()}",
             f"alpha grid: logspace(-3, 4, {N_ALPHAS}) x mean eigenvalue of the centred Gram "
@@ -756,7 +633,8 @@ class Bench:
 
 
 def run(args: argparse.Namespace) -> dict:
-    limiter = set_threads(args.threads)  # keep the BLAS limits alive for the whole run
+    # keep the BLAS limits alive for the whole run
+    limiter = set_threads(args.threads, with_probes=True)
     log(f"threads={args.threads}  ours backend: {ours_backend_label()}")
     peak = gemm_peak_gflops()
     log(f"float64 GEMM peak (2*m*n*k flops): {peak}")
@@ -780,22 +658,6 @@ def run(args: argparse.Namespace) -> dict:
             json.dump(result, fh, indent=1)
     del limiter
     return result
-
-
-def _gram_upcast(X: np.ndarray) -> np.ndarray:
-    Xd = X.astype(np.float64)
-    return Xd.T @ Xd
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(f"{v:.1f}" for v in os.getloadavg())
-    except (AttributeError, OSError):
-        return "n/a"
-
-
-def _version(module: str) -> str:
-    return str(getattr(__import__(module), "__version__", "?"))
 
 
 def main(argv: Optional[list[str]] = None) -> None:

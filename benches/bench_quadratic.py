@@ -78,6 +78,17 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+# The helpers come from _common, which imports neither shallowprobes nor torch. Only the
+# children that run shallowprobes import it (nothing here imports bench_linear, which imports
+# it): the parent and the sklearn children survive a rebuild of the extension, and the GEMM peak
+# is measured without the library's thread pools around. The memory probes (rss_now,
+# reset_peak, peak_rss) are bench_linear's too, so the two benchmarks' memory columns mean the
+# same. The children re-run this file (sys.path[0] is benches/ again), so they find _common.
+from _common import (  # isort: skip
+    activation_layout, add_threads_option, fe, fmt_table, fs, fx, gemm_peak_gflops, have, loadavg,
+    log, peak_rss, reldiff, reset_peak, rss_now, set_threads, version,
+)  # fmt: skip
+
 N_ALPHAS = 20
 GEN_CHUNK = 2048
 N_PAIRS = 6
@@ -90,136 +101,6 @@ QUICK = ["primal-d32-n20k", "primal-d64-n10k", "dual-d384-n2k", "dual-d768-n2k"]
 FULL = [f"primal-d{d}-n{n}" for n in ("20k", "100k") for d in (32, 64, 128)] + [
     f"dual-d{d}-n{n}" for n in ("5k", "20k") for d in (384, 768, 4096)
 ]
-
-
-# ---------------------------------------------------------------------------------- helpers
-# Only the children that run shallowprobes import it (nothing here imports bench_linear, which
-# imports it): the parent and the sklearn children survive a rebuild of the extension, and the
-# GEMM peak is measured without the library's thread pools around. The memory probes below
-# are bench_linear's (same method, so the two benchmarks' memory columns mean the same).
-def _rss_now() -> int:
-    try:
-        import psutil
-
-        return int(psutil.Process().memory_info().rss)
-    except ImportError:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS mark (Linux >= 4.0); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return True
-
-
-def _peak_rss() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def have(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
-
-
-def reldiff(a: np.ndarray, b: np.ndarray) -> float:
-    scale = float(np.max(np.abs(b)))
-    return float(np.max(np.abs(a - b))) / (scale if scale > 0 else 1.0)
-
-
-def fx(num: Optional[float], den: Optional[float]) -> str:
-    if num is None or den is None or den <= 0:
-        return "-"
-    return f"{num / den:.2f}x"
-
-
-def fe(x: Optional[float]) -> str:
-    return "-" if x is None else f"{x:.1e}"
-
-
-def fmt_table(headers: list[str], rows: list[list[str]]) -> str:
-    """Same layout as bench_linear's tables: first column left-aligned, the rest right."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]  # fmt: skip
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        )
-
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *map(line, rows)])
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(f"{v:.1f}" for v in os.getloadavg())
-    except (AttributeError, OSError):
-        return "n/a"
-
-
-def version(module: str) -> str:
-    return str(getattr(__import__(module), "__version__", "?"))
-
-
-def set_threads(threads: int, with_torch: bool = True) -> Any:
-    """Same thread count for BLAS/OpenMP (threadpoolctl) and torch; returns the limiter."""
-    limiter = None
-    if have("threadpoolctl"):
-        from threadpoolctl import threadpool_limits
-
-        limiter = threadpool_limits(limits=threads)
-    if with_torch and have("torch"):
-        import torch
-
-        torch.set_num_threads(threads)
-    return limiter
-
-
-def gemm_peak_gflops(size: int = 2048, tries: int = 8) -> dict[str, float]:
-    """Best-of-`tries` float64 square matmul rate (2 m n k flops), numpy and (if present)
-    torch: the method of bench_linear.gemm_peak_gflops."""
-    rng = np.random.default_rng(1)
-    a = rng.standard_normal((size, size))
-    b = rng.standard_normal((size, size))
-    flops = 2.0 * size**3
-
-    def best(fn: Callable[[], Any]) -> float:
-        fn()  # warm up threads
-        ts = []
-        for _ in range(tries):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-        return flops / min(ts) / 1e9
-
-    out = {"numpy": best(lambda: a @ b)}
-    if have("torch"):
-        import torch
-
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        out["torch"] = best(lambda: ta @ tb)
-    return out
 
 
 # ---------------------------------------------------------------------------------- data
@@ -235,11 +116,7 @@ def make_data(n: int, d: int, seed: int, part: int) -> tuple[np.ndarray, np.ndar
     """
     rng = np.random.default_rng([seed, d])
     rank = 8
-    col_scale = np.exp(-np.linspace(0.0, 3.0, d))
-    rng.shuffle(col_scale)
-    mix = rng.standard_normal((rank, d)) * 0.5
-    offset = rng.normal(0.0, 2.0, d)
-    offset[rng.choice(d, size=min(2, d), replace=False)] = 50.0
+    col_scale, mix, offset = activation_layout(rng, d, rank)
     col_sd = np.sqrt(col_scale**2 + np.sum(mix**2, axis=0))
     signal_var = float(np.sum(col_scale**2)) + float(np.sum(mix**2))
     w = rng.standard_normal(d) / np.sqrt(signal_var)
@@ -311,13 +188,13 @@ def _measure(fn: Callable[[], Any]) -> tuple[Any, float, dict]:
     import gc
 
     gc.collect()
-    rss0 = _rss_now()
-    reset = _reset_peak()
-    hw0 = _peak_rss()
+    rss0 = rss_now()
+    reset = reset_peak()
+    hw0 = peak_rss()
     t0 = time.perf_counter()
     out = fn()
     t = time.perf_counter() - t0
-    hw1 = _peak_rss()
+    hw1 = peak_rss()
     mem = {
         "rss0": rss0, "peak": hw1, "extra": max(hw1 - rss0, 0),
         "upper_bound": (not reset) and hw1 <= hw0,
@@ -449,10 +326,6 @@ def fmt_mem(rec: Optional[dict]) -> str:
     if not rec:
         return "-"
     return ("<=" if rec["upper_bound"] else "") + f"{rec['extra'] / MB:.0f}"
-
-
-def fmt_s(t: Optional[float]) -> str:
-    return "-" if t is None else f"{t:.2f}"
 
 
 def median(xs: list[Optional[float]]) -> Optional[float]:
@@ -591,7 +464,7 @@ class Bench:
         sk = f"{r['sklearn']:.1f}x" if r["sklearn"] else (row["err"]["sklearn"] or "n/a")
         npr = f"{r['numpy']:.2f}x" if r["numpy"] else (row["err"]["numpy"] or "n/a")
         r2o = row["r2"]["ours"]
-        line = f"{row['label']}: ours {fmt_s(row['t']['ours'])} s"
+        line = f"{row['label']}: ours {fs(row['t']['ours'], 2)} s"
         if row["err"]["ours"]:
             line += f" ({row['err']['ours']})"
         line += f"; {comp}/ours {sk}; numpy/ours {npr}; held-out R2 ours "
@@ -655,7 +528,7 @@ class Bench:
         ]
 
     def cell_t(self, row: dict, m: str) -> str:
-        return row["err"][m] if row["t"][m] is None and row["err"][m] else fmt_s(row["t"][m])
+        return row["err"][m] if row["t"][m] is None and row["err"][m] else fs(row["t"][m], 2)
 
     def primal_tables(self) -> list[str]:
         rows_t, rows_g, rows_m = [], [], []
@@ -674,13 +547,13 @@ class Bench:
             tg, gf = r["t_gram"], r["gram_gflops"]
             to = r["t"]["ours"]
             rows_g.append([
-                r["label"], fmt_s(tg["ours"]), fmt_s(tg["numpy"]), fx(tg["numpy"], tg["ours"]),
+                r["label"], fs(tg["ours"], 2), fs(tg["numpy"], 2), fx(tg["numpy"], tg["ours"]),
                 f"{gf['ours']:.1f}" if gf["ours"] else "-",
                 f"{gf['numpy']:.1f}" if gf["numpy"] else "-",
                 f"{gf['ours'] / self.peak_best:.2f}" if gf["ours"] else "-",
                 f"{gf['numpy'] / self.peak_best:.2f}" if gf["numpy"] else "-",
                 f"{tg['ours'] / to:.2f}" if tg["ours"] and to else "-",
-                fmt_s(to - tg["ours"]) if tg["ours"] and to else "-",
+                fs(to - tg["ours"], 2) if tg["ours"] and to else "-",
             ])  # fmt: skip
             n, p = r["n"], r["p"]
             rows_m.append([
@@ -730,7 +603,7 @@ class Bench:
             rows_t.append([
                 r["label"], f"{r['p']:,}", self.cell_t(r, "ours"), self.cell_t(r, "numpy"),
                 self.cell_t(r, "sklearn"),
-                fmt_s(r["t"]["sklearn"] / N_ALPHAS) if r["t"]["sklearn"] else "-",
+                fs(r["t"]["sklearn"] / N_ALPHAS, 2) if r["t"]["sklearn"] else "-",
                 fx(r["t"]["numpy"], r["t"]["ours"]), fx(r["t"]["sklearn"], r["t"]["ours"]),
                 fr2(r["r2"]["ours"]), fr2(r["r2"]["numpy"]), fr2(r["r2"].get("kr_at_ours")),
                 fr2(r["r2"].get("kr_oracle")),
@@ -807,12 +680,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=1,
         help="timed runs per method (median; default 1), each in a fresh process",
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="threads for every library (default: all CPUs)",
-    )
+    add_threads_option(p)
     p.add_argument("--no-sklearn", action="store_true", help="skip sklearn / KernelRidge")
     p.add_argument(
         "--no-gram", action="store_true", help="skip the separate timing of the primal Gram step"

@@ -80,6 +80,11 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from _common import (  # isort: skip
+    add_threads_option, fe, fmt_table, fs, fx, gemm_peak_gflops, gram_upcast, have, loadavg, log,
+    peak_rss, reldiff, reset_peak, rss_now, set_threads, version,
+)  # fmt: skip
+
 N_LINEAR, N_QUADRATIC = 8, 2
 NOISE = 0.1
 HOLDOUT = 0.2
@@ -90,109 +95,6 @@ FULL = ["100000x4096"]
 
 
 # ---------------------------------------------------------------------------------- helpers
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def have(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
-
-
-def version(module: str) -> str:
-    return str(getattr(__import__(module), "__version__", "?"))
-
-
-def reldiff(a: Any, b: Any) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = float(np.max(np.abs(b)))
-    return float(np.max(np.abs(a - b))) / (scale if scale > 0 else 1.0)
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(f"{v:.1f}" for v in os.getloadavg())
-    except (AttributeError, OSError):
-        return "n/a"
-
-
-def _rss_now() -> int:
-    try:
-        import psutil
-
-        return int(psutil.Process().memory_info().rss)
-    except ImportError:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS mark (Linux >= 4.0); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return True
-
-
-def _peak_rss() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-
-def set_threads(threads: int) -> Any:
-    import shallowprobes as sp
-
-    sp.set_num_threads(threads)
-    limiter = None
-    if have("threadpoolctl"):
-        from threadpoolctl import threadpool_limits
-
-        limiter = threadpool_limits(limits=threads)
-    if have("torch"):
-        import torch
-
-        torch.set_num_threads(threads)
-    return limiter
-
-
-def gemm_peak_gflops(size: int = 2048, tries: int = 8) -> dict[str, float]:
-    """Best-of-`tries` float64 square matmul rate, 2 m n k flops, numpy and (if present) torch."""
-    rng = np.random.default_rng(1)
-    a, b = rng.standard_normal((size, size)), rng.standard_normal((size, size))
-    flops = 2.0 * size**3
-
-    def best(fn: Callable[[], Any]) -> float:
-        fn()
-        ts = []
-        for _ in range(tries):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-        return flops / min(ts) / 1e9
-
-    out = {"numpy": best(lambda: a @ b)}
-    if have("torch"):
-        import torch
-
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        out["torch"] = best(lambda: ta @ tb)
-    return out
-
-
 def cuda_available() -> bool:
     if not have("torch"):
         return False
@@ -346,15 +248,15 @@ def timed_call(fn: Callable[[], Any], on_cuda: bool) -> tuple[float, Any, dict]:
         cuda_sync()
         torch.cuda.reset_peak_memory_stats()
         cuda0 = torch.cuda.memory_allocated()
-    rss0 = _rss_now()
-    reset = _reset_peak()
-    hw0 = _peak_rss()
+    rss0 = rss_now()
+    reset = reset_peak()
+    hw0 = peak_rss()
     t0 = time.perf_counter()
     out = fn()
     if on_cuda:
         cuda_sync()
     t = time.perf_counter() - t0
-    hw1 = _peak_rss()
+    hw1 = peak_rss()
     mem = {"extra": max(hw1 - rss0, 0), "upper_bound": (not reset) and hw1 <= hw0}
     if on_cuda:
         mem["cuda_extra"] = torch.cuda.max_memory_allocated() - cuda0
@@ -391,32 +293,6 @@ def round_robin(
 
 
 # ---------------------------------------------------------------------------------- tables
-def fmt_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]  # fmt: skip
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))  # fmt: skip
-
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths),
-                      *(line(r) for r in rows)])  # fmt: skip
-
-
-def fs(t: Optional[float]) -> str:
-    return "-" if t is None else f"{t:.2f}"
-
-
-def fx(num: Optional[float], den: Optional[float]) -> str:
-    if num is None or den is None or den <= 0:
-        return "-"
-    return f"{num / den:.2f}x"
-
-
-def fe(x: Optional[float]) -> str:
-    return "-" if x is None else f"{x:.1e}"
-
-
 def fmem(m: Optional[dict], key: str = "extra") -> str:
     if m is None or key not in m:
         return "-"
@@ -493,7 +369,7 @@ class Bench:
                                              args.repeats, {"cuda"},
                                              {"sklearn": args.sklearn_repeats})  # fmt: skip
         t = med.get
-        row = [name, fs(t("ours")), fx(t("numpy"), t("ours")), fx(t("sklearn"), t("ours")),
+        row = [name, fs(t("ours"), 2), fx(t("numpy"), t("ours")), fx(t("sklearn"), t("ours")),
                fx(t("full"), t("ours")), fx(t("torch"), t("ours"))]  # fmt: skip
         if self.use_cuda:
             row.append(fx(t("cuda"), t("ours")))
@@ -538,12 +414,12 @@ class Bench:
         calls = {
             "ours": lambda: SufficientStats().update(B_tr),
             "np_native": lambda: B_tr.T @ B_tr,
-            "np_up": lambda: _gram_upcast(B_tr),
+            "np_up": lambda: gram_upcast(B_tr),
         }
         med, _, _, _ = round_robin(calls, max(self.args.repeats, 3), set())
         gflop = 2.0 * n * d * d / 1e9
         self.gram_rows.append([
-            f"{name} (B_tr {n}x{d})", fs(med["ours"]), fx(med["np_native"], med["ours"]),
+            f"{name} (B_tr {n}x{d})", fs(med["ours"], 2), fx(med["np_native"], med["ours"]),
             fx(med["np_up"], med["ours"]), f"{gflop / med['ours']:.1f}",
             f"{gflop / med['np_native']:.1f}",
         ])  # fmt: skip
@@ -608,11 +484,6 @@ class Bench:
         return "\n".join(out)
 
 
-def _gram_upcast(X: np.ndarray) -> np.ndarray:
-    Xd = X.astype(np.float64)
-    return Xd.T @ Xd
-
-
 # ---------------------------------------------------------------------------------- main
 def parse_case(text: str) -> tuple[int, int]:
     try:
@@ -645,12 +516,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="timed sklearn runs (default 1 with --quick, else --repeats)",
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="threads for every library (default: all CPUs)",
-    )
+    add_threads_option(p)
     p.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn")
     p.add_argument("--no-torch", action="store_true", help="skip the torch backend (CPU, CUDA)")
     p.add_argument("--no-full", action="store_true", help="skip the target='full' baseline")
@@ -673,7 +539,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict:
-    limiter = set_threads(args.threads)
+    limiter = set_threads(args.threads, with_probes=True)
     peak = gemm_peak_gflops()
     log(f"float64 GEMM peak (2*m*n*k flops): {peak}")
     bench = Bench(args, peak)
