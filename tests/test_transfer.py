@@ -542,3 +542,28 @@ def test_truncated_quotient_flags_the_monitors_it_drops(seed):
             assert not row.portable and "coverage" in row.reason
         if row.kind == "linear":
             assert row.fidelity_r2 == pytest.approx(row.coverage, abs=0.1), row
+
+
+def test_parameter_protocol_and_not_fitted_errors():
+    """QuotientAligner and Quotient follow scikit-learn's parameter conventions, and say
+    NotFittedError (a ValueError) when used before fit."""
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    al = QuotientAligner("pca", cv=3, min_fidelity=0.8)
+    twin = clone(al)
+    assert twin is not al and twin.get_params() == al.get_params()
+    assert twin.set_params(target="full").target == "full" and al.target == "pca"
+    with pytest.raises(ValueError, match="Invalid parameter"):
+        al.set_params(no_such_thing=1)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        al.transform(np.zeros((3, 4)))
+    q = Quotient(rank=2)
+    assert clone(q).get_params() == {"centre": None, "device": None, "rank": 2, "rtol": 1e-6}
+    with pytest.raises(NotFittedError, match="not fitted"):
+        q.transform(np.zeros((3, 4)))
+    # a refit with other parameters gives the other quotient
+    pair = readout_equivalent_models(400, 12, random_state=0)
+    with pytest.warns(UserWarning, match="not reproduced exactly"):
+        assert q.fit(pair.bank).rank_ == 2
+    assert q.set_params(rank=None).fit(pair.bank).rank_ == pair.n_visible

@@ -18,6 +18,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ._backends import is_torch_tensor, to_numpy
+from ._base import BaseEstimator, NotFittedError
 from ._validation import check_X
 from .bank import PolynomialMonitor, ProbeBank, _to_numpy
 from .io import BundleError, PathLike, read_bundle, require, write_bundle
@@ -127,8 +128,8 @@ def _fix_signs(U: np.ndarray) -> np.ndarray:
     return U * signs
 
 
-class Quotient:
-    """The probe-visible quotient of a ProbeBank.
+class Quotient(BaseEstimator):
+    """The probe-visible quotient of a ProbeBank (get_params / set_params as for estimators).
 
     Parameters
     ----------
@@ -274,7 +275,7 @@ class Quotient:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "visible_basis_"):
-            raise ValueError("This Quotient is not fitted yet; call fit(bank) first.")
+            raise NotFittedError("This Quotient is not fitted yet; call fit(bank) first.")
 
     # ------------------------------------------------------------------ coordinates
     def _placed(self, device: Any) -> tuple:

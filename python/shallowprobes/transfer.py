@@ -39,6 +39,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ._backends import is_torch_tensor, to_numpy
+from ._base import BaseEstimator, NotFittedError
 from ._validation import check_X
 from .bank import PolynomialMonitor, ProbeBank, _evaluate
 from .io import json_number
@@ -324,8 +325,11 @@ def _alpha_grid(H: Any, metric: str, readout: Any, moments: Any = None) -> np.nd
     return np.logspace(-10, 3, 27) * scale
 
 
-class QuotientAligner:
+class QuotientAligner(BaseEstimator):
     """Move a bank of monitors from model A to model B without labels.
+
+    Follows scikit-learn's parameter conventions (get_params / set_params / clone), but
+    `fit` takes the bank and both models' paired hidden states: fit(bank, H_A, H_B).
 
     Parameters
     ----------
@@ -581,7 +585,7 @@ class QuotientAligner:
     def transform(self, H_B: Any) -> np.ndarray:
         """Predicted quotient coordinates z_A of B's hidden states (n, r)."""
         if not hasattr(self, "zmap_"):
-            raise ValueError("This QuotientAligner is not fitted yet; call fit first.")
+            raise NotFittedError("This QuotientAligner is not fitted yet; call fit first.")
         Z = self.zmap_.predict(H_B)
         return Z.reshape(Z.shape[0], -1)
 
