@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import traceback
 
 import numpy as np
 import pytest
@@ -353,8 +354,15 @@ def test_cuda_rust_backend_forces_host():
 
 # ------------------------------------------------------------------------------ no host copies
 class _HostTraffic(torch.overrides.TorchFunctionMode):
-    """Records torch ops that take numpy arrays (would mix devices on CUDA) other than the
-    explicit `as_tensor` uploads, and tensors of more than `limit` entries read to the host."""
+    """Records, during library calls, what would break or copy on a CUDA device:
+
+    * torch ops fed numpy arrays (other than the explicit `as_tensor` uploads);
+    * tensors of more than `limit` entries read to the host;
+    * tensor factories (zeros, empty, ...) called from shallowprobes without a device=, which
+      would create CPU tensors next to CUDA ones."""
+
+    _FACTORIES = ("zeros", "ones", "empty", "full", "eye", "arange", "as_tensor", "tensor",
+                  "linspace", "rand", "randn")  # fmt: skip
 
     def __init__(self, limit: int) -> None:
         super().__init__()
@@ -370,6 +378,12 @@ class _HostTraffic(torch.overrides.TorchFunctionMode):
             self.bad.append(f"{name} with a numpy argument")
         if name in ("numpy", "__array__", "tolist", "cpu") and args[0].numel() > self.limit:
             self.bad.append(f"{name} of a tensor of shape {tuple(args[0].shape)}")
+        if name in self._FACTORIES and "device" not in kwargs:
+            caller = next(f for f in reversed(traceback.extract_stack(limit=16)[:-1])
+                          if "/torch/" not in f.filename)  # fmt: skip
+            if "shallowprobes" in caller.filename:
+                where = caller.filename.rsplit("/", 1)[-1]
+                self.bad.append(f"torch.{name} without device= at {where}:{caller.lineno}")
         return func(*args, **kwargs)
 
 
