@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 
@@ -500,5 +500,3 @@ class ProbeBank(Mapping):
         mix = ", ".join(f"{v} {k}" for k, v in kinds.items() if v)
         return f"ProbeBank({len(self)} monitors on d={self.n_features_in_}: {mix})"
 
-
-MonitorLike = Union[PolynomialMonitor, Any]

@@ -362,6 +362,11 @@ class QuotientAligner(BaseEstimator):
     bank_ : ProbeBank of the transferred monitors, reading h_B; ``bank_.report`` is report_.
     report_ : the CoverageReport.
     train_index_, heldout_index_ : the split of the pairs.
+    zmap_, full_map_ : the fitted maps h_B -> z_A and h_B -> h_A (the latter None when
+        full_state_diagnostic=False and target != "full"); map_ is the one the monitors use.
+    pca_basis_ : (d_A, r) A's top principal directions for target="pca", else None.
+    heldout_scores_ : (source, transferred) scores (n_heldout, m) on the held-out pairs, in
+        report order (bank monitors, then extra monitors).
     """
 
     def __init__(
@@ -502,6 +507,7 @@ class QuotientAligner(BaseEstimator):
 
         sources = {**dict(bank.items()), **dict(extra.items())}
         moved: dict[str, PolynomialMonitor] = {}
+        P = None
         if self.target == "quotient":
             the_map = zmap
             G, z0 = _affine_of(zmap, mu_B, quotient.rank_)
@@ -520,7 +526,6 @@ class QuotientAligner(BaseEstimator):
                 the_map = self._map(B_tr, project_rows(A_tr, mu_A, P), alphas)
                 G_p, p0 = _affine_of(the_map, mu_B, r_pca)
                 G, a0 = P @ G_p, mu_A + P @ p0
-                self.pca_basis_ = P
             # the baselines apply every monitor, as it is, to the reconstructed h_A
             for name, m in sources.items():
                 moved[name] = m.compose_affine(G, a0, mu_B)
@@ -579,6 +584,7 @@ class QuotientAligner(BaseEstimator):
         self.bank_, self.report_ = kept, report
         self.train_index_, self.heldout_index_ = train, hold
         self.moved_ = moved
+        self.pca_basis_ = P  # (d_A, r) for target="pca", else None
         self.heldout_scores_ = (src_scores, dst_scores)  # (source, transferred), sources order
         return self
 
