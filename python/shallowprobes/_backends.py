@@ -166,6 +166,17 @@ def copy_of(a: Any) -> Any:
     return a.clone() if is_torch_tensor(a) else a.copy()
 
 
+def float64_row_blocks(X: Any, entries: int = 1 << 22):
+    """Yield (rows, block): consecutive row slices of X (n, d) as float64 blocks of about
+    `entries` values, numpy for numpy X and tensors on X's device for a torch X, so that no
+    float64 copy of all of X is ever made."""
+    step = max(16, int(entries) // max(X.shape[1], 1))
+    for start in range(0, X.shape[0], step):
+        block = X[start : start + step]
+        block = block.detach().double() if is_torch_tensor(block) else np.asarray(block, np.float64)
+        yield slice(start, start + step), block
+
+
 def to_numpy(a: Any) -> Any:
     """A host numpy copy of a torch tensor (bfloat16/float16 as float32); anything else as is."""
     if is_torch_tensor(a):

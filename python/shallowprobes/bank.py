@@ -21,8 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import _quadratic
-from ._backends import is_torch_tensor
+from ._backends import float64_row_blocks, is_torch_tensor, ops_of
 from ._validation import check_X
 from .io import BundleError, PathLike, read_bundle, require, write_bundle
 
@@ -259,56 +258,29 @@ def _output_labels(probe: Any, n_out: int) -> list[str]:
     return [str(j) for j in range(n_out)]
 
 
-def _evaluate(X: np.ndarray, monitors: list[PolynomialMonitor]) -> np.ndarray:
-    """(n, m) scores, in row blocks so no n x d float64 temporary is larger than needed.
-
-    The degree-1 monitors are evaluated together with one matrix product."""
-    if is_torch_tensor(X):
-        return _evaluate_torch(X, monitors)
-    n, d = X.shape
-    out = np.empty((n, len(monitors)))
+def _evaluate(X: Any, monitors: list[PolynomialMonitor]) -> Any:
+    """(n, m) float64 scores, in row blocks so no n x d float64 temporary is larger than
+    needed: numpy for numpy X, a tensor on X's device for a torch X (the coefficients are
+    copied there once, see `PolynomialMonitor._on`). The degree-1 monitors are evaluated
+    together with one matrix product."""
+    xp = ops_of(X)
+    if xp.is_torch:
+        params = [m._on(X.device) for m in monitors]
+    else:
+        params = [(m.linear, m.centre, m.intercept, m.quadratic) for m in monitors]
+    out = xp.empty((X.shape[0], len(monitors)))
     lin = [j for j, m in enumerate(monitors) if m.quadratic is None]
     quad = [j for j, m in enumerate(monitors) if m.quadratic is not None]
     if lin:
-        W = np.column_stack([monitors[j].linear for j in lin])
-        const = np.array([monitors[j].intercept - monitors[j].linear @ monitors[j].centre
-                          for j in lin])  # fmt: skip
-    block = max(16, _BLOCK_ENTRIES // max(d, 1))
-    for start in range(0, n, block):
-        Xb = np.asarray(X[start : start + block], dtype=np.float64)
+        W = xp.stack([params[j][0] for j in lin], axis=1)
+        const = xp.asarray([params[j][2] - float(params[j][0] @ params[j][1]) for j in lin])
+    for rows, Xb in float64_row_blocks(X, _BLOCK_ENTRIES):
         if lin:
-            out[start : start + block, lin] = Xb @ W + const
+            out[rows, lin] = Xb @ W + const
         for j in quad:
-            m = monitors[j]
-            U = Xb - m.centre
-            form = _quadratic.quadratic_form_rows(U, m.quadratic[None])[:, 0]
-            out[start : start + block, j] = U @ m.linear + m.intercept + form
-    return out
-
-
-def _evaluate_torch(X: Any, monitors: list[PolynomialMonitor]) -> Any:
-    """`_evaluate` on a torch tensor, on its device, in float64 row blocks."""
-    import torch
-
-    dev = X.device
-    n, d = X.shape
-    out = torch.empty((n, len(monitors)), dtype=torch.float64, device=dev)
-    placed = [m._on(dev) for m in monitors]
-    lin = [j for j, m in enumerate(monitors) if m.quadratic is None]
-    quad = [j for j, m in enumerate(monitors) if m.quadratic is not None]
-    if lin:
-        W = torch.stack([placed[j][0] for j in lin], dim=1)
-        const = torch.stack([placed[j][2] - placed[j][0] @ placed[j][1] for j in lin])
-        lin_idx = torch.as_tensor(lin, device=dev)
-    block = max(16, _BLOCK_ENTRIES // max(d, 1))
-    for start in range(0, n, block):
-        Xb = X[start : start + block].detach().to(torch.float64)
-        if lin:
-            out[start : start + block].index_copy_(1, lin_idx, Xb @ W + const)
-        for j in quad:
-            w, c, b, Q = placed[j]
+            w, c, b, Q = params[j]
             U = Xb - c
-            out[start : start + block, j] = U @ w + b + ((U @ Q) * U).sum(dim=1)
+            out[rows, j] = U @ w + b + ((U @ Q) * U).sum(1)
     return out
 
 

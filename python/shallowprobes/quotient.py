@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._backends import is_torch_tensor, to_numpy
+from ._backends import float64_row_blocks, is_torch_tensor, ops_of, to_numpy
 from ._base import BaseEstimator, NotFittedError
 from ._validation import check_X
 from .bank import PolynomialMonitor, ProbeBank, _to_numpy
@@ -101,20 +101,11 @@ def project_rows(X: Any, centre: Any, M: Any) -> Any:
     """(X - centre) @ M in float64 row blocks (never a float64 copy of all of X). X numpy, or
     a torch tensor (then centre and M may be numpy or tensors; the result is a tensor on X's
     device)."""
-    step = max(16, (1 << 22) // max(X.shape[1], 1))
-    if is_torch_tensor(X):
-        import torch
-
-        dev = X.device
-        centre, M = (a.to(dev) if is_torch_tensor(a) else torch.from_numpy(np.array(a)).to(dev)
-                     for a in (centre, M))  # fmt: skip
-        out = torch.empty((X.shape[0], M.shape[1]), dtype=torch.float64, device=dev)
-        for start in range(0, X.shape[0], step):
-            out[start : start + step] = (X[start : start + step].double() - centre) @ M
-        return out
-    out = np.empty((X.shape[0], M.shape[1]))
-    for start in range(0, X.shape[0], step):
-        out[start : start + step] = (np.asarray(X[start : start + step], np.float64) - centre) @ M
+    xp = ops_of(X)
+    centre, M = xp.asarray(centre), xp.asarray(M)
+    out = xp.empty((X.shape[0], M.shape[1]))
+    for rows, Xb in float64_row_blocks(X):
+        out[rows] = (Xb - centre) @ M
     return out
 
 

@@ -38,7 +38,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._backends import is_torch_tensor, to_numpy
+from ._backends import float64_row_blocks, is_torch_tensor, to_numpy
 from ._base import BaseEstimator, NotFittedError
 from ._validation import check_X
 from .bank import PolynomialMonitor, ProbeBank, _evaluate
@@ -262,19 +262,11 @@ def _split(n: int, holdout: Any, random_state: Any) -> tuple[np.ndarray, np.ndar
     return np.sort(perm[n_hold:]), np.sort(perm[:n_hold])
 
 
-def _row_blocks(X: Any):
-    """Float64 row blocks of X (numpy, or torch on X's device): never all of X at once."""
-    step = max(16, (1 << 22) // max(X.shape[1], 1))
-    for start in range(0, X.shape[0], step):
-        block = X[start : start + step]
-        yield block.double() if is_torch_tensor(block) else np.asarray(block, dtype=np.float64)
-
-
 def _column_moments(X: Any) -> tuple[np.ndarray, np.ndarray]:
     """Per-column mean and variance (/n) of X in one blocked pass, about the first row (so
     large offsets do not cancel), as numpy."""
     s1 = s2 = shift = None
-    for block in _row_blocks(X):
+    for _, block in float64_row_blocks(X):
         if shift is None:
             shift = block[0].clone() if is_torch_tensor(block) else block[0].copy()
             s1, s2 = 0.0 * shift, 0.0 * shift
@@ -312,7 +304,7 @@ def _alpha_grid(H: Any, metric: str, readout: Any, moments: Any = None) -> np.nd
     else:  # tr(W S W^T) = ||(H - mu) W^T||^2 / n
         W = np.asarray(to_numpy(readout), dtype=np.float64)
         trace = 0.0
-        for block in _row_blocks(H):
+        for _, block in float64_row_blocks(H):
             if is_torch_tensor(block):
                 Wt = block.new_tensor(W)
                 trace += float((((block - block.new_tensor(mean)) @ Wt.T) ** 2).sum())
