@@ -93,17 +93,6 @@ def check_X(
             raise TypeError(
                 f"{name} has unsupported dtype {arr.dtype}; pass float32 or float64."
             ) from None
-    if arr.ndim != 2:
-        hint = (
-            " Reshape your data either using array.reshape(-1, 1) if it has a single feature"
-            " or array.reshape(1, -1) if it contains a single sample."
-            if arr.ndim == 1
-            else ""
-        )
-        raise ValueError(
-            f"Expected 2D array for {name} of shape (n_samples, n_features), got "
-            f"{arr.ndim}D array of shape {arr.shape} instead.{hint}"
-        )
     _check_shape(arr.shape, name, n_features, min_samples, owner)
     if check_finite and not all_finite(arr):
         raise non_finite_error(name)
@@ -111,6 +100,18 @@ def check_X(
 
 
 def _check_shape(shape: tuple, name: str, n_features, min_samples: int, owner: str) -> None:
+    """The checks of `check_X` that need only the shape (numpy arrays and tensors alike)."""
+    if len(shape) != 2:
+        hint = (
+            " Reshape your data either using array.reshape(-1, 1) if it has a single feature"
+            " or array.reshape(1, -1) if it contains a single sample."
+            if len(shape) == 1
+            else ""
+        )
+        raise ValueError(
+            f"Expected 2D array for {name} of shape (n_samples, n_features), got "
+            f"{len(shape)}D array of shape {shape} instead.{hint}"
+        )
     n, d = shape
     if n < min_samples:
         raise ValueError(
@@ -137,17 +138,6 @@ def _check_tensor_X(X: Any, name: str, n_features, min_samples: int, owner: str,
         raise ValueError("Complex data not supported; pass real-valued activations.")
     if str(t.dtype) not in _TORCH_FLOATS:
         t = t.to(torch.float64)  # integers, booleans, other float formats
-    if t.ndim != 2:
-        hint = (
-            " Reshape your data either using array.reshape(-1, 1) if it has a single feature"
-            " or array.reshape(1, -1) if it contains a single sample."
-            if t.ndim == 1
-            else ""
-        )
-        raise ValueError(
-            f"Expected 2D array for {name} of shape (n_samples, n_features), got "
-            f"{t.ndim}D array of shape {tuple(t.shape)} instead.{hint}"
-        )
     _check_shape(tuple(t.shape), name, n_features, min_samples, owner)
     if finite and not all_finite(t):
         raise non_finite_error(name)
