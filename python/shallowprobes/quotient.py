@@ -308,6 +308,16 @@ class Quotient(BaseEstimator):
         return np.max(np.abs(direct - via_z), axis=0)
 
     # ------------------------------------------------------------------ coverage
+    def _geometry(self, moments: tuple) -> tuple:
+        """(mu, S, P, S_z) for reference moments (mu, S): P (r, d) maps a covector to the
+        z-covector of its S-orthogonal projection onto span C, and S_z = C^T S C. Computed
+        once and shared by every monitor projected or covered in the same geometry."""
+        mu, S = moments
+        C = self.visible_basis_
+        SC = S @ C
+        S_z = C.T @ SC
+        return mu, S, np.linalg.pinv(S_z, rcond=1e-12, hermitian=True) @ SC.T, S_z
+
     def _moments(self, reference: Any) -> tuple[np.ndarray, np.ndarray]:
         d = self.n_features_in_
         if reference is None:
@@ -315,7 +325,7 @@ class Quotient(BaseEstimator):
         return reference_moments(reference, d)
 
     def project(
-        self, monitor: PolynomialMonitor, reference: Any = None, *, _moments: Any = None
+        self, monitor: PolynomialMonitor, reference: Any = None, *, _geometry: Any = None
     ) -> PolynomialMonitor:
         """The best approximation of `monitor` that reads only z, written as a function of z.
 
@@ -327,8 +337,8 @@ class Quotient(BaseEstimator):
         """
         self._check_fitted()
         monitor = _as_monitor(monitor, self.n_features_in_)
-        mu, S = _moments if _moments is not None else self._moments(reference)
-        P, S_z = self._projector(S)
+        geometry = _geometry or self._geometry(self._moments(reference))
+        mu, S, P, S_z = geometry
         m = monitor.recentred(mu)
         w_z = P @ m.linear
         Q_z, b = None, m.intercept
@@ -337,14 +347,6 @@ class Quotient(BaseEstimator):
             b += float(np.sum(m.quadratic * S) - np.sum(Q_z * S_z))
         centre_z = self.visible_basis_.T @ (mu - self.centre_)
         return PolynomialMonitor(w_z, b, Q_z, centre_z, m.kind, dict(m.info))
-
-    def _projector(self, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """P (r, d) mapping a covector to the z-covector of its S-orthogonal projection onto
-        span C, and S_z = C^T S C."""
-        C = self.visible_basis_
-        SC = S @ C
-        S_z = C.T @ SC
-        return np.linalg.pinv(S_z, rcond=1e-12, hermitian=True) @ SC.T, S_z
 
     def coverage(
         self, monitors: Union[PolynomialMonitor, ProbeBank, Any], reference: Any = None
@@ -362,21 +364,20 @@ class Quotient(BaseEstimator):
         Returns a float for one monitor, a dict name -> float for a bank.
         """
         self._check_fitted()
-        moments = self._moments(reference)
+        geometry = self._geometry(self._moments(reference))
         if isinstance(monitors, ProbeBank):
-            return {name: self._coverage_one(m, moments) for name, m in monitors.items()}
-        return self._coverage_one(_as_monitor(monitors, self.n_features_in_), moments)
+            return {name: self._coverage_one(m, geometry) for name, m in monitors.items()}
+        return self._coverage_one(_as_monitor(monitors, self.n_features_in_), geometry)
 
-    def _coverage_one(self, monitor: PolynomialMonitor, moments) -> float:
+    def _coverage_one(self, monitor: PolynomialMonitor, geometry: tuple) -> float:
         if monitor.n_features != self.n_features_in_:
             raise ValueError(
                 f"the monitor reads {monitor.n_features}-dimensional states, the quotient "
                 f"{self.n_features_in_}-dimensional ones."
             )
-        mu, S = moments
-        proj = self.project(monitor, _moments=moments)
+        mu, S, _, S_z = geometry
+        proj = self.project(monitor, _geometry=geometry)
         full = _gaussian_variance(monitor.recentred(mu), S)
-        _, S_z = self._projector(S)
         kept = _gaussian_variance(proj, S_z)
         if full <= 1e-300:
             return 1.0  # constant on the reference: nothing to lose

@@ -478,11 +478,12 @@ class QuotientAligner(BaseEstimator):
         quotient = Quotient(self.rtol, rank=self.rank, centre=moments[0], device=device)
         quotient.fit(bank)
         extra = extra_monitors if extra_monitors is not None else ProbeBank()
+        geometry = quotient._geometry(moments)  # A's training pairs: shared by every monitor
         z_monitors = {name: m for name, m in quotient.monitors_.items()}
         for name, m in extra.items():
-            z_monitors[name] = quotient.project(m, _moments=moments)
+            z_monitors[name] = quotient.project(m, _geometry=geometry)
         # label-free coverage, in the geometry of A's training pairs (1 for the bank's own)
-        coverage = {name: quotient._coverage_one(m, moments)
+        coverage = {name: quotient._coverage_one(m, geometry)
                     for name, m in [*bank.items(), *extra.items()]}  # fmt: skip
 
         # the quotient map: used for the monitors (target="quotient") and the diagnostic
