@@ -23,6 +23,8 @@ from typing import Any, Union
 
 import numpy as np
 
+from .errors import BundleError
+
 __all__ = ["FORMAT_VERSION", "BundleError", "write_bundle", "read_bundle"]
 
 FORMAT_VERSION = 1
@@ -31,8 +33,6 @@ _FORMAT_NAME = "shallowprobes"
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-class BundleError(ValueError):
-    """A saved bundle is corrupted, truncated, of the wrong kind or from a newer format."""
 
 
 def _sha256(path: Path) -> str:

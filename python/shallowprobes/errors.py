@@ -1,0 +1,46 @@
+"""The library's exceptions: one hierarchy, matched by type, never by message text.
+
+Every class also derives from the built-in exception a caller would catch for that kind of
+problem (ValueError for bad values, MemoryError for allocation failures, ...), so code written
+against the built-ins keeps working.
+"""
+
+from __future__ import annotations
+
+from ._base import NotFittedError
+
+__all__ = [
+    "ShallowProbesError",
+    "NonFiniteError",
+    "ScaleError",
+    "BundleError",
+    "ParameterError",
+    "CoreMemoryError",
+    "NotFittedError",
+]
+
+
+class ShallowProbesError(Exception):
+    """Base class of the errors raised by shallowprobes itself."""
+
+
+class NonFiniteError(ShallowProbesError, ValueError):
+    """An input (rows X, targets y, a centre, coefficients) contains NaN or infinity."""
+
+
+class ScaleError(ShallowProbesError, ValueError):
+    """Input magnitudes lie outside the range the float64 statistics represent exactly
+    (their squares, or fourth powers for degree 2, would overflow or underflow)."""
+
+
+class BundleError(ShallowProbesError, ValueError):
+    """A saved file (statistics, bank, quotient, transfer bundle) is corrupted, truncated, of
+    the wrong kind, from a newer format, or breaks the file schema."""
+
+
+class ParameterError(ShallowProbesError, ValueError):
+    """An estimator or function parameter has an invalid value (the message names it)."""
+
+
+class CoreMemoryError(ShallowProbesError, MemoryError):
+    """The Rust core could not allocate the memory a computation needs (sizes in the message)."""
