@@ -1,7 +1,10 @@
 //! PyO3 bindings: the only place that knows about Python. Arrays cross without copies where
-//! the core reads them (X is read in place, whatever its dtype or strides), long computations
-//! release the GIL, and every failure becomes a Python exception rather than a panic.
+//! the core reads them (X is read in place when its strides are whole elements and it is
+//! aligned; the Python adapter copies other layouts block by block), long computations release
+//! the GIL and watch an optional cancel flag, and every failure becomes a Python exception
+//! (converted in one place, [`core_err`]) rather than a panic or an abort.
 
+use crate::error::{try_zeros, CoreError};
 use crate::quadratic;
 use crate::ridge::{self, FoldStats, LooModel, Spectrum};
 use crate::stats::{self, StatsMut};
@@ -12,20 +15,46 @@ use numpy::{
     PyReadonlyArray3, PyReadwriteArray1, PyReadwriteArray2, PyReadwriteArray3,
     PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
+use std::sync::atomic::AtomicU8;
 
 fn value_err(msg: impl Into<String>) -> PyErr {
     PyValueError::new_err(msg.into())
 }
 
-/// A faer view of a 2-D numpy array with its own strides (any layout, including negative).
-fn view<'a, T: numpy::Element>(a: &'a PyReadonlyArray2<'_, T>) -> MatRef<'a, T> {
+/// Whether the core can read `a` in place: aligned, and every byte stride a whole number of
+/// elements (numpy views of structured arrays can have strides such as 18 bytes for float32,
+/// which an element-strided view would silently misread). Byte order is checked by the dtype
+/// extraction itself (only native float32/float64 arrays are accepted).
+fn check_layout<T: numpy::Element, D: numpy::ndarray::Dimension>(
+    a: &numpy::PyReadonlyArray<'_, T, D>,
+    what: &str,
+) -> PyResult<()> {
+    let item = std::mem::size_of::<T>() as isize;
+    let aligned = (a.data() as usize) % std::mem::align_of::<T>() == 0;
+    if !aligned || a.strides().iter().any(|s| s % item != 0) {
+        return Err(value_err(format!(
+            "{what} is unaligned or has byte strides {:?} that are not multiples of its {item}-byte \
+             items; pass np.ascontiguousarray({what}) (the Python layer does this automatically)",
+            a.strides()
+        )));
+    }
+    Ok(())
+}
+
+/// A faer view of a 2-D numpy array with its own strides (any layout, including negative),
+/// after [`check_layout`].
+fn view<'a, T: numpy::Element>(a: &'a PyReadonlyArray2<'_, T>) -> PyResult<MatRef<'a, T>> {
+    check_layout(a, "array")?;
     let v = a.as_array();
     let (r, c) = v.dim();
     let s = v.strides();
-    // SAFETY: the pointer and strides describe the live numpy buffer borrowed by `a`.
-    unsafe { MatRef::from_raw_parts(v.as_ptr(), r, c, s[0], s[1]) }
+    // SAFETY: the pointer and strides describe the live numpy buffer borrowed by `a`, and
+    // check_layout ensured the element strides are exact.
+    Ok(unsafe { MatRef::from_raw_parts(v.as_ptr(), r, c, s[0], s[1]) })
 }
 
 fn slice_of<'a, T: numpy::Element>(
@@ -36,25 +65,30 @@ fn slice_of<'a, T: numpy::Element>(
         .map_err(|_| value_err(format!("{what} must be contiguous")))
 }
 
-fn to_numpy2<'py>(py: Python<'py>, m: MatRef<'_, f64>) -> Bound<'py, PyArray2<f64>> {
+/// A row-major copy of m, allocated fallibly.
+fn row_major_vec(m: MatRef<'_, f64>, what: &str) -> PyResult<Vec<f64>> {
     let (r, c) = (m.nrows(), m.ncols());
-    let data: Vec<f64> = (0..r)
-        .flat_map(|i| (0..c).map(move |j| m[(i, j)]))
-        .collect();
-    PyArray1::from_vec(py, data)
-        .reshape([r, c])
-        .expect("size matches by construction")
+    let mut data = try_zeros(r * c, what).map_err(core_err)?;
+    for i in 0..r {
+        for j in 0..c {
+            data[i * c + j] = m[(i, j)];
+        }
+    }
+    Ok(data)
+}
+
+fn to_numpy2<'py>(py: Python<'py>, m: MatRef<'_, f64>) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let data = row_major_vec(m, "an output matrix")?;
+    PyArray1::from_vec(py, data).reshape([m.nrows(), m.ncols()])
 }
 
 fn rows_to_numpy2<'py>(
     py: Python<'py>,
     rows: &[Vec<f64>],
     ncols: usize,
-) -> Bound<'py, PyArray2<f64>> {
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let data: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-    PyArray1::from_vec(py, data)
-        .reshape([rows.len(), ncols])
-        .expect("size matches")
+    PyArray1::from_vec(py, data).reshape([rows.len(), ncols])
 }
 
 fn owned_mat(m: MatRef<'_, f64>) -> Mat<f64> {
@@ -83,23 +117,59 @@ macro_rules! with_float_view {
     ($x:expr, |$xm:ident| $body:expr) => {
         match float_matrix($x, "X")? {
             FloatMatrix::F64(a) => {
-                let $xm = view(&a);
+                let $xm = view(&a)?;
                 $body
             }
             FloatMatrix::F32(a) => {
-                let $xm = view(&a);
+                let $xm = view(&a)?;
                 $body
             }
         }
     };
 }
 
-fn core_err(e: String) -> PyErr {
-    value_err(e)
+/// The one place where core errors become Python exceptions: the library's own classes from
+/// `shallowprobes.errors` (NonFiniteError, CoreMemoryError), KeyboardInterrupt for a raised
+/// cancel flag, ValueError/RuntimeError for the rest.
+fn core_err(e: CoreError) -> PyErr {
+    let msg = e.to_string();
+    let library_class = |name: &str| -> Option<PyErr> {
+        Python::attach(|py| {
+            let cls = py.import("shallowprobes.errors").ok()?.getattr(name).ok()?;
+            Some(PyErr::from_type(cls.cast_into().ok()?, msg.clone()))
+        })
+    };
+    match e {
+        CoreError::NonFinite => library_class("NonFiniteError").unwrap_or_else(|| value_err(msg)),
+        CoreError::OutOfMemory { .. } => {
+            library_class("CoreMemoryError").unwrap_or_else(|| PyMemoryError::new_err(msg))
+        }
+        CoreError::Interrupted => PyKeyboardInterrupt::new_err(msg),
+        CoreError::Invalid(_) => value_err(msg),
+        CoreError::NoConvergence(_) | CoreError::Threads(_) => PyRuntimeError::new_err(msg),
+    }
 }
 
-fn pool<R: Send>(f: impl FnOnce(faer::Par) -> R + Send) -> PyResult<R> {
-    threads::install(f).map_err(PyRuntimeError::new_err)
+/// The cancel flag of a call: the first byte of a uint8 numpy array the caller may set to 1
+/// from another thread while the call runs (Ctrl-C handling in `shallowprobes.threads`).
+type CancelFlag<'py> = Option<PyReadonlyArray1<'py, u8>>;
+
+fn flag_ref<'a>(cancel: &'a CancelFlag<'_>) -> PyResult<Option<&'a AtomicU8>> {
+    match cancel {
+        None => Ok(None),
+        Some(a) => {
+            if a.len() == 0 {
+                return Err(value_err("cancel must hold at least one byte"));
+            }
+            // SAFETY: the array is borrowed for the whole call, so its first byte stays alive;
+            // AtomicU8 has the layout of u8, and other threads only ever store 0 or 1 into it.
+            Ok(Some(unsafe { &*(a.data() as *const AtomicU8) }))
+        }
+    }
+}
+
+fn pool<R: Send>(cancel: Option<&AtomicU8>, f: impl FnOnce(faer::Par) -> R + Send) -> PyResult<R> {
+    threads::install_cancellable(cancel, f).map_err(core_err)
 }
 
 /// Fold ids as usize (None stays None); negative ids are a ValueError.
@@ -141,15 +211,29 @@ fn stats_mut<'a>(
     })
 }
 
+/// The largest |x| of a 2-D float array when every entry is finite, else None.
+#[pyfunction]
+#[pyo3(signature = (x, cancel=None))]
+fn finite_max_abs(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    cancel: CancelFlag<'_>,
+) -> PyResult<Option<f64>> {
+    let flag = flag_ref(&cancel)?;
+    with_float_view!(x, |m| py
+        .detach(|| pool(flag, |_| stats::finite_max_abs(m)))?
+        .map_err(core_err))
+}
+
 /// Whether every entry of a 2-D float array is finite.
 #[pyfunction]
 fn all_finite(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool> {
-    with_float_view!(x, |m| py.detach(|| pool(|_| stats::all_finite(m))))
+    with_float_view!(x, |m| py.detach(|| pool(None, |_| stats::all_finite(m))))
 }
 
 /// Adds the shifted statistics of (X, Y) into the per-fold accumulators, in place.
 #[pyfunction]
-#[pyo3(signature = (x, y, fold_ids, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty))]
+#[pyo3(signature = (x, y, fold_ids, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty, cancel=None))]
 #[allow(clippy::too_many_arguments)]
 fn accumulate(
     py: Python<'_>,
@@ -164,24 +248,27 @@ fn accumulate(
     mut xtx: PyReadwriteArray3<'_, f64>,
     mut xty: PyReadwriteArray3<'_, f64>,
     mut yty: PyReadwriteArray3<'_, f64>,
+    cancel: CancelFlag<'_>,
 ) -> PyResult<()> {
+    let flag = flag_ref(&cancel)?;
     let folds = fold_vec(&fold_ids)?;
     let sx = slice_of(&shift_x, "shift_x")?.to_vec();
     let sy = slice_of(&shift_y, "shift_y")?.to_vec();
     let out = stats_mut(
         &mut count, &mut sum_x, &mut sum_y, &mut xtx, &mut xty, &mut yty,
     )?;
-    let ym = view(&y);
+    let ym = view(&y)?;
     let folds_ref = folds.as_deref();
-    let result = with_float_view!(x, |xm| py
-        .detach(|| pool(|_| { stats::accumulate(xm, ym, folds_ref, &sx, &sy, out) }))?);
+    let result = with_float_view!(x, |xm| py.detach(|| pool(flag, |_| {
+        stats::accumulate(xm, ym, folds_ref, &sx, &sy, out)
+    }))?);
     result.map_err(core_err)
 }
 
 /// Adds the shifted statistics of the quadratic features of X (and of Y) into the per-fold
 /// accumulators, in place (see `quadratic::accumulate_quadratic`).
 #[pyfunction]
-#[pyo3(signature = (x, y, fold_ids, shift_in, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty))]
+#[pyo3(signature = (x, y, fold_ids, shift_in, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty, cancel=None))]
 #[allow(clippy::too_many_arguments)]
 fn accumulate_quadratic(
     py: Python<'_>,
@@ -197,7 +284,9 @@ fn accumulate_quadratic(
     mut xtx: PyReadwriteArray3<'_, f64>,
     mut xty: PyReadwriteArray3<'_, f64>,
     mut yty: PyReadwriteArray3<'_, f64>,
+    cancel: CancelFlag<'_>,
 ) -> PyResult<()> {
+    let flag = flag_ref(&cancel)?;
     let folds = fold_vec(&fold_ids)?;
     let si = slice_of(&shift_in, "shift_in")?.to_vec();
     let sx = slice_of(&shift_x, "shift_x")?.to_vec();
@@ -205,9 +294,9 @@ fn accumulate_quadratic(
     let out = stats_mut(
         &mut count, &mut sum_x, &mut sum_y, &mut xtx, &mut xty, &mut yty,
     )?;
-    let ym = view(&y);
+    let ym = view(&y)?;
     let folds_ref = folds.as_deref();
-    let result = with_float_view!(x, |xm| py.detach(|| pool(|_| {
+    let result = with_float_view!(x, |xm| py.detach(|| pool(flag, |_| {
         quadratic::accumulate_quadratic(xm, ym, folds_ref, &si, &sx, &sy, out)
     }))?);
     result.map_err(core_err)
@@ -215,12 +304,15 @@ fn accumulate_quadratic(
 
 /// The quadratic features (n, p) of the rows of X about shift_in, with scale quad_scale.
 #[pyfunction]
+#[pyo3(signature = (x, shift_in, quad_scale, cancel=None))]
 fn expand_quadratic<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     shift_in: PyReadonlyArray1<'py, f64>,
     quad_scale: f64,
+    cancel: CancelFlag<'py>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let flag = flag_ref(&cancel)?;
     let si = slice_of(&shift_in, "shift_in")?.to_vec();
     let (out, n, p) = with_float_view!(x, |xm| {
         let n = xm.nrows();
@@ -235,8 +327,12 @@ fn expand_quadratic<'py>(
             ))
         })?;
         out.resize(len, 0.0);
-        py.detach(|| pool(|_| quadratic::expand_quadratic(xm, &si, quad_scale, &mut out)))?
-            .map_err(core_err)?;
+        py.detach(|| {
+            pool(flag, |_| {
+                quadratic::expand_quadratic(xm, &si, quad_scale, &mut out)
+            })
+        })?
+        .map_err(core_err)?;
         (out, n, p)
     });
     PyArray1::from_vec(py, out).reshape([n, p])
@@ -244,40 +340,48 @@ fn expand_quadratic<'py>(
 
 /// (lam ascending, V, B = Vᵀ cxy) of a symmetric Gram, with round-off eigenvalues clamped.
 #[pyfunction]
+#[pyo3(signature = (gram, cxy, cancel=None))]
 #[allow(clippy::type_complexity)]
 fn spectrum<'py>(
     py: Python<'py>,
     gram: PyReadonlyArray2<'py, f64>,
     cxy: PyReadonlyArray2<'py, f64>,
+    cancel: CancelFlag<'py>,
 ) -> PyResult<(
     Bound<'py, PyArray1<f64>>,
     Bound<'py, PyArray2<f64>>,
     Bound<'py, PyArray2<f64>>,
 )> {
-    let g = view(&gram);
-    let c = view(&cxy);
+    let flag = flag_ref(&cancel)?;
+    let g = view(&gram)?;
+    let c = view(&cxy)?;
     let spec = py
-        .detach(|| pool(|par| ridge::spectrum(g, c, par)))?
+        .detach(|| pool(flag, |par| ridge::spectrum(g, c, par)))?
         .map_err(core_err)?;
     Ok((
         PyArray1::from_vec(py, spec.lam.clone()),
-        to_numpy2(py, spec.v.as_ref()),
-        to_numpy2(py, spec.b.as_ref()),
+        to_numpy2(py, spec.v.as_ref())?,
+        to_numpy2(py, spec.b.as_ref())?,
     ))
 }
 
 /// Spectra of a stack of Grams (K, d, d) with cross-products (K, d, k), in parallel over K.
 #[pyfunction]
+#[pyo3(signature = (grams, cxys, cancel=None))]
 #[allow(clippy::type_complexity)]
 fn spectra<'py>(
     py: Python<'py>,
     grams: PyReadonlyArray3<'py, f64>,
     cxys: PyReadonlyArray3<'py, f64>,
+    cancel: CancelFlag<'py>,
 ) -> PyResult<(
     Bound<'py, PyArray2<f64>>,
     Bound<'py, PyArray3<f64>>,
     Bound<'py, PyArray3<f64>>,
 )> {
+    let flag = flag_ref(&cancel)?;
+    check_layout(&grams, "grams")?;
+    check_layout(&cxys, "cxys")?;
     let g = grams.as_array();
     let c = cxys.as_array();
     let (nk, d, d2) = g.dim();
@@ -305,15 +409,15 @@ fn spectra<'py>(
     let gv: Vec<MatRef<'_, f64>> = (0..nk).map(|i| view3(&g, i)).collect();
     let cv: Vec<MatRef<'_, f64>> = (0..nk).map(|i| view3(&c, i)).collect();
     let specs = py
-        .detach(|| pool(|_| ridge::spectra(&gv, &cv)))?
+        .detach(|| pool(flag, |_| ridge::spectra(&gv, &cv)))?
         .map_err(core_err)?;
     let mut lam = Vec::with_capacity(nk * d);
-    let mut vs = Vec::with_capacity(nk * d * d);
-    let mut bs = Vec::with_capacity(nk * d * k);
+    let mut vs = try_zeros(0, "eigenvectors").map_err(core_err)?;
+    let mut bs = try_zeros(0, "target projections").map_err(core_err)?;
     for sp in &specs {
         lam.extend_from_slice(&sp.lam);
-        vs.extend((0..d).flat_map(|i| (0..d).map(move |j| sp.v[(i, j)])));
-        bs.extend((0..d).flat_map(|i| (0..k).map(move |t| sp.b[(i, t)])));
+        vs.extend(row_major_vec(sp.v.as_ref(), "eigenvectors")?);
+        bs.extend(row_major_vec(sp.b.as_ref(), "target projections")?);
     }
     Ok((
         PyArray1::from_vec(py, lam).reshape([nk, d])?,
@@ -328,7 +432,7 @@ fn spectrum_from(
     b: &PyReadonlyArray2<'_, f64>,
 ) -> PyResult<Spectrum> {
     let lam = slice_of(lam, "lam")?.to_vec();
-    let (vm, bm) = (view(v), view(b));
+    let (vm, bm) = (view(v)?, view(b)?);
     let d = lam.len();
     if vm.nrows() != d || vm.ncols() != d || bm.nrows() != d {
         return Err(value_err(format!(
@@ -348,8 +452,8 @@ fn spectrum_from(
 
 /// Coefficients (A, d, k) or None, RSS (A, k) and dof (A,) for every alpha.
 #[pyfunction]
-#[pyo3(signature = (lam, v, b, perp, alphas, with_coefs=true))]
-#[allow(clippy::type_complexity)]
+#[pyo3(signature = (lam, v, b, perp, alphas, with_coefs=true, cancel=None))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 fn ridge_path<'py>(
     py: Python<'py>,
     lam: PyReadonlyArray1<'py, f64>,
@@ -358,26 +462,28 @@ fn ridge_path<'py>(
     perp: PyReadonlyArray1<'py, f64>,
     alphas: PyReadonlyArray1<'py, f64>,
     with_coefs: bool,
+    cancel: CancelFlag<'py>,
 ) -> PyResult<(
     Option<Bound<'py, PyArray3<f64>>>,
     Bound<'py, PyArray2<f64>>,
     Bound<'py, PyArray1<f64>>,
 )> {
+    let flag = flag_ref(&cancel)?;
     let spec = spectrum_from(&lam, &v, &b)?;
     let perp = slice_of(&perp, "perp")?.to_vec();
     let alphas = slice_of(&alphas, "alphas")?.to_vec();
     let (d, k) = (spec.lam.len(), spec.b.ncols());
     let path = py
-        .detach(|| pool(|par| ridge::ridge_path(&spec, &perp, &alphas, with_coefs, par)))?
+        .detach(|| {
+            pool(flag, |par| {
+                ridge::ridge_path(&spec, &perp, &alphas, with_coefs, par)
+            })
+        })?
         .map_err(core_err)?;
     let coefs = if with_coefs {
-        let mut data = Vec::with_capacity(alphas.len() * d * k);
+        let mut data = try_zeros(0, "coefficients").map_err(core_err)?;
         for w in &path.coefs {
-            for i in 0..d {
-                for t in 0..k {
-                    data.push(w[(i, t)]);
-                }
-            }
+            data.extend(row_major_vec(w.as_ref(), "coefficients")?);
         }
         Some(PyArray1::from_vec(py, data).reshape([alphas.len(), d, k])?)
     } else {
@@ -385,7 +491,7 @@ fn ridge_path<'py>(
     };
     Ok((
         coefs,
-        rows_to_numpy2(py, &path.rss, k),
+        rows_to_numpy2(py, &path.rss, k)?,
         PyArray1::from_vec(py, path.dof),
     ))
 }
@@ -420,8 +526,8 @@ fn heldout_sse<'py>(
         .map(|a| (0..k).map(|t| o[[a, t]]).collect())
         .collect();
     let fold = FoldStats {
-        xtx: view(&xtx),
-        xty: view(&xty),
+        xtx: view(&xtx)?,
+        xty: view(&xty)?,
         yty_diag: slice_of(&yty_diag, "yty_diag")?,
         sum_x: slice_of(&sum_x, "sum_x")?,
         sum_y: slice_of(&sum_y, "sum_y")?,
@@ -436,13 +542,14 @@ fn heldout_sse<'py>(
     }
     let refs: Vec<MatRef<'_, f64>> = models.iter().map(|m| m.as_ref()).collect();
     let sse = py
-        .detach(|| pool(|par| ridge::heldout_sse(&fold, &refs, &offs, par)))?
+        .detach(|| pool(None, |par| ridge::heldout_sse(&fold, &refs, &offs, par)))?
         .map_err(core_err)?;
-    Ok(rows_to_numpy2(py, &sse, k))
+    rows_to_numpy2(py, &sse, k)
 }
 
 /// Exact leave-one-out predictions (A, n, k) for rows X with targets Y.
 #[pyfunction]
+#[pyo3(signature = (x, x_mean, v, lam, b, y, y_mean, alphas, n_total, fit_intercept, cancel=None))]
 #[allow(clippy::too_many_arguments)]
 fn loo_predictions<'py>(
     py: Python<'py>,
@@ -456,7 +563,9 @@ fn loo_predictions<'py>(
     alphas: PyReadonlyArray1<'py, f64>,
     n_total: f64,
     fit_intercept: bool,
+    cancel: CancelFlag<'py>,
 ) -> PyResult<Bound<'py, PyArray3<f64>>> {
+    let flag = flag_ref(&cancel)?;
     let spec = spectrum_from(&lam, &v, &b)?;
     let alphas_v = slice_of(&alphas, "alphas")?.to_vec();
     let model = LooModel {
@@ -467,11 +576,17 @@ fn loo_predictions<'py>(
         n_total,
         fit_intercept,
     };
-    let ym = view(&y);
+    let ym = view(&y)?;
     let (n, k) = (ym.nrows(), ym.ncols());
-    let mut out = vec![0.0f64; alphas_v.len() * n * k];
-    let result = with_float_view!(x, |xm| py
-        .detach(|| pool(|par| { ridge::loo_predictions(xm, ym, &model, &mut out, par) }))?);
+    let len = alphas_v
+        .len()
+        .checked_mul(n)
+        .and_then(|v| v.checked_mul(k))
+        .ok_or_else(|| PyMemoryError::new_err("LOO output size overflows"))?;
+    let mut out = try_zeros(len, "the leave-one-out predictions").map_err(core_err)?;
+    let result = with_float_view!(x, |xm| py.detach(|| pool(flag, |par| {
+        ridge::loo_predictions(xm, ym, &model, &mut out, par)
+    }))?);
     result.map_err(core_err)?;
     PyArray1::from_vec(py, out).reshape([alphas_v.len(), n, k])
 }
@@ -479,7 +594,7 @@ fn loo_predictions<'py>(
 /// Use n threads in the core (0 = one per core).
 #[pyfunction]
 fn set_num_threads(n: usize) -> PyResult<()> {
-    threads::set_num_threads(n).map_err(PyRuntimeError::new_err)
+    threads::set_num_threads(n).map_err(core_err)
 }
 
 #[pyfunction]
@@ -491,6 +606,7 @@ fn get_num_threads() -> usize {
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(all_finite, m)?)?;
+    m.add_function(wrap_pyfunction!(finite_max_abs, m)?)?;
     m.add_function(wrap_pyfunction!(accumulate, m)?)?;
     m.add_function(wrap_pyfunction!(accumulate_quadratic, m)?)?;
     m.add_function(wrap_pyfunction!(expand_quadratic, m)?)?;

@@ -3,10 +3,13 @@
 //! Pure Rust, free of Python types, testable with `cargo test`. The PyO3 bindings live in
 //! [`bindings`] behind the `python` feature, which maturin enables.
 
+pub mod error;
 pub mod quadratic;
 pub mod ridge;
 pub mod stats;
 pub mod threads;
+
+pub use error::CoreError;
 
 #[cfg(feature = "python")]
 mod bindings;

@@ -10,9 +10,9 @@
 //! fixed-order reductions as [`crate::stats::accumulate`], so its results are the same bit for
 //! bit whatever the thread count.
 
+use crate::error::CoreError;
 use crate::stats::{
     accumulate_blocks, check_targets, fold_rows, stage_block, staging_rows, Element, StatsMut,
-    NON_FINITE,
 };
 use faer::MatRef;
 use rayon::prelude::*;
@@ -30,8 +30,8 @@ fn checked_p(d: usize) -> Option<usize> {
         .and_then(|dd| (dd / 2).checked_add(d))
 }
 
-fn feature_count(d: usize) -> Result<usize, String> {
-    checked_p(d).ok_or_else(|| format!("{d} inputs give too many quadratic features"))
+fn feature_count(d: usize) -> Result<usize, CoreError> {
+    checked_p(d).ok_or_else(|| crate::invalid!("{d} inputs give too many quadratic features"))
 }
 
 /// The (a, b) pairs of the quadratic features, in feature order (after the d linear ones).
@@ -59,7 +59,7 @@ fn pair_weights(pairs: &[(usize, usize)], quad_scale: f64) -> Vec<f64> {
 /// Same contract as [`crate::stats::accumulate`]: `folds[i]` is the fold of row i (all rows go
 /// to fold 0 when `None`); only lower triangles are accumulated and then mirrored; shape errors
 /// and bad fold ids return an error before anything is written; a NaN or infinity in X returns
-/// [`NON_FINITE`], possibly after earlier blocks were added (callers discard or restore).
+/// [`CoreError::NonFinite`], possibly after earlier blocks were added (callers discard or restore).
 ///
 /// Memory: the staging buffers hold one row block (`block_rows(p)` rows) of inputs, features
 /// and targets, O(block·p), whatever the number of rows.
@@ -71,25 +71,25 @@ pub fn accumulate_quadratic<T: Element>(
     shift_x: &[f64],
     shift_y: &[f64],
     out: StatsMut<'_>,
-) -> Result<(), String> {
+) -> Result<(), CoreError> {
     let (n, d) = (x.nrows(), x.ncols());
     let (p, k) = (out.d, out.k);
     let n_folds = out.n_folds();
     out.check_shapes()?;
     if shift_in.len() != d {
-        return Err(format!(
+        return Err(crate::invalid!(
             "shift_in has {} entries, X has {d} columns",
             shift_in.len()
         ));
     }
     let want = feature_count(d)?;
     if p != want {
-        return Err(format!(
+        return Err(crate::invalid!(
             "statistics have {p} features, expected {want} (quadratic features of {d} inputs)"
         ));
     }
     if shift_x.len() != p {
-        return Err(format!(
+        return Err(crate::invalid!(
             "shift_x has {} entries, expected {p}",
             shift_x.len()
         ));
@@ -101,7 +101,8 @@ pub fn accumulate_quadratic<T: Element>(
     let weights = pair_weights(&pairs, 1.0);
     // Column-major staging buffer (m × d, leading dimension m) of the shifted inputs of one
     // block, which `expand_block_columns` turns into the block's features.
-    let mut ub = vec![0.0f64; staging_rows(&fold_rows, p) * d];
+    let mut ub =
+        crate::error::try_zeros(staging_rows(&fold_rows, p) * d, "the input staging block")?;
     let mut input_sums = vec![0.0f64; d]; // required by `stage_block`, unused here
     accumulate_blocks(&fold_rows, out, |rows, fb, yb, sum_x| {
         let m = rows.len();
@@ -166,27 +167,30 @@ fn expand_block_columns(
 /// `out`, row-major n × p. Parallel over rows; X is read in place whatever its strides.
 ///
 /// Returns an error (with `out` possibly partly written) on shape mismatches, a non-finite
-/// `quad_scale` or a NaN/infinity in X ([`NON_FINITE`]).
+/// `quad_scale` or a NaN/infinity in X ([`CoreError::NonFinite`]); [`CoreError::Interrupted`] when the
+/// cancel flag is raised.
 pub fn expand_quadratic<T: Element>(
     x: MatRef<'_, T>,
     shift_in: &[f64],
     quad_scale: f64,
     out: &mut [f64],
-) -> Result<(), String> {
+) -> Result<(), CoreError> {
     const ROWS: usize = 32;
     let (n, d) = (x.nrows(), x.ncols());
     if shift_in.len() != d {
-        return Err(format!(
+        return Err(crate::invalid!(
             "shift_in has {} entries, X has {d} columns",
             shift_in.len()
         ));
     }
     if !quad_scale.is_finite() {
-        return Err(format!("quad_scale must be finite, got {quad_scale}"));
+        return Err(crate::invalid!(
+            "quad_scale must be finite, got {quad_scale}"
+        ));
     }
     let p = feature_count(d)?;
     if n.checked_mul(p) != Some(out.len()) {
-        return Err(format!(
+        return Err(crate::invalid!(
             "output has {} entries, expected {n} × {p}",
             out.len()
         ));
@@ -195,11 +199,15 @@ pub fn expand_quadratic<T: Element>(
         return Ok(());
     }
     let off = SQRT_2 * quad_scale;
+    let cancel = crate::threads::cancel_handle();
     let finite = out
         .par_chunks_mut(p * ROWS)
         .enumerate()
         .map(|(c, chunk)| {
             let mut finite = true;
+            if cancel.check().is_err() {
+                return false; // reported as Interrupted below
+            }
             for (ii, row_out) in chunk.chunks_mut(p).enumerate() {
                 let i = c * ROWS + ii;
                 let (lin, quad) = row_out.split_at_mut(d);
@@ -221,9 +229,10 @@ pub fn expand_quadratic<T: Element>(
             finite
         })
         .reduce(|| true, |a, b| a && b);
+    cancel.check()?;
     if finite {
         Ok(())
     } else {
-        Err(NON_FINITE.into())
+        Err(CoreError::NonFinite)
     }
 }

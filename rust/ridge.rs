@@ -11,6 +11,7 @@
 //! No formula divides by α alone: 1/(λ+α) is taken as 0 where λ+α = 0 (a pseudo-inverse), so
 //! α = 0 works and gives the minimum-norm least-squares solution on rank-deficient data.
 
+use crate::error::CoreError;
 use crate::stats::Element;
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
@@ -42,20 +43,32 @@ pub fn inv_shifted(lam: f64, alpha: f64) -> f64 {
 ///
 /// Eigenvalues at or below `max(λ) · d · ε` are set to zero together with their rows of B:
 /// those directions hold rounding noise, not signal.
-pub fn spectrum(gram: MatRef<'_, f64>, cxy: MatRef<'_, f64>, par: Par) -> Result<Spectrum, String> {
+pub fn spectrum(
+    gram: MatRef<'_, f64>,
+    cxy: MatRef<'_, f64>,
+    par: Par,
+) -> Result<Spectrum, CoreError> {
     let d = gram.nrows();
     if gram.ncols() != d || cxy.nrows() != d {
-        return Err(format!(
+        return Err(crate::invalid!(
             "gram is {}×{} and cxy has {} rows; expected a square Gram matching cxy",
             gram.nrows(),
             gram.ncols(),
             cxy.nrows()
         ));
     }
-    let mut v = Mat::<f64>::zeros(d, d);
-    let mut s = Diag::<f64>::zeros(d);
+    crate::threads::check_cancel()?;
     let scratch =
         self_adjoint_evd_scratch::<f64>(d, ComputeEigenvectors::Yes, par, Default::default());
+    // faer aborts the process when an allocation fails: reserve what the decomposition needs
+    // first (its copy of the Gram, the eigenvectors, its workspace, B and the outputs that the
+    // bindings copy), so a too-large problem is an OutOfMemory error instead.
+    let need = crate::error::bytes_of(d * d, 8) * 3
+        + scratch.size_bytes() as u128
+        + crate::error::bytes_of(d * cxy.ncols(), 8) * 2;
+    crate::error::ensure_allocatable(need, &format!("the eigendecomposition of a {d}×{d} Gram"))?;
+    let mut v = Mat::<f64>::zeros(d, d);
+    let mut s = Diag::<f64>::zeros(d);
     let mut mem = MemBuffer::new(scratch);
     self_adjoint_evd(
         gram,
@@ -65,7 +78,12 @@ pub fn spectrum(gram: MatRef<'_, f64>, cxy: MatRef<'_, f64>, par: Par) -> Result
         MemStack::new(&mut mem),
         Default::default(),
     )
-    .map_err(|e| format!("symmetric eigendecomposition did not converge: {e:?}"))?;
+    .map_err(|e| {
+        CoreError::NoConvergence(format!(
+            "symmetric eigendecomposition did not converge: {e:?}"
+        ))
+    })?;
+    crate::threads::check_cancel()?;
     let s = s.column_vector();
     let mut lam: Vec<f64> = (0..d).map(|i| s[i]).collect();
     let top = lam.iter().cloned().fold(0.0f64, f64::max);
@@ -89,18 +107,22 @@ pub fn spectrum(gram: MatRef<'_, f64>, cxy: MatRef<'_, f64>, par: Par) -> Result
 pub fn spectra(
     grams: &[MatRef<'_, f64>],
     cxys: &[MatRef<'_, f64>],
-) -> Result<Vec<Spectrum>, String> {
+) -> Result<Vec<Spectrum>, CoreError> {
     if grams.len() != cxys.len() {
-        return Err(format!(
+        return Err(crate::invalid!(
             "{} Grams but {} cross-products",
             grams.len(),
             cxys.len()
         ));
     }
+    let cancel = crate::threads::cancel_handle();
     grams
         .par_iter()
         .zip(cxys.par_iter())
-        .map(|(g, c)| spectrum(*g, *c, Par::Seq))
+        .map(|(g, c)| {
+            cancel.check()?;
+            spectrum(*g, *c, Par::Seq)
+        })
         .collect()
 }
 
@@ -118,11 +140,14 @@ pub fn ridge_path(
     alphas: &[f64],
     with_coefs: bool,
     par: Par,
-) -> Result<RidgePath, String> {
+) -> Result<RidgePath, CoreError> {
     let d = spec.lam.len();
     let k = spec.b.ncols();
     if perp.len() != k {
-        return Err(format!("perp has {} entries for {k} targets", perp.len()));
+        return Err(crate::invalid!(
+            "perp has {} entries for {k} targets",
+            perp.len()
+        ));
     }
     // b_j²/λ_j, the squared coordinates of Yc on the unit left singular vectors.
     let b2_over_lam = Mat::<f64>::from_fn(d, k, |j, t| {
@@ -133,11 +158,16 @@ pub fn ridge_path(
             0.0
         }
     });
+    if with_coefs {
+        let need = crate::error::bytes_of(alphas.len() * d * k, 8) * 2;
+        crate::error::ensure_allocatable(need, "the coefficients of every alpha")?;
+    }
     let mut coefs = Vec::with_capacity(if with_coefs { alphas.len() } else { 0 });
     let mut rss = Vec::with_capacity(alphas.len());
     let mut dof = Vec::with_capacity(alphas.len());
     let mut scaled = Mat::<f64>::zeros(d, k);
     for &alpha in alphas {
+        crate::threads::check_cancel()?;
         let r: Vec<f64> = spec.lam.iter().map(|&l| inv_shifted(l, alpha)).collect();
         let rss_a: Vec<f64> = (0..k)
             .map(|t| {
@@ -191,7 +221,7 @@ pub fn heldout_sse(
     coefs: &[MatRef<'_, f64>],
     offsets: &[Vec<f64>],
     par: Par,
-) -> Result<Vec<Vec<f64>>, String> {
+) -> Result<Vec<Vec<f64>>, CoreError> {
     let d = fold.xtx.nrows();
     let k = fold.xty.ncols();
     if coefs.len() != offsets.len() {
@@ -201,7 +231,7 @@ pub fn heldout_sse(
     let mut gw = Mat::<f64>::zeros(d, k);
     for (w, c) in coefs.iter().zip(offsets) {
         if w.nrows() != d || w.ncols() != k || c.len() != k {
-            return Err(format!(
+            return Err(crate::invalid!(
                 "model has shape {}×{}, expected {d}×{k}",
                 w.nrows(),
                 w.ncols()
@@ -244,7 +274,7 @@ pub fn loo_predictions<T: Element>(
     model: &LooModel<'_>,
     out: &mut [f64],
     par: Par,
-) -> Result<(), String> {
+) -> Result<(), CoreError> {
     let n = x.nrows();
     let d = x.ncols();
     let k = y.ncols();
@@ -277,6 +307,7 @@ pub fn loo_predictions<T: Element>(
     let mut lev = Mat::<f64>::zeros(bs, n_alphas);
     let mut r0 = 0;
     while r0 < n {
+        crate::threads::check_cancel()?;
         let m = bs.min(n - r0);
         for i in 0..m {
             for j in 0..d {

@@ -5,6 +5,7 @@
 //! block a GEMM that splits only the output between threads — so the result is the same bit
 //! for bit with 1 or 64 threads.
 
+use crate::error::CoreError;
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, MatMut, MatRef, Par};
@@ -57,7 +58,7 @@ impl StatsMut<'_> {
     }
 
     /// Checks the slice lengths against (K, d, k); returns a message naming the first mismatch.
-    pub fn check_shapes(&self) -> Result<(), String> {
+    pub fn check_shapes(&self) -> Result<(), CoreError> {
         let (kf, d, k) = (self.n_folds(), self.d, self.k);
         let checks = [
             ("sum_x", self.sum_x.len(), kf * d),
@@ -68,7 +69,7 @@ impl StatsMut<'_> {
         ];
         for (name, got, want) in checks {
             if got != want {
-                return Err(format!("{name} has {got} entries, expected {want}"));
+                return Err(crate::invalid!("{name} has {got} entries, expected {want}"));
             }
         }
         Ok(())
@@ -127,14 +128,14 @@ impl SufficientStats {
         x: MatRef<'_, T>,
         y: MatRef<'_, f64>,
         folds: Option<&[usize]>,
-    ) -> Result<(), String> {
+    ) -> Result<(), CoreError> {
         let sx = self.shift_x.clone();
         let sy = self.shift_y.clone();
         accumulate(x, y, folds, &sx, &sy, self.view_mut())
     }
 
     /// Adds another set of statistics about the same shifts (fold by fold).
-    pub fn merge_same_shift(&mut self, other: &SufficientStats) -> Result<(), String> {
+    pub fn merge_same_shift(&mut self, other: &SufficientStats) -> Result<(), CoreError> {
         if self.shift_x != other.shift_x || self.shift_y != other.shift_y {
             return Err("merge_same_shift needs identical shifts".into());
         }
@@ -155,8 +156,7 @@ impl SufficientStats {
     }
 }
 
-/// Error message of [`accumulate`] when X holds NaN or infinity (matched by the bindings).
-pub const NON_FINITE: &str = "X contains NaN or infinity";
+pub use crate::error::NON_FINITE;
 
 /// Rows per block: bounded buffer (≈32 MB of f64 at most), independent of the thread count.
 pub fn block_rows(d: usize) -> usize {
@@ -165,14 +165,55 @@ pub fn block_rows(d: usize) -> usize {
 
 /// Whether every entry is finite (parallel over row blocks, no allocation).
 pub fn all_finite<T: Element>(x: MatRef<'_, T>) -> bool {
+    matches!(finite_max_abs(x), Ok(Some(_)))
+}
+
+/// The largest |x_ij| when every entry is finite, `None` when one is not (0 for an empty
+/// matrix). One parallel pass over row blocks, no allocation; stops early at a NaN/infinity
+/// and returns `Err(Interrupted)` when the cancel flag is raised.
+pub fn finite_max_abs<T: Element>(x: MatRef<'_, T>) -> Result<Option<f64>, CoreError> {
     let n = x.nrows();
     let d = x.ncols();
     let chunk = block_rows(d);
-    (0..n.div_ceil(chunk)).into_par_iter().all(|b| {
+    let cancel = crate::threads::cancel_handle();
+    // Per block: Ok(Some(max)) finite, Ok(None) non-finite, Err on cancel.
+    let blocks = (0..n.div_ceil(chunk)).into_par_iter().map(|b| {
+        cancel.check()?;
         let r0 = b * chunk;
         let r1 = (r0 + chunk).min(n);
-        (r0..r1).all(|i| (0..d).all(|j| x[(i, j)].finite()))
-    })
+        let mut amax = 0.0f64;
+        for i in r0..r1 {
+            for j in 0..d {
+                let v = x[(i, j)];
+                if !v.finite() {
+                    return Ok(None);
+                }
+                amax = amax.max(v.to_f64().abs());
+            }
+        }
+        Ok(Some(amax))
+    });
+    // try_reduce short-circuits on Err; a non-finite block (None) is kept as None.
+    blocks
+        .try_fold(
+            || Some(0.0f64),
+            |acc, b: Result<Option<f64>, CoreError>| {
+                let b = b?;
+                Ok(match (acc, b) {
+                    (Some(a), Some(v)) => Some(a.max(v)),
+                    _ => None,
+                })
+            },
+        )
+        .try_reduce(
+            || Some(0.0f64),
+            |a, b| {
+                Ok(match (a, b) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                })
+            },
+        )
 }
 
 /// Adds the statistics of the shifted rows (x − shift_x, y − shift_y) into `out`.
@@ -181,8 +222,9 @@ pub fn all_finite<T: Element>(x: MatRef<'_, T>) -> bool {
 /// triangle of each Gram is accumulated; it is mirrored to the upper triangle at the end, so
 /// repeated calls stay exactly symmetric. Returns an error (and changes nothing) on shape
 /// mismatches or out-of-range fold ids. Non-finite X values are detected while staging and
-/// return [`NON_FINITE`]; by then earlier blocks may have been added, so callers that must
-/// not be left half-updated either check X first ([`all_finite`]) or discard the statistics.
+/// return [`CoreError::NonFinite`] (and a raised cancel flag [`CoreError::Interrupted`]); by
+/// then earlier blocks may have been added, so callers that must not be left half-updated
+/// accumulate into scratch statistics and commit them on success (the Python layer does).
 pub fn accumulate<T: Element>(
     x: MatRef<'_, T>,
     y: MatRef<'_, f64>,
@@ -190,12 +232,15 @@ pub fn accumulate<T: Element>(
     shift_x: &[f64],
     shift_y: &[f64],
     out: StatsMut<'_>,
-) -> Result<(), String> {
+) -> Result<(), CoreError> {
     let (n, d, k) = (x.nrows(), out.d, out.k);
     let n_folds = out.n_folds();
     out.check_shapes()?;
     if x.ncols() != d || shift_x.len() != d {
-        return Err(format!("X has {} columns, statistics have {d}", x.ncols()));
+        return Err(crate::invalid!(
+            "X has {} columns, statistics have {d}",
+            x.ncols()
+        ));
     }
     check_targets(y, shift_y, n, k)?;
     let fold_rows = fold_rows(folds, n, n_folds)?;
@@ -210,9 +255,9 @@ pub(crate) fn check_targets(
     shift_y: &[f64],
     n: usize,
     k: usize,
-) -> Result<(), String> {
+) -> Result<(), CoreError> {
     if y.nrows() != n || y.ncols() != k || shift_y.len() != k {
-        return Err(format!(
+        return Err(crate::invalid!(
             "Y has shape ({}, {}), expected ({n}, {k})",
             y.nrows(),
             y.ncols()
@@ -229,7 +274,7 @@ pub(crate) fn fold_rows(
     folds: Option<&[usize]>,
     n: usize,
     n_folds: usize,
-) -> Result<Vec<Vec<usize>>, String> {
+) -> Result<Vec<Vec<usize>>, CoreError> {
     if n_folds == 0 {
         return Err("statistics need at least one fold".into());
     }
@@ -237,12 +282,14 @@ pub(crate) fn fold_rows(
         None => Ok(vec![(0..n).collect()]),
         Some(f) => {
             if f.len() != n {
-                return Err(format!("{} fold ids for {n} rows", f.len()));
+                return Err(crate::invalid!("{} fold ids for {n} rows", f.len()));
             }
             let mut rows = vec![Vec::new(); n_folds];
             for (i, &fi) in f.iter().enumerate() {
                 if fi >= n_folds {
-                    return Err(format!("fold id {fi} out of range for {n_folds} folds"));
+                    return Err(crate::invalid!(
+                        "fold id {fi} out of range for {n_folds} folds"
+                    ));
                 }
                 rows[fi].push(i);
             }
@@ -264,7 +311,7 @@ pub(crate) fn staging_rows(fold_rows: &[Vec<usize>], p: usize) -> usize {
 /// `stage(rows, fb, yb, sum_x)` fills the column-major staging buffers of one block — `fb`
 /// (m × p, leading dimension m) with the shifted features of `rows` and `yb` (m × k) with the
 /// shifted targets — adds the feature column sums into the fold's `sum_x` (p entries), and
-/// returns whether the input was finite; if not, this returns [`NON_FINITE`] at once. The rest
+/// returns whether the input was finite; if not, this returns [`CoreError::NonFinite`] at once. The rest
 /// (lower-triangle Gram, XᵀY, YᵀY, target sums, counts, mirroring) is done here with the fixed
 /// reduction orders described in the module docs, so the results do not depend on the thread
 /// count as long as `stage` does not either.
@@ -272,7 +319,7 @@ pub(crate) fn accumulate_blocks<F>(
     fold_rows: &[Vec<usize>],
     out: StatsMut<'_>,
     mut stage: F,
-) -> Result<(), String>
+) -> Result<(), CoreError>
 where
     F: FnMut(&[usize], &mut [f64], &mut [f64], &mut [f64]) -> bool,
 {
@@ -295,8 +342,8 @@ where
     // with this layout FbᵀFb reads a row-major left operand and a column-major right operand,
     // the combination faer's GEMM runs fastest (measured ≈2× faster than row-major staging).
     let cap = staging_rows(fold_rows, p);
-    let mut fb = vec![0.0f64; cap * p];
-    let mut yb = vec![0.0f64; cap * k];
+    let mut fb = crate::error::try_zeros(cap * p, "the feature staging block")?;
+    let mut yb = crate::error::try_zeros(cap * k, "the target staging block")?;
 
     for (f, rows) in fold_rows.iter().enumerate() {
         if rows.is_empty() {
@@ -308,10 +355,11 @@ where
         let sx = &mut sum_x[f * p..(f + 1) * p];
         let sy = &mut sum_y[f * k..(f + 1) * k];
         for chunk in rows.chunks(bs) {
+            crate::threads::check_cancel()?;
             let m = chunk.len();
             if !stage(chunk, &mut fb[..m * p], &mut yb[..m * k], sx) {
                 // The caller discards or restores these statistics (see the Python layer).
-                return Err(NON_FINITE.into());
+                return Err(CoreError::NonFinite);
             }
             let fbr = col_major(&fb[..m * p], m, p);
             let ybr = col_major(&yb[..m * k], m, k);

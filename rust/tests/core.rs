@@ -560,7 +560,8 @@ fn accumulate_errors_leave_statistics_unchanged() {
     let mut huge_folds = folds.clone();
     huge_folds[0] = usize::MAX;
 
-    type Call<'a> = Box<dyn Fn(&mut SufficientStats) -> Result<(), String> + 'a>;
+    type Call<'a> =
+        Box<dyn Fn(&mut SufficientStats) -> Result<(), shallowprobes_core::CoreError> + 'a>;
     let calls: Vec<(&str, Call)> = vec![
         (
             "X has d+1 columns",

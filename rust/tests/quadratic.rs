@@ -9,7 +9,7 @@ use faer::MatRef;
 use shallowprobes_core::quadratic::{
     accumulate_quadratic, expand_quadratic, n_quadratic_features, quadratic_pairs,
 };
-use shallowprobes_core::stats::{block_rows, Element, StatsMut, SufficientStats, NON_FINITE};
+use shallowprobes_core::stats::{block_rows, Element, StatsMut, SufficientStats};
 
 mod common;
 use common::*;
@@ -557,7 +557,7 @@ fn accumulate_quadratic_rejects_nonfinite_input() {
                 );
                 assert_eq!(
                     res,
-                    Err(NON_FINITE.to_string()),
+                    Err(shallowprobes_core::CoreError::NonFinite),
                     "{bad} at ({i}, {j}) {layout:?}"
                 );
                 let s = Stored::new(&x32, n, d, layout, 0.0f32);
@@ -570,7 +570,11 @@ fn accumulate_quadratic_rejects_nonfinite_input() {
                     &[0.0],
                     st.view_mut(),
                 );
-                assert_eq!(res, Err(NON_FINITE.to_string()), "f32 {bad} at ({i}, {j})");
+                assert_eq!(
+                    res,
+                    Err(shallowprobes_core::CoreError::NonFinite),
+                    "f32 {bad} at ({i}, {j})"
+                );
             }
         }
     }
@@ -596,7 +600,8 @@ fn accumulate_quadratic_shape_errors_leave_statistics_unchanged() {
     let mut bad_folds = folds.clone();
     bad_folds[n - 1] = kf;
 
-    type Call<'a> = Box<dyn Fn(&mut SufficientStats) -> Result<(), String> + 'a>;
+    type Call<'a> =
+        Box<dyn Fn(&mut SufficientStats) -> Result<(), shallowprobes_core::CoreError> + 'a>;
     let calls: Vec<(&str, Call)> = vec![
         (
             "X has d+1 columns",
@@ -701,7 +706,11 @@ fn accumulate_quadratic_shape_errors_leave_statistics_unchanged() {
 // expand_quadratic
 // ---------------------------------------------------------------------------------------------
 
-fn expand<T: Element>(x: MatRef<'_, T>, s_in: &[f64], c: f64) -> Result<Vec<f64>, String> {
+fn expand<T: Element>(
+    x: MatRef<'_, T>,
+    s_in: &[f64],
+    c: f64,
+) -> Result<Vec<f64>, shallowprobes_core::CoreError> {
     let mut out = vec![0.0; x.nrows() * n_quadratic_features(x.ncols())];
     expand_quadratic(x, s_in, c, &mut out).map(|_| out)
 }
@@ -774,14 +783,14 @@ fn expand_quadratic_errors() {
                 let s = Stored::new(&xb, n, d, layout, 0.0);
                 assert_eq!(
                     expand(s.view(), &[0.0; 4], 1.0),
-                    Err(NON_FINITE.to_string()),
+                    Err(shallowprobes_core::CoreError::NonFinite),
                     "{bad} at ({i}, {j}) {layout:?}"
                 );
                 let xb32: Vec<f32> = xb.iter().map(|&v| v as f32).collect();
                 let s = Stored::new(&xb32, n, d, layout, 0.0f32);
                 assert_eq!(
                     expand(s.view(), &[0.0; 4], 1.0),
-                    Err(NON_FINITE.to_string())
+                    Err(shallowprobes_core::CoreError::NonFinite)
                 );
             }
         }
