@@ -107,12 +107,18 @@ def resolve_backend(name: str, X: Any = None) -> ModuleType:
     return get_backend(name)
 
 
-def all_finite(X: Any) -> bool:
+def finite_max_abs(X: Any) -> float:
+    """max |X| over all entries when every one is finite, else nan: one pass, in the Rust core
+    for numpy arrays (any layout), on the tensor's device for torch tensors."""
     if is_torch_tensor(X):
-        return torch_backend().all_finite(X)
-    if _rust is not None and X.dtype in (np.float32, np.float64):
-        return bool(_rust.all_finite(X))
-    return _numpy_backend.all_finite(X)
+        return torch_backend().finite_max_abs(X)
+    if _rust is not None and X.dtype.kind == "f":
+        return _rust_backend().finite_max_abs(X)
+    return _numpy_backend.finite_max_abs(X)
+
+
+def all_finite(X: Any) -> bool:
+    return not np.isnan(finite_max_abs(X))
 
 
 class _NumpyOps:

@@ -13,17 +13,29 @@ import numpy as np
 
 name = "numpy"
 
+from .errors import NonFiniteError
+
 NON_FINITE = "X contains NaN or infinity"  # same message as the Rust core
 
 # Rows handled at a time when a pass over X is needed; bounds temporary memory to O(block * d).
 _BLOCK_ROWS = 4096
 
 
-def all_finite(X: np.ndarray) -> bool:
+def finite_max_abs(X: np.ndarray) -> float:
+    """max |X| when every entry is finite, else nan (0 for an empty array); row blocks."""
+    best = 0.0
     for start in range(0, X.shape[0], _BLOCK_ROWS):
-        if not np.isfinite(X[start : start + _BLOCK_ROWS]).all():
-            return False
-    return True
+        block = np.abs(np.asarray(X[start : start + _BLOCK_ROWS], dtype=np.float64))
+        if block.size:
+            m = float(block.max())
+            if not np.isfinite(m) or np.isnan(block).any():
+                return float("nan")
+            best = max(best, m)
+    return best
+
+
+def all_finite(X: np.ndarray) -> bool:
+    return not np.isnan(finite_max_abs(X))
 
 
 def accumulate(
@@ -64,7 +76,7 @@ def _accumulate_blocks(X, Y, fold_ids, shift_x, shift_y, stats, step, features=N
             idx = rows[start : start + step]
             xb = X[idx].astype(np.float64)
             if not np.isfinite(xb).all():
-                raise ValueError(NON_FINITE)
+                raise NonFiniteError(NON_FINITE)
             fb = xb if features is None else features(xb)
             fb -= shift_x
             yb = Y[idx].astype(np.float64) - shift_y
@@ -275,7 +287,7 @@ def expand_quadratic(X: np.ndarray, shift_in: np.ndarray, quad_scale: float) -> 
     for start in range(0, n, step):
         xb = X[start : start + step].astype(np.float64)
         if not np.isfinite(xb).all():
-            raise ValueError(NON_FINITE)
+            raise NonFiniteError(NON_FINITE)
         out[start : start + step] = _expand_block(xb - shift_in, a, b, weights)
     return out
 

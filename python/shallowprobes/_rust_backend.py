@@ -1,43 +1,113 @@
 """The Rust core behind the same function signatures as `_numpy_backend`.
 
-Only dtype/contiguity adaptation happens here: X is handed over as it is (float32 or float64,
-any strides; the core reads it in place), small float64 arrays are made contiguous.
+Only layout adaptation happens here. X is handed over in place when the core can read it as it
+is: a float32/float64 numpy array in native byte order, aligned, whose byte strides are whole
+elements (C, Fortran, sliced or negative strides are all fine). Anything else (big-endian
+arrays, unaligned buffers, views into structured arrays with strides such as 18 bytes) is
+copied, one row block at a time where the kernel is additive over rows, so memory stays
+bounded; never reinterpreted. Small float64 arrays are made contiguous. Every long call gets
+the current cancel flag (see `threads`), so Ctrl-C stops it between blocks.
 """
 
 from __future__ import annotations
 
+from typing import Any, Iterator, Optional
+
 import numpy as np
 
 from . import _core
+from .threads import cancel_flag
 
 name = "rust"
+
+# Row blocks copied for layouts the core cannot read in place: about 64 MiB each.
+_COPY_BLOCK_BYTES = 64 << 20
 
 
 def _f64(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
+def readable_in_place(X: Any) -> bool:
+    """Whether the core can read numpy array X without a copy (see the module docs)."""
+    if not isinstance(X, np.ndarray) or X.dtype.type not in (np.float32, np.float64):
+        return False
+    if not (X.dtype.isnative and X.flags.aligned):
+        return False
+    return all(s % X.itemsize == 0 for s in X.strides)
+
+
+def _native(X: np.ndarray) -> np.ndarray:
+    """A contiguous native-order float32/float64 copy of (a block of) X."""
+    dtype = np.float32 if X.dtype.itemsize <= 4 and X.dtype.kind == "f" else np.float64
+    # np.array(copy=True), not ascontiguousarray: the latter returns an unaligned C-ordered
+    # array as it is
+    return np.array(X, dtype=dtype, order="C", copy=True)
+
+
+def _row_blocks(X: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+    """X itself when the core reads it in place, else contiguous copies of row blocks."""
+    if readable_in_place(X):
+        yield slice(0, X.shape[0]), X
+        return
+    row_bytes = max(1, X.shape[1]) * max(4, X.dtype.itemsize)
+    step = max(1, _COPY_BLOCK_BYTES // row_bytes)
+    for start in range(0, X.shape[0], step):
+        rows = slice(start, start + step)
+        yield rows, _native(X[rows])
+
+
+def finite_max_abs(X: np.ndarray) -> float:
+    """max |X| when every entry is finite, else nan (0 for an empty array)."""
+    best = 0.0
+    for _, block in _row_blocks(X):
+        m = _core.finite_max_abs(block, cancel_flag())
+        if m is None:
+            return float("nan")
+        best = max(best, m)
+    return best
+
+
 def all_finite(X: np.ndarray) -> bool:
-    return bool(_core.all_finite(X))
+    return not np.isnan(finite_max_abs(X))
+
+
+def _folds_of(fold_ids: Optional[np.ndarray], rows: slice) -> Optional[np.ndarray]:
+    return None if fold_ids is None else np.ascontiguousarray(fold_ids[rows], dtype=np.int64)
 
 
 def accumulate(X, Y, fold_ids, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty) -> None:
-    folds = None if fold_ids is None else np.ascontiguousarray(fold_ids, dtype=np.int64)
-    _core.accumulate(
-        X, _f64(Y), folds, _f64(shift_x), _f64(shift_y), count, sum_x, sum_y, xtx, xty, yty
-    )
+    Y, sx, sy = _f64(Y), _f64(shift_x), _f64(shift_y)
+    for rows, block in _row_blocks(X):
+        _core.accumulate(
+            block, Y[rows], _folds_of(fold_ids, rows), sx, sy,
+            count, sum_x, sum_y, xtx, xty, yty, cancel_flag(),
+        )  # fmt: skip
+
+
+def accumulate_quadratic(
+    X, Y, fold_ids, shift_in, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty
+) -> None:
+    Y, si, sx, sy = _f64(Y), _f64(shift_in), _f64(shift_x), _f64(shift_y)
+    for rows, block in _row_blocks(X):
+        _core.accumulate_quadratic(
+            block, Y[rows], _folds_of(fold_ids, rows), si, sx, sy,
+            count, sum_x, sum_y, xtx, xty, yty, cancel_flag(),
+        )  # fmt: skip
 
 
 def spectrum(gram: np.ndarray, cxy: np.ndarray):
-    return _core.spectrum(_f64(gram), _f64(cxy))
+    return _core.spectrum(_f64(gram), _f64(cxy), cancel_flag())
 
 
 def spectra(grams: np.ndarray, cxys: np.ndarray):
-    return _core.spectra(_f64(grams), _f64(cxys))
+    return _core.spectra(_f64(grams), _f64(cxys), cancel_flag())
 
 
 def ridge_path(lam, V, B, perp, alphas, with_coefs: bool = True):
-    return _core.ridge_path(_f64(lam), _f64(V), _f64(B), _f64(perp), _f64(alphas), with_coefs)
+    return _core.ridge_path(
+        _f64(lam), _f64(V), _f64(B), _f64(perp), _f64(alphas), with_coefs, cancel_flag()
+    )
 
 
 def heldout_sse(xtx, xty, yty_diag, sum_x, sum_y, n, coefs, offsets) -> np.ndarray:
@@ -48,21 +118,19 @@ def heldout_sse(xtx, xty, yty_diag, sum_x, sum_y, n, coefs, offsets) -> np.ndarr
 
 
 def loo_predictions(X, x_mean, V, lam, B, Y, y_mean, alphas, n_total, fit_intercept):
-    return _core.loo_predictions(
-        X, _f64(x_mean), _f64(V), _f64(lam), _f64(B), _f64(Y), _f64(y_mean), _f64(alphas),
-        float(n_total), bool(fit_intercept),
-    )  # fmt: skip
-
-
-def accumulate_quadratic(
-    X, Y, fold_ids, shift_in, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty
-) -> None:
-    folds = None if fold_ids is None else np.ascontiguousarray(fold_ids, dtype=np.int64)
-    _core.accumulate_quadratic(
-        X, _f64(Y), folds, _f64(shift_in), _f64(shift_x), _f64(shift_y),
-        count, sum_x, sum_y, xtx, xty, yty,
-    )  # fmt: skip
+    args = (_f64(x_mean), _f64(V), _f64(lam), _f64(B))
+    Y, y_mean, alphas = _f64(Y), _f64(y_mean), _f64(alphas)
+    blocks = [
+        _core.loo_predictions(
+            block, *args, Y[rows], y_mean, alphas, float(n_total), bool(fit_intercept),
+            cancel_flag(),
+        )  # fmt: skip
+        for rows, block in _row_blocks(X)
+    ]
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
 
 
 def expand_quadratic(X, shift_in, quad_scale: float) -> np.ndarray:
-    return _core.expand_quadratic(X, _f64(shift_in), float(quad_scale))
+    if not readable_in_place(X):
+        X = _native(X)  # the output is n x p, far larger than this copy
+    return _core.expand_quadratic(X, _f64(shift_in), float(quad_scale), cancel_flag())

@@ -25,6 +25,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from .errors import NonFiniteError
+
 name = "torch"
 
 NON_FINITE = "X contains NaN or infinity"  # same message as the Rust core and numpy backend
@@ -44,11 +46,25 @@ def device_of(*arrays: Any, default: Optional[torch.device] = None) -> torch.dev
     return torch.device("cpu") if default is None else torch.device(default)
 
 
+def host_tensor(a: Any, dtype: Any = None) -> torch.Tensor:
+    """A CPU tensor viewing numpy array `a` (no copy), except that layouts torch cannot
+    represent (negative strides, byte strides that are not whole elements, big-endian data)
+    are copied to a contiguous native array first."""
+    arr = np.asarray(a, dtype=dtype)
+    if arr.ndim and (
+        any(s < 0 or s % arr.itemsize for s in arr.strides)
+        or not arr.dtype.isnative
+        or not arr.flags.aligned
+    ):
+        arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+    return torch.as_tensor(arr)
+
+
 def as_f64(a: Any, device: Any) -> torch.Tensor:
     """`a` (tensor, numpy array, list or scalar) as a float64 tensor on `device`."""
     if isinstance(a, torch.Tensor):
         return a.detach().to(device=device, dtype=F64)
-    return torch.as_tensor(np.asarray(a, dtype=np.float64), device=device)
+    return host_tensor(a, np.float64).to(device)
 
 
 def to_numpy(a: Any) -> Any:
@@ -97,11 +113,28 @@ def all_finite(X: Any) -> bool:
         return True
     if X.shape[0] == 0:
         return True
+    return not np.isnan(finite_max_abs(X))
+
+
+def finite_max_abs(X: Any) -> float:
+    """max |X| when every entry is finite, else nan (row blocks on X's device; one host sync)."""
+    if not isinstance(X, torch.Tensor):
+        from . import _numpy_backend
+
+        return _numpy_backend.finite_max_abs(np.asarray(X))
+    X = X.detach()
+    if X.shape[0] == 0 or X.numel() == 0:
+        return 0.0
+    if not X.is_floating_point():
+        return float(X.abs().max())
+    best = torch.zeros((), dtype=torch.float64, device=X.device)
     ok = torch.ones((), dtype=torch.bool, device=X.device)
     step = _rows_per_block(X.shape[1] if X.ndim > 1 else 1)
     for start in range(0, X.shape[0], step):
-        ok &= torch.isfinite(X[start : start + step]).all()
-    return bool(ok)
+        block = X[start : start + step]
+        ok &= torch.isfinite(block).all()
+        best = torch.maximum(best, block.abs().max().double())
+    return float(best) if bool(ok) else float("nan")
 
 
 def accumulate(X, Y, fold_ids, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty) -> None:
@@ -147,7 +180,7 @@ def _accumulate_blocks(X, Y, fold_ids, shift_x, shift_y, stats, step, features=N
             xty[f].addmm_(fb.T, yb)
             yty[f].addmm_(yb.T, yb)
     if not bool(ok):
-        raise ValueError(NON_FINITE)
+        raise NonFiniteError(NON_FINITE)
 
 
 def _clamp_null(lam: torch.Tensor) -> torch.Tensor:
@@ -285,7 +318,7 @@ def expand_quadratic(X: Any, shift_in: Any, quad_scale: float) -> torch.Tensor:
         ok &= torch.isfinite(xb).all()
         out[start : start + step] = _expand_block(xb - shift, a, b, weights)
     if not bool(ok):
-        raise ValueError(NON_FINITE)
+        raise NonFiniteError(NON_FINITE)
     return out
 
 

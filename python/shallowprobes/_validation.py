@@ -13,9 +13,26 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._backends import all_finite, is_torch_tensor
+from ._backends import all_finite, finite_max_abs, is_torch_tensor
+from .errors import NonFiniteError, ScaleError
 
-__all__ = ["check_X", "check_targets", "check_fold_ids", "is_torch_tensor", "all_finite"]
+__all__ = [
+    "check_X",
+    "check_targets",
+    "check_fold_ids",
+    "check_magnitude",
+    "is_torch_tensor",
+    "all_finite",
+]
+
+# The magnitudes (largest |entry| of an array that is not all zero) that float64 statistics of
+# polynomial features of degree k represent without overflow or loss of precision. Degree-k
+# statistics hold sums of n products of 2k entries: with |x| <= 1e100 / 1e50 those stay below
+# ~1e200 * n (float64 ends at 1.8e308, and n would have to exceed 1e100 to reach it), and with
+# |x| >= 1e-100 / 1e-50 they stay above 1e-200 (subnormals start at 2.2e-308, where precision
+# is lost: then coefficients and GCV scores come out silently wrong). Ridge is equivariant
+# under rescaling (scale X by s and alpha by s^2), so rescaling the data loses nothing.
+MAGNITUDE_RANGE = {1: (1e-100, 1e100), 2: (1e-50, 1e50)}
 
 _FLOAT_KINDS = (np.float32, np.float64)
 _TORCH_FLOATS = ("torch.float32", "torch.float64", "torch.bfloat16", "torch.float16")
@@ -48,8 +65,14 @@ def check_X(
     owner: str = "this probe",
     check_finite: bool = True,
     keep_tensor: bool = False,
+    degree: Optional[int] = None,
 ) -> Any:
     """Return X as a 2-D float32/float64 numpy array with finite entries.
+
+    degree (1 or 2, with check_finite): also check, in the same pass, that the magnitude of X
+    lies in `MAGNITUDE_RANGE[degree]`, the range where statistics of degree-`degree` features
+    are exact in float64 (a `ScaleError` otherwise). Fitting paths pass it; prediction paths
+    need finiteness only.
 
     float32 and float64 arrays keep their dtype and memory layout (C, Fortran or strided), so
     large activation caches are never copied; other real dtypes are converted (float16 to
@@ -68,7 +91,7 @@ def check_X(
         )
     if is_torch_tensor(X):
         if keep_tensor:
-            return _check_tensor_X(X, name, n_features, min_samples, owner, check_finite)
+            return _check_tensor_X(X, name, n_features, min_samples, owner, check_finite, degree)
         X = _torch_to_numpy(X)
     arr = np.asarray(X)
     if arr.dtype.kind == "c":
@@ -94,9 +117,37 @@ def check_X(
                 f"{name} has unsupported dtype {arr.dtype}; pass float32 or float64."
             ) from None
     _check_shape(arr.shape, name, n_features, min_samples, owner)
-    if check_finite and not all_finite(arr):
-        raise non_finite_error(name)
+    if check_finite:
+        _check_values(arr, name, degree)
     return arr
+
+
+def _check_values(arr: Any, name: str, degree: Optional[int]) -> None:
+    """One pass over an array (numpy or tensor): finiteness, and the magnitude for `degree`."""
+    if degree is None:
+        if not all_finite(arr):
+            raise non_finite_error(name)
+        return
+    amax = finite_max_abs(arr)
+    if np.isnan(amax):
+        raise non_finite_error(name)
+    check_magnitude(amax, name, degree)
+
+
+def check_magnitude(amax: float, name: str, degree: int) -> None:
+    """Raise `ScaleError` unless the largest |entry| `amax` of `name` lies in the range where
+    degree-`degree` statistics are exact (an all-zero array passes)."""
+    lo, hi = MAGNITUDE_RANGE[2 if degree >= 2 else 1]
+    if amax == 0.0 or lo <= amax <= hi:
+        return
+    what = "overflow" if amax > hi else "underflow (losing all precision)"
+    raise ScaleError(
+        f"{name} has entries of magnitude up to {amax:.3g}, outside [{lo:.0e}, {hi:.0e}], the "
+        f"range where float64 statistics of degree-{degree} features are exact: they would "
+        f"{what}. Rescale {name}, e.g. {name} / np.abs({name}).max(): ridge predictions are "
+        "unchanged when alphas are scaled by the square of the same factor (the default, "
+        "data-relative alpha grids follow automatically)."
+    )
 
 
 def _check_shape(shape: tuple, name: str, n_features, min_samples: int, owner: str) -> None:
@@ -129,7 +180,9 @@ def _check_shape(shape: tuple, name: str, n_features, min_samples: int, owner: s
         )
 
 
-def _check_tensor_X(X: Any, name: str, n_features, min_samples: int, owner: str, finite: bool):
+def _check_tensor_X(
+    X: Any, name: str, n_features, min_samples: int, owner: str, finite: bool, degree=None
+):
     """`check_X` for a torch tensor kept on its device (no host copy)."""
     import torch
 
@@ -139,13 +192,13 @@ def _check_tensor_X(X: Any, name: str, n_features, min_samples: int, owner: str,
     if str(t.dtype) not in _TORCH_FLOATS:
         t = t.to(torch.float64)  # integers, booleans, other float formats
     _check_shape(tuple(t.shape), name, n_features, min_samples, owner)
-    if finite and not all_finite(t):
-        raise non_finite_error(name)
+    if finite:
+        _check_values(t, name, degree)
     return t
 
 
-def non_finite_error(name: str = "X") -> ValueError:
-    return ValueError(
+def non_finite_error(name: str = "X") -> NonFiniteError:
+    return NonFiniteError(
         f"Input {name} contains NaN or infinity. Remove or impute those rows: probes are "
         f"fitted on, and applied to, finite activations only."
     )
@@ -194,7 +247,8 @@ def check_targets(
     if arr.shape[1] == 0:
         raise ValueError(f"{name} has 0 targets (shape {arr.shape}); pass at least one column.")
     if not np.isfinite(arr).all():
-        raise ValueError(f"Input {name} contains NaN or infinity.")
+        raise NonFiniteError(f"Input {name} contains NaN or infinity.")
+    check_magnitude(float(np.abs(arr).max()) if arr.size else 0.0, name, 1)
     return np.ascontiguousarray(arr), one_d
 
 
@@ -223,7 +277,8 @@ def _check_tensor_targets(y: Any, n_samples: int, name: str) -> tuple[Any, bool]
             f"{name} has 0 targets (shape {tuple(t.shape)}); pass at least one column."
         )
     if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"Input {name} contains NaN or infinity.")
+        raise NonFiniteError(f"Input {name} contains NaN or infinity.")
+    check_magnitude(float(t.abs().max()) if t.numel() else 0.0, name, 1)
     return t.contiguous(), one_d
 
 
