@@ -20,10 +20,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sklearn.linear_model import Ridge
-
 from shallowprobes import LinearProbe, LinearProbeClassifier, QuadraticProbe, SufficientStats
 from shallowprobes.errors import NonFiniteError, ScaleError
+from sklearn.linear_model import Ridge
 
 try:
     import torch  # noqa: F401

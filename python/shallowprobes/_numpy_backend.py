@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-name = "numpy"
-
+from ._interrupt import check_interrupt
 from .errors import NonFiniteError
+
+name = "numpy"
 
 NON_FINITE = "X contains NaN or infinity"  # same message as the Rust core
 
@@ -25,6 +26,7 @@ def finite_max_abs(X: np.ndarray) -> float:
     """max |X| when every entry is finite, else nan (0 for an empty array); row blocks."""
     best = 0.0
     for start in range(0, X.shape[0], _BLOCK_ROWS):
+        check_interrupt()  # Ctrl-C between row blocks
         block = np.abs(np.asarray(X[start : start + _BLOCK_ROWS], dtype=np.float64))
         if block.size:
             m = float(block.max())
@@ -73,6 +75,7 @@ def _accumulate_blocks(X, Y, fold_ids, shift_x, shift_y, stats, step, features=N
     for f in range(count.shape[0]):
         rows = np.flatnonzero(fold_ids == f)
         for start in range(0, rows.size, step):
+            check_interrupt()  # Ctrl-C between row blocks
             idx = rows[start : start + step]
             xb = X[idx].astype(np.float64)
             if not np.isfinite(xb).all():
@@ -226,6 +229,7 @@ def loo_predictions(
     out = np.empty((A, n, k))
     base = 1.0 / n_total if fit_intercept else 0.0
     for start in range(0, n, _BLOCK_ROWS):
+        check_interrupt()  # Ctrl-C between row blocks
         stop = min(start + _BLOCK_ROWS, n)
         Z = (X[start:stop].astype(np.float64) - x_mean) @ V
         Z2 = Z * Z
@@ -285,6 +289,7 @@ def expand_quadratic(X: np.ndarray, shift_in: np.ndarray, quad_scale: float) -> 
     out = np.empty((n, p))
     step = _quadratic_rows_per_block(p)
     for start in range(0, n, step):
+        check_interrupt()  # Ctrl-C between row blocks
         xb = X[start : start + step].astype(np.float64)
         if not np.isfinite(xb).all():
             raise NonFiniteError(NON_FINITE)

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from . import _core
-from .threads import cancel_flag
+from ._interrupt import cancel_flag
 
 name = "rust"
 

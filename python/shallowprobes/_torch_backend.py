@@ -25,6 +25,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ._interrupt import check_interrupt
 from .errors import NonFiniteError
 
 name = "torch"
@@ -57,7 +58,7 @@ def host_tensor(a: Any, dtype: Any = None) -> torch.Tensor:
         or not arr.flags.aligned
     ):
         arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
-    return torch.as_tensor(arr)
+    return torch.as_tensor(arr, device="cpu")
 
 
 def as_f64(a: Any, device: Any) -> torch.Tensor:
@@ -131,6 +132,7 @@ def finite_max_abs(X: Any) -> float:
     ok = torch.ones((), dtype=torch.bool, device=X.device)
     step = _rows_per_block(X.shape[1] if X.ndim > 1 else 1)
     for start in range(0, X.shape[0], step):
+        check_interrupt()  # Ctrl-C between row blocks
         block = X[start : start + step]
         ok &= torch.isfinite(block).all()
         best = torch.maximum(best, block.abs().max().double())
@@ -164,6 +166,7 @@ def _accumulate_blocks(X, Y, fold_ids, shift_x, shift_y, stats, step, features=N
         rows_x = rows if (rows is None or x_dev is None) else torch.from_numpy(rows).to(x_dev)
         rows_y = None if rows is None else torch.from_numpy(rows).to(dev)
         for start in range(0, m, step):
+            check_interrupt()  # Ctrl-C between row blocks
             if rows is None:
                 sel_x = sel_y = slice(start, start + step)
             else:
@@ -270,6 +273,7 @@ def loo_predictions(X, x_mean, V, lam, B, Y, y_mean, alphas, n_total, fit_interc
     base = 1.0 / float(n_total) if fit_intercept else 0.0
     step = max(16, min(_rows_per_block(X.shape[1]), (1 << 22) // max(A * k, 1)))
     for start in range(0, n, step):
+        check_interrupt()  # Ctrl-C between row blocks
         sl = slice(start, min(start + step, n))
         Z = (_rows(X, sl, dev) - x_mean) @ V
         fitted = y_mean + torch.matmul(Z[None], coef_z)  # (A, m, k)
@@ -314,6 +318,7 @@ def expand_quadratic(X: Any, shift_in: Any, quad_scale: float) -> torch.Tensor:
     ok = torch.ones((), dtype=torch.bool, device=dev)
     step = _quadratic_rows_per_block(p)
     for start in range(0, n, step):
+        check_interrupt()  # Ctrl-C between row blocks
         xb = _rows(X, slice(start, start + step), dev)
         ok &= torch.isfinite(xb).all()
         out[start : start + step] = _expand_block(xb - shift, a, b, weights)
