@@ -251,13 +251,16 @@ def test_convergence_warning_points_at_the_callers_fit(cls):
 
 # ------------------------------------------------------------------------------ reference
 def _reference_alternating_ridge(X, y, rank, alpha, n_iter):
-    """Independent implementation of the documented algorithm (moments init, half-steps by
+    """Independent implementation of the documented algorithm (moments init scaled by
+    1 / rms(z), half-steps by
     scikit-learn Ridge on [(v_r . z) z ..., z], rebalancing), with a fixed alpha."""
     Z = X - X.mean(axis=0)
     yc = y - y.mean()
     M = (Z * yc[:, None]).T @ Z
     lam, vecs = np.linalg.eigh(M)
     V = vecs[:, np.argsort(-np.abs(lam), kind="stable")[:rank]].T
+    moving = (Z**2).sum(axis=0) > 0
+    V = V / np.sqrt((Z[:, moving] ** 2).mean())  # unit: v.z of order one
     U = V.copy()
 
     def half_step(fixed):

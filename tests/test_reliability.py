@@ -380,3 +380,30 @@ def test_rayon_num_threads_is_honoured():
     assert _threads_in_subprocess({"RAYON_NUM_THREADS": "3"}) == 3
     assert _threads_in_subprocess({"SHALLOWPROBES_NUM_THREADS": "2", "RAYON_NUM_THREADS": "5"}) == 2
     assert _threads_in_subprocess({"RAYON_NUM_THREADS": "junk"}) == _threads_in_subprocess({})
+
+
+@pytest.mark.parametrize(
+    "make_probe, scales",
+    [
+        (lambda: LinearProbe(cv="loo"), [1e-99, 1e-20, 1e20, 1e99]),
+        (lambda: QuadraticProbe(), [1e-49, 1e-10, 1e10, 1e49]),
+        (lambda: QuadraticProbe(solver="dual"), [1e-49, 1e49]),
+        (lambda: __import__("shallowprobes").CPProbe(random_state=0), [1e-49, 1e-3, 1e20, 1e49]),
+        (
+            lambda: __import__("shallowprobes").CPProbe(init="random", random_state=0),
+            [1e-49, 1e49],
+        ),
+    ],
+)
+@pytest.mark.parametrize("y_scale", [1.0, 1e-99, 1e99])
+def test_default_fits_are_scale_equivariant_across_the_range(make_probe, scales, y_scale):
+    """Ridge with data-relative defaults commutes with rescaling X and y: predictions of a
+    fit on (s X, t y), divided by t, equal those of the fit on (X, y), anywhere in the
+    documented magnitude range (CP included: its factors start in the data's units)."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(240, 5))
+    y = X[:, 0] * X[:, 1] + 0.5 * X[:, 2] + 0.1 * rng.normal(size=240)
+    base = make_probe().fit(X, y).predict(X)
+    for s in scales:
+        got = make_probe().fit(X * s, y * y_scale).predict(X * s) / y_scale
+        np.testing.assert_allclose(got, base, rtol=0, atol=1e-9 * np.abs(base).max())

@@ -108,7 +108,8 @@ def test_apply_inverse_round_trip(group):
 
 @pytest.mark.parametrize("group", GROUPS)
 def test_readout_invariance(group):
-    """Logits W h + b are unchanged when (h, W, b) are transformed together (DESIGN.md §1.1)."""
+    """Logits W h + b are unchanged when (h, W, b) are transformed together
+    (docs/design.md §1.1)."""
     rng = np.random.default_rng(2)
     d, k = 9, 3
     H = rng.normal(size=(40, d))

@@ -37,7 +37,6 @@ on that device. Otherwise the fit runs on the host (Rust core or numpy).
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from typing import Any, Optional, Union
 
@@ -54,6 +53,7 @@ from ._backends import (
     uses_torch,
 )
 from ._base import ClassifierMixin, RegressorMixin, user_stacklevel
+from ._params import RANDOM_STATE, Interval, Options
 from ._validation import check_rows_finite
 from .linear import (
     _feature_blocks,
@@ -64,8 +64,11 @@ from .linear import (
 )
 from .quadratic import _gaussian_slope_from_values, _PolynomialOutputs
 from .stats import SufficientStats
+from .threads import check_interrupt
 
 __all__ = ["CPProbe", "CPProbeClassifier", "ConvergenceWarning"]
+
+_INITS = ("moments", "random")
 
 try:  # the same class as scikit-learn's when it is installed
     from sklearn.exceptions import ConvergenceWarning
@@ -96,6 +99,8 @@ class _CPFeatureMap:
 
 class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
     """Shared machinery of the CP probes (not public)."""
+
+    _feature_degree = 2  # products of inputs: degree-2 magnitude range
 
     def __init__(
         self,
@@ -130,16 +135,15 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         self.init = init
         self.random_state = random_state
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        for name in ("rank", "max_iter"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}.")
-        if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or self.tol < 0:
-            raise ValueError(f"tol must be a non-negative number, got {self.tol!r}.")
-        if self.init not in ("moments", "random"):
-            raise ValueError(f"init must be 'moments' or 'random', got {self.init!r}.")
+    def _param_constraints(self) -> dict:
+        return {
+            **super()._param_constraints(),
+            "rank": [Interval("int", 1, None)],
+            "max_iter": [Interval("int", 1, None)],
+            "tol": [Interval("real", 0.0, None)],
+            "init": [Options(_INITS)],
+            "random_state": RANDOM_STATE,
+        }
 
     def _streams(self) -> bool:
         return False
@@ -167,11 +171,9 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         if on_torch:
             tb = torch_backend()
             if not is_torch_tensor(X):
-                import torch
-
                 with warnings.catch_warnings():  # read-only arrays: X is never written to
                     warnings.simplefilter("ignore", UserWarning)
-                    X = torch.as_tensor(X)  # host rows: a CPU tensor view (no copy)
+                    X = tb.host_tensor(X)  # a CPU view (copied only where torch needs it)
             xp = tb.ops_for(X.device)
             Y = xp.asarray(Y)
             check_rows_finite(X, tb)
@@ -199,12 +201,21 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         n_iter = np.zeros(k, dtype=np.intp)
         converged = np.zeros(k, dtype=bool)
         for t in range(k):
-            y = Y[:, t : t + 1]
+            # The CP objective is not homogeneous in y (f is bilinear in U, V and linear in
+            # w), so with the data-relative alpha grid each target is fitted in units of its
+            # own spread and scaled back at the end: the fit then commutes with rescaling y,
+            # as ridge does. Explicit alphas keep their absolute meaning (no rescaling).
+            y_unit = 1.0
+            if self.alphas is None:
+                y_unit = float(((Y[:, t] - Y[:, t].mean()) ** 2).mean()) ** 0.5
+                y_unit = y_unit if np.isfinite(y_unit) and y_unit > 0 else 1.0
+            y = Y[:, t : t + 1] / y_unit
             V = self._initial_factor(X, y[:, 0], centre, R, rng, xp)
             U = copy_of(V)
             alphas = self._explicit_alphas()
             objective = np.inf
             for it in range(1, int(self.max_iter) + 1):
+                check_interrupt()  # Ctrl-C between alternations
                 U, _, _, _ = self._half_step(X, y, folds, centre, V, alphas)
                 V, w_t, b_t, sol = self._half_step(X, y, folds, centre, U, alphas)
                 if it == 1:
@@ -223,9 +234,10 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
                 if previous - objective <= self.tol * objective:
                     converged[t] = True
                     break
+            U, V = _rebalance(U * y_unit, V)  # f scales with y_unit: scale one factor
             factors_u[t], factors_v[t] = U, V
-            w[:, t], b[t] = w_t[:, 0], b_t[0]
-            fitted[:, t] = f
+            w[:, t], b[t] = w_t[:, 0] * y_unit, b_t[0] * y_unit
+            fitted[:, t] = f * y_unit
             halfsteps.append(sol)
         if not converged.all():
             warnings.warn(
@@ -256,25 +268,39 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
 
     def _initial_factor(self, X, y, centre, R, rng, xp=NUMPY_OPS) -> np.ndarray:
         """(R, d) starting factors, in X's namespace (random draws come from the host rng, so
-        both namespaces start from the same numbers)."""
+        both namespaces start from the same numbers).
+
+        Unit-norm factors are scaled by 1 / rms(h - centre) (the root-mean-square coordinate),
+        so that v.z stays of order one whatever the data's units and the half-step features
+        (v.z) z have the scale of the linear features z. Alpha is chosen in
+        the first alternation and then held, so without this the fit would not be
+        scale-equivariant (data at 1e20 collapsed to chance while data at 1 fitted well).
+        """
         d = X.shape[1]
-        if self.init == "random":
-            V = rng.standard_normal((R, d)) / np.sqrt(d)
-            return xp.asarray(V) if xp.is_torch else V
         M = xp.zeros((d, d))
         yc = y - y.mean()
+        col_sq = xp.zeros(d)
         step = max(1, (1 << 22) // max(d, 1))
         for start in range(0, X.shape[0], step):
             Z = xp.asarray(X[start : start + step], dtype=np.float64) - centre
-            M += Z.T @ (Z * yc[start : start + step, None])
+            col_sq += (Z * Z).sum(axis=0)
+            if self.init != "random":
+                M += Z.T @ (Z * yc[start : start + step, None])
+        # rms per moving coordinate: constant columns (which the fit ignores) do not count
+        moving = int((col_sq > 0).sum())
+        rms = np.sqrt(float(col_sq.sum()) / max(X.shape[0] * moving, 1))
+        unit = 1.0 / rms if np.isfinite(rms) and rms > 0 else 1.0
+        if self.init == "random":
+            V = rng.standard_normal((R, d)) / np.sqrt(d) * unit
+            return xp.asarray(V) if xp.is_torch else V
         lam, vecs = xp.eigh(0.5 * (M + M.T))
         if xp.is_torch:
             order = (-lam.abs()).argsort(stable=True)[:R]
         else:
             order = np.argsort(-np.abs(lam), kind="stable")[:R]
-        V = copy_of(vecs[:, order].T)
+        V = copy_of(vecs[:, order].T) * unit
         if V.shape[0] < R:  # d < R: pad with random directions
-            pad = rng.standard_normal((R - V.shape[0], d)) / np.sqrt(d)
+            pad = rng.standard_normal((R - V.shape[0], d)) / np.sqrt(d) * unit
             V = xp.concatenate([V, xp.asarray(pad) if xp.is_torch else pad], axis=0)
         return V
 

@@ -30,8 +30,9 @@ from ._base import (
 )
 from ._numpy_backend import residual_outside_span
 from ._validation import check_fold_ids, check_targets, check_X, is_torch_tensor
-from .metrics import Geometry, check_metric, check_readout, fit_geometry
+from .metrics import Geometry, check_readout, fit_geometry
 from .stats import SufficientStats
+from .threads import commit_guard, interruptible
 
 __all__ = ["LinearProbe", "LinearProbeClassifier", "default_alpha_grid"]
 
@@ -203,8 +204,152 @@ def _roc_auc_torch(scores: Any, positive: Any) -> float:
 
 
 def _argmax_first(values: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Arg-max treating NaN as the worst value; ties go to the first (smallest) alpha."""
+    """Arg-max treating NaN as the worst value; ties go to the first entry. (Alpha and gamma
+    selection break ties by value instead: `_best_index`.)"""
     return np.argmax(np.where(np.isnan(values), -np.inf, values), axis=axis)
+
+
+# ---------------------------------------------------------------------------------- selection
+# Scores within this relative distance of the best count as tied (exact CV ties: accuracy and
+# AUROC are discrete, and GCV flattens to round-off at the ends of a grid).
+_TIE_RTOL = 1e-12
+# An edge value whose score beats its grid neighbour by no more than this (relative) sits on a
+# plateau: going further cannot change the probe, so the grid is neither extended nor flagged.
+_FLAT_RTOL = 1e-6
+# Default alpha grids (logspace(-6, 3, 19) x the mean eigenvalue) grow by this many points
+# (3 decades at the default spacing) on the side where the choice sits, at most twice per
+# side: from 1e-12 to 1e9 times the mean eigenvalue in all.
+_EXTEND_POINTS = 6
+_MAX_EXTENSIONS = 2
+
+
+class GridEdgeWarning(UserWarning):
+    """The alpha (or gamma) chosen by cross-validation is the smallest or largest value of the
+    grid that was searched and the CV score was still improving there, so the best value may
+    lie outside the grid."""
+
+
+def _best_index(values: np.ndarray, prefer: Optional[np.ndarray] = None, axis: int = 0):
+    """Arg-max over `axis`, NaN counting as the worst score. Among tied scores (within
+    `_TIE_RTOL` of the best) the entry with the largest `prefer` wins (for alpha: the most
+    regularised probe; pass -gamma to prefer the smallest gamma). Independent of the order of
+    the grid."""
+    v = np.where(np.isnan(values), -np.inf, np.asarray(values, dtype=np.float64))
+    if prefer is None:
+        return np.argmax(v, axis=axis)
+    v = np.moveaxis(v, axis, 0)
+    best = v.max(axis=0)
+    slack = np.where(np.isfinite(best), _TIE_RTOL * np.abs(best), 0.0)
+    tied = v >= best - slack
+    key = np.asarray(prefer, dtype=np.float64).reshape((-1,) + (1,) * (v.ndim - 1))
+    return np.argmax(np.where(tied, key, -np.inf), axis=0)
+
+
+def _edge_side(scores: np.ndarray, grid: np.ndarray, index: int) -> Optional[str]:
+    """"low" / "high" when grid[index] is the smallest / largest value of the grid and its
+    score (higher is better) beats that of the nearest other grid value by more than
+    `_FLAT_RTOL` (a plateau is no reason to look further); else None."""
+    grid = np.asarray(grid, dtype=np.float64)
+    values = np.unique(grid)
+    if values.size < 2:
+        return None
+    a = grid[index]
+    if a == values[0]:
+        side, neighbour = "low", values[1]
+    elif a == values[-1]:
+        side, neighbour = "high", values[-2]
+    else:
+        return None
+    s = np.where(np.isnan(scores), -np.inf, scores)
+    here, there = float(s[index]), float(s[grid == neighbour].max())
+    if not np.isfinite(here):
+        return None
+    if not np.isfinite(there):
+        return side
+    return side if here - there > _FLAT_RTOL * max(abs(here), abs(there), 1e-300) else None
+
+
+def _edge_sides(per: np.ndarray, joint: np.ndarray, grid: np.ndarray, idx: np.ndarray,
+                per_target: bool) -> list:
+    """Edge side (or None) of each target's choice: on its own column with per-target
+    selection, else on the joint criterion that chose the shared value."""
+    if per_target:
+        return [_edge_side(per[:, t], grid, int(idx[t])) for t in range(per.shape[1])]
+    side = _edge_side(joint, grid, int(idx[0]))
+    return [side] * per.shape[1]
+
+
+def _extended_grid(grid: np.ndarray, side: str) -> np.ndarray:
+    """_EXTEND_POINTS new values beyond the `side` edge of a log-spaced grid, at its spacing."""
+    values = np.unique(np.asarray(grid, dtype=np.float64))
+    pos = values[values > 0]
+    step = float(np.log10(pos[1] / pos[0])) if pos.size >= 2 else 0.5
+    step = step if np.isfinite(step) and step > 0 else 0.5
+    k = np.arange(1, _EXTEND_POINTS + 1)
+    if side == "low":
+        return (pos[0] * 10.0 ** (-step * k))[::-1]
+    return values[-1] * 10.0 ** (step * k)
+
+
+def _select_alpha(scores: Any, alphas: np.ndarray, default_grid: bool, per_target: bool):
+    """Alpha selection shared by every ridge solve: scores(grid) -> (per (A, k), joint (A,)).
+
+    The best score wins, ties going to the larger alpha; a default grid is extended while the
+    choice sits at an improving edge (see `_ridge_solve`). Returns (alphas, per, joint, idx
+    (k,), edge side of each target's choice)."""
+    alphas = np.asarray(alphas, dtype=np.float64)
+    per, joint = scores(alphas)
+    k = per.shape[1]
+
+    def select() -> np.ndarray:
+        if per_target:
+            return _best_index(per, alphas, axis=0)
+        return np.full(k, _best_index(joint, alphas))
+
+    idx = select()
+    grown = {"low": 0, "high": 0}
+    while default_grid:
+        sides = [s for s in _edge_sides(per, joint, alphas, idx, per_target) if s]
+        side = next((s for s in ("low", "high") if s in sides and grown[s] < _MAX_EXTENSIONS),
+                    None)  # fmt: skip
+        if side is None:
+            break
+        grown[side] += 1
+        extra = _extended_grid(alphas, side)
+        p2, j2 = scores(extra)
+        if side == "low":
+            alphas = np.concatenate([extra, alphas])
+            per, joint = np.concatenate([p2, per]), np.concatenate([j2, joint])
+        else:
+            alphas = np.concatenate([alphas, extra])
+            per, joint = np.concatenate([per, p2]), np.concatenate([joint, j2])
+        idx = select()
+    return alphas, per, joint, idx, _edge_sides(per, joint, alphas, idx, per_target)
+
+
+def _warn_grid_edge(owner: str, what: str, grid: np.ndarray, sides: list, default: bool,
+                    cv: str) -> None:
+    """One GridEdgeWarning naming the parameter, the edge and how many targets sit there."""
+    flagged = [s for s in sides if s is not None]
+    if not flagged:
+        return
+    from ._base import user_stacklevel
+
+    side = "smallest" if flagged[0] == "low" else "largest"
+    lo, hi = float(np.min(grid)), float(np.max(grid))
+    targets = "" if len(sides) == 1 else f" for {len(flagged)} of {len(sides)} targets"
+    if default:
+        advice = (f"the default grid was already extended as far as it goes; pass {what}s= "
+                  "reaching further if the score keeps improving there")  # fmt: skip
+    else:
+        advice = f"pass a {what}s grid reaching further on that side"
+    warnings.warn(
+        f"{owner}: the {what} chosen by cv={cv!r} is the {side} value of the grid searched "
+        f"({lo:.3g} .. {hi:.3g}){targets}, and the CV score was still improving there, so the "
+        f"best {what} may lie outside the grid: {advice}.",
+        GridEdgeWarning,
+        stacklevel=user_stacklevel(),
+    )
 
 
 # ---------------------------------------------------------------------------------- base
@@ -212,6 +357,7 @@ class _RidgeProbeBase(BaseEstimator):
     """Shared machinery of the linear ridge probes (not public)."""
 
     _is_classifier = False
+    _feature_degree = 1  # degree of the features the statistics hold (input magnitude range)
 
     def __init__(
         self,
@@ -252,32 +398,50 @@ class _RidgeProbeBase(BaseEstimator):
     def _cv_name(self) -> str:
         return "gcv" if self.cv is None else str(self.cv)
 
+    def _param_constraints(self) -> dict:
+        """name -> constraints of every parameter (see `shallowprobes._params`)."""
+        from ._params import ALPHAS, ARRAY_LIKE, BACKEND, BOOL, CV, MATRIX, InstanceOf, Options
+        from .metrics import METRICS
+
+        return {
+            "alphas": ALPHAS,
+            "cv": CV,
+            "alpha_per_target": BOOL,
+            "fit_intercept": BOOL,
+            "metric": [Options(METRICS)],
+            "reference": [None, InstanceOf(SufficientStats, "SufficientStats"), MATRIX],
+            "readout": [None, ARRAY_LIKE],
+            "backend": BACKEND,
+        }
+
     def _check_params(self) -> None:
-        self._n_folds()
-        check_metric(self.metric)
+        """Validate every parameter (ParameterError naming it) before any work."""
+        from ._params import Options, ParameterError, check_param, params_of, validate_params
+
+        owner = type(self).__name__
+        constraints = self._param_constraints()
+        validate_params(params_of(self, constraints), constraints, owner=owner)
+        scoring = self._scoring()
+        check_param("scoring", scoring, [Options(_SCORINGS)], owner=owner)
         if self.reference is not None and self.metric != "whiten":
-            raise ValueError(
+            raise ParameterError(
                 f'reference= is used by metric="whiten" only (metric={self.metric!r}).'
             )
         if self.readout is not None and self.metric != "readout":
-            raise ValueError(f'readout= is used by metric="readout" only (metric={self.metric!r}).')
+            raise ParameterError(
+                f'readout= is used by metric="readout" only (metric={self.metric!r}).'
+            )
         if self.metric == "readout" and self.readout is None:
-            raise ValueError(
+            raise ParameterError(
                 'metric="readout" needs the model\'s readout matrix: pass readout=W with W of '
                 "shape (m, d) (logits = W h + b)."
             )
-        get_backend(self.backend)
-        if not isinstance(self.fit_intercept, (bool, np.bool_)):
-            raise ValueError(f"fit_intercept must be True or False, got {self.fit_intercept!r}.")
-        scoring = self._scoring()
-        if scoring not in _SCORINGS:
-            raise ValueError(f"scoring must be one of {_SCORINGS}, got {scoring!r}.")
+        get_backend(self.backend)  # ImportError naming the extra when torch is missing
         if scoring != "squared_error" and self._cv_name() == "gcv":
-            raise ValueError(
+            raise ParameterError(
                 f"scoring={scoring!r} needs held-out decision values, which GCV does not give: "
                 "use cv='loo' or an integer number of folds."
             )
-        self._explicit_alphas()
 
     def _explicit_alphas(self) -> Optional[np.ndarray]:
         if self.alphas is None:
@@ -305,18 +469,29 @@ class _RidgeProbeBase(BaseEstimator):
         Y, one_d = check_targets(y, n, owner=type(self).__name__, keep_tensor=keep_tensor)
         return Y, None, {"y_1d": one_d}
 
+    @interruptible
     def fit(self, X: Any, y: Any, fold_ids: Any = None) -> _RidgeProbeBase:
         """Fit on all rows at once, selecting alpha by the chosen cv.
 
         fold_ids (optional, with integer cv=K): the fold of each row, e.g. to keep all rows of
         one document in one fold. By default row i goes to fold i % K.
+
+        X may be a dask array: statistics are computed per block on the workers and only
+        they reach the client (see `shallowprobes._dask.fit_estimator`).
         """
         self._check_params()
-        # NaN/inf are detected while accumulating the (fresh) statistics: no extra pass over X.
+        # --- dask arrays: per-block statistics on the workers (shallowprobes._dask) ---
+        from ._dask import fit_estimator, is_dask_array
+
+        if is_dask_array(X):
+            return fit_estimator(self, X, y, fold_ids)
+        # --- end dask ---
+        # One pass over X checks finiteness and magnitude (the kernels also catch NaN/inf).
         on_torch = uses_torch(self.backend, X)
         Xa = check_X(
-            X, min_samples=2, owner=type(self).__name__, check_finite=False, keep_tensor=on_torch
-        )
+            X, min_samples=2, owner=type(self).__name__, keep_tensor=on_torch,
+            degree=self._feature_degree,
+        )  # fmt: skip
         self._check_metric_inputs(Xa.shape[1])
         n = Xa.shape[0]
         Y, labels, state = self._prepare_targets(y, n, first=True, keep_tensor=on_torch)
@@ -334,11 +509,13 @@ class _RidgeProbeBase(BaseEstimator):
                 raise ValueError("fold_ids is only used with integer cv (K-fold).")
             folds = None
         stats, solution = self._fit_rows(Xa, Y, folds)
-        # Commit only after everything succeeded: a failed fit leaves the estimator as it was.
-        self._stats = stats
-        self._solution_cache = solution
-        self._target_state = state
-        self.n_features_in_ = Xa.shape[1]
+        # Commit only after everything succeeded: a failed (or interrupted) fit leaves the
+        # estimator as it was.
+        with commit_guard():
+            self._stats = stats
+            self._solution_cache = solution
+            self._target_state = state
+            self.n_features_in_ = Xa.shape[1]
         return self
 
     def _check_partial_fit(self, first: bool) -> None:
@@ -361,6 +538,7 @@ class _RidgeProbeBase(BaseEstimator):
         return f"{type(self).__name__} has no partial_fit."
 
     @streaming_method
+    @interruptible
     def partial_fit(self, X: Any, y: Any, **kwargs: Any) -> _RidgeProbeBase:
         """Add a chunk of rows to the statistics; the solve happens at first use.
 
@@ -373,8 +551,8 @@ class _RidgeProbeBase(BaseEstimator):
         n_features = None if first else self.n_features_in_
         on_torch = uses_torch(self.backend, X) if first else self._stats._keeps_tensors(X)
         Xa = check_X(
-            X, n_features=n_features, owner=type(self).__name__, check_finite=not first,
-            keep_tensor=on_torch,
+            X, n_features=n_features, owner=type(self).__name__, keep_tensor=on_torch,
+            degree=self._feature_degree,
         )  # fmt: skip
         if first:
             self._check_metric_inputs(Xa.shape[1])
@@ -398,12 +576,17 @@ class _RidgeProbeBase(BaseEstimator):
         folds = None
         if K > 1:
             folds = (np.arange(stats.rows_seen, stats.rows_seen + Xa.shape[0]) % K).astype(np.int64)
-        stats._accumulate_validated(Xa, Y, folds)
-        self._stats = stats
-        self._solution_cache = None
+        if not first:
+            # derived from the statistics, recomputed lazily: dropped before they change, so
+            # an interrupted update never leaves a stale solution next to new statistics
+            self._solution_cache = None
+        stats._accumulate_validated(Xa, Y, folds)  # all-or-nothing
         if first:
-            self._target_state = state
-            self.n_features_in_ = Xa.shape[1]
+            with commit_guard():
+                self._stats = stats
+                self._solution_cache = None
+                self._target_state = state
+                self.n_features_in_ = Xa.shape[1]
         return self
 
     def _solution(self) -> _Solution:
@@ -422,12 +605,17 @@ class _RidgeProbeBase(BaseEstimator):
                 f"{type(self).__name__} needs at least 2 samples to solve; got "
                 f"{stats.n_samples} sample(s) so far."
             )
-        sol = self._solve(stats, rows=None)
-        self._solution_cache = sol
+        sol = interruptible(self._solve)(stats, rows=None)
+        with commit_guard():
+            self._solution_cache = sol
         return sol
 
     def _check_metric_inputs(self, d: int) -> None:
-        """Fail before any work when readout= / reference= do not match X's width."""
+        """Fail before any work when readout= / reference= do not match X's width, or hold
+        NaN / infinity (ParameterError; NonFiniteParameterError for non-finite entries)."""
+        from ._backends import all_finite
+        from ._params import NonFiniteParameterError, ParameterError
+
         if self.metric == "readout":
             check_readout(self.readout, d)
         ref = self.reference
@@ -437,13 +625,28 @@ class _RidgeProbeBase(BaseEstimator):
 
         if isinstance(ref, _Stats):
             if ref.n_inputs != d:
-                raise ValueError(
+                raise ParameterError(
                     f"reference statistics have {ref.n_inputs} inputs but X has {d} features."
                 )
-        elif np.ndim(ref) == 2 and np.shape(ref)[1] != d:
-            raise ValueError(
+            if ref.n_samples < 2:
+                raise ParameterError(
+                    f"reference statistics hold {ref.n_samples} row(s); the whitening "
+                    "covariance needs a minimum of 2."
+                )
+            return
+        if np.ndim(ref) == 2 and np.shape(ref)[1] != d:
+            raise ParameterError(
                 f"reference has {np.shape(ref)[1]} features, but X has {d}: the reference "
                 "rows must be activations of the same hidden units."
+            )
+        try:
+            R = check_X(ref, name="reference", n_features=d, min_samples=2, owner="the probe",
+                        check_finite=False, keep_tensor=is_torch_tensor(ref))  # fmt: skip
+        except ValueError as exc:
+            raise ParameterError(f"reference (the whitening rows) is invalid: {exc}") from None
+        if not all_finite(R):
+            raise NonFiniteParameterError(
+                "reference contains NaN or infinity; the reference rows must be finite."
             )
 
     def _geometry(self, covariance: Any, d: int, xp: Any = None) -> Geometry:
@@ -479,12 +682,20 @@ class _RidgeProbeBase(BaseEstimator):
         rows: Optional[tuple],
         alphas: Optional[np.ndarray],
         feature_map: Optional[Any] = None,
+        warn_edges: bool = True,
     ) -> _Solution:
         """Ridge on the features whose (degree-1) statistics are `stats`, alpha chosen by CV.
 
         rows = (X, Y, folds) of the training data when available (LOO and decision-value
         scoring need them); feature_map turns a block of X rows into the features the
         statistics describe (None: the rows are the features).
+
+        Selection: the best CV score; exact ties go to the larger alpha (more regularisation).
+        The default grid (alphas=None) is extended, 3 decades at a time and at most twice per
+        side, while the choice sits at an edge with the score still improving there (all
+        from the one spectrum already computed). A choice left at an edge of its grid gives a
+        GridEdgeWarning (warn_edges=False: only recorded in sol.alpha_edges, for callers that
+        choose among several solutions and warn about the one they keep).
         """
         backend = stats._backend_module()
         xp = stats._ops()
@@ -502,8 +713,10 @@ class _RidgeProbeBase(BaseEstimator):
             (lam, V, B), fold_specs = _kfold_spectra(stats, ne, fit_intercept, backend)
         else:
             lam, V, B = backend.spectrum(ne.gram, ne.cxy)
-        if alphas is None:
+        default_grid = alphas is None
+        if default_grid:
             alphas = default_alpha_grid(ne.gram)
+        alphas = np.asarray(alphas, dtype=np.float64)
         k = B.shape[1]
         # Residual degrees of freedom left at alpha -> 0, and the part of y outside the span of
         # X (exactly zero when the rows are interpolated): both enter GCV without cancellation.
@@ -512,47 +725,51 @@ class _RidgeProbeBase(BaseEstimator):
         span = backend.residual_outside_span if xp.is_torch else residual_outside_span
         perp = span(lam, B, ne.cyy) if free > 0 else xp.zeros(k)
 
-        if cv_name == "gcv":
-            _, rss, _ = backend.ridge_path(lam, V, B, perp, alphas, False)
-            rss = to_numpy(rss)
-            lam_pos = to_numpy(lam[lam > 0])
-            resid_dof = np.array(
-                [max(free, 0.0) + float(np.sum(a / (lam_pos + a))) if a > 0 else free
-                 for a in alphas]
-            )  # fmt: skip
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gcv = ne.n * rss / (resid_dof * resid_dof)[:, None]
-            gcv[resid_dof <= 0] = np.inf
-            per = -gcv
-            joint = per.mean(axis=1)
-        elif cv_name == "loo":
-            if rows is None:
-                raise ValueError(
-                    "cv='loo' needs the training rows, which partial_fit does not keep; use "
-                    "cv='gcv' or an integer number of folds with partial_fit, or call fit()."
-                )
-            X, Y, _ = rows
-            preds = xp.empty((len(alphas), X.shape[0], k))
-            for sl, F in _feature_blocks(X, feature_map):
-                preds[:, sl] = backend.loo_predictions(
-                    F, ne.x_mean, V, lam, B, Y[sl], ne.y_mean, alphas, ne.n, fit_intercept
-                )
-            per, joint = _score_predictions(preds, Y, scoring)
-        else:
-            per, joint = self._kfold_scores(
-                stats, alphas, rows, backend, scoring, fold_specs, feature_map
-            )
+        def scores(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """(per (A, k), joint (A,)) CV scores of the alphas in `grid`."""
+            if cv_name == "gcv":
+                _, rss, _ = backend.ridge_path(lam, V, B, perp, grid, False)
+                rss = to_numpy(rss)
+                lam_pos = to_numpy(lam[lam > 0])
+                resid_dof = np.array(
+                    [max(free, 0.0) + float(np.sum(a / (lam_pos + a))) if a > 0 else free
+                     for a in grid]
+                )  # fmt: skip
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    gcv = ne.n * rss / (resid_dof * resid_dof)[:, None]
+                gcv[resid_dof <= 0] = np.inf
+                per = -gcv
+                return per, per.mean(axis=1)
+            if cv_name == "loo":
+                if rows is None:
+                    raise ValueError(
+                        "cv='loo' needs the training rows, which partial_fit does not keep; "
+                        "use cv='gcv' or an integer number of folds with partial_fit, or call "
+                        "fit()."
+                    )
+                X, Y, _ = rows
+                preds = xp.empty((len(grid), X.shape[0], k))
+                for sl, F in _feature_blocks(X, feature_map):
+                    preds[:, sl] = backend.loo_predictions(
+                        F, ne.x_mean, V, lam, B, Y[sl], ne.y_mean, grid, ne.n, fit_intercept
+                    )
+                return _score_predictions(preds, Y, scoring)
+            return self._kfold_scores(stats, grid, rows, backend, scoring, fold_specs,
+                                      feature_map)  # fmt: skip
 
-        if self.alpha_per_target:
-            idx = _argmax_first(per, axis=0)
-        else:
-            idx = np.full(k, _argmax_first(joint))
+        alphas, per, joint, idx, edges = _select_alpha(
+            scores, alphas, default_grid, bool(self.alpha_per_target)
+        )
+        if warn_edges:
+            _warn_grid_edge(type(self).__name__, "alpha", alphas, edges, default_grid, cv_name)
         chosen = np.unique(idx)
         coefs, _, _ = backend.ridge_path(lam, V, B, perp, alphas[chosen], True)
         pos = np.searchsorted(chosen, idx)
         coef = copy_of(coefs[xp.index(pos), :, xp.index(np.arange(k))].T)  # (d, k)
         intercept = ne.y_mean - ne.x_mean @ coef
-        sol = _Solution(coef, intercept, np.asarray(alphas, dtype=np.float64), idx, per, joint)
+        sol = _Solution(coef, intercept, alphas, idx, per, joint)
+        sol.alpha_edges = edges
+        sol.default_grid = default_grid
         if self._is_classifier:
             sol.calibration = _gaussian_calibration(stats, coef, intercept)
         return sol

@@ -1,4 +1,4 @@
-"""Coordinate geometries of the probes: the `metric` parameter (DESIGN.md §2).
+"""Coordinate geometries of the probes: the `metric` parameter (docs/design.md §2).
 
 A fitted ridge probe is only as coordinate-independent as its penalty. Each metric fixes the
 geometry the penalty is measured in by building the features from A (h - mu) for a matrix A
@@ -39,13 +39,24 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _quadratic
-from ._backends import NUMPY_OPS, ops_of
-from ._validation import check_X, is_torch_tensor
+from ._backends import NUMPY_OPS, all_finite, ops_of
+from ._params import (
+    Array,
+    Interval,
+    NonFiniteParameterError,
+    Options,
+    ParameterError,
+    ParameterTypeError,
+    _show,
+    check_param,
+)
+from ._validation import check_X
 
 __all__ = ["METRICS", "Geometry", "fit_geometry", "psd_sqrt", "psd_inv_sqrt"]
 
 METRICS = ("euclidean", "standardize", "whiten", "readout")
 DEFAULT_RCOND = 1e-10
+_RCOND = [Interval("real", 0.0, 1.0, closed="left")]
 
 
 def _psd_eigh(S: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,6 +70,7 @@ def _psd_eigh(S: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray, np.n
 def psd_sqrt(S: np.ndarray, rcond: float = DEFAULT_RCOND) -> np.ndarray:
     """Symmetric square root of a positive semi-definite matrix (tiny eigenvalues -> 0).
     numpy in, numpy out; a torch tensor in, a tensor on its device out."""
+    check_param("rcond", rcond, _RCOND)
     xp = ops_of(S)
     lam, V, keep = _psd_eigh(S, rcond)
     root = xp.where(keep, xp.sqrt(xp.where(keep, lam, 0.0)), 0.0)
@@ -67,6 +79,7 @@ def psd_sqrt(S: np.ndarray, rcond: float = DEFAULT_RCOND) -> np.ndarray:
 
 def psd_inv_sqrt(S: np.ndarray, rcond: float = DEFAULT_RCOND) -> np.ndarray:
     """Pseudo-inverse square root S^+1/2: eigenvalues <= rcond * max are dropped."""
+    check_param("rcond", rcond, _RCOND)
     xp = ops_of(S)
     lam, V, keep = _psd_eigh(S, rcond)
     inv = xp.where(keep, 1.0 / xp.sqrt(xp.where(keep, lam, 1.0)), 0.0)
@@ -182,20 +195,28 @@ class Geometry:
 
 
 def check_readout(readout: Any, d: int) -> np.ndarray:
+    """The readout matrix W as float64 (m, d): ParameterError unless it is a numeric 2-D
+    array with d columns, NonFiniteParameterError (a NonFiniteError) for NaN or infinity."""
     if readout is None:
-        raise ValueError(
+        raise ParameterError(
             'metric="readout" needs the model\'s readout matrix: pass readout=W with W of '
             "shape (m, d) (logits = W h + b)."
         )
-    if is_torch_tensor(readout):
-        readout = readout.detach().cpu().numpy()
-    W = np.asarray(readout, dtype=np.float64)
+    W = Array.as_array(readout)
+    if W is None:
+        raise ParameterTypeError(
+            f"readout must be a numeric array of shape (m, {d}) (m outputs, {d} hidden units), "
+            f"got {_show(readout)}."
+        )
     if W.ndim != 2 or W.shape[1] != d:
-        raise ValueError(
+        raise ParameterError(
             f"readout must have shape (m, {d}) (m outputs, {d} hidden units), got {W.shape}."
         )
-    if not np.isfinite(W).all():
-        raise ValueError("readout contains NaN or infinity.")
+    W = np.asarray(W, dtype=np.float64)
+    if not all_finite(W):
+        raise NonFiniteParameterError(
+            f"readout contains NaN or infinity; it must be a finite (m, {d}) matrix."
+        )
     return W
 
 
@@ -213,9 +234,11 @@ def reference_covariance(reference: Any, d: int, backend: str = "auto") -> np.nd
     return SufficientStats(1, backend).update(R).input_covariance()
 
 
+_METRIC = [Options(METRICS)]
+
+
 def check_metric(metric: Any) -> str:
-    if not isinstance(metric, str) or metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}.")
+    check_param("metric", metric, _METRIC)
     return metric
 
 
@@ -235,10 +258,11 @@ def fit_geometry(
     (numpy by default; `_torch_backend.TorchOps` for a geometry on a torch device)."""
     xp = NUMPY_OPS if xp is None else xp
     check_metric(metric)
+    check_param("rcond", rcond, _RCOND)
     if reference is not None and metric != "whiten":
-        raise ValueError(f'reference= is used by metric="whiten" only (metric={metric!r}).')
+        raise ParameterError(f'reference= is used by metric="whiten" only (metric={metric!r}).')
     if readout is not None and metric != "readout":
-        raise ValueError(f'readout= is used by metric="readout" only (metric={metric!r}).')
+        raise ParameterError(f'readout= is used by metric="readout" only (metric={metric!r}).')
     if metric == "euclidean":
         return Geometry(metric)
     if metric == "standardize":

@@ -2,7 +2,7 @@
 
 The probe is f(h) = (h - mu)^T Q (h - mu) + w^T (h - mu) + b, i.e. ridge regression on the
 degree-2 features phi_gamma(h - mu) = [u, sqrt(gamma) (s_ab u_a u_b)_{a<=b}], u = h - mu,
-s_aa = 1, s_ab = sqrt(2) (DESIGN.md §2), whose kernel is <u, v> + gamma <u, v>^2. mu is the
+s_aa = 1, s_ab = sqrt(2) (docs/design.md §2), whose kernel is <u, v> + gamma <u, v>^2. mu is the
 training mean (with fit_intercept=False: mu = 0 and b = 0).
 
 Two exact routes give the same probe:
@@ -164,6 +164,8 @@ class _PolynomialOutputs:
 class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
     """Shared machinery of the degree-2 probes (not public)."""
 
+    _feature_degree = 2  # products of inputs: degree-2 magnitude range
+
     def __init__(
         self,
         alphas: Any = None,
@@ -194,10 +196,32 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         self.memory_limit = memory_limit
 
     # ------------------------------------------------------------------ parameters
+    def _param_constraints(self) -> dict:
+        import math
+
+        from ._params import Array, Interval, Options
+
+        return {
+            **super()._param_constraints(),
+            "gamma": [
+                Interval("real", 0.0, None, closed="neither", desc="a positive finite number"),
+                Array(
+                    1,
+                    low=0.0,
+                    low_closed=False,
+                    desc="a non-empty 1-D sequence of positive finite numbers",
+                ),
+                None,
+            ],
+            "solver": [Options(_SOLVERS)],
+            "memory_limit": [
+                Interval("real", 0.0, math.inf, closed="right", desc="a positive number of bytes"),
+                None,
+            ],
+        }
+
     def _check_params(self) -> None:
-        super()._check_params()
-        if self.solver not in _SOLVERS:
-            raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}.")
+        super()._check_params()  # every parameter, from _param_constraints
         self._gamma_values(1.0)
         self._memory_limit()
 
@@ -234,17 +258,89 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         return arr
 
     # ------------------------------------------------------------------ route
-    def _bytes_primal(self, p: int) -> float:
+    # Peak memory of fit(), in bytes (what memory_limit is compared with): an upper bound of
+    # the peak RSS increase measured in fresh processes (data allocated first; Linux, glibc),
+    # 1.0x-1.6x of it (mostly 1.05x-1.3x) for p ~ 1000-3000 / n ~ 1000-3500, cv gcv / loo /
+    # K-fold (batched and one fold at a time), 1-10 gammas, alpha_per_target either way,
+    # 1-8 core threads (tests/test_memory_limit.py). The terms count float64 arrays in units
+    # of p x p (primal) or n x n (dual). Below glibc's largest mmap threshold (32 MiB) such
+    # blocks come from the heap, and freed ones stay resident (in the main thread's arena and
+    # the core threads') and are only partly reused: the "heap" allowances. Not counted: a
+    # few MiB of fixed overhead (interpreter, thread stacks), which exceeds the estimate's
+    # slack only for tiny problems (p, n below ~1000); the (alphas, n, k) decision values of
+    # LOO / K-fold on the primal route (it gets no n: small next to p x p unless n >~ p^2/40)
+    # and the target count k (taken as 1: the dual route's Q is k d x d).
+    def _memory_knobs(self) -> tuple:
+        """(K folds, G gammas, T eigendecompositions the Rust core runs at once)."""
         K = self._n_folds()
-        # statistics, the re-centred copy, normal equations and eigenvectors (per fold + all)
-        copies = 6 if K == 1 else 4 * K + 4
-        return 8.0 * p * p * copies
+        G = 1 if self.gamma is None else int(np.atleast_1d(np.asarray(self.gamma)).size)
+        T = 1
+        if self.backend in ("auto", "rust"):
+            from ._backends import _rust
+            from .threads import get_num_threads
 
-    @staticmethod
-    def _bytes_dual(n: int, d: int, n_gammas: int) -> float:
-        # row Gram / kernel, eigensolver input copy and workspace, eigenvectors, LOO
-        # temporaries (+ the kept row Gram when several gammas), rows: measured peak ~5.5 n^2
-        return 8.0 * n * n * (6 + (n_gammas > 1)) + 16.0 * n * d
+            T = max(1, int(get_num_threads())) if _rust is not None else 1
+        return K, G, T
+
+    def _bytes_primal(self, p: int) -> float:
+        from .linear import _BATCH_ENTRIES
+
+        K, G, T = self._memory_knobs()
+        pp = float(p) * float(p)
+        # live at the peak: the statistics (K), their re-centred copy (K), the per-gamma copy
+        # when several gammas are tried (K), the normal equations of all rows (1)
+        live = K * (2 + (G > 1)) + 1
+        if K == 1:
+            # one eigendecomposition: the core's copy of the Gram and its workspace (~3, a
+            # little more with threads), the eigenvectors (1) and their numpy copy (1)
+            solve = 5.0 + 0.08 * min(T, 16)
+        elif (K + 1) * pp <= _BATCH_ENTRIES:
+            # decomposed together (linear._kfold_spectra): the K fold normal equations, their
+            # stack with the full one (K + 1), the K + 1 eigenvector matrices, then either
+            # min(T, K + 1) workspaces in flight (~2.9 each) or the copy out to numpy (K + 1,
+            # + 1 staging); B, the per-fold copies for the coefficient paths and such (+1.5)
+            solve = K + 2 * (K + 1) + max(2.9 * min(T, K + 1), K + 2) + 1.5
+        else:
+            # one at a time: the fold normal equations (K), the eigenvectors so far (K + 1),
+            # one decomposition in flight (~4), B and such (+1.5)
+            solve = K + (K + 1) + 4.0 + 1.5
+        units = live + solve
+        if self._cv_name() == "loo":
+            # after the solve: the eigenvectors (1), the core's copy of them (1), +1.5, and
+            # the row blocks of features (the Python block of the feature map, the core's
+            # centred copy, its projection on V and the square: <= 2^22 entries each)
+            step = (1 << 22) // max(p, 1)
+            rows = min(8192, max(16, step)) + 3 * min(4096, max(256, step))
+            units = max(units, live + 3.5 + rows * p / pp)
+        if 8.0 * pp < 32 * 2**20:  # heap: freed p x p blocks stay resident (see above)
+            units += 1.0 + 0.4 * solve + (2.0 + 0.25 * min(T, 8)) * min(G - 1, 5)
+            if 8.0 * pp <= 16 * 2**20:  # several blocks per 64 MiB thread heap: more kept
+                units += 0.4 * (live + K)
+        return 8.0 * pp * units * 1.05  # 5% margin
+
+    def _bytes_dual(self, n: int, d: int, n_gammas: int) -> float:
+        _, _, T = self._memory_knobs()
+        nn = float(n) * float(n)
+        several = n_gammas > 1
+        # at the eigendecomposition: the kernel (1); with several gammas the row Gram and the
+        # best gamma's eigenvectors so far (2); the eigenvectors (1) and their numpy copy
+        # (1); the core's copy and workspace (~3, a little more with threads). Then the
+        # centred rows (n d; twice with a metric). CV scoring (K-fold blocks (n/K) x n,
+        # LOO row blocks) needs less than this.
+        eig = 3.0 + 2.0 * several + 2.9 + 0.05 * min(T, 8)
+        rows = float(n) * d * (1 + (self.metric != "euclidean"))
+        # building the polynomial: the eigenvectors (1), the row Gram (1; the kernel itself
+        # with one gamma), the centred rows and a scaled copy (2 n d), Q and two d x d
+        # temporaries (3 d^2, per target: here one)
+        tail = 2.0
+        if n < 2048:  # heap: freed n x n blocks stay resident (see above)
+            eig += 0.9 + (1.5 + 2.0 * (n <= 1448)) * several
+            tail += 1.5 + 2.5 * several + (n <= 1448)
+        peak = max(eig * nn + rows, tail * nn + 2.0 * n * d + 3.0 * float(d) * d)
+        if self._cv_name() != "gcv":  # held-out predictions (alphas, n) and a temporary
+            alphas = self._explicit_alphas()
+            peak += 2.0 * (19 if alphas is None else alphas.size) * n
+        return 8.0 * peak * 1.05  # 5% margin
 
     def _route(self, n: Optional[int], d: int) -> str:
         p = _quadratic.n_features(d)
@@ -268,7 +364,7 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             f"dual route with n={n:,} rows about {_fmt_bytes(dual)} (n x n kernel), both over "
             f"memory_limit={_fmt_bytes(limit)}. Options: CPProbe(rank=R) (low-rank degree-2 "
             f"probe, memory O(n R d)); fewer rows for the dual route (n <= "
-            f"{int(np.sqrt(limit / 48.0)):,} fits); fewer inputs (e.g. PCA of h) for the "
+            f"{int(np.sqrt(limit / 70.0)):,} fits); fewer inputs (e.g. PCA of h) for the "
             "primal route; or a larger memory_limit if the machine has it."
         )
 
@@ -674,7 +770,13 @@ class QuadraticProbe(_ProbeRegressorMixin, RegressorMixin, _QuadraticProbeBase):
     memory_limit : float, optional
         Bytes the solve may use, consulted by solver="auto" (to choose the route) and by
         `partial_fit` (the statistics must fit); default half the physical memory. An
-        explicit solver="primal"/"dual" in `fit` is taken as the caller's decision.
+        explicit solver="primal"/"dual" in `fit` is taken as the caller's decision. It is
+        compared with an upper bound of each route's peak memory (measured: 1.0-1.6 times
+        the real peak), which counts every array alive at once: on the primal route about
+        8 p^2 bytes times 9 (gcv, one gamma) to 40-90 (5-fold, several gammas, several core
+        threads; the most for p < 2048), since K-fold keeps per-fold statistics and their
+        eigendecompositions and each extra gamma copies the statistics; on the dual route
+        about 8 n^2 bytes times 6-12, plus the rows and Q (d x d).
     backend : {"auto", "rust", "numpy"}, default "auto"
 
     Attributes

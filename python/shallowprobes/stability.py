@@ -1,13 +1,12 @@
 """Coordinate-stability checks: does a fitted probe depend on the basis of the hidden states?
 
-Hidden states are only defined up to an invertible affine change of coordinates
-``h -> T h + v`` (DESIGN.md §1.1): at a network's final readout, logits ``W h + b`` are unchanged
-when ``(h, W, b)`` become ``(T h + v, W T^-1, b - W T^-1 v)``. A probe that is meant to reveal
-what is *in* a representation should therefore give the same held-out predictions whichever
-coordinates it is fitted in. Whether it does depends on its penalty (§2): plain ridge is
-invariant only under orthogonal maps and shifts, ridge on z-scores also under diagonal
-scalings and permutations, and ridge on whitened features (or in the readout metric) under
-every invertible affine map.
+Hidden states are only defined up to an invertible affine change of coordinates ``h -> T h + v``
+(docs/design.md §1.1): at a network's final readout, logits ``W h + b`` are unchanged when ``(h,
+W, b)`` become ``(T h + v, W T^-1, b - W T^-1 v)``. A probe that is meant to reveal what is *in*
+a representation should therefore give the same held-out predictions whichever coordinates it is
+fitted in. Whether it does depends on its penalty (§2): plain ridge is invariant only under
+orthogonal maps and shifts, ridge on z-scores also under diagonal scalings and permutations, and
+ridge on whitened features (or in the readout metric) under every invertible affine map.
 
 This module measures it empirically for any scikit-learn-style estimator:
 
@@ -37,11 +36,21 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 import numpy as np
+
+from ._params import (
+    BOOL,
+    RANDOM_STATE,
+    Interval,
+    NonFiniteParameterError,
+    ParameterError,
+    ParameterTypeError,
+    _show,
+    check_param,
+)
 
 __all__ = [
     "DEFAULT_TOL",
@@ -84,7 +93,7 @@ class GroupElement:
 
     Rows of a data matrix are transformed as ``X @ T.T + v``. Together with the readout
     transformation ``W -> W T^-1``, ``b -> b - W T^-1 v`` it leaves logits ``W h + b``
-    unchanged (DESIGN.md §1.1).
+    unchanged (docs/design.md §1.1).
 
     Parameters
     ----------
@@ -119,18 +128,22 @@ class GroupElement:
             T = np.asarray(self.matrix, dtype=np.float64)
             v = np.asarray(self.offset, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError("matrix and offset must be numeric arrays.") from None
+            raise ParameterTypeError("matrix and offset must be numeric arrays.") from None
         if T.ndim != 2 or T.shape[0] != T.shape[1] or T.shape[0] == 0:
-            raise ValueError(f"matrix T must be a non-empty square 2-D array, got shape {T.shape}.")
+            raise ParameterError(
+                f"matrix T must be a non-empty square 2-D array, got shape {T.shape}."
+            )
         d = T.shape[0]
         if v.shape != (d,):
-            raise ValueError(f"offset v must have shape ({d},) to match T, got shape {v.shape}.")
+            raise ParameterError(
+                f"offset v must have shape ({d},) to match T, got shape {v.shape}."
+            )
         if not (np.isfinite(T).all() and np.isfinite(v).all()):
-            raise ValueError("matrix T and offset v must be finite.")
+            raise NonFiniteParameterError("matrix T and offset v must be finite.")
         sv = np.linalg.svd(T, compute_uv=False)
         cond = float(sv[0] / sv[-1]) if sv[-1] > 0 else math.inf
         if not (sv[-1] > sv[0] * d * _EPS):
-            raise ValueError(
+            raise ParameterError(
                 f"matrix T is singular to working precision (condition number {cond:.3e}); "
                 "a group element must be invertible."
             )
@@ -223,10 +236,13 @@ def from_matrix(T: Any, v: Any = None) -> GroupElement:
         If ``T`` is not square, is singular (the message gives its condition number) or ``v``
         has the wrong shape.
     """
-    T = np.asarray(T, dtype=np.float64)
+    try:
+        T = np.asarray(T, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ParameterTypeError(f"matrix T must be a numeric array, got {_show(T)}.") from None
     if v is None:
         if T.ndim != 2 or T.shape[0] != T.shape[1]:
-            raise ValueError(f"matrix T must be a square 2-D array, got shape {T.shape}.")
+            raise ParameterError(f"matrix T must be a square 2-D array, got shape {T.shape}.")
         v = np.zeros(T.shape[0])
     return GroupElement(T, v)
 
@@ -250,19 +266,18 @@ def _log_uniform(rng: np.random.Generator, condition: float, d: int) -> np.ndarr
     return np.exp(rng.uniform(-half, half, size=d))
 
 
-def _check_positive_real(value: Any, name: str, minimum: float) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r}.")
-    out = float(value)
-    if not (math.isfinite(out) and out >= minimum):
-        raise ValueError(f"{name} must be a finite number >= {minimum:g}, got {value!r}.")
-    return out
+def _check_positive_real(value: Any, name: str, minimum: float, owner: Any = None) -> float:
+    """A finite real number >= minimum (ParameterError naming `name` otherwise)."""
+    check_param(name, value, [Interval("real", minimum, None)], owner=owner)
+    return float(value)
 
 
 def _check_dim(d: Any) -> int:
-    if isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral) or d < 1:
-        raise ValueError(f"d must be a positive integer, got {d!r}.")
+    check_param("d", d, [Interval("int", 1, None, desc="a positive integer")])
     return int(d)
+
+
+_TOL = [Interval("real", 0.0, None)]
 
 
 class GroupAction:
@@ -287,8 +302,9 @@ class GroupAction:
     transforms_readout: bool = False
 
     def __init__(self, *, condition: float = 10.0, shift_scale: float = 5.0) -> None:
-        self.condition = _check_positive_real(condition, "condition", 1.0)
-        self.shift_scale = _check_positive_real(shift_scale, "shift_scale", 0.0)
+        owner = type(self).__name__
+        self.condition = _check_positive_real(condition, "condition", 1.0, owner)
+        self.shift_scale = _check_positive_real(shift_scale, "shift_scale", 0.0, owner)
 
     @property
     def name(self) -> str:
@@ -320,6 +336,7 @@ class GroupAction:
         GroupElement
         """
         d = _check_dim(d)
+        check_param("rng_or_seed", rng_or_seed, RANDOM_STATE, owner=f"{self.name}.sample")
         rng = np.random.default_rng(rng_or_seed)
         T = self._sample_matrix(rng, d)
         v = rng.normal(scale=self.shift_scale, size=d) if self.shift_scale > 0 else np.zeros(d)
@@ -359,6 +376,7 @@ class DiagonalAffine(GroupAction):
         self, condition: float = 10.0, permute: bool = True, shift_scale: float = 5.0
     ) -> None:
         super().__init__(condition=condition, shift_scale=shift_scale)
+        check_param("permute", permute, BOOL, owner="DiagonalAffine")
         self.permute = bool(permute)
 
     def __repr__(self) -> str:
@@ -510,6 +528,7 @@ class StabilityReport:
         Float64 round-off of an exactly invariant fit is ~1e-12; the default 1e-6 separates
         round-off from a genuine dependence on the coordinates.
         """
+        check_param("tol", tol, _TOL, owner="StabilityReport.is_stable")
         return bool(np.isfinite(self.max_change) and self.max_change <= tol)
 
     def verdict(self, tol: float = DEFAULT_TOL) -> str:
@@ -814,25 +833,46 @@ def stability_report(
     >>> stability_report(LinearRegression(), X, y, Affine(condition=10)).is_stable()
     True
     """
+    owner = "stability_report"
     if isinstance(group, type) and issubclass(group, GroupAction):
         group = group()
     if not isinstance(group, GroupAction):
-        raise TypeError(f"group must be a GroupAction (e.g. Affine()), got {group!r}.")
-    if (
-        isinstance(n_draws, (bool, np.bool_))
-        or not isinstance(n_draws, numbers.Integral)
-        or n_draws < 1
-    ):
-        raise ValueError(f"n_draws must be a positive integer, got {n_draws!r}.")
+        raise ParameterTypeError(
+            f"group must be a GroupAction (e.g. Affine()), got {_show(group)}."
+        )
+    check_param("n_draws", n_draws, [Interval("int", 1, None, desc="a positive integer")],
+                owner=owner)  # fmt: skip
     n_draws = int(n_draws)
     if not callable(getattr(estimator, "fit", None)):
-        raise TypeError(f"estimator must have a fit method, got {estimator!r}.")
+        raise ParameterTypeError(f"estimator must have a fit method, got {_show(estimator)}.")
+    check_param("test_size", test_size,
+                [Interval("real", 0.0, 1.0, closed="neither", desc="a fraction in (0, 1)")],
+                owner=owner)  # fmt: skip
+    check_param("random_state", random_state, RANDOM_STATE, owner=owner)
+    if name is not None and not isinstance(name, str):
+        raise ParameterTypeError(f"name must be a string or None, got {_show(name)}.")
 
     X = _as_2d_float(X, "X")
     y = np.asarray(y)
     n, d = X.shape
     if y.shape[:1] != (n,):
         raise ValueError(f"y must have {n} rows to match X, got shape {y.shape}.")
+    if readout is not None:
+        try:
+            readout = np.asarray(readout, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ParameterTypeError(
+                f"readout must be a numeric array of shape (k, {d}), got {_show(readout)}."
+            ) from None
+        if readout.ndim not in (1, 2) or readout.shape[-1] != d:
+            raise ParameterError(
+                f"readout must have shape (k, {d}) to act on the {d}-dimensional hidden states, "
+                f"got shape {readout.shape}."
+            )
+        if not np.isfinite(readout).all():
+            raise NonFiniteParameterError(
+                "readout contains NaN or infinity; the readout matrix must be finite."
+            )
 
     split_rng, group_rng = _spawn(random_state, 2)
     if X_test is not None:
@@ -841,12 +881,10 @@ def stability_report(
         if X_te.shape[1] != d:
             raise ValueError(f"X_test must have {d} columns like X, got shape {X_te.shape}.")
     else:
-        test_size = _check_positive_real(test_size, "test_size", 0.0)
-        if not 0.0 < test_size < 1.0:
-            raise ValueError(f"test_size must lie in (0, 1), got {test_size!r}.")
+        test_size = float(test_size)
         n_test = int(round(test_size * n))
         if n_test < 1 or n - n_test < 2:
-            raise ValueError(
+            raise ParameterError(
                 f"cannot split {n} rows with test_size={test_size}: need at least 1 test row "
                 "and 2 training rows (or pass X_test)."
             )
@@ -858,10 +896,10 @@ def stability_report(
     takes_readout = _has_param(final, "readout")
     if readout is None and group.transforms_readout and takes_readout:
         readout = _get_param(final, "readout")
-    if readout is not None:
+    if readout is not None:  # the estimator's own readout (the one passed is checked above)
         readout = np.asarray(readout, dtype=np.float64)
         if readout.ndim not in (1, 2) or readout.shape[-1] != d:
-            raise ValueError(
+            raise ParameterError(
                 f"readout must have shape (k, {d}) to act on the {d}-dimensional hidden states, "
                 f"got shape {readout.shape}."
             )
@@ -948,7 +986,14 @@ def compare_stability(
     list of StabilityReport, in the order of ``estimators``.
     """
     if not isinstance(estimators, dict) or not estimators:
-        raise ValueError("estimators must be a non-empty dict of name -> estimator.")
+        raise (ParameterError if isinstance(estimators, dict) else ParameterTypeError)(
+            f"estimators must be a non-empty dict of name -> estimator, got {_show(estimators)}."
+        )
+    for key, est in estimators.items():  # all of them, before the first fit
+        if not callable(getattr(est, "fit", None)):
+            raise ParameterTypeError(
+                f"estimators[{key!r}] must have a fit method, got {_show(est)}."
+            )
     kw.pop("name", None)
     return [
         stability_report(est, X, y, group, name=str(key), **kw) for key, est in estimators.items()
@@ -962,8 +1007,14 @@ def format_reports(reports: Any, tol: float = DEFAULT_TOL) -> str:
     the held-out outputs, worst label-flip rate, max relative change of alpha, verdict at
     ``tol``.
     """
+    check_param("tol", tol, _TOL, owner="format_reports")
     if isinstance(reports, StabilityReport):
         reports = [reports]
+    reports = list(reports)
+    if not all(isinstance(r, StabilityReport) for r in reports):
+        raise ParameterTypeError(
+            f"reports must be a StabilityReport or a sequence of them, got {_show(reports)}."
+        )
     header = ("estimator", "group", "cond", "draws", "max change", "median", "flips", "alpha chg",
               "verdict")  # fmt: skip
     rows = [header]

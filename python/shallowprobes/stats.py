@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
@@ -18,11 +19,18 @@ from ._backends import (
 )
 from ._numpy_backend import NON_FINITE
 from ._validation import check_fold_ids, check_targets, check_X, non_finite_error
+from .errors import BundleError, NonFiniteError
+from .io import open_npz, staged_file
+from .threads import commit_guard, interruptible
 
 __all__ = ["SufficientStats", "NormalEquations"]
 
 FORMAT_VERSION = 2  # 2 added degree-2 statistics (degree, input_shift); 1 still loads
 _FIELDS = ("count", "sum_x", "sum_y", "xtx", "xty", "yty")
+# members of a saved file: rows_seen and degree are absent from format 1, input_shift too (and
+# is an empty placeholder for degree 1)
+_REQUIRED = ("format_version", "n_folds", "shift_x", "shift_y", *_FIELDS)
+_OPTIONAL = ("rows_seen", "degree", "input_shift")
 
 
 class NormalEquations(NamedTuple):
@@ -173,18 +181,27 @@ class SufficientStats:
     def n_samples(self) -> int:
         return 0 if self.count is None else int(round(float(self.count.sum())))
 
+    @interruptible
     def update(self, X: Any, Y: Any = None, fold_ids: Any = None) -> SufficientStats:
         """Add the rows of X (and targets Y) to the statistics; returns self.
 
         X: (n, d) float32/float64 (any layout; other real dtypes are converted). Y: (n,) or
         (n, k) targets, or None for unlabeled statistics (k = 0). fold_ids: optional (n,)
-        integers in [0, n_folds). Inputs are fully validated before anything is changed.
+        integers in [0, n_folds). Inputs are fully validated before anything is changed, and
+        the update is all-or-nothing: the rows are accumulated into scratch statistics that
+        are added in only once the whole chunk succeeded (so an error, Ctrl-C, or NaN written
+        into X by another thread meanwhile leaves the statistics exactly as they were).
+        X (and Y, fold_ids) may be dask arrays: per-block statistics on the workers, merged
+        by Dask, row i still counted as rows_seen + i (see `shallowprobes._dask`).
         """
-        # Fresh statistics are checked for NaN/inf during accumulation (and discarded on error);
-        # existing ones are checked first, so a bad chunk never half-updates them.
+        # --- dask arrays (shallowprobes._dask) ---
+        from ._dask import is_dask_array, update_stats
+
+        if is_dask_array(X) or is_dask_array(Y):
+            return update_stats(self, X, Y, fold_ids)
+        # --- end dask ---
         keep = self._keeps_tensors(X)
-        X = check_X(X, n_features=self.n_inputs, check_finite=self.count is not None,
-                    keep_tensor=keep)  # fmt: skip
+        X = check_X(X, n_features=self.n_inputs, keep_tensor=keep, degree=self.degree)
         n = X.shape[0]
         if Y is None:
             Yarr = np.zeros((n, 0))
@@ -209,7 +226,11 @@ class SufficientStats:
     def _accumulate_validated(
         self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]
     ) -> None:
-        """Accumulate rows already validated except, for fresh statistics, for finiteness."""
+        """Accumulate validated rows, all-or-nothing (see `update`).
+
+        Fresh statistics are accumulated in place and discarded on any failure; existing ones
+        through scratch statistics about the same shifts, committed by one addition.
+        """
         fresh = self.count is None
         if fresh and uses_torch(self.backend, X):
             self._device = X.device if is_torch_tensor(X) else torch_backend().device_of()
@@ -219,36 +240,25 @@ class SufficientStats:
         xp = self._ops()
         try:
             if fresh:
-                # Shift by the mean of the first rows: close enough to the data mean that
-                # centring loses no precision, and it costs no extra pass over X.
-                with np.errstate(all="ignore"):  # NaN/inf in X are reported by the kernels
-                    if xp.is_torch:
-                        shift_x = xp.asarray(X[:256]).mean(axis=0)
-                    else:
-                        shift_x = X[:256].astype(np.float64).mean(axis=0)
-                shift_y = xp.asarray(Y[:256]).mean(axis=0) if Y.shape[1] else xp.zeros(0)
-                if self.degree == 2:
-                    # The quadratic features have means of the order of the variances: shift
-                    # them too, by their mean over the same first rows.
-                    if not xp.all_finite(shift_x):
-                        raise ValueError(NON_FINITE)
-                    feats = backend.expand_quadratic(X[:256], shift_x, 1.0)
-                    self._allocate(feats.shape[1], Y.shape[1], feats.mean(axis=0), shift_y, shift_x)
-                else:
-                    self._allocate(X.shape[1], Y.shape[1], shift_x, shift_y)
+                self._allocate_for(X, Y, backend, xp)
+                target = self
+            else:
+                target = self._scratch()
+            kernel_args = (
+                target.count, target.sum_x, target.sum_y, target.xtx, target.xty, target.yty
+            )
             if self.degree == 2:
                 backend.accumulate_quadratic(
-                    X, Y, folds, self.input_shift, self.shift_x, self.shift_y,
-                    self.count, self.sum_x, self.sum_y, self.xtx, self.xty, self.yty,
-                )  # fmt: skip
+                    X, Y, folds, self.input_shift, self.shift_x, self.shift_y, *kernel_args
+                )
             else:
-                backend.accumulate(
-                    X, Y, folds, self.shift_x, self.shift_y,
-                    self.count, self.sum_x, self.sum_y, self.xtx, self.xty, self.yty,
-                )  # fmt: skip
-        except ValueError as exc:
-            if str(exc) != NON_FINITE:
-                raise
+                backend.accumulate(X, Y, folds, self.shift_x, self.shift_y, *kernel_args)
+            with commit_guard():
+                if not fresh:
+                    for field in _FIELDS:
+                        getattr(self, field)[...] += getattr(target, field)
+                self.rows_seen += X.shape[0]
+        except NonFiniteError:
             if fresh:
                 self._discard()
             raise non_finite_error("X") from None
@@ -256,7 +266,34 @@ class SufficientStats:
             if fresh:
                 self._discard()
             raise
-        self.rows_seen += X.shape[0]
+
+    def _allocate_for(self, X: Any, Y: Any, backend: Any, xp: Any) -> None:
+        """Allocate fresh statistics shifted by the mean of the first rows of (X, Y): close
+        enough to the data mean that centring loses no precision, at no extra pass over X."""
+        with np.errstate(all="ignore"):  # NaN/inf in X are reported by the kernels
+            if xp.is_torch:
+                shift_x = xp.asarray(X[:256]).mean(axis=0)
+            else:
+                shift_x = X[:256].astype(np.float64).mean(axis=0)
+        shift_y = xp.asarray(Y[:256]).mean(axis=0) if Y.shape[1] else xp.zeros(0)
+        if self.degree == 2:
+            # The quadratic features have means of the order of the variances: shift them
+            # too, by their mean over the same first rows.
+            if not xp.all_finite(shift_x):
+                raise NonFiniteError(NON_FINITE)
+            feats = backend.expand_quadratic(X[:256], shift_x, 1.0)
+            self._allocate(feats.shape[1], Y.shape[1], feats.mean(axis=0), shift_y, shift_x)
+        else:
+            self._allocate(X.shape[1], Y.shape[1], shift_x, shift_y)
+
+    def _scratch(self) -> SufficientStats:
+        """Zero statistics of the same shape, shifts and device as these (for an update)."""
+        out = SufficientStats(self.n_folds, self.backend, self.degree)
+        out._device = self._device
+        out._allocate(
+            self.n_features, self.n_targets, self.shift_x, self.shift_y, self.input_shift
+        )
+        return out
 
     def _discard(self) -> None:
         self._device = None
@@ -286,15 +323,14 @@ class SufficientStats:
                 )
 
     def copy(self) -> SufficientStats:
-        out = SufficientStats(self.n_folds, self.backend, self.degree)
-        out._device = self._device
-        out.rows_seen = self.rows_seen
-        if self.count is not None:
-            out._allocate(
-                self.n_features, self.n_targets, self.shift_x, self.shift_y, self.input_shift
-            )
+        if self.count is None:
+            out = SufficientStats(self.n_folds, self.backend, self.degree)
+            out._device = self._device
+        else:
+            out = self._scratch()
             for field in _FIELDS:
                 getattr(out, field)[...] = getattr(self, field)
+        out.rows_seen = self.rows_seen
         return out
 
     def merge(self, other: SufficientStats) -> SufficientStats:
@@ -360,11 +396,7 @@ class SufficientStats:
         if self.degree != 2:
             raise ValueError("recentred() applies to degree-2 statistics only.")
         self._require_data()
-        centre = self._ops().ascontiguousarray(centre, dtype=np.float64)
-        if tuple(centre.shape) != (self.n_inputs,):
-            raise ValueError(
-                f"centre must have shape ({self.n_inputs},), got {tuple(centre.shape)}."
-            )
+        centre = self._checked_centre(centre)
         delta = centre - self.input_shift
         shift_x = self.shift_x.clone() if self._device is not None else self.shift_x.copy()
         _quadratic.recentre_rows(shift_x, delta)
@@ -382,6 +414,42 @@ class SufficientStats:
             out.xty[f] = self.xty[f]
             _quadratic.recentre_rows(out.xty[f], delta)
             out.xtx[f] = _quadratic.recentre_gram(self.xtx[f] * 1.0, delta)
+        return out
+
+    def _checked_centre(self, centre: Any) -> Any:
+        """centre as a float64 (d,) array in these statistics' namespace: ParameterError
+        unless it is a real 1-D vector of length n_inputs, NonFiniteError (a
+        NonFiniteParameterError) for NaN or infinity."""
+        from ._params import NonFiniteParameterError, ParameterError, ParameterTypeError, _show
+
+        d, who = self.n_inputs, "SufficientStats.recentred: "
+        if centre is None or isinstance(centre, (str, bytes, bool, np.bool_)):
+            raise ParameterTypeError(
+                f"{who}centre must be a real 1-D array of length {d}, got {_show(centre)}."
+            )
+        if not is_torch_tensor(centre):
+            try:
+                raw = np.asarray(centre)
+            except (TypeError, ValueError):  # ragged sequences
+                raw = np.asarray(None)
+            if raw.dtype.kind not in "iuf":
+                raise ParameterTypeError(
+                    f"{who}centre must be a real 1-D array of length {d}, got {_show(centre)} "
+                    f"(dtype {raw.dtype})."
+                )
+        elif centre.is_complex():
+            raise ParameterTypeError(f"{who}centre must be real, got a {centre.dtype} tensor.")
+        xp = self._ops()
+        out = xp.ascontiguousarray(centre, dtype=np.float64)
+        if tuple(out.shape) != (d,):
+            raise ParameterError(
+                f"{who}centre must be a 1-D array of shape ({d},) (one entry per input), got "
+                f"shape {tuple(out.shape)}."
+            )
+        if not xp.all_finite(out):
+            raise NonFiniteParameterError(
+                f"{who}centre contains NaN or infinity ({_show(centre)}); it must be finite."
+            )
         return out
 
     def feature_stats(self, centre: Any = None, quad_scale: float = 1.0) -> SufficientStats:
@@ -415,13 +483,40 @@ class SufficientStats:
         if self.count is None:
             raise ValueError("these statistics are empty: call update(X, Y) first.")
 
+    def _check_fold_args(self, fit_intercept: Any, exclude_fold: Any, only_fold: Any) -> None:
+        """Validate the arguments of `normal_equations` (cheap: it runs once per fold)."""
+        from ._params import (
+            BOOL,
+            Interval,
+            ParameterError,
+            ParameterIndexError,
+            check_param,
+        )
+
+        owner = "SufficientStats.normal_equations"
+        check_param("fit_intercept", fit_intercept, BOOL, owner=owner)
+        fold = [Interval("int", 0, self.n_folds, closed="left", error=ParameterIndexError,
+                         desc=f"a fold index in [0, {self.n_folds}) (these statistics have "
+                              f"{self.n_folds} fold(s))"), None]  # fmt: skip
+        check_param("exclude_fold", exclude_fold, fold, owner=owner)
+        check_param("only_fold", only_fold, fold, owner=owner)
+        if exclude_fold is not None and only_fold is not None:
+            raise ParameterError(
+                f"{owner}: pass exclude_fold or only_fold, not both (got "
+                f"exclude_fold={exclude_fold!r}, only_fold={only_fold!r})."
+            )
+
     def normal_equations(
         self,
         fit_intercept: bool = True,
         exclude_fold: Optional[int] = None,
         only_fold: Optional[int] = None,
     ) -> NormalEquations:
-        """The ridge normal equations for all rows, all but one fold, or one fold."""
+        """The ridge normal equations for all rows, all but one fold, or one fold.
+
+        exclude_fold / only_fold: a fold index in [0, n_folds) (at most one of them);
+        ParameterError (also an IndexError) for anything else."""
+        self._check_fold_args(fit_intercept, exclude_fold, only_fold)
         self._require_data()
         xp = self._ops()
         K = self.n_folds
@@ -451,81 +546,94 @@ class SufficientStats:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Union[str, os.PathLike]) -> None:
-        """Write the statistics to a `.npz` file (plain arrays, no pickle)."""
+        """Write the statistics to a `.npz` file (plain arrays, no pickle).
+
+        As with ``np.savez``, ``.npz`` is appended to a path without it. The file is written
+        under a temporary name in the same folder and renamed, so a failed save leaves neither a
+        partial file nor a temporary one.
+        """
         self._require_data()
-        arrays = {field: to_numpy(getattr(self, field)) for field in _FIELDS}
-        np.savez(
-            path,
-            format_version=np.array(FORMAT_VERSION),
-            n_folds=np.array(self.n_folds),
-            rows_seen=np.array(self.rows_seen),
-            shift_x=to_numpy(self.shift_x),
-            shift_y=to_numpy(self.shift_y),
-            degree=np.array(self.degree),
-            input_shift=to_numpy(self.input_shift) if self.degree == 2 else np.zeros(0),
-            **arrays,
-        )
+        arrays = {
+            "format_version": np.array(FORMAT_VERSION),
+            "n_folds": np.array(self.n_folds),
+            "rows_seen": np.array(self.rows_seen),
+            "shift_x": to_numpy(self.shift_x),
+            "shift_y": to_numpy(self.shift_y),
+            "degree": np.array(self.degree),
+            "input_shift": to_numpy(self.input_shift) if self.degree == 2 else np.zeros(0),
+            **{field: to_numpy(getattr(self, field)) for field in _FIELDS},
+        }
+        if hasattr(path, "write"):  # an open binary file
+            np.savez(path, **arrays)
+            return
+        final = Path(os.fspath(path))
+        if not final.name.endswith(".npz"):
+            final = final.with_name(final.name + ".npz")
+        with staged_file(final) as tmp:
+            with open(tmp, "xb") as fh:
+                np.savez(fh, **arrays)
+            os.replace(tmp, final)
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], backend: str = "auto") -> SufficientStats:
-        """Read statistics written by `save`.
+        """Read statistics written by `save` (any format version up to this one).
 
-        Raises FileNotFoundError for a missing file and ValueError for anything that is not a
-        complete, consistent statistics file (truncated, corrupted, wrong shapes) or that was
-        written by a newer format version.
+        The file is untrusted input held to a schema (see `shallowprobes.io`): exactly the known
+        members, each with the shape its n_folds, d, k and degree imply, real float64
+        statistics (integer scalars), every value finite, row counts whole, non-negative and
+        not all zero; each member's declared size is checked before it is decompressed.
+
+        Raises FileNotFoundError for a missing file, and `shallowprobes.errors.BundleError` (a
+        ValueError) naming the file and the member for anything else: a truncated, corrupted
+        or inconsistent file, or one written by a newer format version.
         """
+        get_backend(backend)  # a bad backend name is the caller's error, not the file's
         if not os.path.exists(path):
             raise FileNotFoundError(f"no sufficient-statistics file at {path!r}")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: np.asarray(data[key]) for key in data.files}
-        except Exception as exc:  # zipfile.BadZipFile, EOFError, OSError, CRC errors, ...
-            raise ValueError(
-                f"could not read sufficient statistics from {path!r} ({type(exc).__name__}: "
-                f"{exc}); the file is truncated or corrupted."
-            ) from None
-        required = ("format_version", "n_folds", "shift_x", "shift_y", *_FIELDS)
-        missing = [key for key in required if key not in arrays]
-        if missing:
-            raise ValueError(f"{path!r} is not a SufficientStats file (missing {missing}).")
-        version = int(arrays["format_version"])
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"{path!r} was written by a newer shallowprobes (format {version}; this "
-                f"version reads up to {FORMAT_VERSION}). Upgrade shallowprobes to load it."
-            )
-        n_folds = int(arrays["n_folds"])
-        degree = int(arrays["degree"]) if "degree" in arrays else 1
-        shift_x, shift_y = arrays["shift_x"], arrays["shift_y"]
-        input_shift = arrays.get("input_shift")
-        if n_folds < 1 or shift_x.ndim != 1 or shift_y.ndim != 1 or degree not in (1, 2):
-            raise ValueError(f"{path!r}: n_folds or shifts are malformed; the file is corrupt.")
-        if degree == 2:
-            if (
-                input_shift is None
-                or input_shift.ndim != 1
-                or _quadratic.n_features(input_shift.shape[0]) != shift_x.shape[0]
-            ):
-                raise ValueError(
-                    f"{path!r}: degree-2 input_shift is malformed; the file is corrupt."
+        with open_npz(path, "SufficientStats") as npz:
+            npz.check_names(_REQUIRED, _OPTIONAL)
+            version = npz.read_int("format_version", lo=1)
+            if version > FORMAT_VERSION:
+                raise BundleError(
+                    f"{npz.where} was written by a newer shallowprobes (format {version}; this "
+                    f"version reads up to {FORMAT_VERSION}). Upgrade shallowprobes to load it."
                 )
-        d, k, K = shift_x.shape[0], shift_y.shape[0], n_folds
-        expected = {
-            "count": (K,), "sum_x": (K, d), "sum_y": (K, k),
-            "xtx": (K, d, d), "xty": (K, d, k), "yty": (K, k, k),
-        }  # fmt: skip
-        for field, shape in expected.items():
-            arr = arrays[field]
-            if arr.shape != shape or arr.dtype != np.float64:
-                raise ValueError(
-                    f"{path!r}: field {field} has shape {arr.shape} / dtype {arr.dtype}, "
-                    f"expected {shape} float64; the file is corrupt."
-                )
-        out = cls(n_folds, backend, degree)
-        out._allocate(d, k, shift_x, shift_y, input_shift if degree == 2 else None)
-        for field in expected:
+            K = npz.read_int("n_folds", lo=1)
+            degree = npz.read_int("degree", 1, 2) if "degree" in npz else 1
+            rows_seen = npz.read_int("rows_seen", lo=0) if "rows_seen" in npz else None
+            (d,) = npz.shape("shift_x", 1)
+            (k,) = npz.shape("shift_y", 1)
+            if d < 1:
+                raise npz.error("shift_x", "the statistics have no features")
+            m = 0
+            if degree == 2:
+                if "input_shift" not in npz:
+                    raise npz.missing("input_shift")
+                (m,) = npz.shape("input_shift", 1)
+                if m < 1 or _quadratic.n_features(m) != d:
+                    raise npz.error(
+                        "input_shift", f"degree-2 statistics of {m} inputs have "
+                        f"{_quadratic.n_features(m)} features, but shift_x has {d}",
+                    )  # fmt: skip
+            elif "input_shift" in npz:
+                npz.check("input_shift", (0,))  # degree 1 stores an empty placeholder
+            expected = {
+                "shift_x": (d,), "shift_y": (k,), "count": (K,), "sum_x": (K, d), "sum_y": (K, k),
+                "xtx": (K, d, d), "xty": (K, d, k), "yty": (K, k, k),
+            }  # fmt: skip
+            if degree == 2:
+                expected["input_shift"] = (m,)
+            for key, shape in expected.items():  # every size checked before any decompression
+                npz.check(key, shape)
+            arrays = {key: npz.read(key, shape) for key, shape in expected.items()}
+            count = arrays["count"]
+            if np.any(count < 0) or np.any(count != np.round(count)) or not 0 < count.sum() < 2**62:
+                raise npz.error("count", "row counts must be whole, non-negative and not all 0")
+        out = cls(K, backend, degree)
+        out._allocate(d, k, arrays["shift_x"], arrays["shift_y"], arrays.get("input_shift"))
+        for field in _FIELDS:
             getattr(out, field)[...] = arrays[field]
-        out.rows_seen = int(arrays["rows_seen"]) if "rows_seen" in arrays else out.n_samples
+        out.rows_seen = out.n_samples if rows_seen is None else rows_seen
         return out
 
     def __repr__(self) -> str:
