@@ -8,7 +8,7 @@ Run from the repository root::
 
 A case ``NxD`` is n paired rows with d_A = d_B = D.
 
-Methodology (DESIGN.md §5: speed is judged as ratios within one run, on the same data, and
+Methodology (docs/design.md §5: speed is judged as ratios within one run, on the same data, and
 against the machine's measured GEMM peak):
 
 * Data. ``datasets.readout_equivalent_models(n, D, n_linear=8, n_quadratic=2,
@@ -142,7 +142,10 @@ Result = tuple[float, np.ndarray]
 def run_ours(bank, HA, HB, target: str = "quotient", backend: str = "auto") -> Result:
     from shallowprobes.transfer import QuotientAligner
 
-    al = QuotientAligner(target, full_state_diagnostic=False, unportable="mark",
+    # The computation the numpy and scikit-learn pipelines below do: one map on the training
+    # split (no refit on all pairs), the Euclidean quotient, no bootstrap intervals.
+    al = QuotientAligner(target, full_state_diagnostic=False, unportable="mark", refit=False,
+                         quotient_metric="euclidean", n_bootstrap=0,
                          backend=backend).fit(bank, HA, HB)  # fmt: skip
     # held-out scores of the B -> z_A map's monitors; for target="full" of the full map's
     return float(np.median(np.atleast_1d(al.map_.alpha_))), np.asarray(al.heldout_scores_[1])

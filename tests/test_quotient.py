@@ -1,4 +1,4 @@
-"""The probe-visible quotient of a bank (issue 5, DESIGN.md §1 point 4).
+"""The probe-visible quotient of a bank (issue 5, docs/design.md §1 point 4).
 
 Invisible directions are checked by evaluating the monitors at h + delta; coverage against a
 plain-numpy whitened-projection formula; ranks against the number of independent directions

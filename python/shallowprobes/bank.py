@@ -9,21 +9,49 @@ so a monitor is stored as exactly that (:class:`PolynomialMonitor`): a centre c,
 (absent for degree 1), a covector w and an offset b. A :class:`ProbeBank` is a named, ordered
 collection of monitors on one model/layer. It can be built from any mix of fitted
 `LinearProbe`, `QuadraticProbe` and `CPProbe` estimators (regressors and classifiers; a
-probe with several outputs contributes one monitor per output), evaluates all of them at once,
-and saves to / loads from a directory without pickle (see :mod:`shallowprobes.io`).
+probe with several outputs contributes one monitor per output), and from fitted scikit-learn
+linear models and pipelines (StandardScaler / PCA / PolynomialFeatures(2) + a linear model; see
+`ProbeBank.from_sklearn`), evaluates all of them at once, and saves to / loads from a directory
+without pickle (see :mod:`shallowprobes.io`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Optional
 
 import numpy as np
 
 from ._backends import float64_row_blocks, is_torch_tensor, ops_of
+from ._params import (
+    Array,
+    InstanceOf,
+    Interval,
+    NonFiniteParameterError,
+    Options,
+    ParameterError,
+    ParameterIndexError,
+    ParameterTypeError,
+    _show,
+    check_param,
+)
 from ._validation import check_X
-from .io import BundleError, PathLike, read_bundle, require, write_bundle
+from .errors import BundleError, EmptyBankError
+from .io import (
+    NpzMembers,
+    PathLike,
+    bad_field,
+    json_bool,
+    json_dict,
+    json_fields,
+    json_float,
+    json_list,
+    json_str,
+    read_bundle,
+    write_bundle,
+)
 
 __all__ = ["PolynomialMonitor", "ProbeBank"]
 
@@ -45,8 +73,47 @@ def _check_rows(H: Any, d: int, owner: str) -> Any:
 
 def _check_finite(arr: np.ndarray, what: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{what} contains NaN or inf; a monitor must have finite coefficients.")
+        raise NonFiniteParameterError(
+            f"{what} contains NaN or inf; a monitor must have finite coefficients."
+        )
     return arr
+
+
+def _coefficients(value: Any, name: str, shape: tuple, shape_text: str = "") -> np.ndarray:
+    """value as a finite float64 array (a copy) of `shape` (None entries: any length >= 1):
+    ParameterTypeError unless it is a real numeric array (or tensor), ParameterError for the
+    wrong shape, NonFiniteParameterError (a NonFiniteError) for NaN or infinity."""
+    if not shape_text:
+        dims = ", ".join("m" if n is None else str(n) for n in shape)
+        shape_text = f"({dims},)" if len(shape) == 1 else f"({dims})"
+    arr = Array.as_array(value)
+    if arr is None:
+        raise ParameterTypeError(
+            f"{name} must be a real numeric array of shape {shape_text}, got {_show(value)}."
+        )
+    arr = np.array(arr, dtype=np.float64)
+    wrong = arr.ndim != len(shape) or 0 in arr.shape
+    if wrong or any(n is not None and got != n for got, n in zip(arr.shape, shape)):
+        raise ParameterError(f"{name} must have shape {shape_text}, got {arr.shape}.")
+    return _check_finite(arr, name)
+
+
+def _intercept(value: Any) -> float:
+    """A monitor's offset as a finite float: a real number, or a one-entry array / tensor."""
+    if isinstance(value, (bool, np.bool_)):
+        arr = None
+    elif isinstance(value, (int, float, np.integer, np.floating)):
+        arr = np.asarray(float(value))
+    else:
+        arr = Array.as_array(value)
+    if arr is None or arr.size != 1:
+        raise ParameterTypeError(f"intercept must be a finite real number, got {_show(value)}.")
+    b = float(arr.reshape(()))
+    if not np.isfinite(b):
+        raise NonFiniteParameterError(
+            f"intercept is NaN or inf (got {b!r}); a monitor must have finite coefficients."
+        )
+    return b
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,26 +140,22 @@ class PolynomialMonitor:
     info: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        w = _check_finite(np.array(_to_numpy(self.linear), dtype=np.float64), "linear")
-        if w.ndim != 1 or w.size == 0:
-            raise ValueError(f"linear must be a non-empty 1-D covector, got shape {w.shape}.")
+        raw = Array.as_array(self.linear)
+        if raw is not None and (raw.ndim != 1 or raw.size == 0):
+            raise ParameterError(f"linear must be a non-empty 1-D covector, got shape {raw.shape}.")
+        w = _coefficients(self.linear, "linear", (None,), "(d,)")
         d = w.size
-        c = np.zeros(d) if self.centre is None else np.array(_to_numpy(self.centre))
-        if c.shape != (d,):
-            raise ValueError(f"centre must have shape ({d},) like linear, got {c.shape}.")
-        _check_finite(c, "centre")
+        c = np.zeros(d) if self.centre is None else _coefficients(
+            self.centre, "centre", (d,), f"({d},) like linear")  # fmt: skip
         Q = None
         if self.quadratic is not None:
-            Q = _check_finite(np.array(_to_numpy(self.quadratic)), "quadratic")
-            if Q.shape != (d, d):
-                raise ValueError(f"quadratic must have shape ({d}, {d}), got {Q.shape}.")
-            Q = 0.5 * (Q + Q.T)
-        b = float(np.asarray(_to_numpy(self.intercept)).reshape(()))
-        if not np.isfinite(b):
-            raise ValueError("intercept is NaN or inf; a monitor must have finite coefficients.")
+            Q = _coefficients(self.quadratic, "quadratic", (d, d))
+            with np.errstate(over="ignore"):  # entries near the float64 limit: refused below
+                Q = _check_finite(0.5 * (Q + Q.T), "quadratic")
+        b = _intercept(self.intercept)
+        check_param("kind", self.kind, [Options(_KINDS), None])
+        check_param("info", self.info, [InstanceOf(Mapping, "a dict")])
         kind = self.kind if self.kind is not None else ("linear" if Q is None else "quadratic")
-        if kind not in _KINDS:
-            raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}.")
         for arr in (w, c) + (() if Q is None else (Q,)):
             arr.setflags(write=False)
         object.__setattr__(self, "linear", w)
@@ -139,8 +202,10 @@ class PolynomialMonitor:
         for multi-class classifiers output j is the one-vs-rest score of classes_[j].
         """
         n_out = _n_outputs(probe)
-        if not 0 <= int(output) < n_out:
-            raise IndexError(f"output {output} out of range: the probe has {n_out} output(s).")
+        check_param("output", output, [Interval(
+            "int", 0, n_out, closed="left", error=ParameterIndexError, reason="out of range",
+            desc=f"an output index in [0, {n_out}) (the probe has {n_out} output(s))",
+        )])  # fmt: skip
         kind = _probe_kind(probe)
         if kind == "linear":
             coef = _to_numpy(probe.coef_).reshape(n_out, -1)
@@ -151,6 +216,31 @@ class PolynomialMonitor:
         b = _to_numpy(probe.intercept_).reshape(-1)
         centre = _to_numpy(probe.centre_)
         return cls.from_input_coordinates(w[output], float(b[output]), Q[output], centre, kind)
+
+    @classmethod
+    def from_sklearn(cls, model: Any, output: int = 0) -> PolynomialMonitor:
+        """Output `output` of a fitted scikit-learn model as a monitor, exact to round-off.
+
+        Supported: linear models (classifiers with a linear decision_function - the
+        LogisticRegression / LinearSVC / RidgeClassifier / SGDClassifier / LDA family, and
+        SVC(kernel="linear") for two classes - and linear regressors: Ridge, LinearRegression,
+        Lasso, SGDRegressor, LinearSVR, ...), and Pipelines of affine steps (StandardScaler,
+        PCA, TruncatedSVD, MinMaxScaler without clip, MaxAbsScaler, RobustScaler, feature
+        selectors, FunctionTransformer(None), "passthrough") and at most one
+        PolynomialFeatures of degree <= 2, ending in such a model. The monitor's score is the
+        classifier's decision_function (binary: positive means classes_[1], operating point
+        ``info["threshold"] = 0``; K classes: output j is the score of classes_[j]) or the
+        regressor's prediction (output j = target j). Anything else raises TypeError naming
+        the step.
+        """
+        monitors, _ = _sklearn_monitors(model)
+        check_param("output", output, [Interval(
+            "int", 0, len(monitors), closed="left", error=ParameterIndexError,
+            reason="out of range",
+            desc=f"an output index in [0, {len(monitors)}) (the model has {len(monitors)} "
+                 "output(s))",
+        )])  # fmt: skip
+        return monitors[output]
 
     # ------------------------------------------------------------------ properties
     @property
@@ -181,9 +271,7 @@ class PolynomialMonitor:
     # ------------------------------------------------------------------ algebra
     def recentred(self, centre: Any) -> PolynomialMonitor:
         """The same function, expanded about another centre."""
-        new = _check_finite(np.array(_to_numpy(centre)).reshape(-1), "centre")
-        if new.shape != (self.n_features,):
-            raise ValueError(f"centre must have shape ({self.n_features},), got {new.shape}.")
+        new = _coefficients(centre, "centre", (self.n_features,))
         e = new - self.centre
         w, b = self.linear, self.intercept + float(self.linear @ e)
         if self.quadratic is not None:
@@ -199,17 +287,10 @@ class PolynomialMonitor:
         monitor on model A's coordinates becomes a monitor on model B's hidden states once an
         affine map B -> A is known; the result is again a polynomial of degree <= 2.
         """
-        G = _check_finite(np.array(_to_numpy(G)), "G")
         d = self.n_features
-        if G.ndim != 2 or G.shape[0] != d:
-            raise ValueError(f"G must have shape ({d}, d_new), got {G.shape}.")
-        offset = np.array(_to_numpy(offset)).reshape(-1)
-        centre = np.array(_to_numpy(centre)).reshape(-1)
-        if offset.shape != (d,) or centre.shape != (G.shape[1],):
-            raise ValueError(
-                f"offset must have shape ({d},) and centre ({G.shape[1]},); got "
-                f"{offset.shape} and {centre.shape}."
-            )
+        G = _coefficients(G, "G", (d, None), f"({d}, d_new)")
+        offset = _coefficients(offset, "offset", (d,))
+        centre = _coefficients(centre, "centre", (G.shape[1],))
         e = offset - self.centre
         w = G.T @ self.linear
         b = self.intercept + float(self.linear @ e)
@@ -258,6 +339,248 @@ def _output_labels(probe: Any, n_out: int) -> list[str]:
     return [str(j) for j in range(n_out)]
 
 
+# ---------------------------------------------------------------------------------- sklearn
+def _is_sklearn(model: Any) -> bool:
+    """A scikit-learn estimator (by its class's module; the library's own probes are not)."""
+    return type(model).__module__.split(".")[0] == "sklearn"
+
+
+def _sklearn_steps(model: Any) -> list:
+    """The pipeline's steps in order, nested pipelines flattened, no-op steps dropped."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    if isinstance(model, Pipeline):
+        out = []
+        for _, step in model.steps:
+            if step is None or (isinstance(step, str) and step == "passthrough"):
+                continue
+            if isinstance(step, FunctionTransformer) and step.func is None:
+                continue  # the identity
+            out += _sklearn_steps(step)
+        return out
+    return [model]
+
+
+def _sklearn_fitted(step: Any) -> None:
+    from sklearn.exceptions import NotFittedError as SkNotFitted
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(step)
+    except SkNotFitted:
+        raise ValueError(
+            f"the {type(step).__name__} step is not fitted; fit the model before turning it "
+            "into monitors."
+        ) from None
+
+
+def _affine_step(step: Any) -> Optional[tuple]:
+    """(G (p_out, p_in), offset (p_out,)) with step.transform(x) = G x + offset, or None
+    when the step is not affine."""
+    from sklearn.decomposition import PCA, TruncatedSVD
+    from sklearn.feature_selection import SelectorMixin
+    from sklearn.preprocessing import (
+        MaxAbsScaler,
+        MinMaxScaler,
+        PolynomialFeatures,
+        RobustScaler,
+        StandardScaler,
+    )
+
+    def diag(scale, shift):
+        return np.diag(scale), shift
+
+    if isinstance(step, StandardScaler):
+        p = int(step.n_features_in_)
+        mean = _to_numpy(step.mean_) if step.with_mean and step.mean_ is not None else np.zeros(p)
+        sc = _to_numpy(step.scale_) if step.with_std and step.scale_ is not None else np.ones(p)
+        return diag(1.0 / sc, -mean / sc)
+    if isinstance(step, RobustScaler):
+        p = int(step.n_features_in_)
+        centre = _to_numpy(step.center_) if step.center_ is not None else np.zeros(p)
+        sc = _to_numpy(step.scale_) if step.scale_ is not None else np.ones(p)
+        return diag(1.0 / sc, -centre / sc)
+    if isinstance(step, MinMaxScaler):
+        if step.clip:
+            return None
+        return diag(_to_numpy(step.scale_), _to_numpy(step.min_))
+    if isinstance(step, MaxAbsScaler):
+        return diag(1.0 / _to_numpy(step.scale_), np.zeros(int(step.n_features_in_)))
+    if isinstance(step, PCA):
+        G = _to_numpy(step.components_)
+        if step.whiten:
+            G = G / np.sqrt(_to_numpy(step.explained_variance_))[:, None]
+        return G, -G @ _to_numpy(step.mean_)
+    if isinstance(step, TruncatedSVD):
+        G = _to_numpy(step.components_)
+        return G, np.zeros(G.shape[0])
+    if isinstance(step, SelectorMixin):
+        keep = np.asarray(step.get_support(indices=True))
+        G = np.zeros((keep.size, int(step.n_features_in_)))
+        G[np.arange(keep.size), keep] = 1.0
+        return G, np.zeros(keep.size)
+    if isinstance(step, PolynomialFeatures) and int(np.max(step.powers_.sum(axis=1))) <= 1:
+        powers = np.asarray(step.powers_)
+        G = powers.astype(np.float64)
+        return G, (powers.sum(axis=1) == 0).astype(np.float64)
+    return None
+
+
+def _linear_head(model: Any) -> tuple[np.ndarray, np.ndarray, list, str]:
+    """(W (k, p), b (k,), output labels, task) of the final estimator: its score (decision
+    function or prediction) is X @ W.T + b."""
+    from sklearn.base import is_classifier
+    from sklearn.linear_model import PassiveAggressiveRegressor, SGDRegressor
+    from sklearn.svm import SVC, SVR, NuSVC, NuSVR
+
+    try:
+        from sklearn.linear_model._base import LinearClassifierMixin, LinearModel
+    except ImportError:  # pragma: no cover - private location moved
+        LinearClassifierMixin = LinearModel = ()
+    name = type(model).__name__
+    linear_svm = isinstance(model, (SVC, NuSVC, SVR, NuSVR)) and model.kernel == "linear"
+    classifier = is_classifier(model)
+    if classifier:
+        ok = (LinearClassifierMixin and isinstance(model, LinearClassifierMixin)) or linear_svm
+    else:
+        ok = (
+            (LinearModel and isinstance(model, LinearModel))
+            or isinstance(model, (SGDRegressor, PassiveAggressiveRegressor))
+            or linear_svm
+        )
+    if not ok:
+        raise TypeError(
+            f"{name} is not a linear model whose score is X @ coef_.T + intercept_; "
+            "supported final steps are scikit-learn's linear classifiers and regressors "
+            "(LogisticRegression, LinearSVC, RidgeClassifier, SGDClassifier, "
+            "LinearDiscriminantAnalysis, Ridge, LinearRegression, Lasso, SGDRegressor, "
+            "LinearSVR, SVC/SVR with kernel='linear', ...)."
+        )
+    _sklearn_fitted(model)
+    W = _to_numpy(model.coef_)
+    W = W.reshape(1, -1) if W.ndim == 1 else W
+    b = np.broadcast_to(_to_numpy(model.intercept_).reshape(-1), (W.shape[0],)).copy()
+    if not classifier:
+        return W, b, [str(j) for j in range(W.shape[0])], "regressor"
+    classes = list(model.classes_)
+    if linear_svm and len(classes) > 2:
+        raise TypeError(
+            f"{name} with {len(classes)} classes scores pairs of classes (one-vs-one); only "
+            "one score per class (one-vs-rest or multinomial) becomes monitors (LinearSVC "
+            "gives one-vs-rest)."
+        )
+    if len(classes) == 2 and W.shape[0] == 1:
+        return W, b, [str(classes[1])], "classifier"
+    if W.shape[0] == len(classes):
+        return W, b, [str(c) for c in classes], "classifier"
+    raise TypeError(
+        f"{name} with {len(classes)} classes has {W.shape[0]} coefficient rows (one-vs-one); "
+        "only one score per class (one-vs-rest or multinomial) becomes monitors."
+    )
+
+
+def _sklearn_monitors(model: Any) -> tuple[list, list]:
+    """(monitors, output labels) of a fitted scikit-learn model or pipeline."""
+    from sklearn.preprocessing import PolynomialFeatures
+
+    steps = _sklearn_steps(model)
+    *transforms, head = steps
+    W, b, labels, task = _linear_head(head)
+    for step in transforms:
+        _sklearn_fitted(step)
+    quad = [i for i, st in enumerate(transforms) if isinstance(st, PolynomialFeatures)
+            and int(np.max(st.powers_.sum(axis=1))) > 1]  # fmt: skip
+    if len(quad) > 1 or any(
+        int(np.max(transforms[i].powers_.sum(axis=1))) > 2 for i in quad
+    ):
+        raise TypeError(
+            "a monitor is a polynomial of degree <= 2: the pipeline may hold one "
+            "PolynomialFeatures of degree <= 2 (got "
+            + ", ".join(f"degree {int(np.max(transforms[i].powers_.sum(axis=1)))}" for i in quad)
+            + ")."
+        )
+    cut = quad[0] if quad else len(transforms)
+    affine = {}
+    for i, step in enumerate(transforms):
+        if i == cut and quad:
+            continue
+        aff = _affine_step(step)
+        if aff is None:
+            raise TypeError(
+                f"the pipeline step {type(step).__name__} is not an affine map (supported: "
+                "StandardScaler, PCA, TruncatedSVD, MinMaxScaler(clip=False), MaxAbsScaler, "
+                "RobustScaler, feature selectors, FunctionTransformer(None), "
+                "PolynomialFeatures of degree <= 2, 'passthrough')."
+            )
+        affine[i] = aff
+    # steps after the polynomial features: pulled back into the head's coefficients
+    for i in range(len(transforms) - 1, cut, -1):
+        G, o = affine[i]
+        b = b + W @ o
+        W = W @ G
+    # steps before them: one affine map u = G (h - centre) + offset of the raw input
+    if cut > 0:
+        d = affine[0][0].shape[1]
+    elif quad:
+        d = int(np.asarray(transforms[cut].powers_).shape[1])
+    else:
+        d = W.shape[1]
+    G_pre, o_pre = np.eye(d), np.zeros(d)
+    for i in range(cut):
+        G, o = affine[i]
+        G_pre, o_pre = G @ G_pre, G @ o_pre + o
+    centre = _natural_centre(steps[0], d)
+    offset = o_pre + G_pre @ centre
+    monitors = []
+    for k in range(W.shape[0]):
+        if quad:
+            powers = np.asarray(transforms[cut].powers_)
+            w_u, c_u, Q_u = _polynomial_coefficients(W[k], powers)
+            inner = PolynomialMonitor(w_u, b[k] + c_u, Q_u)
+            kind = "quadratic"
+        else:
+            inner = PolynomialMonitor(W[k], b[k], None)
+            kind = "linear"
+        m = inner.compose_affine(G_pre, offset, centre)
+        info = {"source": "sklearn", "model": type(model).__name__, "task": task}
+        if task == "classifier":
+            info["threshold"] = 0.0
+        monitors.append(PolynomialMonitor(m.linear, m.intercept, m.quadratic, m.centre, kind,
+                                          info))  # fmt: skip
+    return monitors, labels
+
+
+def _natural_centre(first: Any, d: int) -> np.ndarray:
+    """A point to expand the polynomial about: the first step's data mean when it has one
+    (keeps the coefficients well conditioned), else the origin."""
+    for attr in ("mean_", "center_"):
+        value = getattr(first, attr, None)
+        if value is not None and np.shape(value) == (d,):
+            return _to_numpy(value).copy()
+    return np.zeros(d)
+
+
+def _polynomial_coefficients(w: np.ndarray, powers: np.ndarray) -> tuple:
+    """(linear (p,), constant, Q (p, p)) of sum_j w_j prod_i u_i^powers[j, i] (degree <= 2)."""
+    p = powers.shape[1]
+    lin, Q, const = np.zeros(p), np.zeros((p, p)), 0.0
+    for coef, pw in zip(w, powers):
+        deg = int(pw.sum())
+        idx = np.flatnonzero(pw)
+        if deg == 0:
+            const += float(coef)
+        elif deg == 1:
+            lin[idx[0]] += coef
+        elif idx.size == 1:  # u_i^2
+            Q[idx[0], idx[0]] += coef
+        else:  # u_i u_l
+            i, j = idx
+            Q[i, j] += 0.5 * coef
+            Q[j, i] += 0.5 * coef
+    return lin, const, Q
+
+
 def _evaluate(X: Any, monitors: list[PolynomialMonitor]) -> Any:
     """(n, m) float64 scores, in row blocks so no n x d float64 temporary is larger than
     needed: numpy for numpy X, a tensor on X's device for a torch X (the coefficients are
@@ -304,12 +627,14 @@ class ProbeBank(Mapping):
     def __init__(
         self, monitors: Optional[Mapping[str, Any]] = None, *, metadata: Optional[dict] = None
     ) -> None:
+        check_param("metadata", metadata, [InstanceOf(Mapping, "a dict"), None],
+                    owner="ProbeBank")  # fmt: skip
         self._monitors: dict[str, PolynomialMonitor] = {}
         self.metadata: dict = dict(metadata or {})
         self.report: Any = None  # a CoverageReport when the bank was made by `transfer`
         if monitors is not None:
             if not isinstance(monitors, Mapping):
-                raise TypeError(
+                raise ParameterTypeError(
                     "monitors must be a mapping name -> fitted probe or PolynomialMonitor, got "
                     f"{type(monitors).__name__}."
                 )
@@ -325,11 +650,27 @@ class ProbeBank(Mapping):
         `output` picks one. Nothing is added if any check fails.
         """
         if not isinstance(name, str) or not name:
-            raise TypeError(f"monitor names must be non-empty strings, got {name!r}.")
+            raise ParameterTypeError(f"monitor names must be non-empty strings, got {name!r}.")
+        check_param("output", output, [Interval("int", 0, None), None], owner="ProbeBank.add")
         if isinstance(probe, PolynomialMonitor):
             if output not in (None, 0):
-                raise ValueError("a PolynomialMonitor has a single output; drop output=.")
+                raise ParameterError(
+                    f"a PolynomialMonitor has a single output; drop output= (got {output!r})."
+                )
             new = {name: probe}
+        elif _is_sklearn(probe):
+            monitors, labels = _sklearn_monitors(probe)
+            if output is not None:
+                if output >= len(monitors):
+                    raise ParameterIndexError(
+                        f"output={output} is out of range: the model has {len(monitors)} "
+                        "output(s)."
+                    )
+                new = {name: monitors[output]}
+            elif len(monitors) == 1:
+                new = {name: monitors[0]}
+            else:
+                new = {f"{name}[{lab}]": m for lab, m in zip(labels, monitors)}
         else:
             n_out = _n_outputs(probe)
             if output is not None:
@@ -351,6 +692,32 @@ class ProbeBank(Mapping):
                 )
         self._monitors.update(new)
         return self
+
+    @classmethod
+    def from_sklearn(
+        cls, models: Mapping[str, Any], *, metadata: Optional[dict] = None
+    ) -> ProbeBank:
+        """A bank of fitted scikit-learn models: linear models, or pipelines of
+        StandardScaler / PCA (any affine step, see `PolynomialMonitor.from_sklearn`) /
+        PolynomialFeatures (degree <= 2) ending in a linear model.
+
+        models : mapping name -> fitted model. A classifier contributes its decision_function
+            (binary: one monitor, positive = classes_[1]; K classes: K monitors named
+            ``"name[class]"``); a regressor its prediction (one monitor per target). Each
+            monitor equals the model's own score to round-off.
+        """
+        if not isinstance(models, Mapping):
+            raise ParameterTypeError(
+                "models must be a mapping name -> fitted scikit-learn model, got "
+                f"{type(models).__name__}."
+            )
+        for name, model in models.items():
+            if not _is_sklearn(model):
+                raise ParameterTypeError(
+                    f"models[{name!r}] is not a scikit-learn estimator (got "
+                    f"{type(model).__name__}); add the library's own probes with ProbeBank(...)."
+                )
+        return cls(models, metadata=metadata)
 
     def subset(self, names: Any) -> ProbeBank:
         """A new bank with the monitors `names` (in that order)."""
@@ -380,7 +747,7 @@ class ProbeBank(Mapping):
     @property
     def n_features_in_(self) -> int:
         if not self._monitors:
-            raise ValueError("the bank is empty; add monitors first.")
+            raise EmptyBankError("the bank is empty; add monitors first.")
         return next(iter(self._monitors.values())).n_features
 
     # ------------------------------------------------------------------ evaluation
@@ -390,8 +757,18 @@ class ProbeBank(Mapping):
         float64; for a torch tensor H the scores are computed on H's device and returned as a
         tensor there (the coefficients are copied to the device once and cached)."""
         if not self._monitors:
-            raise ValueError("the bank is empty; add monitors first.")
-        picked = self.names if names is None else ([names] if isinstance(names, str) else names)
+            raise EmptyBankError("the bank is empty; add monitors first.")
+        if names is None or isinstance(names, str):
+            picked = self.names if names is None else [names]
+        else:
+            try:
+                picked = None if isinstance(names, Mapping) else list(names)
+            except TypeError:
+                picked = None
+        if picked is None or not all(isinstance(n, str) for n in picked):
+            raise ParameterTypeError(
+                f"names must be a monitor name, a sequence of names or None, got {_show(names)}."
+            )
         monitors = [self[n] for n in picked]
         X = _check_rows(H, self.n_features_in_, "this bank")
         return _evaluate(X, monitors)
@@ -416,31 +793,75 @@ class ProbeBank(Mapping):
                 arrays[f"{prefix}quadratic_{j}"] = monitor.quadratic
         return meta, arrays
 
+    # The bank's part of a bundle's metadata: parallel lists, one entry per monitor.
+    _META_SCHEMA = {
+        "names": partial(json_list, item=partial(json_str, non_empty=True)),
+        "kinds": partial(json_list, item=partial(json_str, choices=_KINDS)),
+        "has_quadratic": partial(json_list, item=json_bool),
+        "intercepts": partial(json_list, item=json_float),
+        "infos": partial(json_list, item=lambda v, w, f: None if v is None else json_dict(v, w, f)),
+        "metadata": json_dict,
+        "report": lambda v, w, f: None if v is None else json_dict(v, w, f),
+    }
+
     @classmethod
-    def _from_arrays(cls, meta: dict, arrays: dict, where: str, prefix: str = "") -> ProbeBank:
-        try:
-            names = list(meta["names"])
-            kinds, has_q = list(meta["kinds"]), list(meta["has_quadratic"])
-            intercepts, infos = list(meta["intercepts"]), list(meta.get("infos", [{}] * len(names)))
-            metadata = dict(meta.get("metadata", {}))
-        except (KeyError, TypeError) as exc:
-            raise BundleError(f"{where}: the bank metadata is incomplete ({exc}).") from None
-        if not (len(names) == len(kinds) == len(has_q) == len(intercepts) == len(infos)):
-            raise BundleError(f"{where}: the bank metadata lists are of different lengths.")
-        bank = cls(metadata=metadata)
-        for j, name in enumerate(names):
-            Q = require(arrays, f"{prefix}quadratic_{j}", where, 2) if has_q[j] else None
+    def _read_meta(cls, meta: Any, where: str, field: str, allow_report: bool) -> dict:
+        """The checked bank metadata (lists of equal length, unique names)."""
+        optional = ("infos", "metadata", "report") if allow_report else ("infos", "metadata")
+        schema = {k: v for k, v in cls._META_SCHEMA.items() if allow_report or k != "report"}
+        meta = json_fields(meta, where, field, schema, optional)
+        lists = ("names", "kinds", "has_quadratic", "intercepts", "infos")
+        meta.setdefault("infos", [None] * len(meta["names"]))
+        if len({len(meta[key]) for key in lists}) != 1:
+            fields = ", ".join(repr(f"{field}.{key}") for key in lists)
+            raise BundleError(f"{where}: the fields {fields} have different lengths.")
+        seen: set = set()
+        for j, name in enumerate(meta["names"]):
+            if name in seen:
+                raise bad_field(where, f"{field}.names[{j}]", f"the name {name[:80]!r} repeats")
+            seen.add(name)
+        return meta
+
+    @staticmethod
+    def _member_names(meta: dict, prefix: str = "") -> list[str]:
+        """The array members a bank with this (checked) metadata is stored in."""
+        names = []
+        for j, has_q in enumerate(meta["has_quadratic"]):
+            names += [f"{prefix}linear_{j}", f"{prefix}centre_{j}"]
+            names += [f"{prefix}quadratic_{j}"] if has_q else []
+        return names
+
+    @staticmethod
+    def _check_arrays(meta: dict, npz: NpzMembers, prefix: str = "") -> Optional[int]:
+        """Compare the monitors' array headers with the schema (nothing decompressed); returns
+        the width d (None for an empty bank)."""
+        if not meta["names"]:
+            return None
+        (d,) = npz.shape(f"{prefix}linear_0", 1)
+        if d < 1:
+            raise npz.error(f"{prefix}linear_0", "a monitor reads at least one feature")
+        for key in ProbeBank._member_names(meta, prefix):
+            npz.check(key, (d, d) if "quadratic_" in key else (d,))
+        return d
+
+    @classmethod
+    def _read_arrays(cls, meta: dict, npz: NpzMembers, where: str, prefix: str = "") -> ProbeBank:
+        """The bank from checked metadata and arrays (call `_check_arrays` first)."""
+        d = cls._check_arrays(meta, npz, prefix)
+        bank = cls(metadata=dict(meta.get("metadata", {})))
+        for j, name in enumerate(meta["names"]):
+            key = f"{prefix}quadratic_{j}"
+            Q = npz.read(key, (d, d)) if meta["has_quadratic"][j] else None
             try:
                 monitor = PolynomialMonitor(
-                    require(arrays, f"{prefix}linear_{j}", where, 1),
-                    float(intercepts[j]),
-                    Q,
-                    require(arrays, f"{prefix}centre_{j}", where, 1),
-                    kinds[j],
-                    dict(infos[j] or {}),
-                )
+                    npz.read(f"{prefix}linear_{j}", (d,)), meta["intercepts"][j], Q,
+                    npz.read(f"{prefix}centre_{j}", (d,)), meta["kinds"][j],
+                    dict(meta["infos"][j] or {}),
+                )  # fmt: skip
                 bank.add(name, monitor)
             except (ValueError, TypeError) as exc:
+                if isinstance(exc, BundleError):
+                    raise
                 raise BundleError(f"{where}: monitor {name!r} is invalid ({exc}).") from None
         return bank
 
@@ -453,16 +874,21 @@ class ProbeBank(Mapping):
 
     @classmethod
     def load(cls, path: PathLike) -> ProbeBank:
-        """Read a bank written by `save` (a transferred bank keeps its coverage report)."""
-        meta, arrays = read_bundle(path, "bank")
-        bank = cls._from_arrays(meta, arrays, f"bank at {str(path)!r}")
+        """Read a bank written by `save` (a transferred bank keeps its coverage report).
+
+        The files are untrusted input held to a schema (see `shallowprobes.io`). Raises
+        FileNotFoundError when there is no bank at `path`, and `BundleError` (a ValueError)
+        naming the file and the field for a corrupted, truncated or inconsistent bundle.
+        """
+        with read_bundle(path, "bank") as bundle:
+            meta = cls._read_meta(bundle.meta, bundle.where, "meta", allow_report=True)
+            bundle.arrays.check_names(cls._member_names(meta))
+            bank = cls._read_arrays(meta, bundle.arrays, bundle.where)
         if meta.get("report") is not None:
             from .transfer import CoverageReport
 
-            try:
-                bank.report = CoverageReport.from_dict(meta["report"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise BundleError(f"bank at {str(path)!r}: bad coverage report ({exc}).") from None
+            bank.report = CoverageReport.from_dict(meta["report"], where=bundle.where,
+                                                   field="meta.report")  # fmt: skip
         return bank
 
     def __repr__(self) -> str:

@@ -16,6 +16,16 @@ from typing import Optional
 
 import numpy as np
 
+from ._params import (
+    BOOL,
+    RANDOM_STATE,
+    Interval,
+    Options,
+    ParameterError,
+    ParameterTypeError,
+    check_param,
+)
+
 __all__ = [
     "LinearConceptData",
     "SyntheticTask",
@@ -25,6 +35,7 @@ __all__ = [
     "make_xor",
     "ModelPair",
     "readout_equivalent_models",
+    "concept_model_pair",
 ]
 
 
@@ -60,8 +71,15 @@ def make_linear_concepts(
     Targets y[:, c] = <direction_c, h> + noise; `labels` is a 3-class label built from the
     first concept (negative / middle / positive tercile) for classification demos.
     """
-    if n_samples < 10 or n_features < 1 or n_concepts < 1:
-        raise ValueError("need n_samples >= 10, n_features >= 1 and n_concepts >= 1.")
+    n_samples = _check_int(n_samples, "n_samples", 10)
+    n_features = _check_int(n_features, "n_features", 1)
+    n_concepts = _check_int(n_concepts, "n_concepts", 1)
+    noise = _check_nonneg(noise, "noise")
+    offset_scale = _check_nonneg(offset_scale, "offset_scale")
+    anisotropy = _check_nonneg(anisotropy, "anisotropy")
+    test_fraction = _check_float(test_fraction, "test_fraction", 0.0, 1.0, closed="left")
+    dtype = _check_dtype(dtype, floats=("float16", "float32", "float64"))
+    check_param("seed", seed, RANDOM_STATE)
     rng = np.random.default_rng(seed)
     scales = np.exp(rng.uniform(-anisotropy / 2, anisotropy / 2, n_features))
     offset = rng.normal(scale=offset_scale, size=n_features)
@@ -154,28 +172,29 @@ class SyntheticTask:
 
 
 def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    check_param(name, value, [Interval("int", minimum, None)])
     return int(value)
 
 
-def _check_float(value, name: str) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, got {value!r}.") from None
-    if math.isnan(out):
-        raise ValueError(f"{name} must not be NaN.")
-    return out
+def _check_float(value, name: str, low=None, high=None, closed: str = "both") -> float:
+    """A finite real number in the interval (ParameterError / ParameterTypeError naming it)."""
+    check_param(name, value, [Interval("real", low, high, closed=closed)])
+    return float(value)
 
 
 def _check_nonneg(value, name: str) -> float:
-    out = _check_float(value, name)
-    if not (math.isfinite(out) and out >= 0.0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
-    return out
+    return _check_float(value, name, 0.0)
+
+
+def _check_dtype(dtype, floats=("float32", "float64")) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ParameterTypeError(
+            f"dtype must be one of {floats} (a numpy floating type), got {dtype!r}."
+        ) from None
+    check_param("dtype", dt.name, [Options(floats)])
+    return dt
 
 
 def _check_common(
@@ -185,32 +204,19 @@ def _check_common(
     n = _check_int(n_samples, "n_samples", 2)
     d = _check_int(n_features, "n_features", 1)
     if d < n_signal:
-        raise ValueError(
+        raise ParameterError(
             f"n_features={d} is smaller than the number of signal dimensions ({n_signal})."
         )
-    label_noise = _check_float(label_noise, "label_noise")
-    if not (0.0 <= label_noise < 0.5):
-        raise ValueError(f"label_noise must lie in [0, 0.5), got {label_noise!r}.")
-    condition = _check_float(condition, "condition")
-    if not (math.isfinite(condition) and condition >= 1.0):
-        raise ValueError(f"condition must be a finite number >= 1, got {condition!r}.")
-    test_fraction = _check_float(test_fraction, "test_fraction")
-    if not (0.0 < test_fraction < 1.0):
-        raise ValueError(
-            f"test_fraction must lie in the open interval (0, 1), got {test_fraction!r}."
-        )
+    label_noise = _check_float(label_noise, "label_noise", 0.0, 0.5, closed="left")
+    condition = _check_float(condition, "condition", 1.0)
+    test_fraction = _check_float(test_fraction, "test_fraction", 0.0, 1.0, closed="neither")
     n_test = int(round(test_fraction * n))
     if n_test < 1 or n - n_test < 1:
-        raise ValueError(
+        raise ParameterError(
             f"n_samples={n} is too small for test_fraction={test_fraction}: the split would "
             f"leave {n - n_test} training and {n_test} test samples (each needs at least 1)."
         )
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}.") from None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dt}.")
+    dt = _check_dtype(dtype)
     return dict(
         d=d, n_test=n_test, nuisance_std=_check_nonneg(nuisance_std, "nuisance_std"),
         label_noise=label_noise, condition=condition, dtype=dt,
@@ -360,6 +366,8 @@ def make_parity(
         n_samples, n_features, n_bits, nuisance_std, label_noise, condition, test_fraction, dtype
     )
     cluster_std = _check_nonneg(cluster_std, "cluster_std")
+    check_param("scramble", scramble, BOOL)
+    check_param("seed", seed, RANDOM_STATE)
     n = int(n_samples)
     rng = np.random.default_rng(seed)
     bits = rng.choice(np.array([-1.0, 1.0]), size=(n, n_bits))
@@ -530,10 +538,10 @@ def make_circle(
     common = _check_common(
         n_samples, n_features, 2, nuisance_std, label_noise, condition, test_fraction, dtype
     )
-    margin = _check_nonneg(margin, "margin")
-    if margin >= 1.0:
-        raise ValueError(f"margin must lie in [0, 1), got {margin!r}.")
+    margin = _check_float(margin, "margin", 0.0, 1.0, closed="left")
     radius_noise = _check_nonneg(radius_noise, "radius_noise")
+    check_param("scramble", scramble, BOOL)
+    check_param("seed", seed, RANDOM_STATE)
     n = int(n_samples)
     r0 = math.sqrt(_DISK_RADIUS**2 / 2.0 - margin**2)
     rng = np.random.default_rng(seed)
@@ -651,24 +659,19 @@ def readout_equivalent_models(
     n_nuis = _check_int(n_nuisance, "n_nuisance", 0)
     n_readout = 2 * dA if n_readout is None else _check_int(n_readout, "n_readout", 1)
     if n_lin + n_quad == 0:
-        raise ValueError("the bank needs at least one monitor: n_linear + n_quadratic >= 1.")
+        raise ParameterError("the bank needs at least one monitor: n_linear + n_quadratic >= 1.")
     r = n_lin + 2 * n_quad
     if r > dA:
-        raise ValueError(
+        raise ParameterError(
             f"the monitors read n_linear + 2 n_quadratic = {r} directions, more than d_A = {dA}."
         )
     noise = _check_nonneg(noise, "noise")
     label_noise = _check_nonneg(label_noise, "label_noise")
-    condition = _check_float(condition, "condition")
-    if not (math.isfinite(condition) and condition >= 1.0):
-        raise ValueError(f"condition must be a finite number >= 1, got {condition!r}.")
-    if invisible not in ("affine", "nonlinear"):
-        raise ValueError(f"invisible must be 'affine' or 'nonlinear', got {invisible!r}.")
-    if visible_variance not in _VARIANCE_RANGES:
-        raise ValueError(f"visible_variance must be 'high' or 'low', got {visible_variance!r}.")
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dt}.")
+    condition = _check_float(condition, "condition", 1.0)
+    check_param("invisible", invisible, [Options(("affine", "nonlinear"))])
+    check_param("visible_variance", visible_variance, [Options(tuple(_VARIANCE_RANGES))])
+    dt = _check_dtype(dtype)
+    check_param("random_state", random_state, RANDOM_STATE)
     from .bank import PolynomialMonitor, ProbeBank
 
     rng = np.random.default_rng(random_state)
@@ -734,5 +737,160 @@ def readout_equivalent_models(
         params=dict(n_samples=n, d_A=dA, d_B=dB, n_linear=n_lin, n_quadratic=n_quad,
                     n_nuisance=n_nuis, noise=noise, invisible=invisible,
                     visible_variance=visible_variance, label_noise=label_noise,
+                    condition=condition, random_state=random_state),
+    )  # fmt: skip
+
+
+def _warp(u: np.ndarray, strength: float) -> np.ndarray:
+    """The non-linear scramble of standardised coordinates u: (1 - s) u + s sqrt(2) sin(2 u),
+    non-monotone for s > 1/3 (so part of the information is destroyed, not just bent)."""
+    return (1.0 - strength) * u + strength * math.sqrt(2.0) * np.sin(2.0 * u)
+
+
+def concept_model_pair(
+    n_samples: int = 3000,
+    d_A: int = 32,
+    *,
+    n_concepts: int = 5,
+    separation: float = 4.0,
+    background: float = 0.3,
+    within_class_noise: float = 0.0,
+    visible_noise: float = 0.0,
+    scramble: float = 0.0,
+    destroyed: tuple = (),
+    shuffle: bool = False,
+    n_nuisance: int = 8,
+    n_monitor_rows: Optional[int] = None,
+    invisible: str = "nonlinear",
+    condition: float = 10.0,
+    dtype=np.float64,
+    random_state: Optional[int] = None,
+) -> ModelPair:
+    """Two models that encode the same topics, with controlled ways for B to fall short of A.
+
+    Every input belongs to one of `n_concepts` topics or to a background (probability
+    `background`). Model A: h_A = mu_A + E [a * s; s_inv] with E a random rotation, s the r =
+    n_concepts visible coordinates, s = separation * onehot(topic) + xi (xi ~ N(0, I): the
+    within-class position of the input; the background has no topic coordinate), a a random
+    per-coordinate scale and s_inv the other d_A - r coordinates. The bank holds one
+    one-vs-rest monitor per topic, ``concept_k``: a LinearProbeClassifier fitted on
+    `n_monitor_rows` separate labelled rows of A (default n_samples), operating point 0.
+    `labels` (n, n_concepts) is the true topic membership of the paired rows.
+
+    Model B: h_B = T [a * x; g(s_inv); nuisance] + v, where x starts as s (B is then an affine
+    image of A on the visible span) and is degraded by, in this order:
+
+    - within_class_noise w in [0, 1]: B keeps A's topics but only part of A's within-class
+      position: xi becomes sqrt(1 - w^2) xi + w xi' with xi' independent (w = 1: B knows the
+      topic and nothing else A's monitors read);
+    - destroyed: indices of topics whose coordinate B does not carry (replaced by independent
+      noise of the same variance): their monitors cannot transfer, the others can;
+    - visible_noise: independent noise on every visible coordinate, relative to its standard
+      deviation (blurs topics and positions alike: a weaker target model);
+    - scramble s in [0, 1]: a non-linear warp of the (standardised, randomly rotated) visible
+      coordinates, (1 - s) u + s sqrt(2) sin(2u), which no affine map undoes;
+    - shuffle: the rows of H_B are permuted (a broken pairing: the control).
+
+    g is the identity (invisible="affine") or a non-linear scramble of the invisible
+    coordinates (invisible="nonlinear", the default: no affine map recovers all of h_A, only
+    the visible part). `extra_monitors` holds "inside" (a random direction of the visible span)
+    and "outside" (one of the invisible span).
+    """
+    n = _check_int(n_samples, "n_samples", 20)
+    dA = _check_int(d_A, "d_A", 1)
+    K = _check_int(n_concepts, "n_concepts", 1)
+    if K > dA:
+        raise ParameterError(f"n_concepts={K} topics need d_A >= {K}, got d_A={dA}.")
+    separation = _check_nonneg(separation, "separation")
+    background = _check_float(background, "background", 0.0, 1.0, closed="left")
+    within_class_noise = _check_float(within_class_noise, "within_class_noise", 0.0, 1.0)
+    visible_noise = _check_nonneg(visible_noise, "visible_noise")
+    scramble = _check_float(scramble, "scramble", 0.0, 1.0)
+    if isinstance(destroyed, (str, bytes)) or not hasattr(destroyed, "__iter__"):
+        raise ParameterTypeError(
+            f"destroyed must be a tuple of topic indices in [0, {K}), got {destroyed!r}."
+        )
+    destroyed = tuple(destroyed)
+    for k in destroyed:
+        check_param("destroyed entries", k, [Interval("int", 0, K, closed="left")])
+    check_param("shuffle", shuffle, BOOL)
+    n_nuis = _check_int(n_nuisance, "n_nuisance", 0)
+    n_mon = n if n_monitor_rows is None else _check_int(n_monitor_rows, "n_monitor_rows", 20)
+    check_param("invisible", invisible, [Options(("affine", "nonlinear"))])
+    condition = _check_float(condition, "condition", 1.0)
+    dt = _check_dtype(dtype)
+    check_param("random_state", random_state, RANDOM_STATE)
+    from .bank import PolynomialMonitor, ProbeBank
+    from .linear import LinearProbeClassifier
+
+    rng = np.random.default_rng(random_state)
+    scale = np.exp(rng.uniform(math.log(0.5), math.log(2.0), K))  # a
+    inv_std = np.exp(rng.uniform(math.log(0.3), math.log(1.5), dA - K))
+    E = _haar_orthogonal(rng, dA)
+    mu_A = rng.normal(scale=_OFFSET_SCALE, size=dA)
+
+    def draw(m):
+        topic = np.where(rng.random(m) < background, -1, rng.integers(0, K, m))
+        onehot = (topic[:, None] == np.arange(K)[None, :]).astype(np.float64)
+        xi = rng.standard_normal((m, K))
+        s_inv = rng.standard_normal((m, dA - K)) * inv_std
+        return topic, onehot, xi, s_inv
+
+    def model_a(onehot, xi, s_inv):
+        return mu_A + np.hstack([(separation * onehot + xi) * scale, s_inv]) @ E.T
+
+    # the monitors: fitted on separate labelled rows of A
+    t_mon, oh_mon, xi_mon, inv_mon = draw(n_mon)
+    H_mon = model_a(oh_mon, xi_mon, inv_mon)
+    bank = ProbeBank(metadata={"model": "A", "source": "concept_model_pair"})
+    for k in range(K):
+        y = (t_mon == k).astype(np.int64)
+        if y.min() == y.max():  # a topic no monitor row drew: make the classes exist
+            y[:2] = [0, 1]
+        bank.add(f"concept_{k}", LinearProbeClassifier(cv="gcv").fit(H_mon, y))
+
+    topic, onehot, xi, s_inv = draw(n)
+    H_A = model_a(onehot, xi, s_inv)
+    labels = onehot.astype(np.int64)
+
+    # model B
+    w = within_class_noise
+    x = separation * onehot + math.sqrt(1.0 - w * w) * xi + w * rng.standard_normal((n, K))
+    sd = x.std(axis=0) + 1e-12
+    for k in destroyed:
+        x[:, k] = x[:, k].mean() + sd[k] * rng.standard_normal(n)
+    x = x + visible_noise * sd * rng.standard_normal((n, K))
+    if scramble > 0.0:
+        R = _haar_orthogonal(rng, K)
+        mean, sd2 = x.mean(axis=0), x.std(axis=0) + 1e-12
+        u = ((x - mean) / sd2) @ R.T
+        x = mean + (_warp(u, scramble) @ R) * sd2
+    if invisible == "nonlinear" and dA > K:
+        x_inv = _scramble_invisible(s_inv / inv_std) * inv_std
+    else:
+        x_inv = s_inv
+    XB = np.hstack([x * scale, x_inv, rng.standard_normal((n, n_nuis))])
+    dB = dA + n_nuis
+    T, v = _random_affine(rng, dB, condition)
+    H_B = XB @ T.T + v
+    if shuffle:
+        H_B = H_B[rng.permutation(n)]
+
+    E_vis, E_inv = E[:, :K], E[:, K:]
+    extra = ProbeBank(metadata={"model": "A"})
+    extra.add("inside", PolynomialMonitor(E_vis @ rng.standard_normal(K), 0.0, None, mu_A))
+    if dA > K:
+        extra.add("outside", PolynomialMonitor(E_inv @ rng.standard_normal(dA - K), 0.0, None,
+                                               mu_A))  # fmt: skip
+    W_A = rng.standard_normal((2 * dA, dA)) / math.sqrt(dA)
+    back = E @ np.linalg.solve(T, np.eye(dB))[:dA]
+    return ModelPair(
+        H_A=H_A.astype(dt), H_B=H_B.astype(dt), labels=labels, bank=bank,
+        extra_monitors=extra, visible_basis=E_vis.copy(), invisible_basis=E_inv.copy(),
+        readout_A=W_A, readout_B=W_A @ back, T=T, v=v,
+        params=dict(n_samples=n, d_A=dA, d_B=dB, n_concepts=K, separation=separation,
+                    background=background, within_class_noise=w, visible_noise=visible_noise,
+                    scramble=scramble, destroyed=destroyed, shuffle=bool(shuffle),
+                    n_nuisance=n_nuis, n_monitor_rows=n_mon, invisible=invisible,
                     condition=condition, random_state=random_state),
     )  # fmt: skip

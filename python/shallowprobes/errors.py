@@ -14,9 +14,12 @@ __all__ = [
     "NonFiniteError",
     "ScaleError",
     "BundleError",
+    "CacheError",
     "ParameterError",
     "CoreMemoryError",
     "NotFittedError",
+    "EmptyBankError",
+    "NotPortableError",
 ]
 
 
@@ -38,9 +41,25 @@ class BundleError(ShallowProbesError, ValueError):
     the wrong kind, from a newer format, or breaks the file schema."""
 
 
+class CacheError(BundleError):
+    """An activation cache (`shallowprobes.caches`) is unusable: a missing layer or file, a
+    truncated or corrupt file, row counts that disagree between layers or with the targets, or
+    an unsupported dtype. The message names the file and the layer."""
+
+
 class ParameterError(ShallowProbesError, ValueError):
     """An estimator or function parameter has an invalid value (the message names it)."""
 
 
 class CoreMemoryError(ShallowProbesError, MemoryError):
     """The Rust core could not allocate the memory a computation needs (sizes in the message)."""
+
+
+class EmptyBankError(ShallowProbesError, ValueError):
+    """An operation needs at least one monitor and the bank has none (or a transfer with
+    unportable="drop" would return a bank with none: every monitor was judged not portable)."""
+
+
+class NotPortableError(ShallowProbesError, ValueError):
+    """A transfer with unportable="raise" judged some monitors not portable to model B (the
+    message names them and their verdict statistics)."""

@@ -5,24 +5,58 @@ For a bank V of monitors f(h) = (h-c)^T Q (h-c) + w.(h-c) + b, the *invisible* d
     K(V) = {delta : f(h + delta) = f(h) for every f in V and every h} = ∩_f (ker Q_f ∩ ker w_f^T).
 
 Every monitor factors through the quotient H / K(V), whose coordinates are z = C^T (h - m) with
-C an orthonormal basis of the span of all covectors (the w_f and the columns of the Q_f). C is
-found by an SVD with a relative cut-off. Two models need to agree only on z, not on the whole
-hidden state, for their monitors to carry over (see :mod:`shallowprobes.transfer`).
+C a basis of the span of all covectors (the w_f and the columns of the Q_f). C is found by an
+SVD with a relative cut-off. Two models need to agree only on z, not on the whole hidden
+state, for their monitors to carry over (see :mod:`shallowprobes.transfer`).
+
+Two geometries decide which directions count as "read" and how much:
+
+- Euclidean (``fit(bank)``): covectors are compared by their coefficient norms; C is
+  orthonormal. Exact and data-free, but it depends on the units of h: a monitor written in
+  raw coordinates of a model with near-dead units (std 1e-33, weights 1e32 on them) is, by
+  coefficient norm, almost entirely a monitor of the dead units.
+- The data's metric (``fit(bank, reference=H)``): every covector is measured by the score
+  variance it produces on the reference hidden states (w -> S^(1/2) w with S their
+  covariance), so units the data never moves cannot dominate the cut-off. C is then
+  S-orthonormal (C^T S C = I: z is whitened on the reference), and the reproduction error is
+  the fraction of each monitor's score variance that the kept directions lose. This is the
+  geometry `QuotientAligner` uses.
 """
 
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from typing import Any, Optional, Union
 
 import numpy as np
 
 from ._backends import float64_row_blocks, is_torch_tensor, ops_of, to_numpy
-from ._base import BaseEstimator, NotFittedError
+from ._base import BaseEstimator, NotFittedError, user_stacklevel
+from ._params import (
+    Array,
+    Interval,
+    ParameterError,
+    Predicate,
+    params_of,
+    validate_params,
+)
 from ._validation import check_X
 from .bank import PolynomialMonitor, ProbeBank, _to_numpy
-from .io import BundleError, PathLike, read_bundle, require, write_bundle
+from .errors import BundleError, EmptyBankError
+from .io import (
+    PathLike,
+    bad_field,
+    json_dict,
+    json_fields,
+    json_float,
+    json_int,
+    json_str,
+    read_bundle,
+    write_bundle,
+)
 from .stats import SufficientStats
+from .threads import interruptible
 
 __all__ = ["Quotient", "visible_covectors", "reference_moments"]
 
@@ -30,6 +64,18 @@ __all__ = ["Quotient", "visible_covectors", "reference_moments"]
 _EIG_ROUNDOFF = 1e-14
 # Reproduction error (relative to the monitor's coefficient norm) above which fit() warns.
 _REPRODUCTION_TOL = 1e-8
+# The schema of a saved quotient (besides its bank's monitors, stored under "bank/").
+_META_SCHEMA = {
+    "rtol": partial(json_float, lo=0.0, below=1.0),
+    "rank": partial(json_int, lo=1, nullable=True),
+    "bank": json_dict,
+    "metric": partial(json_str, choices=("reference",)),  # present only for the data metric
+}
+_ARRAYS = ("visible_basis", "invisible_basis", "singular_values", "centre")
+_REFERENCE_ARRAYS = ("reference_mean", "reference_covariance")
+# Relative jitter added to the correlation matrix before its Cholesky factorisation (a
+# singular covariance, e.g. d > n or collinear units, is then still factorised).
+_CHOLESKY_JITTER = 1e-12
 
 
 def visible_covectors(bank: ProbeBank, device: Any = None) -> Any:
@@ -65,6 +111,80 @@ def visible_covectors(bank: ProbeBank, device: Any = None) -> Any:
             blocks.append(block / norm)
     d = bank.n_features_in_
     return xp.hstack(blocks) if blocks else put(np.zeros((d, 0)))
+
+
+def metric_root(S: Any) -> np.ndarray:
+    """(d, d) L with L^T L = S for a covariance S, stable for any spread of unit scales.
+
+    S is split into per-unit standard deviations D and the correlation matrix R = D^-1 S D^-1
+    (entries in [-1, 1]); L = chol(R)^T D. Units of zero variance get zero columns (the data
+    never moves them), and a singular R gets a relative jitter of 1e-12 (eigh if even that
+    fails). A square root taken directly from S (its eigendecomposition) would lose every
+    unit whose variance is below 1e-16 of the largest: near-dead units would then dominate
+    the whitened covectors instead of vanishing from them.
+    """
+    S = np.asarray(S, dtype=np.float64)
+    S = 0.5 * (S + S.T)
+    std = np.sqrt(np.clip(np.diag(S), 0.0, None))
+    live = std > 0.0
+    inv = np.zeros_like(std)
+    inv[live] = 1.0 / std[live]
+    R = S * inv[:, None] * inv[None, :]
+    R[~live, :] = 0.0
+    R[:, ~live] = 0.0
+    np.fill_diagonal(R, np.where(live, 1.0, 0.0))
+    d = R.shape[0]
+    try:
+        lower = np.linalg.cholesky(R + _CHOLESKY_JITTER * np.eye(d))
+        root = lower.T
+    except np.linalg.LinAlgError:
+        lam, V = np.linalg.eigh(R)
+        root = (V * np.sqrt(np.clip(lam, 0.0, None))).T
+    return root * std[None, :]
+
+
+def metric_covectors(bank: ProbeBank, L: Any, device: Any = None) -> tuple[Any, Any]:
+    """(whitened (d, k), raw (d, k)) covector columns of the bank in the metric L^T L = S.
+
+    whitened = L @ raw. Each monitor contributes its covector w (whitened: L w) and its
+    whitened quadratic form L Q L^T factored as V |Lambda| (raw columns Q L^T V sign(Lambda)),
+    all scaled by 1 / ||[L w, L Q L^T]||_F, so that every monitor counts by the spread of its
+    score on the data, not by the size of its coefficients. Monitors constant on the data are
+    left out. With a torch `device` the work runs there (float64 tensors come back).
+    """
+    if device is None:
+        xp, eigh = np, np.linalg.eigh
+        put = np.asarray
+    else:
+        import torch
+
+        xp, eigh = torch, torch.linalg.eigh
+
+        def put(a):
+            return torch.from_numpy(np.array(a)).to(device)
+
+    Lx = put(L)
+    white, raw = [], []
+    for monitor in bank.values():
+        w = put(monitor.linear)
+        wcols, rcols = [(Lx @ w)[:, None]], [w[:, None]]
+        if monitor.quadratic is not None:
+            QLt = put(monitor.quadratic) @ Lx.T
+            Qw = Lx @ QLt
+            lam, V = eigh(0.5 * (Qw + Qw.T))
+            top = float(xp.abs(lam).max())
+            keep = xp.abs(lam) > _EIG_ROUNDOFF * max(top, 1e-300)
+            wcols.append(V[:, keep] * xp.abs(lam[keep]))
+            rcols.append((QLt @ V[:, keep]) * xp.sign(lam[keep]))
+        block = xp.hstack(wcols)
+        norm = float(xp.linalg.norm(block))
+        if norm > 0.0:
+            white.append(block / norm)
+            raw.append(xp.hstack(rcols) / norm)
+    if not white:
+        empty = put(np.zeros((L.shape[0], 0)))
+        return empty, empty
+    return xp.hstack(white), xp.hstack(raw)
 
 
 def _left_singular(M: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -109,6 +229,46 @@ def project_rows(X: Any, centre: Any, M: Any) -> Any:
     return out
 
 
+def _metric_basis(U_r: np.ndarray, s: np.ndarray, M: Any, M_raw: Any, L: np.ndarray) -> np.ndarray:
+    """(d, r) C with L C = U_r, i.e. C^T S C = I: the raw covectors whose whitened images
+    are the kept left singular vectors U_r of the whitened covector matrix M = L M_raw.
+
+    For a direction the covectors carry (singular value s_j > 0), C_j = M_raw M^T u_j / s_j^2:
+    a combination of the monitors' own covectors, found without inverting L (which may be
+    singular or hold units of wildly different scales). Directions beyond the covectors' rank
+    (an explicit `rank` larger than it) come from a least-squares solve of L c = u_j."""
+    d, r = U_r.shape
+    s_r = np.zeros(r)
+    s_r[: min(r, s.size)] = s[:r]
+    strong = s_r > 1e-13 * max(float(s[0]), 1e-300)
+    C = np.zeros((d, r))
+    if np.any(strong):
+        if is_torch_tensor(M):
+            import torch
+
+            u = torch.from_numpy(np.ascontiguousarray(U_r[:, strong])).to(M.device)
+            coef = (M.T @ u) / torch.from_numpy(s_r[strong] ** 2).to(M.device)
+            C[:, strong] = to_numpy(M_raw @ coef)
+        else:
+            C[:, strong] = M_raw @ ((M.T @ U_r[:, strong]) / s_r[strong] ** 2)
+    if not np.all(strong):
+        C[:, ~strong] = np.linalg.lstsq(L, U_r[:, ~strong], rcond=1e-12)[0]
+    # one Loewdin step: C^T S C = I to round-off, however the columns were found
+    LC = L @ C
+    lam, V = np.linalg.eigh(LC.T @ LC)
+    good = lam > 1e-24 * max(float(lam.max()), 1e-300)
+    inv_root = (V[:, good] / np.sqrt(lam[good])) @ V[:, good].T
+    return C @ inv_root
+
+
+def _complement(C: np.ndarray) -> np.ndarray:
+    """(d, d - r) orthonormal basis of the directions C^T ignores (C^T delta = 0)."""
+    d, r = C.shape
+    norms = np.linalg.norm(C, axis=0)
+    U = np.linalg.svd(C / np.where(norms > 0, norms, 1.0), full_matrices=True)[0]
+    return _fix_signs(U[:, r:]).copy()
+
+
 def _fix_signs(U: np.ndarray) -> np.ndarray:
     """Deterministic orientation: the largest-|.| entry of every column is positive."""
     if U.size == 0:
@@ -125,13 +285,16 @@ class Quotient(BaseEstimator):
     Parameters
     ----------
     rtol : relative cut-off: singular values of the (per-monitor normalised) covector matrix
-        below ``rtol * singular_values_[0]`` count as zero. The default 1e-6 keeps every
+        below ``rtol * singular_values_[0]`` count as zero (with a reference in `fit`: of the
+        covectors whitened by the reference covariance, each monitor normalised by the spread
+        of its score there). The default 1e-6 keeps every
         direction that a monitor reads with more than round-off weight; probes fitted on noisy
         full-rank data read every direction a little, so inspect `singular_values_` and pass
         `rank` (or a larger rtol) to keep only the dominant ones.
     rank : keep exactly this many visible directions (overrides rtol).
     centre : point m the coordinates are measured from, z = C^T (h - m) (default: the mean of
-        the monitors' centres, which for fitted probes are training means).
+        the reference hidden states when `fit` gets one, else the mean of the monitors'
+        centres, which for fitted probes are training means).
     device : None (numpy) or a torch device ("cuda", "cpu", ...) on which the
         eigendecompositions of the monitors' Q and the covector SVD run (worth it for large
         banks of degree-2 monitors at LLM widths). The fitted bases are kept as numpy either
@@ -140,13 +303,24 @@ class Quotient(BaseEstimator):
     Attributes (after `fit`)
     ------------------------
     rank_ : r, the number of visible coordinates.
-    singular_values_ : all singular values of the covector matrix, descending.
-    visible_basis_ : (d, r) orthonormal C; z = C^T (h - centre_).
-    invisible_basis_ : (d, d - r) orthonormal basis of K(V): f(h + delta) = f(h) for all f.
+    metric_ : "euclidean" (fitted without a reference) or "reference" (in the reference
+        data's metric, see the module docs).
+    singular_values_ : all singular values of the covector matrix, descending (whitened
+        covectors for the reference metric).
+    visible_basis_ : (d, r) C; z = C^T (h - centre_). Orthonormal (C^T C = I) for the
+        Euclidean metric, S-orthonormal (C^T S C = I, S the reference covariance) for the
+        reference metric.
+    invisible_basis_ : (d, d - r) orthonormal basis of the directions C^T ignores: K(V),
+        f(h + delta) = f(h) for all f (for the reference metric: the directions no monitor
+        reads with a share of its score variance on the reference above the cut-off).
     centre_ : (d,) the point m.
+    reference_mean_, reference_covariance_ : the reference moments (None for Euclidean).
     monitors_ : ProbeBank of the same monitors written as functions of z (width r).
-    reproduction_error_ : dict name -> relative error of writing the monitor through z
-        (round-off unless the cut-off dropped directions the monitor reads).
+    reproduction_error_ : dict name -> how much of the monitor the kept coordinates lose:
+        the relative coefficient error of writing it through z (Euclidean), or the square root
+        of the fraction of its score variance on the reference that is lost (reference
+        metric). Round-off unless the cut-off dropped directions the monitor reads; `fit`
+        warns above 1e-8.
     bank_ : the source bank.
     """
 
@@ -169,70 +343,104 @@ class Quotient(BaseEstimator):
         return cls(**params).fit(bank)
 
     # ------------------------------------------------------------------ fitting
-    def _check_params(self, d: int) -> None:
-        rtol = self.rtol
-        if isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.floating, np.integer)):
-            raise TypeError(f"rtol must be a number in [0, 1), got {rtol!r}.")
-        if not 0.0 <= float(rtol) < 1.0:
-            raise ValueError(f"rtol must be in [0, 1), got {rtol!r}.")
-        if self.rank is not None:
-            if isinstance(self.rank, bool) or not isinstance(self.rank, (int, np.integer)):
-                raise TypeError(f"rank must be an int or None, got {self.rank!r}.")
-            if not 1 <= int(self.rank) <= d:
-                raise ValueError(f"rank must be between 1 and d = {d}, got {self.rank}.")
+    def _check_params(self, d: Optional[int] = None) -> Any:
+        """Validate every parameter (ParameterError naming it) before any work; the bounds
+        that need the width (rank <= d, centre of length d) when d is given. Returns the
+        torch device (None for numpy)."""
+        constraints = {
+            "rtol": [Interval("real", 0.0, 1.0, closed="left")],
+            "rank": [Interval("int", 1, d), None],
+            "centre": [None, Array(1, shape=None if d is None else (d,),
+                                   desc=f"a finite vector of length {'d' if d is None else d}")],
+            "device": [None, Predicate(_is_device, "a torch device (e.g. 'cuda' or 'cpu')")],
+        }  # fmt: skip
+        validate_params(params_of(self, constraints), constraints, owner="Quotient")
+        if self.device is None:
+            return None
+        from ._backends import torch_backend
 
-    def fit(self, bank: ProbeBank) -> Quotient:
-        """Compute the visible and invisible subspaces of `bank` (an SVD of its covectors)."""
+        torch_backend()  # clear error naming the extra when torch is missing
+        import torch
+
+        try:
+            return torch.device(self.device)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise ParameterError(
+                f"Quotient: device must be a torch device, got {self.device!r} ({exc})."
+            ) from None
+
+    @interruptible
+    def fit(self, bank: ProbeBank, reference: Any = None, *, _moments: Any = None) -> Quotient:
+        """Compute the visible and invisible subspaces of `bank` (an SVD of its covectors).
+
+        reference : optional (n, d) hidden states of the bank's model (numpy or a torch
+            tensor). With it the quotient is built in the data's metric: covectors are scaled
+            by the reference covariance before the cut-off, so the kept rank counts what the
+            monitors read *on this data* (see the module docs); without it, in Euclidean
+            coordinates (coefficient norms).
+        """
         if not isinstance(bank, ProbeBank):
             raise TypeError(
                 f"Quotient.fit expects a ProbeBank, got {type(bank).__name__}; build one with "
                 "ProbeBank({'name': fitted_probe, ...})."
             )
         if len(bank) == 0:
-            raise ValueError("the bank is empty; a quotient needs at least one monitor.")
+            raise EmptyBankError("the bank is empty; a quotient needs at least one monitor.")
         d = bank.n_features_in_
-        self._check_params(d)
-        if self.centre is None:
-            centre = np.mean([m.centre for m in bank.values()], axis=0)
+        device = self._check_params(d)
+        moments = _moments
+        if moments is None and reference is not None:
+            moments = reference_moments(reference, d)
+        if self.centre is not None:
+            centre = np.array(_to_numpy(self.centre), dtype=np.float64).reshape(-1)
+        elif moments is not None:
+            centre = np.array(moments[0], dtype=np.float64)
         else:
-            centre = np.array(_to_numpy(self.centre)).reshape(-1)
-            if centre.shape != (d,) or not np.all(np.isfinite(centre)):
-                raise ValueError(f"centre must be a finite vector of length {d}.")
-        device = None
-        if self.device is not None:
-            from ._backends import torch_backend
-
-            torch_backend()  # clear error naming the extra when torch is missing
-            import torch
-
-            device = torch.device(self.device)
-        M = visible_covectors(bank, device)
+            centre = np.mean([m.centre for m in bank.values()], axis=0)
+        if moments is None:
+            M = visible_covectors(bank, device)
+            L = None
+        else:
+            L = metric_root(moments[1])
+            M, M_raw = metric_covectors(bank, L, device)
         if M.shape[1] == 0:
             raise ValueError(
-                "every monitor in the bank is constant (all coefficients zero), so nothing is "
-                "visible; a quotient needs at least one non-constant monitor."
-            )
+                "every monitor in the bank is constant (all coefficients zero"
+                + ("" if moments is None else ", or reading only units the reference never "
+                   "moves") + "), so nothing is visible; a quotient needs at least one "
+                "non-constant monitor."
+            )  # fmt: skip
         U, s = _left_singular(M)
         if self.rank is not None:
             r = int(self.rank)
         else:
             r = int(np.sum(s > float(self.rtol) * s[0]))
         r = max(min(r, d), 1)
-        U = np.hstack([_fix_signs(U[:, :r]), _fix_signs(U[:, r:])])
-        self._set_fitted(bank, U[:, :r].copy(), U[:, r:].copy(), s, centre)
+        if moments is None:
+            U = np.hstack([_fix_signs(U[:, :r]), _fix_signs(U[:, r:])])
+            C, K = U[:, :r].copy(), U[:, r:].copy()
+        else:
+            C = _metric_basis(_fix_signs(U[:, :r]), s, M, M_raw, L)
+            K = _complement(C)
+        self._set_fitted(bank, C, K, s, centre, moments, L)
         bad = {k: v for k, v in self.reproduction_error_.items() if v > _REPRODUCTION_TOL}
         if bad:
             worst = max(bad, key=bad.get)
+            what = (
+                "relative error" if moments is None
+                else "share of its score variance on the reference lost"
+            )  # fmt: skip
+            size = bad[worst] if moments is None else bad[worst] ** 2
             warnings.warn(
                 f"{len(bad)} monitor(s) are not reproduced exactly from the {r} quotient "
-                f"coordinates (worst: {worst!r}, relative error {bad[worst]:.2g}): the cut-off "
+                f"coordinates (worst: {worst!r}, {what} {size:.2g}): the cut-off "
                 "dropped directions they read. Lower rtol or raise rank to keep them.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         return self
 
-    def _set_fitted(self, bank, C, K, s, centre) -> None:
+    def _set_fitted(self, bank, C, K, s, centre, moments=None, L=None) -> None:
         self.__dict__.pop("_device_cache", None)
         self.bank_ = bank
         self.visible_basis_ = C
@@ -241,16 +449,45 @@ class Quotient(BaseEstimator):
         self.centre_ = np.asarray(centre, dtype=np.float64)
         self.rank_ = C.shape[1]
         self.n_features_in_ = C.shape[0]
+        self.metric_ = "euclidean" if moments is None else "reference"
+        if moments is None:
+            self.reference_mean_ = self.reference_covariance_ = None
+            self._lift = C
+        else:
+            mu, S = (np.asarray(a, dtype=np.float64) for a in moments)
+            self.reference_mean_, self.reference_covariance_ = mu, S
+            self._lift = S @ C  # inverse_transform: the Mahalanobis-shortest state with z
         self.monitors_ = ProbeBank(metadata={"coordinates": "quotient"})
         self.reproduction_error_ = {}
+        geometry = None if moments is None else self._geometry(moments)
+        if moments is not None and L is None:
+            L = metric_root(self.reference_covariance_)
         for name, m in bank.items():
-            z_monitor, err = self._through_z(m)
+            if geometry is None:
+                z_monitor, err = self._through_z(m)
+            else:
+                z_monitor = self.project(m, _geometry=geometry)
+                err = self._metric_error(m, z_monitor, L)
             self.monitors_.add(name, z_monitor)
             self.reproduction_error_[name] = err
 
+    def _metric_error(self, m: PolynomialMonitor, z_monitor: PolynomialMonitor, L) -> float:
+        """sqrt(share of the monitor's (Gaussian) score variance on the reference that its
+        z-only form loses), computed on whitened coefficients so that round-off stays at
+        round-off (1 - coverage would leave ~1e-8 after the square root)."""
+        LC = L @ self.visible_basis_
+        w = m.recentred(self.reference_mean_).linear
+        lost = float(np.sum((L @ w - LC @ z_monitor.linear) ** 2))
+        total = float(np.sum((L @ w) ** 2))
+        if m.quadratic is not None:
+            Qw = L @ m.quadratic @ L.T
+            lost += 2.0 * float(np.sum((Qw - LC @ z_monitor.quadratic @ LC.T) ** 2))
+            total += 2.0 * float(np.sum(Qw * Qw))
+        return float(np.sqrt(lost / total)) if total > 0 else 0.0
+
     def _through_z(self, m: PolynomialMonitor) -> tuple[PolynomialMonitor, float]:
         """The monitor as a function of z (exact when its covectors lie in span C), and the
-        relative size of the part the cut-off dropped."""
+        relative size of the part the cut-off dropped (Euclidean metric: C orthonormal)."""
         C = self.visible_basis_
         w_z = C.T @ m.linear
         lost = np.linalg.norm(m.linear - C @ w_z) ** 2
@@ -270,14 +507,14 @@ class Quotient(BaseEstimator):
 
     # ------------------------------------------------------------------ coordinates
     def _placed(self, device: Any) -> tuple:
-        """(centre_, visible_basis_) as float64 tensors on a torch device (cached)."""
+        """(centre_, visible_basis_, lift) as float64 tensors on a torch device (cached)."""
         cache = self.__dict__.setdefault("_device_cache", {})
         key = str(device)
         if key not in cache:
             import torch
 
-            cache[key] = tuple(torch.from_numpy(np.array(a)).to(device)
-                               for a in (self.centre_, self.visible_basis_))  # fmt: skip
+            arrays = (self.centre_, self.visible_basis_, self._lift)
+            cache[key] = tuple(torch.from_numpy(np.array(a)).to(device) for a in arrays)
         return cache[key]
 
     def transform(self, H: Any) -> np.ndarray:
@@ -287,18 +524,20 @@ class Quotient(BaseEstimator):
         X = check_X(H, name="H", n_features=self.n_features_in_, owner="this quotient",
                     keep_tensor=is_torch_tensor(H))  # fmt: skip
         if is_torch_tensor(X):
-            return project_rows(X, *self._placed(X.device))
+            return project_rows(X, *self._placed(X.device)[:2])
         return project_rows(X, self.centre_, self.visible_basis_)
 
     def inverse_transform(self, Z: Any) -> np.ndarray:
-        """A hidden state with quotient coordinates Z (the one with no invisible component)."""
+        """A hidden state with quotient coordinates Z: the one with no invisible component
+        (Euclidean metric), or the one closest to the reference mean in the reference's
+        Mahalanobis distance, centre_ + S C z (reference metric)."""
         self._check_fitted()
         Z = check_X(Z, name="Z", n_features=self.rank_, owner="this quotient",
                     keep_tensor=is_torch_tensor(Z))  # fmt: skip
         if is_torch_tensor(Z):
-            centre, C = self._placed(Z.device)
-            return centre + Z.double() @ C.T
-        return self.centre_ + np.asarray(Z, dtype=np.float64) @ self.visible_basis_.T
+            centre, _, lift = self._placed(Z.device)
+            return centre + Z.double() @ lift.T
+        return self.centre_ + np.asarray(Z, dtype=np.float64) @ self._lift.T
 
     def check(self, H: Any) -> np.ndarray:
         """Per monitor, max |f(h) - f_z(z(h))| over the rows H: the bank reproduced from z."""
@@ -321,6 +560,8 @@ class Quotient(BaseEstimator):
     def _moments(self, reference: Any) -> tuple[np.ndarray, np.ndarray]:
         d = self.n_features_in_
         if reference is None:
+            if self.reference_covariance_ is not None:
+                return self.reference_mean_, self.reference_covariance_
             return self.centre_, np.eye(d)
         return reference_moments(reference, d)
 
@@ -358,8 +599,9 @@ class Quotient(BaseEstimator):
         squared length of the projection of its whitened covector S^(1/2) w onto the whitened
         visible span, divided by its squared length; for degree 2 the variance uses the
         Gaussian formula Var = w^T S w + 2 tr((Q S)^2). Monitors of the bank itself have
-        coverage 1; a monitor reading only invisible directions has coverage 0. Without a
-        reference, S = I.
+        coverage 1 (unless the cut-off dropped directions they read); a monitor reading only
+        invisible directions has coverage 0. Without a reference: the quotient's own
+        reference when it was fitted with one, else S = I.
 
         Returns a float for one monitor, a dict name -> float for a bank.
         """
@@ -369,14 +611,16 @@ class Quotient(BaseEstimator):
             return {name: self._coverage_one(m, geometry) for name, m in monitors.items()}
         return self._coverage_one(_as_monitor(monitors, self.n_features_in_), geometry)
 
-    def _coverage_one(self, monitor: PolynomialMonitor, geometry: tuple) -> float:
+    def _coverage_one(
+        self, monitor: PolynomialMonitor, geometry: tuple, *, _projected: Any = None
+    ) -> float:
         if monitor.n_features != self.n_features_in_:
             raise ValueError(
                 f"the monitor reads {monitor.n_features}-dimensional states, the quotient "
                 f"{self.n_features_in_}-dimensional ones."
             )
         mu, S, _, S_z = geometry
-        proj = self.project(monitor, _geometry=geometry)
+        proj = _projected if _projected is not None else self.project(monitor, _geometry=geometry)
         full = _gaussian_variance(monitor.recentred(mu), S)
         kept = _gaussian_variance(proj, S_z)
         if full <= 1e-300:
@@ -396,33 +640,77 @@ class Quotient(BaseEstimator):
         )
         meta = {"rtol": float(self.rtol), "rank": None if self.rank is None else int(self.rank),
                 "bank": bank_meta}  # fmt: skip
+        if self.metric_ == "reference":
+            meta["metric"] = "reference"
+            arrays.update(reference_mean=self.reference_mean_,
+                          reference_covariance=self.reference_covariance_)  # fmt: skip
         write_bundle(path, "quotient", meta, arrays)
 
     @classmethod
     def load(cls, path: PathLike) -> Quotient:
-        """Read a quotient written by `save`."""
-        meta, arrays = read_bundle(path, "quotient")
-        where = f"quotient at {str(path)!r}"
-        if not isinstance(meta, dict) or "bank" not in meta:
-            raise BundleError(f"{where}: the metadata is incomplete.")
-        bank = ProbeBank._from_arrays(meta["bank"], arrays, where, prefix="bank/")
-        C = require(arrays, "visible_basis", where, 2)
-        K = require(arrays, "invisible_basis", where, 2)
-        s = require(arrays, "singular_values", where, 1)
-        centre = require(arrays, "centre", where, 1)
-        d = bank.n_features_in_
-        if C.shape[0] != d or K.shape[0] != d or C.shape[1] + K.shape[1] != d or centre.size != d:
-            raise BundleError(f"{where}: the basis shapes do not match the bank's width {d}.")
-        out = cls(meta.get("rtol", 1e-6), rank=meta.get("rank"), centre=centre)
-        out._set_fitted(bank, C, K, s, centre)
+        """Read a quotient written by `save`.
+
+        The files are untrusted input held to a schema (see `shallowprobes.io`): a non-empty
+        bank, bases of shapes (d, r) and (d, d - r) with 1 <= r <= d, at most d singular
+        values, a centre of length d, rank None or r. Raises FileNotFoundError when there is
+        no quotient at `path`, and `BundleError` (a ValueError) naming the file and the field
+        for a corrupted, truncated or inconsistent bundle.
+        """
+        with read_bundle(path, "quotient") as bundle:
+            where, npz = bundle.where, bundle.arrays
+            meta = json_fields(bundle.meta, where, "meta", _META_SCHEMA, optional=("metric",))
+            bank_meta = ProbeBank._read_meta(meta["bank"], where, "meta.bank", allow_report=False)
+            if not bank_meta["names"]:
+                raise bad_field(where, "meta.bank.names", "a quotient's bank has monitors")
+            in_metric = meta.get("metric") == "reference"
+            npz.check_names([*ProbeBank._member_names(bank_meta, "bank/"), *_ARRAYS,
+                             *(_REFERENCE_ARRAYS if in_metric else ())])  # fmt: skip
+            d = ProbeBank._check_arrays(bank_meta, npz, "bank/")
+            C_shape, K_shape = npz.shape("visible_basis", 2), npz.shape("invisible_basis", 2)
+            r = C_shape[1]
+            if C_shape[0] != d or K_shape != (d, d - r) or not 1 <= r <= d:
+                raise npz.error(
+                    "visible_basis", f"the basis shapes {C_shape} and {K_shape} do not match "
+                    f"the bank's width {d}",
+                )  # fmt: skip
+            (n_sv,) = npz.shape("singular_values", 1)
+            if not 1 <= n_sv <= d:
+                raise npz.error("singular_values", f"{n_sv} values, expected 1 to {d}")
+            npz.check("centre", (d,))
+            if meta["rank"] is not None and meta["rank"] != r:
+                raise bad_field(where, "meta.rank", f"rank {meta['rank']} but the basis has {r}")
+            bank = ProbeBank._read_arrays(bank_meta, npz, where, prefix="bank/")
+            C = npz.read("visible_basis", (d, r))
+            K = npz.read("invisible_basis", (d, d - r))
+            s = npz.read("singular_values", (n_sv,))
+            centre = npz.read("centre", (d,))
+            moments = None
+            if in_metric:
+                npz.check("reference_mean", (d,))
+                npz.check("reference_covariance", (d, d))
+                moments = (npz.read("reference_mean", (d,)),
+                           npz.read("reference_covariance", (d, d)))  # fmt: skip
+        out = cls(meta["rtol"], rank=meta["rank"], centre=centre)
+        try:
+            with np.errstate(all="ignore"):  # overflow on hostile values: refused just below
+                out._set_fitted(bank, C, K, s, centre, moments)
+        except ValueError as exc:
+            raise BundleError(f"{where}: the quotient is invalid ({exc}).") from None
         return out
 
     def __repr__(self) -> str:
         if not hasattr(self, "visible_basis_"):
             return f"Quotient(rtol={self.rtol}, rank={self.rank})"
+        metric = ", reference metric" if self.metric_ == "reference" else ""
         return (
-            f"Quotient(rank_={self.rank_} of d={self.n_features_in_}, {len(self.bank_)} monitors)"
+            f"Quotient(rank_={self.rank_} of d={self.n_features_in_}, {len(self.bank_)} "
+            f"monitors{metric})"
         )
+
+
+def _is_device(value: Any) -> bool:
+    """A torch device or its name (checked by torch.device when the quotient is fitted)."""
+    return isinstance(value, str) or type(value).__module__.startswith("torch")
 
 
 def _as_monitor(monitor: Any, d: int) -> PolynomialMonitor:
