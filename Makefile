@@ -15,7 +15,8 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet "maturin>=1.5,<2" "numpy>=1.22" "pytest>=7" "hypothesis>=6" \
-		"scikit-learn>=1.6" "scipy>=1.10" "pandas>=1.5" "psutil>=5" "ruff>=0.4" "torch>=2.1"
+		"scikit-learn>=1.6" "scipy>=1.10" "pandas>=1.5" "psutil>=5" "ruff>=0.4" "mypy>=1.10" "torch>=2.1" \
+		"dask[distributed]>=2024.1" "safetensors>=0.4" "tqdm>=4.60" "zarr>=2.16"
 	touch $(STAMP)
 
 build: $(STAMP)
@@ -34,9 +35,11 @@ bench: build
 	$(PY) benches/bench_quadratic.py
 	$(PY) benches/bench_torch.py
 	$(PY) benches/bench_transfer.py
+	$(PY) benches/bench_sweep.py --quick
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/mypy
 	cargo fmt --check
 	cargo clippy --release --all-targets -- -D warnings
 	cargo clippy --release --features python -- -D warnings

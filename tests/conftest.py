@@ -23,6 +23,14 @@ if os.environ.get("SHALLOWPROBES_REQUIRE_RUST") == "1" and not shallowprobes.rus
         "build it with `make build` (maturin develop --release)."
     )
 
+def pytest_configure(config):
+    # also declared in pyproject.toml; registered here too so the marker is known however
+    # pytest is invoked (e.g. with -c or from another rootdir)
+    config.addinivalue_line(
+        "markers", "slow: subprocess, cluster and real-model tests (CI runs them too)"
+    )
+
+
 requires_rust = pytest.mark.skipif(not shallowprobes.rust_available(), reason=RUST_SKIP_REASON)
 
 BACKEND_PARAMS = [

@@ -7,15 +7,20 @@ on the tensor's own device, as ``backend="torch"`` (chosen automatically for CUD
 
 # `io` is importable as shallowprobes.io but stays out of __all__, so that a *-import never
 # shadows the standard library's io.
-from . import datasets, io, metrics, stability  # noqa: F401
+from . import caches, datasets, io, metrics, stability  # noqa: F401
 from ._backends import rust_available
 from ._base import NotFittedError
 from .bank import PolynomialMonitor, ProbeBank
+from .caches import ActivationCache, open_cache
 from .cp import CPProbe, CPProbeClassifier
 from .linear import LinearProbe, LinearProbeClassifier, default_alpha_grid
 from .quadratic import QuadraticProbe, QuadraticProbeClassifier
 from .quotient import Quotient
 from .stats import SufficientStats
+
+# shallowprobes.sweep is the function (the module stays importable as shallowprobes.sweep only
+# through this name; use `from shallowprobes.sweep import ...` inside the package)
+from .sweep import SweepResult, sweep
 from .threads import get_num_threads, set_num_threads
 from .transfer import (
     CoverageReport,
@@ -51,5 +56,10 @@ __all__ = [
     "datasets",
     "metrics",
     "stability",
+    "caches",
+    "open_cache",
+    "ActivationCache",
+    "sweep",
+    "SweepResult",
     "__version__",
 ]
