@@ -6,7 +6,7 @@ Run from the repository root::
     PYTHONPATH=python python benches/bench_linear.py --full     # whole grid (tens of minutes)
     PYTHONPATH=python python benches/bench_linear.py --target   # only n=100k, d=768, k=16
 
-Methodology (DESIGN.md §5: speed is judged as ratios within one run, and against the machine's
+Methodology (docs/design.md §5: speed is judged as ratios within one run, and against the machine's
 measured GEMM peak):
 
 * Data. Synthetic activation-like features: anisotropic columns (scales decaying over ~3
@@ -157,7 +157,7 @@ def fit_sklearn(X: np.ndarray, Y: np.ndarray, grid: np.ndarray) -> Fit:
 
 
 def fit_torch(X: np.ndarray, Y: np.ndarray, grid: np.ndarray) -> Fit:
-    """Ridge + GCV over all alphas, the DESIGN.md §3 algorithm written directly in torch.
+    """Ridge + GCV over all alphas, the docs/design.md §3 algorithm written directly in torch.
 
     Float64 statistics of shifted rows (shift = mean of the first block, as in shallowprobes),
     accumulated block by block from a zero-copy view of X; one eigh; RSS and dof per alpha from

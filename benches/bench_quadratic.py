@@ -8,7 +8,7 @@ Run from the repository root::
 
 Case names are ``primal-d<d>-n<n>`` or ``dual-d<d>-n<n>`` (n may be written 20k, 20000, ...).
 
-Methodology (DESIGN.md §5: speed is judged as ratios within one run, on the same data, and
+Methodology (docs/design.md §5: speed is judged as ratios within one run, on the same data, and
 against the machine's measured GEMM peak):
 
 * Data. Hidden-state-like float32 activations h (n, d): anisotropic columns (scales decaying

@@ -6,11 +6,11 @@ Run from the repository root::
     PYTHONPATH=python python benches/bench_torch.py            # --quick (default), ~1-2 min
     PYTHONPATH=python python benches/bench_torch.py --full     # the issue's sizes
 
-Cases (DESIGN.md §5: ratios within one run, and against the measured peak):
+Cases (docs/design.md §5: ratios within one run, and against the measured peak):
 
 * linear: LinearProbe with 20 alphas and 5-fold CV from bfloat16 activations
   (--full: n=1M, d=4096, k=16; --quick: n=20k, d=512, k=16). Competitors: ours on torch
-  (CPU, and CUDA when present), "raw torch" (the DESIGN.md §3 algorithm written here: float64
+  (CPU, and CUDA when present), "raw torch" (the docs/design.md §3 algorithm written here: float64
   Gram by chunked upcast, one eigh per fold, held-out errors from fold statistics), the Rust
   core on the CPU (from a float32 copy: numpy has no bfloat16), scikit-learn RidgeCV(cv=5)
   on CPU (float32; only at --quick sizes or with --sklearn).
@@ -88,7 +88,7 @@ def make_data(n: int, d: int, k: int, device: str, seed: int = 0):
 
 
 def raw_torch_kfold(X, Y, alphas: np.ndarray, K: int) -> torch.Tensor:
-    """K-fold ridge over all alphas, written directly in torch (DESIGN.md §3 formulas)."""
+    """K-fold ridge over all alphas, written directly in torch (docs/design.md §3 formulas)."""
     dev, n, d = X.device, X.shape[0], X.shape[1]
     k = Y.shape[1]
     folds = torch.arange(n, device=dev) % K

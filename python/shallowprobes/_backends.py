@@ -33,7 +33,7 @@ try:  # the compiled extension; absent only in a broken or source-only install
 
     _RUST_IMPORT_ERROR: Exception | None = None
 except ImportError as exc:  # pragma: no cover - exercised only without the extension
-    _rust = None
+    _rust = None  # type: ignore[assignment]
     _RUST_IMPORT_ERROR = exc
 
 BACKENDS = ("auto", "rust", "numpy", "torch")

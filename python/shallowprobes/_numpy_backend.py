@@ -1,10 +1,10 @@
 """Plain numpy implementation of the numerical primitives (the reference and the fallback).
 
 Every function here has a twin with the same signature in the Rust core
-(`shallowprobes._core`); tests check that the two agree. The formulas are those of DESIGN.md §3:
-statistics are additive over rows; a ridge path comes from one symmetric eigendecomposition of
-the (centred) Gram; residual sums of squares, held-out errors and leave-one-out values follow
-from the spectrum without refitting.
+(`shallowprobes._core`); tests check that the two agree. The formulas are those of
+docs/design.md §3: statistics are additive over rows; a ridge path comes from one symmetric
+eigendecomposition of the (centred) Gram; residual sums of squares, held-out errors and
+leave-one-out values follow from the spectrum without refitting.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def ridge_path(
     b2_over_lam[pos] = B[pos] ** 2 / lam[pos, None]
     for a, alpha in enumerate(alphas):
         r = _inv_shifted(lam, float(alpha))
-        if with_coefs:
+        if coefs is not None:
             coefs[a] = V @ (B * r[:, None])
         shrink = np.where(pos, alpha * r, 0.0)
         rss[a] = perp + (shrink * shrink) @ b2_over_lam

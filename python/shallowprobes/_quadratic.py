@@ -3,7 +3,7 @@
 phi(u) = [u_1..u_d, (s_ab u_a u_b)_{a<=b}] with s_aa = 1 and s_ab = sqrt(2), pairs in
 `numpy.triu_indices(d)` order (the order of scikit-learn's ``PolynomialFeatures(2)``), so that
 <phi(u), phi(v)> = <u, v> + <u, v>^2. A weight gamma on the quadratic block scales its columns
-by sqrt(gamma): the kernel becomes <u, v> + gamma <u, v>^2 (DESIGN.md §2).
+by sqrt(gamma): the kernel becomes <u, v> + gamma <u, v>^2 (docs/design.md §2).
 
 Statistics are accumulated about whatever centre s the first rows suggest; the probe wants
 features of u = h - mu with mu the training mean. Re-centring is exact: with delta = mu - s,

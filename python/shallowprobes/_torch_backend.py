@@ -1,6 +1,6 @@
 """torch implementation of the numerical primitives, on the data's own device.
 
-Same function signatures and formulas as `_numpy_backend` (DESIGN.md §3); results are float64
+Same function signatures and formulas as `_numpy_backend` (docs/design.md §3); results are float64
 torch tensors on the device of the tensor arguments (the accumulators for `accumulate`, the
 rows for `expand_quadratic`, the spectrum for the solves). Nothing goes through host memory
 except Python scalars (a few per call, e.g. a finiteness flag).

@@ -1,0 +1,121 @@
+"""Typed stub of the compiled Rust extension `shallowprobes._core` (rust/bindings.rs).
+
+Every function releases the GIL while it computes. Arrays are float64 unless noted; X may be
+float32 or float64 in any layout whose byte strides are whole elements (the Python adapter,
+`shallowprobes._rust_backend`, copies other layouts). `cancel`, where accepted, is a uint8
+array whose first byte another thread may set to 1 to stop the call at its next check
+(KeyboardInterrupt is raised then).
+
+Errors: NonFiniteError for NaN/inf in X, CoreMemoryError (a MemoryError) when an allocation
+fails, KeyboardInterrupt when cancelled, ValueError for inconsistent shapes, TypeError for an
+unsupported dtype, RuntimeError when a decomposition does not converge.
+"""
+
+from typing import Optional
+
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+Floats = npt.NDArray[np.floating]
+Flag = Optional[npt.NDArray[np.uint8]]
+
+def finite_max_abs(x: Floats, cancel: Flag = None) -> Optional[float]:
+    """max |x| when every entry of the 2-D array x is finite, else None."""
+
+def all_finite(x: Floats) -> bool:
+    """Whether every entry of the 2-D array x is finite."""
+
+def accumulate(
+    x: Floats,
+    y: F64,
+    fold_ids: Optional[npt.NDArray[np.int64]],
+    shift_x: F64,
+    shift_y: F64,
+    count: F64,
+    sum_x: F64,
+    sum_y: F64,
+    xtx: F64,
+    xty: F64,
+    yty: F64,
+    cancel: Flag = None,
+) -> None:
+    """Add the statistics of (x - shift_x, y - shift_y) into the per-fold accumulators
+    count (K,), sum_x (K, d), sum_y (K, k), xtx (K, d, d), xty (K, d, k), yty (K, k, k),
+    in place (C-contiguous). Earlier blocks may have been added when it raises."""
+
+def accumulate_quadratic(
+    x: Floats,
+    y: F64,
+    fold_ids: Optional[npt.NDArray[np.int64]],
+    shift_in: F64,
+    shift_x: F64,
+    shift_y: F64,
+    count: F64,
+    sum_x: F64,
+    sum_y: F64,
+    xtx: F64,
+    xty: F64,
+    yty: F64,
+    cancel: Flag = None,
+) -> None:
+    """As `accumulate`, for the degree-2 features phi(x - shift_in) - shift_x
+    (p = d + d(d+1)/2 features)."""
+
+def expand_quadratic(
+    x: Floats, shift_in: F64, quad_scale: float, cancel: Flag = None
+) -> F64:
+    """The (n, p) degree-2 features of the rows of x about shift_in, quadratic block scaled
+    by quad_scale."""
+
+def spectrum(gram: F64, cxy: F64, cancel: Flag = None) -> tuple[F64, F64, F64]:
+    """(lam ascending with round-off clamped to 0, V, B = V^T cxy) of a symmetric Gram."""
+
+def spectra(grams: F64, cxys: F64, cancel: Flag = None) -> tuple[F64, F64, F64]:
+    """`spectrum` of a stack (K, d, d) / (K, d, k), in parallel over K: (K, d), (K, d, d),
+    (K, d, k)."""
+
+def ridge_path(
+    lam: F64,
+    v: F64,
+    b: F64,
+    perp: F64,
+    alphas: F64,
+    with_coefs: bool = True,
+    cancel: Flag = None,
+) -> tuple[Optional[F64], F64, F64]:
+    """(coefficients (A, d, k) or None, RSS (A, k), dof (A,)) for every alpha."""
+
+def heldout_sse(
+    xtx: F64,
+    xty: F64,
+    yty_diag: F64,
+    sum_x: F64,
+    sum_y: F64,
+    n: float,
+    coefs: F64,
+    offsets: F64,
+) -> F64:
+    """Sum of squared errors (A, k) of models (coefs (A, d, k), offsets (A, k)) on rows known
+    through their shifted statistics."""
+
+def loo_predictions(
+    x: Floats,
+    x_mean: F64,
+    v: F64,
+    lam: F64,
+    b: F64,
+    y: F64,
+    y_mean: F64,
+    alphas: F64,
+    n_total: float,
+    fit_intercept: bool,
+    cancel: Flag = None,
+) -> F64:
+    """Exact leave-one-out predictions (A, n, k) for the rows x with targets y."""
+
+def set_num_threads(n: int) -> None:
+    """Use n threads in the core (0 = the default from the environment)."""
+
+def get_num_threads() -> int:
+    """Threads the core uses."""
