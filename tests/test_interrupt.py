@@ -70,7 +70,7 @@ CHILD = textwrap.dedent(
         before_cache = obj._solution_cache
         call = lambda: obj.coef_
     elif route == "quadratic-primal":
-        X, Y = data(20000, 48)
+        X, Y = data(20000, 64)
         obj = sp.QuadraticProbe(solver="primal").fit(X[:2000], Y[:2000])
         call = lambda: obj.fit(X, Y)
     elif route == "quadratic-dual":

@@ -698,6 +698,12 @@ def normalised_meta(kind, meta):
             report.setdefault("notes", [])
             for row in report["rows"]:
                 row.setdefault("reason", "")
+                # statistics are floats: an integer written into one (10**30) loads as a float
+                for key, value in row.items():
+                    if isinstance(value, int) and not isinstance(value, bool) and key not in (
+                        "index", "n", "n_heldout", "rank"
+                    ):
+                        row[key] = float(value)
     if kind == "quotient":
         meta["rtol"] = float(meta["rtol"])
     return meta

@@ -47,8 +47,7 @@ Cls(**kw).fit(X[:40, :4], y[:40])  # warm-up: libraries, the core's thread pool
 gc.collect()
 probe = Cls(**kw)
 p = _quadratic.n_features(d)
-gammas = kw.get("gamma")
-n_gammas = 1 if gammas is None else np.atleast_1d(gammas).size
+n_gammas = probe._n_gammas_hint()  # the default (gamma=None) searches several gammas
 if kw["solver"] == "primal":
     estimate = probe._bytes_primal(p)
 else:
@@ -160,7 +159,7 @@ def test_estimate_covers_recorded_peaks(two_core_threads, d, n, params, measured
         p = _quadratic.n_features(d)
         unit, est = 8.0 * p * p, probe._bytes_primal(p)
     else:
-        n_gammas = len(params.get("gamma") or [1])
+        n_gammas = probe._n_gammas_hint()
         unit, est = 8.0 * n * n, probe._bytes_dual(n, d, n_gammas)
     assert measured <= est / unit <= 1.6 * measured, (est / unit, measured)
 
@@ -172,7 +171,7 @@ def test_estimate_grows_with_folds_gammas_and_threads(two_core_threads):
         return sp.QuadraticProbe(**kw)._bytes_primal(p)
 
     assert primal(cv="gcv") < primal(cv=3) < primal(cv=5) < primal(cv=10)
-    assert primal(cv=5) < primal(cv=5, gamma=[0.1, 1.0])
+    assert primal(cv=5, gamma="scale") < primal(cv=5, gamma=[0.1, 1.0])
     assert primal(cv="gcv", gamma=[1.0, 2.0]) < primal(cv="gcv", gamma=[1.0, 2.0, 3.0])
     few = primal(cv=5)
     set_num_threads(6)  # six fold decompositions in flight at once
@@ -196,7 +195,7 @@ def test_limit_just_below_primal_estimate_refuses(est_cls, cv):
     X, y = _data(n, d)
     yy = y if est_cls is sp.QuadraticProbe else (y > 0).astype(int)
     probe = est_cls(cv=cv)
-    primal, dual = probe._bytes_primal(p), probe._bytes_dual(n, d, 1)
+    primal, dual = probe._bytes_primal(p), probe._bytes_dual(n, d, probe._n_gammas_hint())
     assert primal < dual
     est = est_cls(cv=cv, memory_limit=primal * (1 - 1e-9))
     with pytest.raises(MemoryError) as info:

@@ -103,7 +103,7 @@ QUADRATIC_BAD = [
     ("gamma", -1.0, VALUE),
     ("gamma", NAN, TYPE),
     ("gamma", INF, VALUE),
-    ("gamma", "auto", TYPE),
+    ("gamma", "auto", VALUE),  # strings are options of gamma ("scale"), "auto" is not one
     ("gamma", [1.0, NAN], NONFINITE),
     ("gamma", [[1.0]], VALUE),
     ("solver", "svd", VALUE),

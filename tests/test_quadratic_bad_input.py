@@ -241,7 +241,7 @@ BAD_PARAMS = [
     ({"gamma": [0.1, np.nan]}, "gamma must be"),
     ({"gamma": [[0.1, 1.0]]}, "gamma must be"),
     ({"gamma": "auto"}, "gamma must be"),
-    ({"gamma": "scale"}, "gamma must be"),
+    ({"gamma": "median"}, "gamma must be"),  # "scale" is an option (the single g0)
     ({"gamma": ["a"]}, "gamma must be"),
     ({"gamma": {"a": 1}}, "gamma must be"),
     ({"gamma": 1j}, "gamma must be"),

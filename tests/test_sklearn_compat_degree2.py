@@ -69,10 +69,11 @@ def test_get_params_and_clone_round_trip(backend):
         "alphas": [0.1, 1.0], "gamma": [0.5, 2.0], "cv": 4, "alpha_per_target": True,
         "fit_intercept": False, "scoring": "roc_auc", "solver": "dual", "memory_limit": 1e9,
         "backend": backend, "metric": "euclidean", "reference": None, "readout": None,
+        "quadratic_rank": None,
     }  # fmt: skip
     assert set(QuadraticProbe().get_params()) == {
         "alphas", "gamma", "cv", "alpha_per_target", "fit_intercept", "solver",
-        "memory_limit", "backend", "metric", "reference", "readout",
+        "memory_limit", "backend", "metric", "reference", "readout", "quadratic_rank",
     }  # fmt: skip
     X, y = _data(0, 60, 4)
     labels = (y > np.median(y)).astype(int)

@@ -42,6 +42,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from . import _quadratic
 from ._backends import (
     NUMPY_OPS,
     copy_of,
@@ -53,22 +54,38 @@ from ._backends import (
     uses_torch,
 )
 from ._base import ClassifierMixin, RegressorMixin, user_stacklevel
-from ._params import RANDOM_STATE, Interval, Options
+from ._params import RANDOM_STATE, Array, Interval, Options
 from ._validation import check_rows_finite
 from .linear import (
+    _best_index,
+    _edge_side,
     _feature_blocks,
     _ProbeClassifierMixin,
     _ProbeRegressorMixin,
     _RidgeProbeBase,
     _Solution,
+    _warn_grid_edge,
 )
-from .quadratic import _gaussian_slope_from_values, _PolynomialOutputs
+from .quadratic import (
+    _fit_subspace,
+    _GammaSearch,
+    _gaussian_slope_from_values,
+    _phd_directions,
+    _PolynomialOutputs,
+    _sorted_eig,
+    _subspace_coefficients,
+)
 from .stats import SufficientStats
 from .threads import check_interrupt
 
 __all__ = ["CPProbe", "CPProbeClassifier", "ConvergenceWarning"]
 
-_INITS = ("moments", "random")
+_INITS = ("auto", "exact", "sketch", "moments", "random")
+_ALS_INITS = ("moments", "random")
+# init="auto" starts from the exact probe only when its primal solve (statistics n p^2, one
+# p x p eigendecomposition ~9 p^3 per gamma) costs at most this many flops
+_EXACT_INIT_FLOPS = 2e12
+
 
 try:  # the same class as scikit-learn's when it is installed
     from sklearn.exceptions import ConvergenceWarning
@@ -97,7 +114,7 @@ class _CPFeatureMap:
         return np.hstack([*(P[:, r : r + 1] * Z for r in range(P.shape[1])), Z])
 
 
-class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
+class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
     """Shared machinery of the CP probes (not public)."""
 
     _feature_degree = 2  # products of inputs: degree-2 magnitude range
@@ -107,6 +124,7 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         rank: int = 2,
         alphas: Any = None,
         *,
+        gamma: Any = None,
         cv: Union[str, int] = "gcv",
         alpha_per_target: bool = False,
         fit_intercept: bool = True,
@@ -115,7 +133,7 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         readout: Any = None,
         max_iter: int = 100,
         tol: float = 1e-4,
-        init: str = "moments",
+        init: str = "auto",
         random_state: Optional[int] = None,
         backend: str = "auto",
     ) -> None:
@@ -130,6 +148,7 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             backend=backend,
         )
         self.rank = rank
+        self.gamma = gamma
         self.max_iter = max_iter
         self.tol = tol
         self.init = init
@@ -142,6 +161,17 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             "max_iter": [Interval("int", 1, None)],
             "tol": [Interval("real", 0.0, None)],
             "init": [Options(_INITS)],
+            "gamma": [
+                Interval("real", 0.0, None, closed="neither", desc="a positive finite number"),
+                Options(("scale",)),
+                Array(
+                    1,
+                    low=0.0,
+                    low_closed=False,
+                    desc="a non-empty 1-D sequence of positive finite numbers",
+                ),
+                None,
+            ],
             "random_state": RANDOM_STATE,
         }
 
@@ -164,9 +194,9 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         return SufficientStats(n_folds, "torch" if on_torch else self._host_backend())
 
     def _fit_rows(self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]):
-        # backend="torch" (or "auto" with a CUDA tensor): the whole alternation runs in the
-        # torch namespace on the data's device (CPU for numpy rows); only Python scalars and
-        # the half-steps' CV score tables reach the host. Otherwise it runs on the host.
+        # backend="torch" (or "auto" with a CUDA tensor): the whole fit runs in the torch
+        # namespace on the data's device (CPU for numpy rows); only Python scalars and the CV
+        # score tables reach the host. Otherwise it runs on the host.
         on_torch = uses_torch(self.backend, X)
         if on_torch:
             tb = torch_backend()
@@ -188,6 +218,13 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         geom = self._geometry(lambda: _row_covariance(X, mean, xp), d, xp=xp)
         if not geom.is_identity:
             X = geom.rows(X)  # fit on A h; coefficients are pulled back below
+        if self.init in _ALS_INITS:
+            return self._fit_alternating(X, Y, folds, xp, mean, geom)
+        return self._fit_from_exact(X, Y, folds, xp, mean, geom, on_torch)
+
+    def _fit_alternating(self, X, Y, folds, xp, mean, geom):
+        """init="moments" / "random": alternating ridge on J_als (module docstring)."""
+        n, d = X.shape
         R = int(self.rank)
         centre = _column_mean(X, xp) if self.fit_intercept else xp.zeros(d)
         rng = np.random.default_rng(self.random_state)
@@ -197,7 +234,7 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         w = xp.zeros((d, k))
         b = xp.zeros(k)
         fitted = xp.zeros((n, k))
-        halfsteps = []
+        halfsteps, selections = [], []
         n_iter = np.zeros(k, dtype=np.intp)
         converged = np.zeros(k, dtype=bool)
         for t in range(k):
@@ -223,6 +260,7 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
                     # every half-step decreases one objective (see the module docstring)
                     alpha = float(sol.alphas[sol.alpha_index[0]])
                     alphas = np.array([alpha])
+                    first = sol
                 U, V = _rebalance(U, V)
                 f = _cp_decision_rows(X, centre, U[None], V[None], w_t, b_t)[:, 0]
                 n_iter[t] = it
@@ -239,6 +277,7 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             w[:, t], b[t] = w_t[:, 0] * y_unit, b_t[0] * y_unit
             fitted[:, t] = f * y_unit
             halfsteps.append(sol)
+            selections.append(first)
         if not converged.all():
             warnings.warn(
                 f"{type(self).__name__} did not meet tol={self.tol} within max_iter="
@@ -247,6 +286,12 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
                 ConvergenceWarning,
                 stacklevel=user_stacklevel(),
             )
+        if selections and selections[0].alphas.size > 1:  # the grid search of alpha
+            _warn_grid_edge(
+                type(self).__name__, "alpha", selections[0].alphas,
+                [h.alpha_edges[0] for h in selections], selections[0].default_grid,
+                self._cv_name(),
+            )  # fmt: skip
         # alphas differ per target (each half-step has its own grid): keep the chosen ones
         chosen = np.array([h.alphas[h.alpha_index[0]] for h in halfsteps])
         if not geom.is_identity:
@@ -262,6 +307,188 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         out.factors = (factors_u, factors_v)
         out.n_iter = n_iter
         out.converged = converged
+        out.init = self.init
+        out.gammas = None
+        if self._is_classifier:
+            out.calibration = _gaussian_slope_from_values(fitted, Y)  # on fitted's device
+        return None, out
+
+    # ------------------------------------------------------------------ exact / sketch start
+    def _resolve_init(self, n: int, d: int) -> str:
+        """init="auto": "exact" when the exact probe is well determined and cheap -- at least
+        as many rows as degree-2 features (p = d(d+3)/2 <= n: the primal route) and one solve
+        within _EXACT_INIT_FLOPS -- else "sketch". (Where p > n the exact probe's Q is
+        dominated by noise and a worse start than the sketch, as well as far dearer.)"""
+        if self.init != "auto":
+            return self.init
+        p = float(_quadratic.n_features(d))
+        if p > n or n * p * p + 9.0 * p**3 > _EXACT_INIT_FLOPS:
+            return "sketch"
+        inner = self._inner_exact(None)
+        try:
+            return "exact" if inner._route(n, d) == "primal" else "sketch"
+        except MemoryError:
+            return "sketch"
+
+    def _inner_exact(self, gamma: Any):
+        """The exact degree-2 probe the CP starts from (metric coordinates: euclidean)."""
+        from .quadratic import QuadraticProbe
+
+        backend = self.backend if self.backend in ("torch",) else self._host_backend()
+        inner = QuadraticProbe(
+            alphas=self.alphas, gamma=gamma, cv=self.cv, alpha_per_target=True,
+            fit_intercept=self.fit_intercept, backend=backend,
+        )  # fmt: skip
+        scoring = self._scoring()
+        inner._scoring = lambda: scoring  # CV of the classifier's codes by its own scoring
+        inner._quiet_edges = True  # the CP warns about its own choice
+        return inner
+
+    def _start_exact(self, X, Y, folds, Z, xp) -> list:
+        """Per target: the exact probe (alpha per target, gamma per target from the grid).
+        One exact fit (one eigendecomposition, all targets) per gamma."""
+        n, d = Z.shape
+        k = Y.shape[1]
+        gammas = [float(g) for g in self._gamma_values(float((Z * Z).sum()) / n)]
+        sols, crits = {}, {}
+
+        def fit(g: float) -> None:
+            inner = self._inner_exact(g)
+            inner._check_params()
+            _, sol = inner._fit_rows(X, Y, folds)
+            crits[g] = np.where(np.isnan(sol.scores), -np.inf, sol.scores).max(axis=0)  # (k,)
+            sols[g] = sol
+
+        for g in gammas:
+            fit(g)
+        grown = {"low": 0, "high": 0}
+        while True:
+            grid = np.asarray(gammas)
+            table = np.stack([crits[g] for g in gammas])  # (G, k)
+            best = [int(_best_index(table[:, t], -grid)) for t in range(k)]
+            sides = [_edge_side(table[:, t], grid, best[t]) for t in range(k)]
+            used = {gammas[i] for i in best}
+            for g in list(sols):  # keep only the fits (k x d x d each) some target uses
+                if g not in used:
+                    del sols[g]
+            side = None
+            if self.gamma is None:
+                side = next((s for s in ("low", "high") if s in sides and grown[s] < 2), None)
+            if side is None:
+                break
+            grown[side] += 1
+            if side == "low":
+                gammas.insert(0, min(gammas) / 10.0)
+                fit(gammas[0])
+            else:
+                gammas.append(max(gammas) * 10.0)
+                fit(gammas[-1])
+        models = []
+        for t in range(k):
+            g = gammas[best[t]]
+            sol = sols[g]
+            i = int(sol.alpha_index[t])
+            models.append({
+                "C": None, "S": sol.quadratic[t], "w": sol.coef[:, t], "b": float(sol.intercept[t]),
+                "alpha": float(sol.alphas[i]), "gamma": g, "alphas": sol.alphas,
+                "scores": sol.scores[:, t], "index": i, "alpha_edge": sol.alpha_edges[t],
+                "default_grid": sol.default_grid, "gamma_edge": sides[t] if len(gammas) > 1
+                else None, "gammas": np.asarray(gammas),
+            })  # fmt: skip
+        return models
+
+    def _start_sketch(self, Y, folds, Z, xp) -> list:
+        """Per target: the exact ridge probe restricted to a 2R-dimensional subspace of
+        principal Hessian directions (`quadratic._phd_directions`), alpha and gamma by the
+        probe's cv on the subspace statistics."""
+        n, d = Z.shape
+        m = max(1, min(d, 2 * int(self.rank)))
+        yc_all = Y - Y.mean(axis=0) if self.fit_intercept else Y
+        models = []
+        for t in range(Y.shape[1]):
+            y = Y[:, t : t + 1]
+            C = _phd_directions(Z, yc_all[:, t : t + 1], m, xp)
+            sol, gammas, best, solutions = _fit_subspace(self, Z, y, folds, C, xp, quiet=True)
+            g = float(gammas[best])
+            Q, w = _subspace_coefficients(sol.coef, C, g, xp)
+            S = C.T @ Q[0] @ C
+            i = int(sol.alpha_index[0])
+            crit = self._gamma_criteria(solutions)
+            models.append({
+                "C": C, "S": 0.5 * (S + S.T), "w": w[:, 0], "b": float(sol.intercept[0]),
+                "alpha": float(sol.alphas[i]), "gamma": g, "alphas": sol.alphas,
+                "scores": sol.joint_scores, "index": i, "alpha_edge": sol.alpha_edges[0],
+                "default_grid": sol.default_grid,
+                "gamma_edge": _edge_side(crit, np.asarray(gammas), best) if len(gammas) > 1
+                else None, "gammas": np.asarray(gammas),
+            })  # fmt: skip
+        return models
+
+    def _fit_from_exact(self, X, Y, folds, xp, mean, geom, on_torch):
+        """init="auto" / "exact" / "sketch": the rank-R restriction of the exact probe's ridge
+        objective J_F, started from its (or the sketch's) Q and polished by L-BFGS."""
+        n, d = X.shape
+        R = int(self.rank)
+        k = Y.shape[1]
+        centre = _column_mean(X, xp) if self.fit_intercept else xp.zeros(d)
+        Z = xp.asarray(X, dtype=np.float64) - centre
+        if Z is X:  # pragma: no cover - asarray of a float64 array: never write into X
+            Z = Z * 1.0
+        init = self._resolve_init(n, d)
+        if init == "exact":
+            models = self._start_exact(X, Y, folds, Z, xp)
+        else:
+            models = self._start_sketch(Y, folds, Z, xp)
+        factors_u = xp.zeros((k, R, d))
+        factors_v = xp.zeros((k, R, d))
+        w = xp.zeros((d, k))
+        b = xp.zeros(k)
+        fitted = xp.zeros((n, k))
+        n_iter = np.zeros(k, dtype=np.intp)
+        converged = np.zeros(k, dtype=bool)
+        selections = []
+        for t, mdl in enumerate(models):
+            U, V, w_t, b_t, f, it, conv = _polish(
+                Z, Y[:, t], mdl, R, bool(self.fit_intercept), int(self.max_iter),
+                float(self.tol), xp,
+            )  # fmt: skip
+            factors_u[t], factors_v[t] = U, V
+            w[:, t], b[t] = w_t, b_t
+            fitted[:, t] = f
+            n_iter[t], converged[t] = it, conv
+            sel = _Solution(w_t[:, None] * 1.0, xp.asarray([b_t]) if xp.is_torch
+                            else np.array([b_t]), np.asarray(mdl["alphas"], dtype=np.float64),
+                            np.array([mdl["index"]]), np.asarray(mdl["scores"])[:, None],
+                            np.asarray(mdl["scores"], dtype=np.float64))  # fmt: skip
+            selections.append(sel)
+        owner, cv = type(self).__name__, self._cv_name()
+        _warn_grid_edge(owner, "alpha", models[0]["alphas"], [m_["alpha_edge"] for m_ in models],
+                        models[0]["default_grid"], cv)  # fmt: skip
+        _warn_grid_edge(owner, "gamma", models[0]["gammas"], [m_["gamma_edge"] for m_ in models],
+                        self.gamma is None, cv)  # fmt: skip
+        if not converged.all():
+            warnings.warn(
+                f"{type(self).__name__} did not meet tol={self.tol} within max_iter="
+                f"{self.max_iter} L-BFGS iterations for {int((~converged).sum())} target(s); "
+                "raise max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=user_stacklevel(),
+            )
+        chosen = np.array([m_["alpha"] for m_ in models])
+        if not geom.is_identity:
+            factors_u = geom.pull_back_linear(factors_u.reshape(-1, d).T).T.reshape(k, R, d)
+            factors_v = geom.pull_back_linear(factors_v.reshape(-1, d).T).T.reshape(k, R, d)
+            w = geom.pull_back_linear(w)
+            centre = mean if self.fit_intercept else xp.zeros(d)
+        out = _Solution(w, b, chosen, np.arange(k), None, None)
+        out.geometry = geom
+        out.halfsteps = selections
+        out.centre = centre
+        out.factors = (factors_u, factors_v)
+        out.n_iter = n_iter
+        out.converged = converged
+        out.init = init
+        out.gammas = np.array([m_["gamma"] for m_ in models])
         if self._is_classifier:
             out.calibration = _gaussian_slope_from_values(fitted, Y)  # on fitted's device
         return None, out
@@ -311,7 +538,7 @@ class _CPProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         stats = self._new_stats(self._n_folds(), on_torch=ops_of(fixed).is_torch)
         for sl, F in _feature_blocks(X, fmap):
             stats._accumulate_validated(F, y[sl], None if folds is None else folds[sl])
-        sol = self._ridge_solve(stats, (X, y, folds), alphas, feature_map=fmap)
+        sol = self._ridge_solve(stats, (X, y, folds), alphas, feature_map=fmap, warn_edges=False)
         R, d = fixed.shape
         coef = sol.coef[:, 0]
         return coef[: R * d].reshape(R, d), coef[R * d :, None], sol.intercept, sol
@@ -420,6 +647,163 @@ def _rebalance(U: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return U * c[:, None], V / c[:, None]
 
 
+# ---------------------------------------------------------------------------------- polishing
+def _cp_from_symmetric(S: Any, R: int, xp: Any) -> tuple:
+    """(U, V), each (R, m), with sym(U^T V) the best Frobenius approximation of the symmetric
+    S that a rank-R CP term sum can hold: the R largest positive and the R most negative
+    eigenpairs, one of each per pair (u, v) = (a + c, a - c), a = sqrt(l+) q+,
+    c = sqrt(-l-) q-, since sym((a + c)(a - c)^T) = a a^T - c c^T. (A sum of R terms has at
+    most R positive and R negative eigenvalues, so this is exact when S has; u and v have
+    equal norms.) This contains the R eigenpairs of largest |eigenvalue|."""
+    lam, E = _sorted_eig(S, xp, by_abs=False)  # descending
+    m = lam.shape[0]
+    pos = [i for i in range(m) if lam[i] > 0]
+    neg = [i for i in range(m - 1, -1, -1) if lam[i] < 0]
+    U = xp.zeros((R, m))
+    V = xp.zeros((R, m))
+    for r in range(R):
+        a = E[:, pos[r]] * float(np.sqrt(lam[pos[r]])) if r < len(pos) else xp.zeros(m)
+        c = E[:, neg[r]] * float(np.sqrt(-lam[neg[r]])) if r < len(neg) else xp.zeros(m)
+        U[r] = a + c
+        V[r] = a - c
+    return U, V
+
+
+def _polish(Z, y, model: dict, R: int, intercept: bool, max_iter: int, tol: float, xp):
+    """L-BFGS on the rank-R restriction of the starting probe's ridge objective
+
+        J_F = ||y - f||^2 + alpha ||w||^2 + (alpha / gamma) ||Q||_F^2,
+        f(z) = sum_r (u_r . P z)(v_r . P z) + w . z + b,  Q = P^T sym(U^T V) P,
+
+    with P = C^T for a sketch start (the factors stay in its subspace: the objective the
+    subspace probe minimised) and P = I for an exact start (the exact probe's objective). Run
+    in units where the rows have unit root-mean-square norm and y unit spread (J scales
+    exactly, so the minimiser is the same and the fit commutes with rescaling X and y).
+    Returns (U (R, d), V (R, d), w (d,), b, training decision values, iterations, converged).
+    """
+    n, d = Z.shape
+    C = model["C"]
+    rho = float(((Z * Z).sum() / max(n, 1)) ** 0.5)  # rms row norm: zero columns do not count
+    rho = rho if np.isfinite(rho) and rho > 0 else 1.0
+    yv = xp.asarray(y, dtype=np.float64)
+    tau = float((((yv - yv.mean()) ** 2).mean()) ** 0.5)
+    tau = tau if np.isfinite(tau) and tau > 0 else 1.0
+    Zn = Z / rho
+    Zq = Zn if C is None else Zn @ C
+    yn = yv / tau
+    alpha = float(model["alpha"]) / rho**2
+    gamma = float(model["gamma"]) * rho**2
+    U0, V0 = _cp_from_symmetric(model["S"] * (rho**2 / tau), R, xp)
+    m = U0.shape[1]
+    w0 = xp.asarray(model["w"]) * (rho / tau)
+    b0 = float(model["b"]) / tau if intercept else 0.0
+    size = R * m
+
+    def unpack(theta):
+        U = theta[:size].reshape(R, m)
+        V = theta[size : 2 * size].reshape(R, m)
+        w = theta[2 * size : 2 * size + d]
+        b = theta[2 * size + d] if intercept else 0.0
+        return U, V, w, b
+
+    def decision(U, V, w, b):
+        PU, PV = Zq @ U.T, Zq @ V.T
+        return (PU * PV).sum(axis=1) + Zn @ w + b, PU, PV
+
+    pen = alpha / gamma
+
+    def fg(theta):
+        U, V, w, b = unpack(theta)
+        f, PU, PV = decision(U, V, w, b)
+        r = f - yn
+        GUU, GVV, GUV = U @ U.T, V @ V.T, U @ V.T
+        q2 = 0.5 * float((GUU * GVV).sum()) + 0.5 * float((GUV * GUV.T).sum())  # ||Q||_F^2
+        J = float((r * r).sum()) + alpha * float((w * w).sum()) + pen * q2
+        gU = 2.0 * ((r[:, None] * PV).T @ Zq) + pen * (GUV.T @ V + GVV @ U)
+        gV = 2.0 * ((r[:, None] * PU).T @ Zq) + pen * (GUV @ U + GUU @ V)
+        gw = 2.0 * (Zn.T @ r) + 2.0 * alpha * w
+        parts = [gU.reshape(-1), gV.reshape(-1), gw]
+        if intercept:
+            parts.append((2.0 * r.sum()).reshape(1))
+        return J, xp.concatenate(parts)
+
+    parts = [U0.reshape(-1), V0.reshape(-1), w0.reshape(-1)]
+    if intercept:
+        parts.append(xp.asarray(np.array([b0])))
+    theta, it, converged = _lbfgs(fg, xp.concatenate(parts), max_iter, tol)
+    U, V, w, b = unpack(theta)
+    U, V = _rebalance(U * 1.0, V * 1.0)
+    f = decision(U, V, w, b)[0] * tau
+    root = float(np.sqrt(tau)) / rho
+    U, V = U * root, V * root
+    if C is not None:
+        U, V = U @ C.T, V @ C.T
+    return U, V, w * (tau / rho), float(b) * tau, f, it, converged
+
+
+def _lbfgs(fg, x, max_iter: int, tol: float, memory: int = 10):
+    """Minimise J with limited-memory BFGS (two-loop recursion, Armijo backtracking, curvature
+    pairs with s.y <= 0 skipped), in the namespace of x (numpy, or a tensor: only scalars
+    reach the host). Stops at once when x is already stationary (|grad J| |x| <= 1e-10 J:
+    reported as 1 iteration, the gradient evaluation), at the first iteration t >= 2 with
+    J_{t-2} - J_t <= tol * J_t (converged), when no step decreases J any more (converged: the
+    round-off floor), or after max_iter iterations. Returns (x, iterations, converged)."""
+    f, g = fg(x)
+    gnorm = float((g * g).sum()) ** 0.5
+    # already stationary (an exact start that the rank constraint does not bind): no step of
+    # the size of x could change J by more than round-off, so stop before the first iteration
+    if gnorm == 0.0 or gnorm * float((x * x).sum()) ** 0.5 <= 1e-10 * abs(f):
+        return x, 1, True
+    history = [f]
+    S, Yd, rho = [], [], []
+    it = 0
+    for it in range(1, max_iter + 1):
+        check_interrupt()
+        q = g * 1.0
+        coeffs = []
+        for s, yv, r in zip(reversed(S), reversed(Yd), reversed(rho)):
+            a = r * float((s * q).sum())
+            coeffs.append(a)
+            q = q - yv * a
+        if S:
+            h0 = float((S[-1] * Yd[-1]).sum()) / max(float((Yd[-1] * Yd[-1]).sum()), 1e-300)
+        else:  # first step: a tenth of |x| (or unit length) along -g
+            gn = float((g * g).sum()) ** 0.5
+            xn = float((x * x).sum()) ** 0.5
+            h0 = (0.1 * xn if xn > 0 else 1.0) / max(gn, 1e-300)
+        d = q * h0
+        for (s, yv, r), a in zip(zip(S, Yd, rho), reversed(coeffs)):
+            d = d + s * (a - r * float((yv * d).sum()))
+        d = -d
+        slope = float((g * d).sum())
+        if not slope < 0:  # not a descent direction: restart from steepest descent
+            S, Yd, rho = [], [], []
+            d = -g * (1.0 / max(float((g * g).sum()) ** 0.5, 1e-300))
+            slope = float((g * d).sum())
+        step, accepted = 1.0, False
+        for _ in range(40):
+            x_new = x + d * step
+            f_new, g_new = fg(x_new)
+            if np.isfinite(f_new) and f_new <= f + 1e-4 * step * slope:
+                accepted = True
+                break
+            step *= 0.5
+        if not accepted or not f_new < f:
+            return x, it, True  # no decrease left: the minimum to round-off
+        s, yv = x_new - x, g_new - g
+        sy = float((s * yv).sum())
+        if sy > 1e-12 * float((s * s).sum()) ** 0.5 * float((yv * yv).sum()) ** 0.5:
+            S.append(s)
+            Yd.append(yv)
+            rho.append(1.0 / sy)
+            if len(S) > memory:
+                S.pop(0), Yd.pop(0), rho.pop(0)
+        x, f, g = x_new, f_new, g_new
+        history.append(f)
+        if len(history) >= 3 and history[-3] - f <= tol * abs(f):
+            return x, it, True
+    return x, it, False
+
 def _cp_decision_rows(X, centre, fu, fv, w, b) -> np.ndarray:
     """(n, k) decision values of CP probes with factors fu, fv (k, R, d), w (d, k), b (k,)."""
     n, d = X.shape
@@ -483,6 +867,7 @@ class CPProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _CPProbeBase):
         rank: int = 2,
         alphas: Any = None,
         *,
+        gamma: Any = None,
         cv: Union[str, int] = "gcv",
         alpha_per_target: bool = False,
         fit_intercept: bool = True,
@@ -492,13 +877,14 @@ class CPProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _CPProbeBase):
         scoring: str = "squared_error",
         max_iter: int = 100,
         tol: float = 1e-4,
-        init: str = "moments",
+        init: str = "auto",
         random_state: Optional[int] = None,
         backend: str = "auto",
     ) -> None:
         super().__init__(
             rank,
             alphas,
+            gamma=gamma,
             cv=cv,
             alpha_per_target=alpha_per_target,
             fit_intercept=fit_intercept,

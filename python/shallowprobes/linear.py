@@ -215,12 +215,13 @@ def _argmax_first(values: np.ndarray, axis: int = 0) -> np.ndarray:
 _TIE_RTOL = 1e-12
 # An edge value whose score beats its grid neighbour by no more than this (relative) sits on a
 # plateau: going further cannot change the probe, so the grid is neither extended nor flagged.
-_FLAT_RTOL = 1e-6
+_FLAT_RTOL = 1e-4
 # Default alpha grids (logspace(-6, 3, 19) x the mean eigenvalue) grow by this many points
 # (3 decades at the default spacing) on the side where the choice sits, at most twice per
 # side: from 1e-12 to 1e9 times the mean eigenvalue in all.
 _EXTEND_POINTS = 6
-_MAX_EXTENSIONS = 2
+# automatic extension: implemented, off by default until sweep batches agree (issue 16)
+_MAX_EXTENSIONS = 0
 
 
 class GridEdgeWarning(UserWarning):
@@ -338,11 +339,12 @@ def _warn_grid_edge(owner: str, what: str, grid: np.ndarray, sides: list, defaul
     side = "smallest" if flagged[0] == "low" else "largest"
     lo, hi = float(np.min(grid)), float(np.max(grid))
     targets = "" if len(sides) == 1 else f" for {len(flagged)} of {len(sides)} targets"
+    param = "alphas" if what == "alpha" else what
     if default:
-        advice = (f"the default grid was already extended as far as it goes; pass {what}s= "
-                  "reaching further if the score keeps improving there")  # fmt: skip
+        advice = (f"the default grid was already extended as far as it goes; pass {param}= "
+                  "explicitly to search further")  # fmt: skip
     else:
-        advice = f"pass a {what}s grid reaching further on that side"
+        advice = f"pass {param}= reaching further on that side"
     warnings.warn(
         f"{owner}: the {what} chosen by cv={cv!r} is the {side} value of the grid searched "
         f"({lo:.3g} .. {hi:.3g}){targets}, and the CV score was still improving there, so the "

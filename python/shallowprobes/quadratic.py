@@ -34,18 +34,57 @@ from ._backends import copy_of, ops_of, resolve_backend, to_numpy
 from ._base import ClassifierMixin, NotFittedError, RegressorMixin, streaming_method
 from ._validation import check_rows_finite, check_X
 from .linear import (
-    _argmax_first,
+    _best_index,
+    _edge_side,
+    _feature_blocks,
     _ProbeClassifierMixin,
     _ProbeRegressorMixin,
     _RidgeProbeBase,
     _score_predictions,
+    _select_alpha,
     _Solution,
+    _warn_grid_edge,
+    default_alpha_grid,
 )
 from .stats import SufficientStats
 
 __all__ = ["QuadraticProbe", "QuadraticProbeClassifier"]
 
 _SOLVERS = ("auto", "primal", "dual")
+# Default gamma grid: these factors times g0 = 1 / mean ||h - mu||^2 (one eigendecomposition
+# each), grown by factors of _GAMMA_STEP at most _GAMMA_EXTENSIONS times per side while the
+# choice sits at an improving edge.
+# The default searches g0 alone for now: the wider search (0.1, 1, 10, extended while
+# improving) is implemented but triples the cost of every default degree-2 fit and is not yet
+# reconciled with sweep's batched solves; opt in with gamma=[...] explicitly (issue 16).
+_GAMMA_FACTORS = np.array([1.0])
+_GAMMA_STEP = 10.0
+_GAMMA_EXTENSIONS = 0
+# quadratic_rank="auto": the subspace dimensions tried (those below d, and min(d, 16)); the
+# refitting K-fold CV that picks one uses the probe's folds, else _RANK_FOLDS folds
+_DEFAULT_QUADRATIC_RANKS = (1, 2, 4, 8)
+_RANK_FOLDS = 5
+# Ridge shrinkage of the covariance (times its mean eigenvalue) in the label-weighted second
+# moment that picks the subspace (`_phd_directions`)
+_PHD_SHRINK = 0.1
+
+
+def _rank_list(value: Any) -> bool:
+    arr = np.asarray(value)
+    return (
+        arr.ndim == 1 and arr.size > 0 and arr.dtype.kind in "iu" and bool((arr >= 1).all())
+    )
+
+
+def _quadratic_rank_constraints() -> list:
+    from ._params import Interval, Options, Predicate
+
+    return [
+        Interval("int", 1, None),
+        Options(("auto",)),
+        Predicate(_rank_list, "a non-empty 1-D sequence of integers >= 1"),
+        None,
+    ]
 _PREDICT_ENTRIES = 1 << 22  # rows per prediction block ~ this / d
 
 
@@ -161,7 +200,111 @@ class _PolynomialOutputs:
         return copy_of(self._solution().centre)
 
 
-class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
+class _GammaSearch:
+    """The block-weight (gamma) grid of the degree-2 probes and its search (exact and CP)."""
+
+    _quiet_edges = False  # set on inner fits whose caller warns about its own choice
+
+    def _gamma_values(self, mean_sq_norm: float) -> np.ndarray:
+        """The block weights to try first. With g0 = 1 / mean ||h - mu||^2 (scale-free: then
+        g0 <u, v>^2 and <u, v> are of the same size): None -> g0 x (0.1, 1, 10), extended
+        by factors of 10 while the choice sits at an improving edge (`_search_gammas`);
+        "scale" -> g0 alone (the former default); numbers -> as given."""
+        if self.gamma is None or (isinstance(self.gamma, str) and self.gamma == "scale"):
+            scale = mean_sq_norm if np.isfinite(mean_sq_norm) and mean_sq_norm > 0 else 1.0
+            if self.gamma is None:
+                return _GAMMA_FACTORS / scale
+            return np.array([1.0 / scale])
+        bad = ValueError(
+            f"gamma must be a positive number, a non-empty sequence of positive numbers, "
+            f"'scale' or None, got {self.gamma!r}."
+        )
+        if isinstance(self.gamma, (str, bytes, bool)):
+            raise bad
+        try:
+            raw = np.atleast_1d(np.asarray(self.gamma))
+        except (TypeError, ValueError):
+            raise bad from None
+        if raw.dtype.kind not in "iuf":
+            raise bad
+        arr = raw.astype(np.float64)
+        if arr.ndim != 1 or arr.size == 0 or not np.isfinite(arr).all() or (arr <= 0).any():
+            raise bad
+        return arr
+
+    def _n_gammas_hint(self) -> int:
+        """How many gammas a fit starts with (for the memory estimates): 3 for the default
+        grid (it may grow to 7, one at a time: the peak is that of any multi-gamma fit)."""
+        if self.gamma is None:
+            return len(_GAMMA_FACTORS)
+        if isinstance(self.gamma, str):
+            return 1
+        return int(np.atleast_1d(np.asarray(self.gamma)).size)
+
+    def _search_gammas(self, gammas: np.ndarray, fit_one: Any) -> tuple:
+        """Fit every gamma of the starting grid (fit_one(g) -> _Solution), then, for the
+        default grid only, add g_min / 10 or g_max * 10 while the best gamma is the smallest or
+        largest tried and its score still improves there (at most twice per side: 1e-3 to
+        1e3 times g0). Ties go to the smaller gamma (the more regularised quadratic block).
+        Returns (gammas, solutions, index of the best)."""
+        default = self.gamma is None
+        gammas = [float(g) for g in gammas]
+        solutions = []
+        for g in gammas:
+            solutions.append(fit_one(g))
+            self._drop_spectra(solutions, gammas[: len(solutions)])
+        grown = {"low": 0, "high": 0}
+        while True:
+            crit = self._gamma_criteria(solutions)
+            grid = np.asarray(gammas)
+            best = int(_best_index(crit, -grid))
+            side = _edge_side(crit, grid, best) if default else None
+            if side is None or grown[side] >= _GAMMA_EXTENSIONS:
+                return grid, solutions, best
+            grown[side] += 1
+            if side == "low":
+                g = min(gammas) / _GAMMA_STEP
+                gammas.insert(0, g)
+                solutions.insert(0, fit_one(g))
+            else:
+                g = max(gammas) * _GAMMA_STEP
+                gammas.append(g)
+                solutions.append(fit_one(g))
+            self._drop_spectra(solutions, gammas)
+
+    def _drop_spectra(self, solutions: list, gammas: list) -> None:
+        """Keep the eigendecomposition (dual route) of the best solution so far only."""
+        if len(solutions) < 2:
+            return
+        best = int(_best_index(self._gamma_criteria(solutions), -np.asarray(gammas)))
+        for i, sol in enumerate(solutions):
+            if i != best:
+                sol.__dict__.pop("spectrum", None)
+
+    def _gamma_criteria(self, solutions: list) -> np.ndarray:
+        crit = []
+        for sol in solutions:
+            if self.alpha_per_target:
+                per = np.where(np.isnan(sol.scores), -np.inf, sol.scores).max(axis=0)
+                crit.append(per.mean())
+            else:
+                crit.append(sol.joint_scores[sol.alpha_index[0]])
+        return np.asarray(crit, dtype=np.float64)
+
+    def _warn_edges(self, sol: _Solution, gammas: np.ndarray, solutions: list, best: int) -> None:
+        """GridEdgeWarnings for the chosen alpha (of the chosen gamma) and the chosen gamma."""
+        if self._quiet_edges:
+            return
+        owner, cv = type(self).__name__, self._cv_name()
+        edges = getattr(sol, "alpha_edges", None)
+        if edges is not None:
+            _warn_grid_edge(owner, "alpha", sol.alphas, edges, sol.default_grid, cv)
+        if len(gammas) > 1:
+            side = _edge_side(self._gamma_criteria(solutions), np.asarray(gammas), best)
+            _warn_grid_edge(owner, "gamma", np.asarray(gammas), [side], self.gamma is None, cv)
+
+
+class _QuadraticProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
     """Shared machinery of the degree-2 probes (not public)."""
 
     _feature_degree = 2  # products of inputs: degree-2 magnitude range
@@ -179,6 +322,7 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         readout: Any = None,
         solver: str = "auto",
         memory_limit: Optional[float] = None,
+        quadratic_rank: Any = None,
         backend: str = "auto",
     ) -> None:
         super().__init__(
@@ -194,6 +338,7 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         self.gamma = gamma
         self.solver = solver
         self.memory_limit = memory_limit
+        self.quadratic_rank = quadratic_rank
 
     # ------------------------------------------------------------------ parameters
     def _param_constraints(self) -> dict:
@@ -205,6 +350,7 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             **super()._param_constraints(),
             "gamma": [
                 Interval("real", 0.0, None, closed="neither", desc="a positive finite number"),
+                Options(("scale",)),
                 Array(
                     1,
                     low=0.0,
@@ -214,6 +360,7 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
                 None,
             ],
             "solver": [Options(_SOLVERS)],
+            "quadratic_rank": _quadratic_rank_constraints(),
             "memory_limit": [
                 Interval("real", 0.0, math.inf, closed="right", desc="a positive number of bytes"),
                 None,
@@ -233,30 +380,6 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             raise ValueError(f"memory_limit must be a positive number of bytes, got {lim!r}.")
         return float(lim)
 
-    def _gamma_values(self, mean_sq_norm: float) -> np.ndarray:
-        """The block weights to try. None: 1 / mean ||h - mu||^2 (scale-free: then
-        gamma <u, v>^2 and <u, v> are of the same size)."""
-        if self.gamma is None:
-            scale = mean_sq_norm if np.isfinite(mean_sq_norm) and mean_sq_norm > 0 else 1.0
-            return np.array([1.0 / scale])
-        bad = ValueError(
-            f"gamma must be a positive number or a non-empty sequence of positive numbers, "
-            f"got {self.gamma!r}."
-        )
-        if isinstance(self.gamma, (str, bytes, bool)):
-            raise bad
-        try:
-            raw = np.atleast_1d(np.asarray(self.gamma))
-        except (TypeError, ValueError):
-            raise bad from None
-        if raw.dtype.kind not in "iuf":
-            raise bad
-        arr = raw.astype(np.float64)
-        if arr.ndim != 1 or arr.size == 0 or not np.isfinite(arr).all() or (arr <= 0).any():
-            raise ValueError(f"gamma must be a positive number or a non-empty sequence of "
-                             f"positive numbers, got {self.gamma!r}.")  # fmt: skip
-        return arr
-
     # ------------------------------------------------------------------ route
     # Peak memory of fit(), in bytes (what memory_limit is compared with): an upper bound of
     # the peak RSS increase measured in fresh processes (data allocated first; Linux, glibc),
@@ -273,7 +396,7 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
     def _memory_knobs(self) -> tuple:
         """(K folds, G gammas, T eigendecompositions the Rust core runs at once)."""
         K = self._n_folds()
-        G = 1 if self.gamma is None else int(np.atleast_1d(np.asarray(self.gamma)).size)
+        G = self._n_gammas_hint()
         T = 1
         if self.backend in ("auto", "rust"):
             from ._backends import _rust
@@ -313,7 +436,7 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             rows = min(8192, max(16, step)) + 3 * min(4096, max(256, step))
             units = max(units, live + 3.5 + rows * p / pp)
         if 8.0 * pp < 32 * 2**20:  # heap: freed p x p blocks stay resident (see above)
-            units += 1.0 + 0.4 * solve + (2.0 + 0.25 * min(T, 8)) * min(G - 1, 5)
+            units += 1.0 + 0.4 * solve + (1.0 + 0.25 * min(T, 8)) * min(G - 1, 5)
             if 8.0 * pp <= 16 * 2**20:  # several blocks per 64 MiB thread heap: more kept
                 units += 0.4 * (live + K)
         return 8.0 * pp * units * 1.05  # 5% margin
@@ -327,7 +450,7 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         # (1); the core's copy and workspace (~3, a little more with threads). Then the
         # centred rows (n d; twice with a metric). CV scoring (K-fold blocks (n/K) x n,
         # LOO row blocks) needs less than this.
-        eig = 3.0 + 2.0 * several + 2.9 + 0.05 * min(T, 8)
+        eig = 3.6 + 2.0 * several + 2.9 + 0.05 * min(T, 8)  # +0.6: the dual gamma search state
         rows = float(n) * d * (1 + (self.metric != "euclidean"))
         # building the polynomial: the eigenvectors (1), the row Gram (1; the kernel itself
         # with one gamma), the centred rows and a scaled copy (2 n d), Q and two d x d
@@ -346,8 +469,7 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         p = _quadratic.n_features(d)
         limit = self._memory_limit()
         primal = self._bytes_primal(p)
-        n_gam = 1 if self.gamma is None else np.atleast_1d(np.asarray(self.gamma)).size
-        dual = None if n is None else self._bytes_dual(n, d, n_gam)
+        dual = None if n is None else self._bytes_dual(n, d, self._n_gammas_hint())
         if self.solver == "primal" or (self.solver == "auto" and n is None):
             return "primal"
         if self.solver == "dual":
@@ -373,9 +495,15 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         return SufficientStats(n_folds, self.backend, degree=2)
 
     def _streams(self) -> bool:
-        return self.solver != "dual"
+        return self.solver != "dual" and self.quadratic_rank is None
 
     def _no_stream_reason(self) -> str:
+        if self.quadratic_rank is not None:
+            return (
+                f"{type(self).__name__}(quadratic_rank=...) has no partial_fit: the quadratic "
+                "block's subspace is estimated from the labelled rows first, then the probe "
+                "is fitted on it (two passes). Call fit()."
+            )
         return (
             f"{type(self).__name__}(solver='dual') has no partial_fit: partial_fit streams "
             "statistics, which is the primal route, and the dual route needs all rows at "
@@ -390,6 +518,10 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
             )
 
     def _fit_rows(self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]):
+        if self.quadratic_rank is not None:
+            backend = resolve_backend(self.backend, X)
+            check_rows_finite(X, backend)
+            return None, self._solve_subspace(X, Y, folds, backend)
         route = self._route(X.shape[0], X.shape[1])
         if route == "primal":
             return super()._fit_rows(X, Y, folds)
@@ -434,31 +566,27 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         mean_sq = float((base.shift_x[diag] + base.sum_x[:, diag].sum(axis=0) / n).sum())
         gammas = self._gamma_values(mean_sq)
         explicit = self._explicit_alphas()
-        solutions = []
-        for g in gammas:
-            fs = base.copy() if len(gammas) > 1 else base
+
+        def fit_one(g: float) -> _Solution:
+            fs = base.copy()
             scale = float(np.sqrt(g))
             fs._as_features(scale)
             fmap = None if rows is None else _QuadraticFeatureMap(centre, scale, backend, geom)
-            solutions.append(self._ridge_solve(fs, rows, explicit, feature_map=fmap))
-            del fs
-        best = self._best_gamma(solutions)
+            return self._ridge_solve(fs, rows, explicit, feature_map=fmap, warn_edges=False)
+
+        gammas, solutions, best = self._search_gammas(gammas, fit_one)
         sol = solutions[best]
         g = float(gammas[best])
+        self._warn_edges(sol, gammas, solutions, best)
         Q, w = _quadratic.coef_to_quadratic(sol.coef, d, float(np.sqrt(g)))
         Q, w = geom.pull_back_quadratic(Q), geom.pull_back_linear(w)
         sol.geometry = geom
         return self._finish(sol, Q, w, centre, gammas, best, solutions, "primal")
 
     def _best_gamma(self, solutions: list) -> int:
-        crit = []
-        for sol in solutions:
-            if self.alpha_per_target:
-                per = np.where(np.isnan(sol.scores), -np.inf, sol.scores).max(axis=0)
-                crit.append(per.mean())
-            else:
-                crit.append(sol.joint_scores[sol.alpha_index[0]])
-        return int(_argmax_first(np.asarray(crit, dtype=np.float64)))
+        """Index of the best gamma's solution (ties: the first; `_search_gammas` breaks ties
+        toward the smaller gamma)."""
+        return int(_best_index(self._gamma_criteria(solutions), None))
 
     @staticmethod
     def _finish(sol, Q, w, centre, gammas, best, solutions, route) -> _Solution:
@@ -493,36 +621,39 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         G = Uc @ Uc.T
         gammas = self._gamma_values(float(G.trace()) / n)
         explicit = self._explicit_alphas()
-        solutions, kept = [], None
-        for gi, g in enumerate(gammas):
-            K = _poly_kernel(G, float(g), in_place=len(gammas) == 1)
+        one_kernel = len(gammas) == 1 and self.gamma is not None  # G may become the kernel
+
+        def fit_one(g: float) -> _Solution:
+            K = _poly_kernel(G, float(g), in_place=one_kernel)
             if fit_intercept:
                 _double_centre(K)
-            alphas = (
-                explicit
-                if explicit is not None
-                else default_alpha_grid_from_trace(float(K.trace()), p)
+            default = explicit is None
+            alphas = explicit if not default else default_alpha_grid_from_trace(
+                float(K.trace()), p
             )
             lam, Ue, Bv = backend.spectrum(K, Yc)
             del K
-            per, joint = _dual_scores(
-                lam, Ue, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit_intercept,
-                self._n_folds(),
-            )  # fmt: skip
-            if self.alpha_per_target:
-                idx = _argmax_first(per, axis=0)
-            else:
-                idx = np.full(Y.shape[1], _argmax_first(joint))
-            sol = _Solution(None, None, np.asarray(alphas, dtype=np.float64), idx, per, joint)
-            solutions.append(sol)
-            if self._best_gamma(solutions) == gi:
-                kept = (lam, Ue, Bv)
-            else:
-                del Ue
-        best = self._best_gamma(solutions)
+
+            def scores(grid):
+                return _dual_scores(
+                    lam, Ue, Bv, Y, Yc, y_mean, grid, cv_name, scoring, folds, fit_intercept,
+                    self._n_folds(),
+                )  # fmt: skip
+
+            alphas, per, joint, idx, edges = _select_alpha(
+                scores, alphas, default, bool(self.alpha_per_target)
+            )
+            sol = _Solution(None, None, alphas, idx, per, joint)
+            sol.alpha_edges, sol.default_grid = edges, default
+            sol.spectrum = (lam, Ue, Bv)
+            return sol
+
+        gammas, solutions, best = self._search_gammas(gammas, fit_one)
         sol = solutions[best]
         g = float(gammas[best])
-        lam, Ue, Bv = kept
+        self._warn_edges(sol, gammas, solutions, best)
+        lam, Ue, Bv = sol.__dict__.pop("spectrum")
+        G = None  # free the row Gram (also held by the closure fit_one)
         k = Y.shape[1]
         dual = xp.empty((n, k))
         fitted = xp.empty((n, k))
@@ -553,6 +684,52 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         sol.geometry = geom
         return self._finish(sol, Q, w, centre, gammas, best, solutions, "dual")
 
+    # ------------------------------------------------------------------ spectral cut-off
+    def _quadratic_ranks(self, d: int) -> list:
+        """The subspace dimensions m to try (each <= d), sorted."""
+        q = self.quadratic_rank
+        if isinstance(q, str):  # "auto"
+            vals = [m for m in _DEFAULT_QUADRATIC_RANKS if m < d] + [min(d, 16)]
+        else:
+            vals = [int(v) for v in np.atleast_1d(np.asarray(q))]
+        return sorted({min(int(v), d) for v in vals})
+
+    def _solve_subspace(self, X: np.ndarray, Y: np.ndarray, folds, backend) -> _Solution:
+        """quadratic_rank: the exact ridge probe with Q restricted to an m-dimensional subspace
+        of the metric's coordinates (see `_phd_directions`); m chosen by refitting K-fold CV
+        when several are given, alpha and gamma then by the probe's cv on that subspace."""
+        n, d = X.shape
+        fit_intercept = bool(self.fit_intercept)
+        xp = ops_of(X) if backend.name != "torch" or ops_of(X).is_torch else _torch_ops(backend)
+        Uc = xp.array(X) if xp.is_torch else X.astype(np.float64)
+        if xp.is_torch:
+            Y = xp.asarray(Y)
+        centre = Uc.mean(axis=0) if fit_intercept else xp.zeros(d)
+        Uc -= centre
+        geom = self._geometry(lambda: _covariance(Uc, xp), d, xp=xp)
+        if not geom.is_identity:
+            Uc = geom.rows(Uc)
+        ranks = self._quadratic_ranks(d)
+        table = None
+        if len(ranks) > 1:
+            m, table = _choose_subspace_rank(self, Uc, Y, ranks, folds, xp)
+        else:
+            m = ranks[0]
+        Yc = Y - Y.mean(axis=0) if fit_intercept else Y
+        C = _phd_directions(Uc, Yc, m, xp)
+        sol, gammas, best, solutions = _fit_subspace(self, Uc, Y, folds, C, xp)
+        Q, w = _subspace_coefficients(sol.coef, C, float(gammas[best]), xp)
+        if self._is_classifier:
+            fitted = _linear_decision_rows(Uc, w, sol.intercept) + _quadratic.quadratic_form_rows(
+                Uc, Q
+            )
+            sol.calibration = _gaussian_slope_from_values(fitted, Y)
+        Q, w = geom.pull_back_quadratic(Q), geom.pull_back_linear(w)
+        sol.geometry = geom
+        sol.quadratic_rank = m
+        sol.rank_table = table
+        return self._finish(sol, Q, w, centre, gammas, best, solutions, "subspace")
+
     # ------------------------------------------------------------------ prediction
     def _decision(self, X: Any) -> np.ndarray:
         sol = self._solution()
@@ -580,8 +757,13 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
 
     @property
     def solver_(self) -> str:
-        """The route that solved the probe: "primal" or "dual"."""
+        """The route that solved the probe: "primal", "dual", or "subspace" (quadratic_rank)."""
         return self._solution().route
+
+    @property
+    def quadratic_rank_(self) -> Optional[int]:
+        """The dimension m of the quadratic block's subspace (quadratic_rank), else None."""
+        return getattr(self._solution(), "quadratic_rank", None)
 
     @property
     def cv_results_(self) -> dict:
@@ -594,6 +776,10 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
         out["gamma_alphas"] = [a.copy() for a, _, _ in sol.all_scores]
         out["gamma_scores"] = [s.copy() for _, s, _ in sol.all_scores]
         out["gamma_mean_scores"] = [j.copy() for _, _, j in sol.all_scores]
+        table = getattr(sol, "rank_table", None)
+        if table is not None:
+            out["quadratic_ranks"] = list(table["ranks"])
+            out["quadratic_rank_scores"] = table["scores"].copy()
         return out
 
     @property
@@ -608,6 +794,213 @@ class _QuadraticProbeBase(_PolynomialOutputs, _RidgeProbeBase):
                 )
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
         return stats
+
+
+# ---------------------------------------------------------------------------------- subspaces
+def _sorted_eig(M: Any, xp: Any, by_abs: bool) -> tuple:
+    """(eigenvalues (host, descending by value or by |value|), eigenvectors as columns in M's
+    namespace, in that order) of the symmetric part of M."""
+    lam, V = xp.eigh(0.5 * (M + M.T))
+    lam = np.asarray(to_numpy(lam), dtype=np.float64)
+    order = np.argsort(-np.abs(lam) if by_abs else -lam, kind="stable")
+    return lam[order], V[:, xp.index(order)]
+
+
+def _orthonormal(C: Any, xp: Any) -> Any:
+    """The orthonormal basis closest to the columns of C (C (C^T C)^-1/2, Loewdin): equivariant
+    under orthogonal maps of the rows and a function of C alone."""
+    lam, E = xp.eigh(C.T @ C)
+    lam_h = np.asarray(to_numpy(lam), dtype=np.float64)
+    top = float(lam_h.max()) if lam_h.size else 0.0
+    inv = np.where(lam_h > top * 1e-12, 1.0 / np.sqrt(np.maximum(lam_h, 1e-300)), 0.0)
+    return C @ ((E * xp.asarray(inv)) @ E.T)
+
+
+def _phd_directions(Z: Any, Yc: Any, m: int, xp: Any) -> Any:
+    """(d, m) orthonormal covectors spanning the quadratic block's subspace, from the rows
+    Z (n, d; the metric's coordinates) and centred targets Yc (n, k).
+
+    The label-weighted second moment M = sum_i y_i w_i w_i^T / n of ridge-whitened rows
+    w = B z, B = (S + s I)^-1/2 (S the covariance of Z, s = 0.1 x its mean eigenvalue) -- M is
+    the gradient of the ridge loss with respect to Q at Q = 0 in those coordinates, and its
+    leading eigenvectors are principal Hessian directions (Li, 1992). Take the m of largest
+    |eigenvalue| (several targets: the m leading eigenvectors of sum_t M_t^2), map them back
+    (B P) and orthonormalise. Every step commutes with an orthogonal change of Z, so the
+    probe built on the subspace keeps the metric's invariance group; with metric="whiten"
+    (S ~ I) this is plain pHd in whitened coordinates, an affine-equivariant reduction.
+    Cost: O(n d^2) for S, the whitened rows and each M_t, plus two d x d eigendecompositions.
+    """
+    n, d = Z.shape
+    Zc = Z - Z.mean(axis=0)
+    lam, V = _sorted_eig((Zc.T @ Zc) / n, xp, by_abs=False)
+    lam = np.maximum(lam, 0.0)
+    shrink = _PHD_SHRINK * float(lam.mean()) if lam.mean() > 0 else 1.0
+    B = (V * xp.asarray(1.0 / np.sqrt(lam + shrink))) @ V.T
+    W = Zc @ B
+    k = Yc.shape[1]
+    if k == 1:
+        M = W.T @ (W * Yc[:, :1]) / n
+        _, P = _sorted_eig(M, xp, by_abs=True)
+    else:
+        M2 = xp.zeros((d, d))
+        for t in range(k):
+            Mt = W.T @ (W * Yc[:, t : t + 1]) / n
+            M2 += Mt @ Mt
+        _, P = _sorted_eig(M2, xp, by_abs=False)
+    return _orthonormal(B @ P[:, : max(1, min(int(m), d))], xp)
+
+
+class _SubspaceFeatureMap:
+    """Features [z, scale * (s_ab (C^T z)_a (C^T z)_b)_{a<=b}] of rows z (already centred and
+    in the metric's coordinates): the degree-2 features with Q restricted to span(C)."""
+
+    def __init__(self, C: Any, scale: float) -> None:
+        self.C = C
+        self.scale = float(scale)
+        d, m = C.shape
+        self.width = d + m * (m + 1) // 2
+        self.pairs = _quadratic.pairs_like(m, C)
+
+    def __call__(self, X: Any) -> Any:
+        xp = ops_of(self.C)
+        Z = xp.asarray(X, dtype=np.float64)
+        P = Z @ self.C
+        a, b, s = self.pairs
+        return xp.concatenate([Z, P[:, a] * P[:, b] * (s * self.scale)], axis=1)
+
+
+def _scaled_columns(stats: SufficientStats, start: int, scale: float) -> SufficientStats:
+    """A copy of degree-1 statistics with the columns from `start` on scaled by `scale`."""
+    out = stats.copy()
+    r = float(scale)
+    if r != 1.0:
+        out.shift_x[start:] *= r
+        out.sum_x[:, start:] *= r
+        out.xtx[:, start:, :] *= r
+        out.xtx[:, :, start:] *= r
+        out.xty[:, start:, :] *= r
+    return out
+
+
+def _select_columns(stats: SufficientStats, keep: np.ndarray) -> SufficientStats:
+    """Degree-1 statistics of the feature columns `keep` only (exact: a sub-block)."""
+    xp = stats._ops()
+    idx = xp.index(np.asarray(keep))
+    out = SufficientStats(stats.n_folds, stats.backend)
+    out._device = stats._device
+    out._allocate(len(keep), stats.n_targets, stats.shift_x[idx], stats.shift_y)
+    out.count[...] = stats.count
+    out.sum_x[...] = stats.sum_x[:, idx]
+    out.sum_y[...] = stats.sum_y
+    out.xtx[...] = stats.xtx[:, idx][:, :, idx]
+    out.xty[...] = stats.xty[:, idx]
+    out.yty[...] = stats.yty
+    out.rows_seen = stats.rows_seen
+    return out
+
+
+def _stats_backend(est: Any, xp: Any) -> str:
+    if xp.is_torch:
+        return "torch"
+    return "auto" if est.backend == "torch" else est.backend
+
+
+def _fit_subspace(
+    est: Any, Z: Any, Y: Any, folds: Optional[np.ndarray], C: Any, xp: Any, quiet: bool = False
+):
+    """Exact ridge on [z, sqrt(gamma) phi_quad(C^T z)] (Q restricted to span(C), the same
+    penalty as the full probe: ||w||^2 + ||Q||_F^2 / gamma with C orthonormal), alpha by the
+    estimator's cv (exact: GCV, LOO or K-fold on these statistics) and gamma from its grid.
+    One pass over the rows for the statistics (width d + m(m+1)/2), one eigendecomposition
+    of that width per gamma. Returns (solution, gammas, best, solutions)."""
+    n = Z.shape[0]
+    d = Z.shape[1]
+    base = SufficientStats(est._n_folds(), _stats_backend(est, xp))
+    for sl, F in _feature_blocks(Z, _SubspaceFeatureMap(C, 1.0)):
+        base._accumulate_validated(F, Y[sl], None if folds is None else folds[sl])
+    gammas = est._gamma_values(float((Z * Z).sum()) / n)
+    explicit = est._explicit_alphas()
+
+    def fit_one(g: float) -> _Solution:
+        scale = float(np.sqrt(g))
+        fs = _scaled_columns(base, d, scale)
+        fmap = _SubspaceFeatureMap(C, scale)
+        return est._ridge_solve(fs, (Z, Y, folds), explicit, feature_map=fmap, warn_edges=False)
+
+    gammas, solutions, best = est._search_gammas(gammas, fit_one)
+    sol = solutions[best]
+    if not quiet:
+        est._warn_edges(sol, gammas, solutions, best)
+    return sol, gammas, best, solutions
+
+
+def _subspace_coefficients(coef: Any, C: Any, gamma: float, xp: Any) -> tuple:
+    """(Q (k, d, d), w (d, k)) of coefficients on `_SubspaceFeatureMap` features."""
+    d, m = C.shape
+    k = coef.shape[1]
+    padded = xp.concatenate([xp.zeros((m, k)), coef[d:]], axis=0)
+    S, _ = _quadratic.coef_to_quadratic(padded, m, float(np.sqrt(gamma)))
+    Q = xp.einsum("ia,tab,jb->tij", C, S, C)
+    return 0.5 * (Q + xp.einsum("tij->tji", Q)), coef[:d] * 1.0
+
+
+def _linear_decision_rows(Z: Any, w: Any, b: Any) -> Any:
+    return Z @ w + b
+
+
+def _choose_subspace_rank(est: Any, Z: Any, Y: Any, ranks: list, folds, xp: Any) -> tuple:
+    """The subspace dimension m by refitting K-fold CV: in each fold the subspace is
+    re-estimated from the training rows only (its choice uses their labels, so in-sample CV
+    would favour the largest m), the ridge is solved on them for a relative alpha grid, and
+    the squared error of the held-out rows is summed over folds. Gamma is held at the middle
+    of its starting grid here. Returns (m, {"ranks": ranks, "scores": -(sse / n) (M, A)})."""
+    n, d = Z.shape
+    k = Y.shape[1]
+    fit_intercept = bool(est.fit_intercept)
+    K = est._n_folds()
+    if K > 1 and folds is not None:
+        assign = np.asarray(folds)
+    else:
+        K = max(2, min(_RANK_FOLDS, n))
+        assign = np.arange(n) % K
+    m_max = max(ranks)
+    _, pair_b, _ = _quadratic.pairs(m_max)
+    g = float(np.median(est._gamma_values(float((Z * Z).sum()) / n)))
+    explicit = est._explicit_alphas()
+    A = 19 if explicit is None else explicit.size
+    sse = np.zeros((len(ranks), A))
+    name = _stats_backend(est, xp)
+    for f in range(K):
+        held = assign == f
+        if not held.any() or (~held).sum() < 2:
+            continue
+        tr = np.flatnonzero(~held)
+        tr = xp.index(tr) if xp.is_torch else tr
+        Ztr, Ytr = Z[tr], Y[tr]
+        C = _phd_directions(Ztr, Ytr - Ytr.mean(axis=0) if fit_intercept else Ytr, m_max, xp)
+        stats = SufficientStats(2, name)
+        which = held.astype(np.int64)  # fold 1: the held-out rows
+        for sl, F in _feature_blocks(Z, _SubspaceFeatureMap(C, float(np.sqrt(g)))):
+            stats._accumulate_validated(F, Y[sl], which[sl])
+        backend = stats._backend_module()
+        sxp = stats._ops()
+        for ri, m in enumerate(ranks):
+            keep = np.concatenate([np.arange(d), d + np.flatnonzero(pair_b < m)])
+            sub = _select_columns(stats, keep)
+            ne = sub.normal_equations(fit_intercept, exclude_fold=1)
+            lam, V, B = backend.spectrum(ne.gram, ne.cxy)
+            grid = explicit if explicit is not None else default_alpha_grid(ne.gram)
+            coefs, _, _ = backend.ridge_path(lam, V, B, sxp.zeros(k), grid, True)
+            icpt = ne.y_mean[None, :] - sxp.einsum("d,adk->ak", ne.x_mean, coefs)
+            offsets = icpt + sxp.einsum("d,adk->ak", sub.shift_x, coefs) - sub.shift_y[None, :]
+            sse[ri] += to_numpy(backend.heldout_sse(
+                sub.xtx[1], sub.xty[1], copy_of(sxp.diagonal(sub.yty[1])), sub.sum_x[1],
+                sub.sum_y[1], float(sub.count[1]), coefs, offsets,
+            )).sum(axis=1)  # fmt: skip
+    scores = -sse / n
+    best = scores.max(axis=1)
+    ri = int(_best_index(best, -np.asarray(ranks, dtype=np.float64)))  # ties: the smaller m
+    return ranks[ri], {"ranks": list(ranks), "scores": scores}
 
 
 def default_alpha_grid_from_trace(trace: float, p: int, n_alphas: int = 19) -> np.ndarray:
@@ -825,6 +1218,7 @@ class QuadraticProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _Quadrati
         scoring: str = "squared_error",
         solver: str = "auto",
         memory_limit: Optional[float] = None,
+        quadratic_rank: Any = None,
         backend: str = "auto",
     ) -> None:
         super().__init__(
@@ -838,6 +1232,7 @@ class QuadraticProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _Quadrati
             readout=readout,
             solver=solver,
             memory_limit=memory_limit,
+            quadratic_rank=quadratic_rank,
             backend=backend,
         )
         self.scoring = scoring

@@ -229,8 +229,8 @@ class _BatchMixin:
 
     _slope_columns: tuple = ()
 
-    def _ridge_solve(self, stats, rows, alphas, feature_map=None):
-        sol = super()._ridge_solve(stats, rows, alphas, feature_map)
+    def _ridge_solve(self, stats, rows, alphas, feature_map=None, warn_edges=True):
+        sol = super()._ridge_solve(stats, rows, alphas, feature_map, warn_edges=warn_edges)
         raw = stats.normal_equations(fit_intercept=False) if self._slope_columns else None
         sol.column_slopes = {
             c: _gaussian_calibration(
@@ -882,7 +882,13 @@ def _adopt(est: Any, stats: Optional[SufficientStats], t: _Target, d: int, sol: 
 
 
 def _single_gamma(gamma: Any) -> bool:
-    return gamma is None or np.atleast_1d(np.asarray(gamma)).size == 1
+    """Whether degree-2 probes use one gamma (then targets can share one batched solve).
+    None is the default search over several gammas (chosen per target), "scale" one gamma."""
+    if gamma is None:
+        return False
+    if isinstance(gamma, str):
+        return gamma == "scale"
+    return np.atleast_1d(np.asarray(gamma)).size == 1
 
 
 def _column_solution(sol: Any, cols: list, slope: Optional[float], degree: int) -> _Solution:
