@@ -450,7 +450,9 @@ class _QuadraticProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
         # (1); the core's copy and workspace (~3, a little more with threads). Then the
         # centred rows (n d; twice with a metric). CV scoring (K-fold blocks (n/K) x n,
         # LOO row blocks) needs less than this.
-        eig = 3.6 + 2.0 * several + 2.9 + 0.05 * min(T, 8)  # +0.6: the dual gamma search state
+        # (+0.6 for n >= 2048: the gamma search state, which the heap terms below cover for
+        # smaller n)
+        eig = 3.0 + 0.6 * (n >= 2048) + 2.0 * several + 2.9 + 0.05 * min(T, 8)
         rows = float(n) * d * (1 + (self.metric != "euclidean"))
         # building the polynomial: the eigenvectors (1), the row Gram (1; the kernel itself
         # with one gamma), the centred rows and a scaled copy (2 n d), Q and two d x d
