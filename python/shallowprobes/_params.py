@@ -35,7 +35,12 @@ from typing import Any, Optional
 import numpy as np
 
 from ._backends import BACKENDS, all_finite, is_torch_tensor
-from .errors import NonFiniteError, ParameterError
+from .errors import (
+    NonFiniteParameterError,
+    ParameterError,
+    ParameterIndexError,
+    ParameterTypeError,
+)
 
 __all__ = [
     "ParameterError",
@@ -61,18 +66,6 @@ __all__ = [
     "RANDOM_STATE",
     "BOOL",
 ]
-
-
-class ParameterTypeError(ParameterError, TypeError):
-    """A parameter has a value of a type it does not accept (still a ParameterError)."""
-
-
-class ParameterIndexError(ParameterError, IndexError):
-    """An index parameter (a fold, an output) is out of range (still a ParameterError)."""
-
-
-class NonFiniteParameterError(NonFiniteError, ParameterError):
-    """An array parameter (a centre, coefficients, a readout matrix) holds NaN or infinity."""
 
 
 # ---------------------------------------------------------------------------------- constraints

@@ -2,37 +2,86 @@
 
     f(h) = sum_r (u_r . z)(v_r . z) + w . z + b,    z = h - mu (training mean),
 
-the paper's rank-R quadratic probe: Q = sum_r (u_r v_r^T + v_r u_r^T)/2 has rank <= 2R, a family
-that is still closed under affine changes of coordinates. It is for widths where neither exact
-degree-2 route fits (p = d(d+3)/2 features, or an n x n kernel), at O(n R d) memory per block.
+the paper's rank-R quadratic probe: Q = sum_r (u_r v_r^T + v_r u_r^T)/2 has at most R positive
+and R negative eigenvalues, a family that is still closed under affine changes of
+coordinates. Multi-target y (and one-vs-rest classifier codes) get one CP probe per column.
 
-Fitting: alternating ridge. With the v_r fixed, f is linear in (u_1..u_R, w) with features
-[(v_1 . z) z, ..., (v_R . z) z, z]; that half-step is an ordinary linear ridge problem solved by
-the core (statistics of these (R+1) d features accumulated block by block, one
-eigendecomposition, alpha chosen by the probe's cv on that sub-problem). The other half-step
-swaps the roles of u and v. After each full iteration the pairs are rebalanced
-(||u_r|| = ||v_r||, which leaves f unchanged and minimises the penalty of the product).
+Two fitting methods, chosen by `init`.
 
-Initialisation ("moments"): v_r are the R eigenvectors of largest |eigenvalue| of the
-label-weighted second moment sum_i (y_i - ybar) z_i z_i^T / n (principal Hessian
-directions), which picks out an interaction such as XOR at once; "random": Gaussian v_r.
+1. init="auto" (default), "sketch" or "exact": the rank-R restriction of the exact degree-2
+   ridge probe (`QuadraticProbe`), i.e. of its objective
 
-Alpha: chosen by the probe's `cv` in each half-step of the first alternation, then held
-fixed, so that every later half-step (an exact ridge minimiser over its block) and every
-rebalancing decreases one objective,
+       J_F = ||y - f||^2 + alpha ||w||^2 + (alpha / gamma) ||Q||_F^2
 
-    J = ||y - f||^2 + alpha (sum_r ||u_r||^2 + ||v_r||^2 + ||w||^2).
+   (the same penalty as the exact probe's features phi_gamma), started from a probe whose Q
+   is known and polished by L-BFGS:
 
-Stopping rule: stop after the first full alternation t with J_{t-1} - J_t <= tol * J_t, or
-after `max_iter` alternations (then a ConvergenceWarning). `n_iter_` and `converged_`
-report it.
+   * "exact": the exact probe itself (primal or dual route, alpha and gamma chosen by its
+     exact CV -- per target column, one eigendecomposition per gamma for all columns). The
+     start takes its R largest positive and R most negative eigenpairs, one of each per pair
+     (u, v) = (a + c, a - c), a = sqrt(l+) q+, c = sqrt(-l-) q-, which is the best Frobenius
+     approximation a rank-R CP can hold (it contains the top-R eigenpairs by |eigenvalue|);
+     the polish then runs on all of R^d with the exact probe's alpha and gamma. When Q has
+     at most R positive and R negative eigenvalues (e.g. rank Q <= R) the start is the
+     exact probe and is already stationary: the CP reproduces its predictions.
+   * "sketch": no n x n kernel and no p x p Gram. From the statistics: the covariance S of
+     the rows and the label-weighted second moment M = sum_i y_i w_i w_i^T / n of the
+     ridge-whitened rows w = (S + 0.1 mean-eig(S) I)^-1/2 z (principal Hessian directions;
+     `quadratic._phd_directions`); its 2R eigenvectors of largest |eigenvalue|, mapped back
+     and orthonormalised, give a subspace C. The exact ridge probe with Q restricted to
+     span(C) (features [z, sqrt(gamma) phi_quad(C^T z)], width d + R(2R + 1)) is solved on
+     the core's statistics, with gamma and alpha chosen by refitting K-fold CV (the folds of
+     an integer cv, else 5; the subspace is re-estimated from each fold's training rows, as
+     it is chosen with the labels); its Q starts the polish, which keeps the factors in
+     span(C) (the objective that probe minimised).
+   * "auto": "exact" when the exact probe is well determined and cheap -- p = d(d+3)/2 <= n
+     (the primal route) and one solve within ~2e12 flops -- else "sketch". Where p > n (LLM
+     widths) the exact probe's Q is noise-dominated and was a worse start than the sketch
+     on the synthetic wide tasks (`datasets.make_wide_interaction`; benches/bench_wide.py),
+     besides costing an n x n eigendecomposition per gamma.
 
-Backends: with backend="torch" (or "auto" and a CUDA tensor) the whole alternation -- the
-moments initialisation, every half-step's statistics, eigendecomposition and CV, the
-rebalancing and J -- runs in the torch namespace on the data's device (the CPU device for
-numpy rows); only Python scalars and the half-steps' small CV score tables reach the host.
-factors_, quadratic_, linear_ (and intercept_ for several targets) are then float64 tensors
-on that device. Otherwise the fit runs on the host (Rust core or numpy).
+   What is exact: for "exact", alpha (and gamma) are chosen by the exact CV (GCV / LOO /
+   K-fold from the statistics) of the exact probe; for "sketch", by refitting K-fold CV of
+   the subspace probe (honest, but refitted, not from one set of statistics). The polish has
+   no CV of its own and the rank is the user's.
+
+   Stopping rule (L-BFGS, two-loop recursion, Armijo backtracking): converged at the first
+   iteration t >= 2 with J_{t-2} - J_t <= tol * J_t, when no step decreases J any more, or
+   at once when the start is stationary (|grad J| |theta| <= 1e-10 J; n_iter_ = 1); else
+   after max_iter iterations with a ConvergenceWarning. Per iteration (about 1-2 evaluations
+   of J and its gradient): O(n R m + n d) flops with m = 2R for "sketch" and m = d for
+   "exact" -- a few products of the rows with R-column matrices, never a Gram. The fit runs
+   in units where the rows have unit root-mean-square norm and y unit spread (J scales
+   exactly), so it commutes with rescaling X and y.
+
+2. init="moments" or "random": alternating ridge (the former default). With the v_r fixed,
+   f is linear in (u_1..u_R, w) with features [(v_1 . z) z, ..., (v_R . z) z, z]; that
+   half-step is an ordinary linear ridge problem solved by the core (statistics of these
+   (R+1) d features accumulated block by block, one eigendecomposition, alpha chosen by the
+   probe's cv on that sub-problem). The other half-step swaps the roles of u and v. After
+   each full iteration the pairs are rebalanced (||u_r|| = ||v_r||, which leaves f unchanged
+   and minimises the penalty of the product). Start ("moments"): v_r are the R eigenvectors
+   of largest |eigenvalue| of sum_i (y_i - ybar) z_i z_i^T / n; "random": Gaussian v_r. Alpha
+   is chosen by the probe's `cv` in each half-step of the first alternation and then held
+   fixed, so that every later half-step (an exact ridge minimiser over its block) and every
+   rebalancing decreases one objective,
+
+       J = ||y - f||^2 + alpha (sum_r ||u_r||^2 + ||v_r||^2 + ||w||^2).
+
+   Stopping rule: after the first full alternation t with J_{t-1} - J_t <= tol * J_t, or
+   after `max_iter` alternations (then a ConvergenceWarning). Each alternation costs two
+   statistics passes of n ((R+1) d)^2 flops and two ((R+1) d)^3 eigendecompositions: this is
+   what took minutes at d = 768.
+
+`n_iter_` and `converged_` report the iterations of either method; `init_` the start used.
+A chosen alpha or gamma at an edge of its grid gives a `linear.GridEdgeWarning`.
+
+Backends: with backend="torch" (or "auto" and a CUDA tensor) the whole fit -- the start
+(statistics, eigendecompositions, CV), the polish or the alternation, the rebalancing and J
+-- runs in the torch namespace on the data's device (the CPU device for numpy rows); only
+Python scalars and small CV score tables reach the host. factors_, quadratic_, linear_ (and
+intercept_ for several targets) are then float64 tensors on that device. Otherwise the fit
+runs on the host (Rust core or numpy).
 """
 
 from __future__ import annotations
@@ -67,13 +116,15 @@ from .linear import (
     _warn_grid_edge,
 )
 from .quadratic import (
-    _fit_subspace,
+    _eig_backend,
+    _fit_selected_subspace,
     _GammaSearch,
     _gaussian_slope_from_values,
-    _phd_directions,
     _PolynomialOutputs,
+    _refit_select,
     _sorted_eig,
     _subspace_coefficients,
+    _Whitened,
 )
 from .stats import SufficientStats
 from .threads import check_interrupt
@@ -399,28 +450,27 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
 
     def _start_sketch(self, Y, folds, Z, xp) -> list:
         """Per target: the exact ridge probe restricted to a 2R-dimensional subspace of
-        principal Hessian directions (`quadratic._phd_directions`), alpha and gamma by the
-        probe's cv on the subspace statistics."""
+        principal Hessian directions (`quadratic._phd_directions`), its gamma and alpha
+        chosen by refitting K-fold CV (the subspace re-estimated in each fold)."""
         n, d = Z.shape
         m = max(1, min(d, 2 * int(self.rank)))
-        yc_all = Y - Y.mean(axis=0) if self.fit_intercept else Y
+        white = _Whitened(Z, xp, _eig_backend(self, xp))  # no labels: shared by all targets
         models = []
         for t in range(Y.shape[1]):
             y = Y[:, t : t + 1]
-            C = _phd_directions(Z, yc_all[:, t : t + 1], m, xp)
-            sol, gammas, best, solutions = _fit_subspace(self, Z, y, folds, C, xp, quiet=True)
-            g = float(gammas[best])
+            choice = _refit_select(self, Z, y, [m], folds, xp, white)
+            sol, C = _fit_selected_subspace(self, Z, y, folds, choice, xp, quiet=True,
+                                            white=white)  # fmt: skip
+            g = float(choice["gamma"])
             Q, w = _subspace_coefficients(sol.coef, C, g, xp)
             S = C.T @ Q[0] @ C
-            i = int(sol.alpha_index[0])
-            crit = self._gamma_criteria(solutions)
+            bg = int(np.flatnonzero(choice["gammas"] == g)[0])
             models.append({
                 "C": C, "S": 0.5 * (S + S.T), "w": w[:, 0], "b": float(sol.intercept[0]),
-                "alpha": float(sol.alphas[i]), "gamma": g, "alphas": sol.alphas,
-                "scores": sol.joint_scores, "index": i, "alpha_edge": sol.alpha_edges[0],
-                "default_grid": sol.default_grid,
-                "gamma_edge": _edge_side(crit, np.asarray(gammas), best) if len(gammas) > 1
-                else None, "gammas": np.asarray(gammas),
+                "alpha": float(sol.alphas[0]), "gamma": g, "alphas": sol.refit_alphas,
+                "scores": choice["scores"][0, bg], "index": int(choice["alpha_index"]),
+                "alpha_edge": choice["alpha_edge"], "default_grid": choice["explicit"] is None,
+                "gamma_edge": choice["gamma_edge"], "gammas": choice["gammas"],
             })  # fmt: skip
         return models
 
@@ -431,9 +481,7 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
         R = int(self.rank)
         k = Y.shape[1]
         centre = _column_mean(X, xp) if self.fit_intercept else xp.zeros(d)
-        Z = xp.asarray(X, dtype=np.float64) - centre
-        if Z is X:  # pragma: no cover - asarray of a float64 array: never write into X
-            Z = Z * 1.0
+        Z = xp.asarray(X, dtype=np.float64) - centre  # a new array: X is never written to
         init = self._resolve_init(n, d)
         if init == "exact":
             models = self._start_exact(X, Y, folds, Z, xp)
@@ -450,7 +498,7 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
         for t, mdl in enumerate(models):
             U, V, w_t, b_t, f, it, conv = _polish(
                 Z, Y[:, t], mdl, R, bool(self.fit_intercept), int(self.max_iter),
-                float(self.tol), xp,
+                float(self.tol), xp, _eig_backend(self, xp),
             )  # fmt: skip
             factors_u[t], factors_v[t] = U, V
             w[:, t], b[t] = w_t, b_t
@@ -566,8 +614,22 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
         return fu * 1.0, fv * 1.0
 
     @property
+    def gamma_(self):
+        """The quadratic block's weight of the starting probe (per target column; a float for
+        one column); None for init="moments"/"random"."""
+        g = self._solution().gammas
+        if g is None:
+            return None
+        return float(g[0]) if g.size == 1 else g.copy()
+
+    @property
+    def init_(self) -> str:
+        """The start that was used: "exact", "sketch", "moments" or "random"."""
+        return self._solution().init
+
+    @property
     def n_iter_(self) -> np.ndarray:
-        """Full alternations run, per target."""
+        """L-BFGS iterations (or full alternations) run, per target."""
         return self._solution().n_iter.copy()
 
     @property
@@ -581,18 +643,20 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
 
     @property
     def alpha_(self):
-        """Alpha chosen in the last half-step: a float, or one per target column."""
+        """Alpha used (the starting probe's, or that of the last half-step): a float, or one per
+        target column."""
         chosen = self._solution().alphas
         return float(chosen[0]) if chosen.size == 1 else chosen.copy()
 
     @property
     def alphas_(self) -> np.ndarray:
-        """The alpha grid of the last half-step (of the first target column)."""
+        """The alpha grid searched (starting probe or half-step) of the first target column."""
         return self._solution().halfsteps[0].alphas.copy()
 
     @property
     def cv_results_(self) -> dict:
-        """CV of the last half-step, per target column: 'alphas', 'scores' (lists)."""
+        """CV of the alpha selection (starting probe at its chosen gamma, or the last
+        half-step), per target column: 'alphas', 'scores' (lists)."""
         hs = self._solution().halfsteps
         return {
             "alphas": [h.alphas.copy() for h in hs],
@@ -648,14 +712,14 @@ def _rebalance(U: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------- polishing
-def _cp_from_symmetric(S: Any, R: int, xp: Any) -> tuple:
+def _cp_from_symmetric(S: Any, R: int, xp: Any, backend: Any = None) -> tuple:
     """(U, V), each (R, m), with sym(U^T V) the best Frobenius approximation of the symmetric
     S that a rank-R CP term sum can hold: the R largest positive and the R most negative
     eigenpairs, one of each per pair (u, v) = (a + c, a - c), a = sqrt(l+) q+,
     c = sqrt(-l-) q-, since sym((a + c)(a - c)^T) = a a^T - c c^T. (A sum of R terms has at
     most R positive and R negative eigenvalues, so this is exact when S has; u and v have
     equal norms.) This contains the R eigenpairs of largest |eigenvalue|."""
-    lam, E = _sorted_eig(S, xp, by_abs=False)  # descending
+    lam, E = _sorted_eig(S, xp, by_abs=False, backend=backend)  # descending
     m = lam.shape[0]
     pos = [i for i in range(m) if lam[i] > 0]
     neg = [i for i in range(m - 1, -1, -1) if lam[i] < 0]
@@ -669,7 +733,8 @@ def _cp_from_symmetric(S: Any, R: int, xp: Any) -> tuple:
     return U, V
 
 
-def _polish(Z, y, model: dict, R: int, intercept: bool, max_iter: int, tol: float, xp):
+def _polish(Z, y, model: dict, R: int, intercept: bool, max_iter: int, tol: float, xp,
+            backend: Any = None):
     """L-BFGS on the rank-R restriction of the starting probe's ridge objective
 
         J_F = ||y - f||^2 + alpha ||w||^2 + (alpha / gamma) ||Q||_F^2,
@@ -693,7 +758,7 @@ def _polish(Z, y, model: dict, R: int, intercept: bool, max_iter: int, tol: floa
     yn = yv / tau
     alpha = float(model["alpha"]) / rho**2
     gamma = float(model["gamma"]) * rho**2
-    U0, V0 = _cp_from_symmetric(model["S"] * (rho**2 / tau), R, xp)
+    U0, V0 = _cp_from_symmetric(model["S"] * (rho**2 / tau), R, xp, backend)
     m = U0.shape[1]
     w0 = xp.asarray(model["w"]) * (rho / tau)
     b0 = float(model["b"]) / tau if intercept else 0.0
@@ -826,41 +891,52 @@ def _cp_decision_rows(X, centre, fu, fv, w, b) -> np.ndarray:
 class CPProbe(_ProbeRegressorMixin, RegressorMixin, _CPProbeBase):
     """Rank-R (CP) degree-2 probe f(h) = sum_r (u_r . z)(v_r . z) + w . z + b, z = h - mu.
 
-    Fitted by alternating ridge half-steps, each a linear ridge problem solved by the core
-    with alpha chosen by `cv` (see the module docstring for the initialisation and the
-    stopping rule). Multi-target y gets one CP probe per column.
+    By default the rank-R restriction of the exact degree-2 ridge probe, started from the
+    exact probe (p = d(d+3)/2 <= n) or from a subspace sketch (wider), and polished by L-BFGS;
+    init="moments"/"random" give the former alternating ridge. See the module docstring for
+    the methods, what is exact and the stopping rules. Multi-target y gets one CP probe per
+    column.
 
     Parameters
     ----------
     rank : int, default 2
         Number of product terms R.
     alphas : array-like of float, optional
-        Penalties for each half-step (absolute); default: the linear probes' relative grid.
+        Ridge penalties (absolute). Default: the data-relative grid of the starting probe (or
+        of the half-steps); a choice at an improving edge gives a GridEdgeWarning.
+    gamma : float, sequence of float or "scale", optional
+        Weight of the quadratic block in the starting probe, as for `QuadraticProbe`
+        (default: the scale-free 1 / mean ||h - mu||^2). Not used by
+        init="moments"/"random".
     cv : {"gcv", "loo"} or int, default "gcv"
-        Alpha selection in the half-steps of the first alternation (then held fixed).
+        Alpha (and gamma) selection of the starting probe, or in the half-steps of the first
+        alternation (then held fixed).
     alpha_per_target, fit_intercept, metric, reference, readout, backend
         As for `LinearProbe` (the probe is fitted on A h for the metric's A, and its factors
         are reported in your coordinates). backend="torch", or "auto" with a CUDA tensor,
-        fits on the tensor's device (see the module docstring).
+        fits on the tensor's device (see the module docstring). Alpha and gamma are always
+        chosen per target column.
     max_iter : int, default 100
-        Maximum full alternations (each is two half-steps).
+        Maximum L-BFGS iterations (or full alternations, each two half-steps).
     tol : float, default 1e-4
-        Stop when one full alternation decreases the objective J by at most tol * J.
-    init : {"moments", "random"}, default "moments"
+        Relative decrease of the objective that stops the fit (module docstring).
+    init : {"auto", "exact", "sketch", "moments", "random"}, default "auto"
     random_state : int, optional
         Seed for init="random" (and padding when d < rank).
 
     Attributes
     ----------
-    factors_, quadratic_, linear_, intercept_, centre_, alpha_ (of the last half-step),
-    alphas_, cv_results_ (last half-step), n_iter_, converged_, n_features_in_
+    factors_, quadratic_, linear_, intercept_, centre_, alpha_ (per target), gamma_,
+    init_, alphas_, cv_results_ (of the alpha selection), n_iter_, converged_,
+    n_features_in_
     """
 
 
 class CPProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _CPProbeBase):
     """Rank-R (CP) degree-2 probe for classification: one CP probe per one-vs-rest +-1
     code column (binary: one), decision = arg-max (binary: sign). Parameters as for
-    `CPProbe`, plus `scoring` as for `LinearProbeClassifier` (used inside the half-steps)."""
+    `CPProbe`, plus `scoring` as for `LinearProbeClassifier` (used by the alpha selection of
+    the starting probe or of the half-steps)."""
 
     def __init__(
         self,

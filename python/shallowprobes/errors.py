@@ -16,10 +16,14 @@ __all__ = [
     "BundleError",
     "CacheError",
     "ParameterError",
+    "ParameterTypeError",
+    "ParameterIndexError",
+    "NonFiniteParameterError",
     "CoreMemoryError",
     "NotFittedError",
     "EmptyBankError",
     "NotPortableError",
+    "GridEdgeWarning",
 ]
 
 
@@ -51,6 +55,18 @@ class ParameterError(ShallowProbesError, ValueError):
     """An estimator or function parameter has an invalid value (the message names it)."""
 
 
+class ParameterTypeError(ParameterError, TypeError):
+    """A parameter has a value of a type it does not accept (still a ParameterError)."""
+
+
+class ParameterIndexError(ParameterError, IndexError):
+    """An index parameter (a fold, an output) is out of range (still a ParameterError)."""
+
+
+class NonFiniteParameterError(NonFiniteError, ParameterError):
+    """An array parameter (a centre, coefficients, a readout matrix) holds NaN or infinity."""
+
+
 class CoreMemoryError(ShallowProbesError, MemoryError):
     """The Rust core could not allocate the memory a computation needs (sizes in the message)."""
 
@@ -63,3 +79,10 @@ class EmptyBankError(ShallowProbesError, ValueError):
 class NotPortableError(ShallowProbesError, ValueError):
     """A transfer with unportable="raise" judged some monitors not portable to model B (the
     message names them and their verdict statistics)."""
+
+
+# ---------------------------------------------------------------------------------- warnings
+class GridEdgeWarning(UserWarning):
+    """The alpha (or gamma) chosen by cross-validation is the smallest or largest value of the
+    grid that was searched and the CV score was still improving there, so the best value may
+    lie outside the grid: pass alphas= (or gamma=) reaching further on that side."""

@@ -30,6 +30,7 @@ from ._base import (
 )
 from ._numpy_backend import residual_outside_span
 from ._validation import check_fold_ids, check_targets, check_X, is_torch_tensor
+from .errors import GridEdgeWarning  # noqa: F401 - re-exported: linear.GridEdgeWarning
 from .metrics import Geometry, check_readout, fit_geometry
 from .stats import SufficientStats
 from .threads import commit_guard, interruptible
@@ -224,12 +225,6 @@ _EXTEND_POINTS = 6
 _MAX_EXTENSIONS = 0
 
 
-class GridEdgeWarning(UserWarning):
-    """The alpha (or gamma) chosen by cross-validation is the smallest or largest value of the
-    grid that was searched and the CV score was still improving there, so the best value may
-    lie outside the grid."""
-
-
 def _best_index(values: np.ndarray, prefer: Optional[np.ndarray] = None, axis: int = 0):
     """Arg-max over `axis`, NaN counting as the worst score. Among tied scores (within
     `_TIE_RTOL` of the best) the entry with the largest `prefer` wins (for alpha: the most
@@ -341,8 +336,7 @@ def _warn_grid_edge(owner: str, what: str, grid: np.ndarray, sides: list, defaul
     targets = "" if len(sides) == 1 else f" for {len(flagged)} of {len(sides)} targets"
     param = "alphas" if what == "alpha" else what
     if default:
-        advice = (f"the default grid was already extended as far as it goes; pass {param}= "
-                  "explicitly to search further")  # fmt: skip
+        advice = f"pass {param}= explicitly, reaching further on that side"
     else:
         advice = f"pass {param}= reaching further on that side"
     warnings.warn(
@@ -693,11 +687,12 @@ class _RidgeProbeBase(BaseEstimator):
         statistics describe (None: the rows are the features).
 
         Selection: the best CV score; exact ties go to the larger alpha (more regularisation).
-        The default grid (alphas=None) is extended, 3 decades at a time and at most twice per
-        side, while the choice sits at an edge with the score still improving there (all
-        from the one spectrum already computed). A choice left at an edge of its grid gives a
-        GridEdgeWarning (warn_edges=False: only recorded in sol.alpha_edges, for callers that
-        choose among several solutions and warn about the one they keep).
+        The default grid (alphas=None) can be extended, 3 decades at a time and at most
+        _MAX_EXTENSIONS times per side (0 today: off, see `_MAX_EXTENSIONS`), while the choice
+        sits at an edge with the score still improving there (all from the one spectrum). A
+        choice left at an edge of its grid gives a GridEdgeWarning (warn_edges=False: only
+        recorded in sol.alpha_edges, for callers that choose among several solutions and warn
+        about the one they keep).
         """
         backend = stats._backend_module()
         xp = stats._ops()

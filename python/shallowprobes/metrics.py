@@ -29,6 +29,34 @@ invariance then holds on the span of the reference data.
 
 Caveat: "whiten" fitted on its own training set makes degree-1 ridge plain least squares
 shrunk by n/(n + alpha): full affine invariance leaves the penalty no preferred direction.
+
+Wide rows (d comparable to n). With degree 2, "whiten" alone fails once d/n is more than a few
+per cent: the quadratic block has d(d+1)/2 whitened products, every one -- noise directions
+included -- penalised alike, and the probe falls towards chance (on the synthetic pair task
+of `datasets.make_wide_interaction`, d = 768, n = 4000: benches/bench_wide.py). A larger
+unlabelled `reference` estimates S better but does not change that. What works, with its
+invariance group (tested in tests/test_wide_degree2.py with random group elements):
+
+==========================================  ==============================================
+option                                      predictions invariant under
+==========================================  ==============================================
+metric="whiten", reference=R (rows or       every invertible affine map applied to the
+SufficientStats, e.g. unlabelled rows)      training rows and R together (a fixed R breaks
+                                            it)
+quadratic_rank=m / [m...] / "auto" on       the group of the metric it is combined with:
+QuadraticProbe(Classifier), any metric      the quadratic block is cut to the m leading
+                                            principal Hessian directions of the (ridge-)
+                                            whitened metric coordinates, m chosen by
+                                            refitting K-fold CV; every step is
+                                            orthogonally equivariant
+CPProbe(Classifier), any metric             the metric's group (the default sketch start is
+                                            the same reduction with m = 2 rank)
+==========================================  ==============================================
+
+Which to use when d/n is large: metric="whiten" with quadratic_rank="auto" (and reference=
+unlabelled rows when there are many) for an affine-invariant degree-2 probe; the default
+metric with quadratic_rank="auto", or a CPProbe, when orthogonal invariance is enough. The
+plain exact probe (quadratic_rank=None) remains the reference when d/n is small.
 """
 
 from __future__ import annotations

@@ -19,6 +19,28 @@ Two exact routes give the same probe:
 Either way the fitted probe is stored as (mu, Q, w, b) and predicts in O(d^2) per row.
 In CV the feature map (the centring mu) is fixed from all training rows -- it uses no
 labels -- and only the ridge is refitted per fold.
+
+Selection. Alpha: the best CV score, exact ties going to the larger alpha (more
+regularisation), on the default grid logspace(-6, 3, 19) x the mean eigenvalue. Gamma: the
+default (None, or "scale") is g0 = 1 / mean ||h - mu||^2 alone; a list of gammas is searched
+jointly with alpha, one eigendecomposition (n x n kernel or p x p Gram) per value, ties going
+to the smaller gamma. A choice left at an edge of its grid where the score still improves
+gives a `linear.GridEdgeWarning` (then widen alphas= or gamma=). Automatic extension of both
+grids is implemented (`_MAX_EXTENSIONS`, `_GAMMA_EXTENSIONS`, `_GAMMA_FACTORS`) but off: it
+would make sweep's batched multi-target solves disagree with per-target fits.
+
+Spectral cut-off (quadratic_rank=m, a list of m, or "auto"): Q is restricted to an
+m-dimensional subspace of the metric's coordinates, spanned by the principal Hessian
+directions of the ridge-whitened rows (`_phd_directions`), and the same ridge (same
+penalty ||w||^2 + ||Q||_F^2 / gamma) is solved exactly on the d + m(m+1)/2 features
+[u, sqrt(gamma) phi_quad(C^T u)] -- no n x n kernel, no p x p Gram; route "subspace". m,
+gamma and alpha are chosen together by refitting K-fold CV (cv's folds when cv is an integer,
+else 5): the subspace is re-estimated from each fold's training rows, because it is chosen
+with the labels and CV on a subspace chosen with all rows would favour fitting the noise.
+That selection is not the exact statistics-only CV of the other routes (it refits), but it is
+honest. The subspace is built by orthogonally equivariant steps, so each
+metric keeps its invariance group; with metric="whiten" (optionally reference= unlabelled
+rows) the probe is affine-invariant and, unlike the full whitened probe, works at d ~ n.
 """
 
 from __future__ import annotations
@@ -47,6 +69,7 @@ from .linear import (
     default_alpha_grid,
 )
 from .stats import SufficientStats
+from .threads import check_interrupt
 
 __all__ = ["QuadraticProbe", "QuadraticProbeClassifier"]
 
@@ -207,9 +230,9 @@ class _GammaSearch:
 
     def _gamma_values(self, mean_sq_norm: float) -> np.ndarray:
         """The block weights to try first. With g0 = 1 / mean ||h - mu||^2 (scale-free: then
-        g0 <u, v>^2 and <u, v> are of the same size): None -> g0 x (0.1, 1, 10), extended
-        by factors of 10 while the choice sits at an improving edge (`_search_gammas`);
-        "scale" -> g0 alone (the former default); numbers -> as given."""
+        g0 <u, v>^2 and <u, v> are of the same size): None -> g0 x _GAMMA_FACTORS (g0 alone
+        today), extended by factors of 10 up to _GAMMA_EXTENSIONS times while the choice sits
+        at an improving edge (`_search_gammas`); "scale" -> g0 alone; numbers -> as given."""
         if self.gamma is None or (isinstance(self.gamma, str) and self.gamma == "scale"):
             scale = mean_sq_norm if np.isfinite(mean_sq_norm) and mean_sq_norm > 0 else 1.0
             if self.gamma is None:
@@ -655,7 +678,7 @@ class _QuadraticProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
         g = float(gammas[best])
         self._warn_edges(sol, gammas, solutions, best)
         lam, Ue, Bv = sol.__dict__.pop("spectrum")
-        G = None  # free the row Gram (also held by the closure fit_one)
+        G = None  # the row Gram (or the kernel it became) is no longer needed
         k = Y.shape[1]
         dual = xp.empty((n, k))
         fitted = xp.empty((n, k))
@@ -698,8 +721,8 @@ class _QuadraticProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
 
     def _solve_subspace(self, X: np.ndarray, Y: np.ndarray, folds, backend) -> _Solution:
         """quadratic_rank: the exact ridge probe with Q restricted to an m-dimensional subspace
-        of the metric's coordinates (see `_phd_directions`); m chosen by refitting K-fold CV
-        when several are given, alpha and gamma then by the probe's cv on that subspace."""
+        of the metric's coordinates (see `_phd_directions`); m (when several), gamma and
+        alpha chosen by refitting K-fold CV (`_refit_select`)."""
         n, d = X.shape
         fit_intercept = bool(self.fit_intercept)
         xp = ops_of(X) if backend.name != "torch" or ops_of(X).is_torch else _torch_ops(backend)
@@ -712,25 +735,23 @@ class _QuadraticProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
         if not geom.is_identity:
             Uc = geom.rows(Uc)
         ranks = self._quadratic_ranks(d)
-        table = None
-        if len(ranks) > 1:
-            m, table = _choose_subspace_rank(self, Uc, Y, ranks, folds, xp)
-        else:
-            m = ranks[0]
-        Yc = Y - Y.mean(axis=0) if fit_intercept else Y
-        C = _phd_directions(Uc, Yc, m, xp)
-        sol, gammas, best, solutions = _fit_subspace(self, Uc, Y, folds, C, xp)
-        Q, w = _subspace_coefficients(sol.coef, C, float(gammas[best]), xp)
+        white = _Whitened(Uc, xp, _eig_backend(self, xp))
+        choice = _refit_select(self, Uc, Y, ranks, folds, xp, white)
+        sol, C = _fit_selected_subspace(self, Uc, Y, folds, choice, xp, white=white)
+        m, g = choice["m"], choice["gamma"]
+        Q, w = _subspace_coefficients(sol.coef, C, g, xp)
         if self._is_classifier:
             fitted = _linear_decision_rows(Uc, w, sol.intercept) + _quadratic.quadratic_form_rows(
                 Uc, Q
             )
             sol.calibration = _gaussian_slope_from_values(fitted, Y)
+        gammas = np.array([g])
+        table = {"ranks": choice["ranks"], "gammas": choice["gammas"], "scores": choice["scores"]}
         Q, w = geom.pull_back_quadratic(Q), geom.pull_back_linear(w)
         sol.geometry = geom
         sol.quadratic_rank = m
         sol.rank_table = table
-        return self._finish(sol, Q, w, centre, gammas, best, solutions, "subspace")
+        return self._finish(sol, Q, w, centre, gammas, 0, [sol], "subspace")
 
     # ------------------------------------------------------------------ prediction
     def _decision(self, X: Any) -> np.ndarray:
@@ -779,8 +800,10 @@ class _QuadraticProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
         out["gamma_scores"] = [s.copy() for _, s, _ in sol.all_scores]
         out["gamma_mean_scores"] = [j.copy() for _, _, j in sol.all_scores]
         table = getattr(sol, "rank_table", None)
-        if table is not None:
+        if table is not None:  # quadratic_rank: the refitting K-fold CV that chose m, gamma, alpha
             out["quadratic_ranks"] = list(table["ranks"])
+            out["refit_gammas"] = table["gammas"].copy()
+            out["refit_alphas"] = sol.refit_alphas.copy()
             out["quadratic_rank_scores"] = table["scores"].copy()
         return out
 
@@ -799,13 +822,29 @@ class _QuadraticProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
 
 
 # ---------------------------------------------------------------------------------- subspaces
-def _sorted_eig(M: Any, xp: Any, by_abs: bool) -> tuple:
+def _sorted_eig(M: Any, xp: Any, by_abs: bool, backend: Any = None) -> tuple:
     """(eigenvalues (host, descending by value or by |value|), eigenvectors as columns in M's
-    namespace, in that order) of the symmetric part of M."""
-    lam, V = xp.eigh(0.5 * (M + M.T))
-    lam = np.asarray(to_numpy(lam), dtype=np.float64)
+    namespace, in that order) of the symmetric part of M. Host matrices go through the
+    backend's symmetric eigensolver (the Rust core's is several times faster than LAPACK's
+    here), shifted to be positive semi-definite because it clamps negative eigenvalues."""
+    S = 0.5 * (M + M.T)
+    if backend is None or xp.is_torch:
+        lam, V = xp.eigh(S)
+        lam = np.asarray(to_numpy(lam), dtype=np.float64)
+    else:
+        d = S.shape[0]
+        shift = 1.01 * float(np.sqrt((S * S).sum())) + 1e-300
+        lam, V, _ = backend.spectrum(S + shift * np.eye(d), np.zeros((d, 1)))
+        lam = np.asarray(lam, dtype=np.float64) - shift
     order = np.argsort(-np.abs(lam) if by_abs else -lam, kind="stable")
     return lam[order], V[:, xp.index(order)]
+
+
+def _eig_backend(est: Any, xp: Any) -> Any:
+    """The backend module whose eigensolver `_sorted_eig` uses for host arrays."""
+    from ._backends import get_backend
+
+    return None if xp.is_torch else get_backend(_stats_backend(est, xp))
 
 
 def _orthonormal(C: Any, xp: Any) -> Any:
@@ -818,7 +857,40 @@ def _orthonormal(C: Any, xp: Any) -> Any:
     return C @ ((E * xp.asarray(inv)) @ E.T)
 
 
-def _phd_directions(Z: Any, Yc: Any, m: int, xp: Any) -> Any:
+class _Whitened:
+    """Ridge-whitened rows w = B (z - mean), B = (S + s I)^-1/2 with S the covariance of Z and
+    s = _PHD_SHRINK x its mean eigenvalue. It uses no labels, so it is computed once from all
+    training rows and shared by every fold and target (like the centring)."""
+
+    def __init__(self, Z: Any, xp: Any, backend: Any = None) -> None:
+        n, d = Z.shape
+        self.xp, self.backend = xp, backend
+        Zc = Z - Z.mean(axis=0)
+        lam, V = _sorted_eig((Zc.T @ Zc) / n, xp, by_abs=False, backend=backend)
+        lam = np.maximum(lam, 0.0)
+        shrink = _PHD_SHRINK * float(lam.mean()) if lam.mean() > 0 else 1.0
+        self.B = (V * xp.asarray(1.0 / np.sqrt(lam + shrink))) @ V.T
+        self.W = Zc @ self.B
+
+    def directions(self, Yc: Any, m: int, rows: Any = None) -> Any:
+        """`_phd_directions` from the targets Yc of `rows` (None: all rows)."""
+        xp = self.xp
+        W = self.W if rows is None else self.W[rows]
+        n, d = W.shape
+        k = Yc.shape[1]
+        if k == 1:
+            M = W.T @ (W * Yc[:, :1]) / n
+            _, P = _sorted_eig(M, xp, by_abs=True, backend=self.backend)
+        else:
+            M2 = xp.zeros((d, d))
+            for t in range(k):
+                Mt = W.T @ (W * Yc[:, t : t + 1]) / n
+                M2 += Mt @ Mt
+            _, P = _sorted_eig(M2, xp, by_abs=False, backend=self.backend)
+        return _orthonormal(self.B @ P[:, : max(1, min(int(m), d))], xp)
+
+
+def _phd_directions(Z: Any, Yc: Any, m: int, xp: Any, backend: Any = None) -> Any:
     """(d, m) orthonormal covectors spanning the quadratic block's subspace, from the rows
     Z (n, d; the metric's coordinates) and centred targets Yc (n, k).
 
@@ -832,24 +904,7 @@ def _phd_directions(Z: Any, Yc: Any, m: int, xp: Any) -> Any:
     (S ~ I) this is plain pHd in whitened coordinates, an affine-equivariant reduction.
     Cost: O(n d^2) for S, the whitened rows and each M_t, plus two d x d eigendecompositions.
     """
-    n, d = Z.shape
-    Zc = Z - Z.mean(axis=0)
-    lam, V = _sorted_eig((Zc.T @ Zc) / n, xp, by_abs=False)
-    lam = np.maximum(lam, 0.0)
-    shrink = _PHD_SHRINK * float(lam.mean()) if lam.mean() > 0 else 1.0
-    B = (V * xp.asarray(1.0 / np.sqrt(lam + shrink))) @ V.T
-    W = Zc @ B
-    k = Yc.shape[1]
-    if k == 1:
-        M = W.T @ (W * Yc[:, :1]) / n
-        _, P = _sorted_eig(M, xp, by_abs=True)
-    else:
-        M2 = xp.zeros((d, d))
-        for t in range(k):
-            Mt = W.T @ (W * Yc[:, t : t + 1]) / n
-            M2 += Mt @ Mt
-        _, P = _sorted_eig(M2, xp, by_abs=False)
-    return _orthonormal(B @ P[:, : max(1, min(int(m), d))], xp)
+    return _Whitened(Z, xp, backend).directions(Yc, m)
 
 
 class _SubspaceFeatureMap:
@@ -907,35 +962,6 @@ def _stats_backend(est: Any, xp: Any) -> str:
     return "auto" if est.backend == "torch" else est.backend
 
 
-def _fit_subspace(
-    est: Any, Z: Any, Y: Any, folds: Optional[np.ndarray], C: Any, xp: Any, quiet: bool = False
-):
-    """Exact ridge on [z, sqrt(gamma) phi_quad(C^T z)] (Q restricted to span(C), the same
-    penalty as the full probe: ||w||^2 + ||Q||_F^2 / gamma with C orthonormal), alpha by the
-    estimator's cv (exact: GCV, LOO or K-fold on these statistics) and gamma from its grid.
-    One pass over the rows for the statistics (width d + m(m+1)/2), one eigendecomposition
-    of that width per gamma. Returns (solution, gammas, best, solutions)."""
-    n = Z.shape[0]
-    d = Z.shape[1]
-    base = SufficientStats(est._n_folds(), _stats_backend(est, xp))
-    for sl, F in _feature_blocks(Z, _SubspaceFeatureMap(C, 1.0)):
-        base._accumulate_validated(F, Y[sl], None if folds is None else folds[sl])
-    gammas = est._gamma_values(float((Z * Z).sum()) / n)
-    explicit = est._explicit_alphas()
-
-    def fit_one(g: float) -> _Solution:
-        scale = float(np.sqrt(g))
-        fs = _scaled_columns(base, d, scale)
-        fmap = _SubspaceFeatureMap(C, scale)
-        return est._ridge_solve(fs, (Z, Y, folds), explicit, feature_map=fmap, warn_edges=False)
-
-    gammas, solutions, best = est._search_gammas(gammas, fit_one)
-    sol = solutions[best]
-    if not quiet:
-        est._warn_edges(sol, gammas, solutions, best)
-    return sol, gammas, best, solutions
-
-
 def _subspace_coefficients(coef: Any, C: Any, gamma: float, xp: Any) -> tuple:
     """(Q (k, d, d), w (d, k)) of coefficients on `_SubspaceFeatureMap` features."""
     d, m = C.shape
@@ -950,59 +976,198 @@ def _linear_decision_rows(Z: Any, w: Any, b: Any) -> Any:
     return Z @ w + b
 
 
-def _choose_subspace_rank(est: Any, Z: Any, Y: Any, ranks: list, folds, xp: Any) -> tuple:
-    """The subspace dimension m by refitting K-fold CV: in each fold the subspace is
-    re-estimated from the training rows only (its choice uses their labels, so in-sample CV
-    would favour the largest m), the ridge is solved on them for a relative alpha grid, and
-    the squared error of the held-out rows is summed over folds. Gamma is held at the middle
-    of its starting grid here. Returns (m, {"ranks": ranks, "scores": -(sse / n) (M, A)})."""
-    n, d = Z.shape
-    k = Y.shape[1]
-    fit_intercept = bool(est.fit_intercept)
-    K = est._n_folds()
-    if K > 1 and folds is not None:
-        assign = np.asarray(folds)
-    else:
-        K = max(2, min(_RANK_FOLDS, n))
-        assign = np.arange(n) % K
-    m_max = max(ranks)
-    _, pair_b, _ = _quadratic.pairs(m_max)
-    g = float(np.median(est._gamma_values(float((Z * Z).sum()) / n)))
-    explicit = est._explicit_alphas()
-    A = 19 if explicit is None else explicit.size
-    sse = np.zeros((len(ranks), A))
-    name = _stats_backend(est, xp)
-    for f in range(K):
-        held = assign == f
-        if not held.any() or (~held).sum() < 2:
-            continue
-        tr = np.flatnonzero(~held)
-        tr = xp.index(tr) if xp.is_torch else tr
-        Ztr, Ytr = Z[tr], Y[tr]
-        C = _phd_directions(Ztr, Ytr - Ytr.mean(axis=0) if fit_intercept else Ytr, m_max, xp)
-        stats = SufficientStats(2, name)
-        which = held.astype(np.int64)  # fold 1: the held-out rows
-        for sl, F in _feature_blocks(Z, _SubspaceFeatureMap(C, float(np.sqrt(g)))):
-            stats._accumulate_validated(F, Y[sl], which[sl])
-        backend = stats._backend_module()
-        sxp = stats._ops()
-        for ri, m in enumerate(ranks):
-            keep = np.concatenate([np.arange(d), d + np.flatnonzero(pair_b < m)])
-            sub = _select_columns(stats, keep)
-            ne = sub.normal_equations(fit_intercept, exclude_fold=1)
-            lam, V, B = backend.spectrum(ne.gram, ne.cxy)
-            grid = explicit if explicit is not None else default_alpha_grid(ne.gram)
-            coefs, _, _ = backend.ridge_path(lam, V, B, sxp.zeros(k), grid, True)
-            icpt = ne.y_mean[None, :] - sxp.einsum("d,adk->ak", ne.x_mean, coefs)
+class _RefitCV:
+    """Refitting K-fold CV of the subspace probe (`_fit_selected_subspace`): in each fold the
+    subspace is re-estimated from the fold's training rows -- it is chosen with their labels,
+    so CV on a subspace chosen with all rows would favour whatever fits the noise (a large
+    m, a weak penalty of the quadratic block) -- the ridge is solved on them and the held-out
+    rows' squared error is summed over folds, for every m <= m_max, gamma and alpha of a
+    relative grid (alpha = multiplier x the mean eigenvalue of the fold's Gram; an explicit
+    alphas grid as given). Per fold: one pass over the rows for the statistics of the widest
+    subspace (the narrower ones are sub-blocks), then one eigendecomposition per (m, gamma).
+    """
+
+    def __init__(self, est: Any, Z: Any, Y: Any, m_max: int, folds, xp: Any,
+                 white: Optional[_Whitened] = None) -> None:
+        n, d = Z.shape
+        white = _Whitened(Z, xp, _eig_backend(est, xp)) if white is None else white
+        self.est, self.n, self.d, self.k = est, n, d, Y.shape[1]
+        self.fit_intercept = bool(est.fit_intercept)
+        K = est._n_folds()
+        if K > 1 and folds is not None:
+            assign = np.asarray(folds)
+        else:
+            K = max(2, min(_RANK_FOLDS, n))
+            assign = np.arange(n) % K
+        self.explicit = est._explicit_alphas()
+        self.n_alphas = 19 if self.explicit is None else self.explicit.size
+        _, self.pair_b, _ = _quadratic.pairs(m_max)
+        name = _stats_backend(est, xp)
+        self.folds = []
+        for f in range(K):
+            check_interrupt()  # Ctrl-C between folds
+            held = assign == f
+            if not held.any() or (~held).sum() < 2:
+                continue
+            tr = np.flatnonzero(~held)
+            tr = xp.index(tr) if xp.is_torch else tr
+            Ytr = Y[tr]
+            Yc = Ytr - Ytr.mean(axis=0) if self.fit_intercept else Ytr
+            C = white.directions(Yc, m_max, tr)
+            stats = SufficientStats(2, name)
+            which = held.astype(np.int64)  # fold 1: the held-out rows
+            for sl, F in _feature_blocks(Z, _SubspaceFeatureMap(C, 1.0)):
+                stats._accumulate_validated(F, Y[sl], which[sl])
+            self.folds.append(stats)
+
+    def _fold_parts(self, i: int) -> tuple:
+        """Per fold (cached): the training normal equations of the widest subspace and the
+        eigendecomposition of their linear block A = V diag(lam) V^T, with V^T applied to the
+        linear-quadratic block and to the linear part of X^T y."""
+        cache = self.__dict__.setdefault("_parts", {})
+        if i not in cache:
+            stats = self.folds[i]
+            sxp = stats._ops()
+            ne = stats.normal_equations(self.fit_intercept, exclude_fold=1)
+            d = self.d
+            A = 0.5 * (ne.gram[:d, :d] + ne.gram[:d, :d].T)
+            if sxp.is_torch:
+                lam, V = sxp.eigh(A)
+                cV = V.T @ ne.cxy[:d]
+            else:  # the backend's solver (the core's: faster than LAPACK's here)
+                lam, V, cV = stats._backend_module().spectrum(A, ne.cxy[:d])
+            cache[i] = (ne, lam, V, V.T @ ne.gram[:d, d:], cV)
+        return cache[i]
+
+    def sse(self, m: int, gamma: float) -> np.ndarray:
+        """(A, k) held-out squared error summed over the folds.
+
+        Each (m, gamma) is a ridge on [z, sqrt(gamma) phi_quad(C^T z)_(first m)]: solved for
+        every alpha by block elimination against the fold's one eigendecomposition of the
+        linear block (exact; O(d q^2 + q^3 + d^2 k) per alpha with q = m(m+1)/2 quadratic
+        columns, instead of a (d + q)^3 eigendecomposition per (m, gamma))."""
+        d, k = self.d, self.k
+        out = np.zeros((self.n_alphas, k))
+        quad = np.flatnonzero(self.pair_b < m)
+        keep = np.concatenate([np.arange(d), d + quad])
+        r = float(np.sqrt(gamma))
+        for i, stats in enumerate(self.folds):
+            check_interrupt()
+            ne, lam, V, BV, cV = self._fold_parts(i)
+            sxp = stats._ops()
+            qi = sxp.index(quad)
+            BVq = BV[:, qi] * r  # V^T A-block coupling (d, q)
+            Cq = ne.gram[d:, d:][qi][:, qi] * gamma
+            c2 = ne.cxy[d:][qi] * r
+            width = d + quad.size
+            trace = float(lam.sum()) + float(sxp.diagonal(Cq).sum())
+            scale = trace / width if trace > 0 else 1.0
+            grid = self.explicit if self.explicit is not None else np.logspace(-6, 3, 19) * scale
+            coefs = sxp.zeros((len(grid), width, k))
+            eye = sxp.eye(quad.size)
+            top = float(lam.max()) if lam.shape[0] else 0.0
+            tiny = top * d * np.finfo(np.float64).eps  # the core's clamp of round-off
+            lam_c = sxp.where(lam > tiny, lam, 0.0)
+            for j, alpha in enumerate(grid):
+                den = lam_c + float(alpha)
+                inv = sxp.where(den > 0, 1.0 / sxp.where(den > 0, den, 1.0), 0.0)
+                if quad.size:
+                    S = Cq + float(alpha) * eye - BVq.T @ (BVq * inv[:, None])
+                    rhs = c2 - BVq.T @ (cV * inv[:, None])
+                    try:
+                        b2 = sxp.solve(0.5 * (S + S.T), rhs)
+                    except (np.linalg.LinAlgError, RuntimeError):
+                        b2 = sxp.zeros((quad.size, k))
+                    b1 = V @ (inv[:, None] * (cV - BVq @ b2))
+                    coefs[j, :d], coefs[j, d:] = b1, b2
+                else:
+                    coefs[j, :d] = V @ (inv[:, None] * cV)
+            x_mean = ne.x_mean[sxp.index(keep)] * sxp.asarray(
+                np.concatenate([np.ones(d), np.full(quad.size, r)]))
+            sub = _scaled_columns(_select_columns(stats, keep), d, r)
+            icpt = ne.y_mean[None, :] - sxp.einsum("d,adk->ak", x_mean, coefs)
             offsets = icpt + sxp.einsum("d,adk->ak", sub.shift_x, coefs) - sub.shift_y[None, :]
-            sse[ri] += to_numpy(backend.heldout_sse(
+            out += to_numpy(sub._backend_module().heldout_sse(
                 sub.xtx[1], sub.xty[1], copy_of(sxp.diagonal(sub.yty[1])), sub.sum_x[1],
                 sub.sum_y[1], float(sub.count[1]), coefs, offsets,
-            )).sum(axis=1)  # fmt: skip
-    scores = -sse / n
-    best = scores.max(axis=1)
-    ri = int(_best_index(best, -np.asarray(ranks, dtype=np.float64)))  # ties: the smaller m
-    return ranks[ri], {"ranks": list(ranks), "scores": scores}
+            ))  # fmt: skip
+        return out
+
+
+def _refit_select(est: Any, Z: Any, Y: Any, ranks: list, folds, xp: Any,
+                  white: Optional[_Whitened] = None) -> dict:
+    """(m, gamma, alpha index) of the subspace probe by refitting K-fold CV (`_RefitCV`) on
+    the joint squared error; ties go to the smaller m, the smaller gamma, the larger alpha.
+    The default gamma grid grows at an improving edge as in `_search_gammas`. Returns
+    {"m", "gamma", "alpha_index", "ranks", "gammas", "scores" (M, G, A), "alpha_edge",
+    "gamma_edge"}."""
+    n = Z.shape[0]
+    cv = _RefitCV(est, Z, Y, max(ranks), folds, xp, white)
+    gammas = [float(g) for g in est._gamma_values(float((Z * Z).sum()) / n)]
+    table = {}
+
+    def column(g: float) -> np.ndarray:  # (M, A) joint scores of one gamma
+        if g not in table:
+            table[g] = np.stack([-cv.sse(m, g).sum(axis=1) / n for m in ranks])
+        return table[g]
+
+    grown = {"low": 0, "high": 0}
+    while True:
+        scores = np.stack([column(g) for g in gammas], axis=1)  # (M, G, A)
+        M, G, A = scores.shape
+        flat = scores.reshape(-1)
+        # preference among ties: smaller m, then smaller gamma, then larger alpha
+        mi, gi, ai = np.unravel_index(np.arange(flat.size), scores.shape)
+        order_g = np.argsort(np.argsort(gammas))
+        prefer = -(mi * G * A + order_g[gi] * A) * 1.0 + ai
+        best = int(_best_index(flat, prefer))
+        bm, bg, ba = (int(v) for v in np.unravel_index(best, scores.shape))
+        by_gamma = scores[bm].max(axis=1)  # (G,)
+        g_side = _edge_side(by_gamma, np.asarray(gammas), bg) if G > 1 else None
+        grow = est.gamma is None and g_side is not None and grown[g_side] < _GAMMA_EXTENSIONS
+        side = g_side if grow else None
+        if side is None:
+            break
+        grown[side] += 1
+        if side == "low":
+            gammas.insert(0, min(gammas) / _GAMMA_STEP)
+        else:
+            gammas.append(max(gammas) * _GAMMA_STEP)
+    a_side = _edge_side(scores[bm, bg], np.arange(A, dtype=np.float64), ba)
+    return {"m": ranks[bm], "gamma": gammas[bg], "alpha_index": ba, "ranks": list(ranks),
+            "gammas": np.asarray(gammas), "scores": scores, "alpha_edge": a_side,
+            "gamma_edge": g_side, "explicit": cv.explicit}  # fmt: skip
+
+
+def _fit_selected_subspace(est: Any, Z: Any, Y: Any, folds, choice: dict, xp: Any,
+                           quiet: bool = False, white: Optional[_Whitened] = None) -> tuple:
+    """The subspace probe on all rows at the (m, gamma, alpha) of `_refit_select`: the
+    subspace from all rows, one ridge solve. Returns (solution, C)."""
+    n, d = Z.shape
+    Yc = Y - Y.mean(axis=0) if est.fit_intercept else Y
+    white = _Whitened(Z, xp, _eig_backend(est, xp)) if white is None else white
+    C = white.directions(Yc, choice["m"])
+    base = SufficientStats(est._n_folds(), _stats_backend(est, xp))
+    scale = float(np.sqrt(choice["gamma"]))
+    fmap = _SubspaceFeatureMap(C, scale)
+    for sl, F in _feature_blocks(Z, fmap):
+        base._accumulate_validated(F, Y[sl], None if folds is None else folds[sl])
+    if choice["explicit"] is not None:
+        grid = choice["explicit"]
+    else:
+        grid = default_alpha_grid(base.normal_equations(bool(est.fit_intercept)).gram)
+    alpha = float(grid[choice["alpha_index"]])
+    sol = est._ridge_solve(base, (Z, Y, folds), np.array([alpha]), feature_map=fmap,
+                           warn_edges=False)  # fmt: skip
+    sol.refit_alphas = np.asarray(grid, dtype=np.float64)
+    if not quiet and not est._quiet_edges:
+        owner, cv = type(est).__name__, est._cv_name()
+        _warn_grid_edge(owner, "alpha", sol.refit_alphas, [choice["alpha_edge"]],
+                        choice["explicit"] is None, cv)  # fmt: skip
+        if len(choice["gammas"]) > 1:
+            _warn_grid_edge(owner, "gamma", choice["gammas"], [choice["gamma_edge"]],
+                            est.gamma is None, cv)  # fmt: skip
+    return sol, C
 
 
 def default_alpha_grid_from_trace(trace: float, p: int, n_alphas: int = 19) -> np.ndarray:
@@ -1144,11 +1309,13 @@ class QuadraticProbe(_ProbeRegressorMixin, RegressorMixin, _QuadraticProbeBase):
     ----------
     alphas : array-like of float, optional
         Ridge penalties (absolute, on the summed squared error). Default: logspace(-6, 3, 19)
-        times the mean eigenvalue of the feature Gram (relative to the data's scale).
-    gamma : float or sequence of float, optional
+        times the mean eigenvalue of the feature Gram (relative to the data's scale); a
+        choice at an improving edge gives a GridEdgeWarning.
+    gamma : float, sequence of float or "scale", optional
         Weight of the quadratic block. A sequence is searched jointly with alpha (one
-        eigendecomposition per gamma). Default None: 1 / mean ||h - mu||^2, which makes the
-        two kernel terms comparable and keeps the probe invariant to rescaling h.
+        eigendecomposition per gamma). Default None (same as "scale"): g0 = 1 / mean
+        ||h - mu||^2, which makes the two kernel terms comparable and keeps the probe
+        invariant to rescaling h. For a search pass e.g. gamma=[0.1 * g, g, 10 * g].
     cv : {"gcv", "loo"} or int, default "gcv"
         As for `LinearProbe` ("loo" needs `fit`; all modes work on both routes).
     alpha_per_target : bool, default False
@@ -1172,6 +1339,12 @@ class QuadraticProbe(_ProbeRegressorMixin, RegressorMixin, _QuadraticProbeBase):
         threads; the most for p < 2048), since K-fold keeps per-fold statistics and their
         eigendecompositions and each extra gamma copies the statistics; on the dual route
         about 8 n^2 bytes times 6-12, plus the rows and Q (d x d).
+    quadratic_rank : int, sequence of int or "auto", optional
+        Spectral cut-off of the quadratic block: Q restricted to an m-dimensional subspace
+        (module docstring). A sequence (or "auto": 1, 2, 4, 8 and min(d, 16)) is searched by
+        refitting K-fold CV, jointly with gamma and alpha (one alpha for all targets on this
+        route). None (default): the full Q. For d comparable to n use it with
+        metric="whiten" (affine-invariant) or the default metric.
     backend : {"auto", "rust", "numpy"}, default "auto"
 
     Attributes
@@ -1179,8 +1352,8 @@ class QuadraticProbe(_ProbeRegressorMixin, RegressorMixin, _QuadraticProbeBase):
     quadratic_ : (d, d) or (n_targets, d, d)
     linear_ : (d,) or (n_targets, d)
     intercept_ : float or (n_targets,)
-    alpha_, alphas_, gamma_, solver_, centre_, cv_results_, best_score_, n_features_in_,
-    stats_ (primal route)
+    alpha_, alphas_, gamma_, solver_, quadratic_rank_, centre_, cv_results_, best_score_,
+    n_features_in_, stats_ (primal route)
     """
 
 
@@ -1196,7 +1369,7 @@ class QuadraticProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _Quadrati
     Parameters
     ----------
     alphas, gamma, cv, alpha_per_target, fit_intercept, metric, reference, readout, solver,
-    memory_limit, backend
+    memory_limit, quadratic_rank, backend
         As for `QuadraticProbe`.
     scoring : {"squared_error", "accuracy", "roc_auc"}, default "squared_error"
 
