@@ -140,7 +140,7 @@ Result = tuple[float, np.ndarray]
 
 
 def run_ours(bank, HA, HB, target: str = "quotient", backend: str = "auto") -> Result:
-    from shallowprobes.transfer import QuotientAligner
+    from shallowprobes.monitors.transfer import QuotientAligner
 
     # The computation the numpy and scikit-learn pipelines below do: one map on the training
     # split (no refit on all pairs), the Euclidean quotient, no bootstrap intervals.

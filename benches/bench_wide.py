@@ -16,8 +16,8 @@ Methodology (docs/design.md §5: ratios in one run, on the same rows):
   "topic" rows are 5-way topic classification of one embedding (macro one-vs-rest AUROC).
   n is the number of training rows; AUROC is measured on 1000 (pair: 20% extra) held-out
   rows. Unlabelled rows (4 n) from the same distribution serve as the whitening reference.
-* Estimators, all at their defaults (alpha grid extended at an improving edge, default
-  gamma grid, cv="gcv"): LinearProbeClassifier; QuadraticProbeClassifier (the exact probe:
+* Estimators, all at their defaults (the 19-point alpha grid, gamma = g0, cv="gcv"):
+  LinearProbeClassifier; QuadraticProbeClassifier (the exact probe:
   dual route here, one n x n eigendecomposition per gamma); CPProbeClassifier(rank=R)
   (init="auto": the sketch start at these widths, L-BFGS polish); CP init="exact" (started
   from the exact probe; --exact-start); and the metric options: metric="whiten" (full Q),

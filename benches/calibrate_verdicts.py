@@ -155,7 +155,7 @@ def condition_table(records: list) -> list:
 
 
 def _spearman(a, b) -> float:
-    from shallowprobes.transfer import rank_correlation
+    from shallowprobes.monitors.agreement import rank_correlation
 
     ok = np.isfinite(a) & np.isfinite(b)
     return rank_correlation(a[ok], b[ok])
@@ -285,7 +285,7 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=None, help="paired rows per pair (3000)")
     parser.add_argument("--d", type=int, default=32, help="d_A (default 32)")
     args = parser.parse_args(argv)
-    from shallowprobes.transfer import DEFAULT_MIN_DECISION_AUROC
+    from shallowprobes.monitors.transfer import DEFAULT_MIN_DECISION_AUROC
 
     n_seeds = args.seeds if args.seeds is not None else (1 if args.quick else 5)
     n = args.n if args.n is not None else (1500 if args.quick else 3000)

@@ -263,7 +263,7 @@ def test_bank_mapping_and_evaluation():
 
 def test_bank_blocked_evaluation_matches_numpy(monkeypatch):
     # force many small row blocks (the real block is 4M entries / d rows)
-    import shallowprobes.bank as bank_module
+    import shallowprobes.monitors.bank as bank_module
 
     monkeypatch.setattr(bank_module, "_BLOCK_ENTRIES", 64)
     rng = np.random.default_rng(11)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import assert_rel, rel_err
 from shallowprobes import CPProbe, CPProbeClassifier, QuadraticProbeClassifier
-from shallowprobes.cp import ConvergenceWarning
+from shallowprobes.probes.cp import ConvergenceWarning
 from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
 from sklearn.linear_model import Ridge
 from sklearn.utils.estimator_checks import parametrize_with_checks

@@ -16,15 +16,15 @@ import sys
 import numpy as np
 import pytest
 import shallowprobes as sp
-from shallowprobes import _quadratic
-from shallowprobes.quadratic import _fmt_bytes
+from shallowprobes.solve import features as _quadratic
+from shallowprobes.solve.degree2 import format_bytes
 from shallowprobes.threads import set_num_threads
 
 _CHILD = r"""
 import gc, json, sys
 import numpy as np
 import shallowprobes as sp
-from shallowprobes import _quadratic
+from shallowprobes.solve import features as _quadratic
 
 
 def rss():
@@ -117,7 +117,7 @@ def test_estimate_bounds_measured_peak(name):
     assert res["solver"] == cfg["params"]["solver"]
     peak, est = res["peak"], res["estimate"]
     assert peak > 0, res
-    msg = f"{name}: measured peak {_fmt_bytes(peak)}, estimate {_fmt_bytes(est)}"
+    msg = f"{name}: measured peak {format_bytes(peak)}, estimate {format_bytes(est)}"
     assert peak <= est, msg  # never an underestimate ...
     assert est <= 2.0 * peak, msg  # ... and not a wild overestimate
 
@@ -202,7 +202,7 @@ def test_limit_just_below_primal_estimate_refuses(est_cls, cv):
         est.fit(X, yy)
     msg = str(info.value)
     assert f"d={d}" in msg and f"p={p}" in msg and f"n={n}" in msg, msg
-    assert _fmt_bytes(primal) in msg and _fmt_bytes(dual) in msg, msg
+    assert format_bytes(primal) in msg and format_bytes(dual) in msg, msg
     assert "memory_limit=" in msg, msg
     assert not hasattr(est, "n_features_in_")
     # at the estimate itself the primal route is taken
@@ -237,7 +237,7 @@ def test_limit_just_below_dual_estimate_refuses_wide_rows():
     with pytest.raises(MemoryError) as info:
         sp.QuadraticProbe(gamma=gammas, memory_limit=dual * (1 - 1e-9)).fit(X, y)
     msg = str(info.value)
-    assert "p=495" in msg and f"n={n}" in msg and _fmt_bytes(dual) in msg, msg
+    assert "p=495" in msg and f"n={n}" in msg and format_bytes(dual) in msg, msg
 
 
 def test_partial_fit_limit_just_below_primal_estimate_refuses():
@@ -248,6 +248,6 @@ def test_partial_fit_limit_just_below_primal_estimate_refuses():
     with pytest.raises(MemoryError) as info:
         sp.QuadraticProbe(cv=3, memory_limit=need * (1 - 1e-9)).partial_fit(X, y)
     msg = str(info.value)
-    assert f"p={p}" in msg and _fmt_bytes(need) in msg, msg
+    assert f"p={p}" in msg and format_bytes(need) in msg, msg
     probe = sp.QuadraticProbe(cv=3, memory_limit=need).partial_fit(X, y)
     assert probe.predict(X).shape == (50,)

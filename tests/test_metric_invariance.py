@@ -41,8 +41,8 @@ from shallowprobes import (
     QuadraticProbe,
     QuadraticProbeClassifier,
 )
-from shallowprobes.cp import ConvergenceWarning
 from shallowprobes.datasets import make_xor
+from shallowprobes.probes.cp import ConvergenceWarning
 from shallowprobes.stability import (
     Affine,
     DiagonalAffine,

@@ -27,7 +27,7 @@ from shallowprobes import (
     QuadraticProbeClassifier,
     SufficientStats,
 )
-from shallowprobes.cp import ConvergenceWarning
+from shallowprobes.probes.cp import ConvergenceWarning
 
 METRICS = ["euclidean", "standardize", "whiten", "readout"]
 ALL_CLASSES = [

@@ -19,12 +19,12 @@ import shallowprobes as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shallowprobes import datasets, metrics, stability
-from shallowprobes.cp import _CPProbeBase
 from shallowprobes.datasets import readout_equivalent_models
 from shallowprobes.errors import NonFiniteError, ParameterError
-from shallowprobes.linear import _RidgeProbeBase
-from shallowprobes.quadratic import _QuadraticProbeBase
-from shallowprobes.stats import SufficientStats
+from shallowprobes.probes.base import RidgeProbeBase
+from shallowprobes.probes.cp import CPProbeBase
+from shallowprobes.probes.quadratic import QuadraticProbeBase
+from shallowprobes.solve.stats import SufficientStats
 
 NAN, INF = float("nan"), float("inf")
 
@@ -168,7 +168,7 @@ def no_work(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("work started before the parameters were validated")
 
-    for cls in (_RidgeProbeBase, _QuadraticProbeBase, _CPProbeBase):
+    for cls in (RidgeProbeBase, QuadraticProbeBase, CPProbeBase):
         monkeypatch.setattr(cls, "_fit_rows", boom)
     monkeypatch.setattr(SufficientStats, "_accumulate_validated", boom)
     monkeypatch.setattr(SufficientStats, "update", boom)
@@ -392,7 +392,7 @@ def _bank(d=6):
     ],
 )
 def test_quotient_parameters(params, name, kind, monkeypatch):
-    from shallowprobes import quotient
+    from shallowprobes.monitors import quotient
 
     monkeypatch.setattr(quotient, "visible_covectors", lambda *a: pytest.fail("work started"))
     with pytest.raises(ParameterError) as info:
@@ -414,13 +414,13 @@ def pair():
 
 @pytest.fixture
 def no_transfer_work(monkeypatch):
-    transfer = importlib.import_module("shallowprobes.transfer")  # sp.transfer: the function
+    aligner = importlib.import_module("shallowprobes.monitors.aligner")
 
     def boom(*args, **kwargs):
         raise AssertionError("work started before the parameters were validated")
 
     for name in ("reference_moments", "_column_moments", "_alpha_grid"):
-        monkeypatch.setattr(transfer, name, boom)
+        monkeypatch.setattr(aligner, name, boom)
     monkeypatch.setattr(sp.Quotient, "fit", boom)
     monkeypatch.setattr(sp.LinearProbe, "fit", boom)
     monkeypatch.setattr(sp.LinearProbeClassifier, "fit", boom)
@@ -538,7 +538,7 @@ def test_compare_transfer_parameters(pair, kwargs, name, kind, no_transfer_work,
     ],
 )
 def test_few_label_probe_parameters(pair, kwargs, name, kind, no_transfer_work, monkeypatch):
-    transfer = importlib.import_module("shallowprobes.transfer")
+    transfer = importlib.import_module("shallowprobes.monitors.transfer")
     monkeypatch.setattr(transfer, "check_X", lambda *a, **k: pytest.fail("work started"))
     with pytest.raises(ParameterError) as info:
         sp.few_label_probe(pair.H_B, pair.labels[:, 0], **kwargs)
@@ -732,7 +732,7 @@ def test_random_parameters_fit_or_name_the_parameter(cls, data):
     params = data.draw(_drawn_params(cls), label="params")
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        warnings.simplefilter("ignore", sp.cp.ConvergenceWarning)
+        warnings.simplefilter("ignore", sp.probes.cp.ConvergenceWarning)
         try:
             est = cls(**params).fit(_HYP_X, _HYP_Y)
         except (ParameterError, TypeError, ValueError, MemoryError) as exc:

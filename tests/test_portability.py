@@ -18,7 +18,7 @@ import shallowprobes as sp
 from shallowprobes import CoverageReport, PolynomialMonitor, ProbeBank, Quotient, QuotientAligner
 from shallowprobes.datasets import concept_model_pair, readout_equivalent_models
 from shallowprobes.errors import EmptyBankError, ShallowProbesError
-from shallowprobes.transfer import DEFAULT_MIN_DECISION_AUROC, agreement_statistics
+from shallowprobes.monitors.transfer import DEFAULT_MIN_DECISION_AUROC, agreement_statistics
 
 scipy_stats = pytest.importorskip("scipy.stats")
 

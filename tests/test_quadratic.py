@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import assert_rel, rel_err
 from shallowprobes import QuadraticProbe, QuadraticProbeClassifier
-from shallowprobes import _quadratic as quad
-from shallowprobes._backends import get_backend
+from shallowprobes.backends import get_backend
+from shallowprobes.solve import features as quad
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import PolynomialFeatures

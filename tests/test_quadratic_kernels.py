@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import assert_rel, requires_rust
 from shallowprobes import get_num_threads, set_num_threads
-from shallowprobes._backends import get_backend
-from shallowprobes._numpy_backend import n_quadratic_features
+from shallowprobes.backends import get_backend
+from shallowprobes.backends.numpy_kernels import n_quadratic_features
 
 SQRT2 = math.sqrt(2.0)
 

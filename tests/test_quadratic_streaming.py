@@ -429,7 +429,7 @@ def test_streaming_never_materialises_n_by_p(monkeypatch):
     """d=64 (p=2144), n=200_000 float32 rows streamed in chunks of 20_000 with the Rust core:
     an n x p float64 feature matrix would be ~3.4 GB; numpy allocations stay far below it, and
     no array handed to or returned by the degree-2 kernels has n * p entries or more."""
-    import shallowprobes._rust_backend as rust_backend
+    import shallowprobes.backends.rust_kernels as rust_backend
 
     n, d, chunk = 200_000, 64, 20_000
     p = d + d * (d + 1) // 2

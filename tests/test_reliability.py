@@ -302,7 +302,7 @@ def test_issue_reproducer_structured_view():
 
 def test_large_odd_stride_views_are_copied_in_blocks(monkeypatch):
     """A view the core cannot read is copied block by block (never all at once)."""
-    from shallowprobes import _rust_backend
+    from shallowprobes.backends import rust_kernels as _rust_backend
 
     monkeypatch.setattr(_rust_backend, "_COPY_BLOCK_BYTES", 4096)
     seen = []

@@ -27,15 +27,10 @@ from shallowprobes import (
     QuadraticProbe,
     QuadraticProbeClassifier,
 )
-from shallowprobes import linear as linear_module
-from shallowprobes import quadratic as quadratic_module
-from shallowprobes.linear import (
-    _EXTEND_POINTS,
-    GridEdgeWarning,
-    _best_index,
-    _edge_side,
-    _select_alpha,
-)
+from shallowprobes.errors import GridEdgeWarning
+from shallowprobes.solve import degree2 as degree2_module
+from shallowprobes.solve import ridge as ridge_module
+from shallowprobes.solve.ridge import EXTEND_POINTS, best_index, edge_side, select_alpha
 
 SEARCH_FACTORS = np.array([0.1, 1.0, 10.0])
 
@@ -43,9 +38,9 @@ SEARCH_FACTORS = np.array([0.1, 1.0, 10.0])
 @pytest.fixture
 def extensions_on(monkeypatch):
     """The automatic grid extension and the 3-gamma default, as they would be switched on."""
-    monkeypatch.setattr(linear_module, "_MAX_EXTENSIONS", 2)
-    monkeypatch.setattr(quadratic_module, "_GAMMA_FACTORS", SEARCH_FACTORS)
-    monkeypatch.setattr(quadratic_module, "_GAMMA_EXTENSIONS", 2)
+    monkeypatch.setattr(ridge_module, "MAX_EXTENSIONS", 2)
+    monkeypatch.setattr(degree2_module, "GAMMA_FACTORS", SEARCH_FACTORS)
+    monkeypatch.setattr(degree2_module, "GAMMA_EXTENSIONS", 2)
 
 
 @contextlib.contextmanager
@@ -71,12 +66,12 @@ def mean_eig(X):
 def test_best_index_breaks_ties_toward_the_preferred_value():
     scores = np.array([0.9, 1.0, 1.0, 0.7, 1.0])
     alphas = np.array([1.0, 10.0, 0.1, 100.0, 3.0])
-    assert _best_index(scores, alphas) == 1  # the largest alpha among the tied
-    assert _best_index(scores, -alphas) == 2  # the smallest (gamma's rule)
+    assert best_index(scores, alphas) == 1  # the largest alpha among the tied
+    assert best_index(scores, -alphas) == 2  # the smallest (gamma's rule)
     # NaN is the worst score; ties within round-off count
-    assert _best_index(np.array([np.nan, 1.0, 1.0 + 1e-15]), np.array([5.0, 1.0, 2.0])) == 2
+    assert best_index(np.array([np.nan, 1.0, 1.0 + 1e-15]), np.array([5.0, 1.0, 2.0])) == 2
     per = np.array([[1.0, 0.2], [1.0, 0.3], [0.5, 0.3]])
-    np.testing.assert_array_equal(_best_index(per, np.array([1.0, 2.0, 3.0]), axis=0), [1, 2])
+    np.testing.assert_array_equal(best_index(per, np.array([1.0, 2.0, 3.0]), axis=0), [1, 2])
 
 
 @pytest.mark.parametrize("cv", ["loo", 4])
@@ -100,10 +95,10 @@ def test_tied_accuracy_chooses_the_largest_alpha(backend, cv):
 
 def test_tied_gammas_choose_the_smallest():
     probe = QuadraticProbe(gamma=[3.0, 1.0, 2.0])
-    from shallowprobes.linear import _Solution
+    from shallowprobes.solve.ridge import RidgeSolution
 
     def fit_one(g):
-        return _Solution(None, None, np.array([1.0]), np.array([0]), np.ones((1, 1)),
+        return RidgeSolution(None, None, np.array([1.0]), np.array([0]), np.ones((1, 1)),
                          np.ones(1))  # fmt: skip
 
     gammas, _, best = probe._search_gammas(np.array([3.0, 1.0, 2.0]), fit_one)
@@ -121,31 +116,31 @@ def test_select_alpha_extends_a_default_grid_until_the_peak_is_inside(extensions
         return s[:, None], s
 
     grid = np.logspace(-6, 3, 19)
-    alphas, per, joint, idx, edges = _select_alpha(scores, grid, True, False)
-    assert len(calls) == 2 and calls[1].size == _EXTEND_POINTS  # one extension, upwards
-    assert np.all(np.diff(alphas) > 0) and alphas.size == 19 + _EXTEND_POINTS
+    alphas, per, joint, idx, edges = select_alpha(scores, grid, True, False)
+    assert len(calls) == 2 and calls[1].size == EXTEND_POINTS  # one extension, upwards
+    assert np.all(np.diff(alphas) > 0) and alphas.size == 19 + EXTEND_POINTS
     assert np.isclose(alphas[idx[0]], 10**4.0)
     assert edges == [None]
     # an explicit grid is never extended; its edge choice is reported
-    alphas, _, _, idx, edges = _select_alpha(scores, grid, False, False)
+    alphas, _, _, idx, edges = select_alpha(scores, grid, False, False)
     assert alphas.size == 19 and idx[0] == 18 and edges == ["high"]
     # at most two extensions per side, then the edge is reported
     def far(g):
         s = -((np.log10(g) - 20.0) ** 2)
         return s[:, None], s
 
-    alphas, _, _, idx, edges = _select_alpha(far, grid, True, False)
-    assert alphas.size == 19 + 2 * _EXTEND_POINTS and edges == ["high"]
+    alphas, _, _, idx, edges = select_alpha(far, grid, True, False)
+    assert alphas.size == 19 + 2 * EXTEND_POINTS and edges == ["high"]
     assert np.isclose(alphas.max(), 1e9)
 
 
 def test_edge_side_ignores_a_plateau():
     grid = np.array([1.0, 10.0, 100.0])
-    assert _edge_side(np.array([-1.0, -2.0, -3.0]), grid, 0) == "low"
-    assert _edge_side(np.array([-3.0, -2.0, -1.0]), grid, 2) == "high"
-    assert _edge_side(np.array([-1.0, -1.0 - 1e-9, -3.0]), grid, 0) is None  # flat
-    assert _edge_side(np.array([-2.0, -1.0, -3.0]), grid, 1) is None  # interior
-    assert _edge_side(np.array([1.0]), np.array([5.0]), 0) is None  # a single value
+    assert edge_side(np.array([-1.0, -2.0, -3.0]), grid, 0) == "low"
+    assert edge_side(np.array([-3.0, -2.0, -1.0]), grid, 2) == "high"
+    assert edge_side(np.array([-1.0, -1.0 - 1e-9, -3.0]), grid, 0) is None  # flat
+    assert edge_side(np.array([-2.0, -1.0, -3.0]), grid, 1) is None  # interior
+    assert edge_side(np.array([1.0]), np.array([5.0]), 0) is None  # a single value
 
 
 def test_default_grid_reaches_below_its_start_when_needed(backend, extensions_on):

@@ -74,7 +74,7 @@ def test_backend_names():
         LinearProbe(backend="cuda").fit(np.ones((4, 2)), np.arange(4.0))
     with pytest.raises(ValueError, match="backend must be one of"):
         SufficientStats(backend="jax")
-    from shallowprobes._backends import resolve_backend
+    from shallowprobes.backends import resolve_backend
 
     X = np.zeros((3, 2))
     assert resolve_backend("auto", X).name in ("rust", "numpy")
@@ -420,7 +420,7 @@ def test_torch_path_moves_no_rows_to_host(make):
 def test_device_auroc_matches_host_with_ties(seed):
     """The on-device AUROC (one sort, average ranks for ties) equals the host formula and a
     plain pairwise count, including heavy ties, one-class and non-finite cases."""
-    from shallowprobes.linear import _roc_auc, _roc_auc_torch
+    from shallowprobes.solve.scoring import binary_roc_auc, binary_roc_auc_torch
 
     rng = np.random.default_rng(seed)
     scores = rng.integers(0, 5, size=300).astype(float)  # many ties
@@ -428,10 +428,10 @@ def test_device_auroc_matches_host_with_ties(seed):
     pos, neg = scores[positive], scores[~positive]
     diff = pos[:, None] - neg[None, :]
     pairwise = (np.sum(diff > 0) + 0.5 * np.sum(diff == 0)) / (pos.size * neg.size)
-    got = _roc_auc_torch(torch.from_numpy(scores), torch.from_numpy(positive))
+    got = binary_roc_auc_torch(torch.from_numpy(scores), torch.from_numpy(positive))
     assert got == pytest.approx(pairwise, abs=1e-12)
-    assert got == pytest.approx(_roc_auc(scores, positive), abs=1e-12)
+    assert got == pytest.approx(binary_roc_auc(scores, positive), abs=1e-12)
     one_class = torch.zeros(300, dtype=torch.bool)
-    assert np.isnan(_roc_auc_torch(torch.from_numpy(scores), one_class))
+    assert np.isnan(binary_roc_auc_torch(torch.from_numpy(scores), one_class))
     scores[3] = np.nan
-    assert np.isnan(_roc_auc_torch(torch.from_numpy(scores), torch.from_numpy(positive)))
+    assert np.isnan(binary_roc_auc_torch(torch.from_numpy(scores), torch.from_numpy(positive)))

@@ -26,8 +26,7 @@ from shallowprobes import (
     QuadraticProbeClassifier,
 )
 from shallowprobes.datasets import WideTask, make_wide_interaction
-from shallowprobes.errors import ParameterError
-from shallowprobes.linear import GridEdgeWarning
+from shallowprobes.errors import GridEdgeWarning, ParameterError
 from shallowprobes.stability import Affine, DiagonalAffine, Euclidean
 from sklearn.metrics import roc_auc_score
 
@@ -194,7 +193,7 @@ def test_polish_never_increases_its_objective_and_stops_by_the_rule(init):
 
 
 def test_max_iter_bounds_the_polish_with_a_warning():
-    from shallowprobes.cp import ConvergenceWarning
+    from shallowprobes.probes.cp import ConvergenceWarning
 
     X, y = rows(6, 300, 6)
     with pytest.warns(ConvergenceWarning, match="L-BFGS"):
@@ -314,9 +313,9 @@ def test_refitting_cv_equals_an_explicit_refit_loop():
     """The refitting K-fold CV of the subspace probe (block elimination against one
     eigendecomposition per fold) equals refitting scikit-learn's Ridge fold by fold on the
     same per-fold subspaces."""
-    from shallowprobes import _quadratic
-    from shallowprobes._backends import NUMPY_OPS
-    from shallowprobes.quadratic import _RefitCV, _SubspaceFeatureMap, _Whitened
+    from shallowprobes.backends import NUMPY_OPS
+    from shallowprobes.solve import features as _quadratic
+    from shallowprobes.solve.subspace import RefitCV, SubspaceFeatureMap, WhitenedRows
     from sklearn.linear_model import Ridge
 
     rng = np.random.default_rng(13)
@@ -325,8 +324,8 @@ def test_refitting_cv_equals_an_explicit_refit_loop():
     Z -= Z.mean(axis=0)
     Y = Z[:, :1] * Z[:, 1:2] + 0.3 * rng.normal(size=(n, 1))
     est = QuadraticProbe()
-    cv = _RefitCV(est, Z, Y, 4, None, NUMPY_OPS)
-    white = _Whitened(Z, NUMPY_OPS)
+    cv = RefitCV(est, Z, Y, 4, None, NUMPY_OPS)
+    white = WhitenedRows(Z, NUMPY_OPS)
     _, pair_b, _ = _quadratic.pairs(4)
     assign = np.arange(n) % 5
     for m, g in [(1, 0.1), (3, 1.0), (4, 0.05)]:
@@ -335,7 +334,7 @@ def test_refitting_cv_equals_an_explicit_refit_loop():
         for f in range(5):
             tr, ho = assign != f, assign == f
             C = white.directions(Y[tr] - Y[tr].mean(axis=0), 4, np.flatnonzero(tr))
-            F = _SubspaceFeatureMap(C, np.sqrt(g))(Z)[:, np.r_[0:d, d + np.flatnonzero(pair_b < m)]]
+            F = SubspaceFeatureMap(C, np.sqrt(g))(Z)[:, np.r_[0:d, d + np.flatnonzero(pair_b < m)]]
             Fc = F[tr] - F[tr].mean(axis=0)
             for j, a in enumerate(np.logspace(-6, 3, 19) * np.trace(Fc.T @ Fc) / F.shape[1]):
                 fit = Ridge(alpha=a, solver="svd").fit(F[tr], Y[tr, 0])

@@ -8,27 +8,28 @@ on the tensor's own device, as ``backend="torch"`` (chosen automatically for CUD
 # `io` is importable as shallowprobes.io but stays out of __all__, so that a *-import never
 # shadows the standard library's io.
 from . import caches, datasets, io, metrics, stability  # noqa: F401
-from ._backends import rust_available
 from ._base import NotFittedError
-from .bank import PolynomialMonitor, ProbeBank
+from .backends import rust_available
 from .caches import ActivationCache, open_cache
-from .cp import CPProbe, CPProbeClassifier
-from .linear import LinearProbe, LinearProbeClassifier, default_alpha_grid
-from .quadratic import QuadraticProbe, QuadraticProbeClassifier
-from .quotient import Quotient
-from .stats import SufficientStats
-
-# shallowprobes.sweep is the function (the module stays importable as shallowprobes.sweep only
-# through this name; use `from shallowprobes.sweep import ...` inside the package)
-from .sweep import SweepResult, sweep
-from .threads import get_num_threads, set_num_threads
-from .transfer import (
+from .monitors.bank import PolynomialMonitor, ProbeBank
+from .monitors.quotient import Quotient
+from .monitors.transfer import (
     CoverageReport,
     QuotientAligner,
     compare_transfer,
     few_label_probe,
     transfer,
 )
+from .probes.cp import CPProbe, CPProbeClassifier
+from .probes.linear import LinearProbe, LinearProbeClassifier
+from .probes.quadratic import QuadraticProbe, QuadraticProbeClassifier
+from .solve.ridge import default_alpha_grid
+from .solve.stats import SufficientStats
+
+# shallowprobes.sweep is the function (the module stays importable as shallowprobes.sweep only
+# through this name; use `from shallowprobes.sweep import ...` inside the package)
+from .sweep import SweepResult, sweep
+from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 

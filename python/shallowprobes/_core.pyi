@@ -2,7 +2,7 @@
 
 Every function releases the GIL while it computes. Arrays are float64 unless noted; X may be
 float32 or float64 in any layout whose byte strides are whole elements (the Python adapter,
-`shallowprobes._rust_backend`, copies other layouts). `cancel`, where accepted, is a uint8
+`shallowprobes.backends.rust_kernels`, copies other layouts). `cancel`, where accepted, is a uint8
 array whose first byte another thread may set to 1 to stop the call at its next check
 (KeyboardInterrupt is raised then).
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ParameterError, ShallowProbesError
-from .stats import SufficientStats
+from .solve.stats import SufficientStats
 from .threads import commit_guard
 
 __all__ = ["is_dask_array", "compute_stats", "stats_graph", "fit_estimator", "update_stats"]
@@ -332,11 +332,13 @@ def fit_estimator(est: Any, X: Any, y: Any, fold_ids: Any = None) -> Any:
     they are small and are brought to the client to build the class codes.
     """
     from ._validation import check_fold_ids
-    from .cp import _CPProbeBase
-    from .quadratic import _fmt_bytes, _quadratic, _QuadraticProbeBase
+    from .probes.cp import CPProbeBase
+    from .probes.quadratic import QuadraticProbeBase
+    from .solve import features as _quadratic
+    from .solve.degree2 import format_bytes
 
     owner = type(est).__name__
-    if isinstance(est, _CPProbeBase):
+    if isinstance(est, CPProbeBase):
         raise ParameterError(
             f"{owner}.fit does not take dask arrays: a CP probe alternates between ridge "
             "problems and needs several passes over the rows in memory. Fit it on a computed "
@@ -373,15 +375,15 @@ def fit_estimator(est: Any, X: Any, y: Any, fold_ids: Any = None) -> Any:
     elif fold_ids is not None:
         raise ValueError("fold_ids is only used with integer cv (K-fold).")
     degree = 1
-    if isinstance(est, _QuadraticProbeBase):
+    if isinstance(est, QuadraticProbeBase):
         degree = 2
         p = _quadratic.n_features(d)
         need, limit = est._bytes_primal(p), est._memory_limit()
         if est.solver == "dual" or need > limit:
             raise ParameterError(
                 f"{owner}.fit on dask arrays uses the primal route (statistics of the "
-                f"p={p:,} degree-2 features, about {_fmt_bytes(need)}; memory_limit "
-                f"{_fmt_bytes(limit)}); solver={est.solver!r}. The dual route needs the rows "
+                f"p={p:,} degree-2 features, about {format_bytes(need)}; memory_limit "
+                f"{format_bytes(limit)}); solver={est.solver!r}. The dual route needs the rows "
                 "in memory: fit on a computed subset, or use shallowprobes.sweep(...), whose "
                 "degree-2 'dual' route gathers a bounded row subset."
             )

@@ -34,7 +34,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._backends import BACKENDS, all_finite, is_torch_tensor
+from .backends import BACKENDS, all_finite, is_torch_tensor
 from .errors import (
     NonFiniteParameterError,
     ParameterError,
@@ -369,7 +369,7 @@ _NONE = _NoneConstraint()
 
 
 # ---------------------------------------------------------------------------------- checking
-def _show(value: Any) -> str:
+def shown(value: Any) -> str:
     """A short description of the value given, for messages (never a huge repr)."""
     if is_torch_tensor(value):
         if value.numel() <= 8:
@@ -412,7 +412,7 @@ def check_param(name: str, value: Any, constraints: Any, *, owner: Optional[str]
         if result is not _WRONG_TYPE:
             matched.append(result)
     prefix = f"{owner}: " if owner else ""
-    message = f"{prefix}{name} must be {_allowed(cons)}, got {_show(value)}"
+    message = f"{prefix}{name} must be {_allowed(cons)}, got {shown(value)}"
     if not matched:
         raise ParameterTypeError(message + ".")
     reason, error = next((p for p in matched if p[0]), matched[0])

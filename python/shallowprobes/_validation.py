@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._backends import all_finite, finite_max_abs, is_torch_tensor
+from .backends import all_finite, finite_max_abs, is_torch_tensor
 from .errors import NonFiniteError, ScaleError
 
 __all__ = [
@@ -43,7 +43,7 @@ def _is_sparse(obj: Any) -> bool:
     return mod.startswith("scipy.sparse") or (hasattr(obj, "tocsr") and hasattr(obj, "nnz"))
 
 
-def _torch_to_numpy(t: Any) -> np.ndarray:
+def torch_to_numpy(t: Any) -> np.ndarray:
     t = t.detach()
     if t.device.type != "cpu":
         # backend="rust"/"numpy" asked for host work on a device tensor: one copy to host.
@@ -92,7 +92,7 @@ def check_X(
     if is_torch_tensor(X):
         if keep_tensor:
             return _check_tensor_X(X, name, n_features, min_samples, owner, check_finite, degree)
-        X = _torch_to_numpy(X)
+        X = torch_to_numpy(X)
     arr = np.asarray(X)
     if arr.dtype.kind == "c":
         raise ValueError("Complex data not supported; pass real-valued activations.")
@@ -224,7 +224,7 @@ def check_targets(
     if is_torch_tensor(y) and keep_tensor:
         return _check_tensor_targets(y, n_samples, name)
     if is_torch_tensor(y):
-        y = _torch_to_numpy(y)
+        y = torch_to_numpy(y)
     arr = np.asarray(y)
     if arr.dtype.kind == "c":
         raise ValueError("Complex data not supported; targets must be real.")

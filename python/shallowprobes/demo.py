@@ -177,8 +177,9 @@ def _stability_demo() -> None:
 def _transfer_demo() -> None:
     import tempfile
 
-    from . import ProbeBank, compare_transfer, transfer
+    from . import ProbeBank, compare_transfer
     from .datasets import readout_equivalent_models
+    from .monitors import transfer
 
     print("\n8. Monitor transfer from model A to model B, no labels on B")
     pair = readout_equivalent_models(

@@ -48,8 +48,8 @@ from ._params import (
     NonFiniteParameterError,
     ParameterError,
     ParameterTypeError,
-    _show,
     check_param,
+    shown,
 )
 
 __all__ = [
@@ -239,7 +239,7 @@ def from_matrix(T: Any, v: Any = None) -> GroupElement:
     try:
         T = np.asarray(T, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ParameterTypeError(f"matrix T must be a numeric array, got {_show(T)}.") from None
+        raise ParameterTypeError(f"matrix T must be a numeric array, got {shown(T)}.") from None
     if v is None:
         if T.ndim != 2 or T.shape[0] != T.shape[1]:
             raise ParameterError(f"matrix T must be a square 2-D array, got shape {T.shape}.")
@@ -838,19 +838,19 @@ def stability_report(
         group = group()
     if not isinstance(group, GroupAction):
         raise ParameterTypeError(
-            f"group must be a GroupAction (e.g. Affine()), got {_show(group)}."
+            f"group must be a GroupAction (e.g. Affine()), got {shown(group)}."
         )
     check_param("n_draws", n_draws, [Interval("int", 1, None, desc="a positive integer")],
                 owner=owner)  # fmt: skip
     n_draws = int(n_draws)
     if not callable(getattr(estimator, "fit", None)):
-        raise ParameterTypeError(f"estimator must have a fit method, got {_show(estimator)}.")
+        raise ParameterTypeError(f"estimator must have a fit method, got {shown(estimator)}.")
     check_param("test_size", test_size,
                 [Interval("real", 0.0, 1.0, closed="neither", desc="a fraction in (0, 1)")],
                 owner=owner)  # fmt: skip
     check_param("random_state", random_state, RANDOM_STATE, owner=owner)
     if name is not None and not isinstance(name, str):
-        raise ParameterTypeError(f"name must be a string or None, got {_show(name)}.")
+        raise ParameterTypeError(f"name must be a string or None, got {shown(name)}.")
 
     X = _as_2d_float(X, "X")
     y = np.asarray(y)
@@ -862,7 +862,7 @@ def stability_report(
             readout = np.asarray(readout, dtype=np.float64)
         except (TypeError, ValueError):
             raise ParameterTypeError(
-                f"readout must be a numeric array of shape (k, {d}), got {_show(readout)}."
+                f"readout must be a numeric array of shape (k, {d}), got {shown(readout)}."
             ) from None
         if readout.ndim not in (1, 2) or readout.shape[-1] != d:
             raise ParameterError(
@@ -987,12 +987,12 @@ def compare_stability(
     """
     if not isinstance(estimators, dict) or not estimators:
         raise (ParameterError if isinstance(estimators, dict) else ParameterTypeError)(
-            f"estimators must be a non-empty dict of name -> estimator, got {_show(estimators)}."
+            f"estimators must be a non-empty dict of name -> estimator, got {shown(estimators)}."
         )
     for key, est in estimators.items():  # all of them, before the first fit
         if not callable(getattr(est, "fit", None)):
             raise ParameterTypeError(
-                f"estimators[{key!r}] must have a fit method, got {_show(est)}."
+                f"estimators[{key!r}] must have a fit method, got {shown(est)}."
             )
     kw.pop("name", None)
     return [
@@ -1013,7 +1013,7 @@ def format_reports(reports: Any, tol: float = DEFAULT_TOL) -> str:
     reports = list(reports)
     if not all(isinstance(r, StabilityReport) for r in reports):
         raise ParameterTypeError(
-            f"reports must be a StabilityReport or a sequence of them, got {_show(reports)}."
+            f"reports must be a StabilityReport or a sequence of them, got {shown(reports)}."
         )
     header = ("estimator", "group", "cond", "draws", "max change", "median", "flips", "alpha chg",
               "verdict")  # fmt: skip

@@ -38,24 +38,17 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import _quadratic
-from .bank import ProbeBank
 from .caches import DEFAULT_MEMORY_BUDGET, ActivationCache, _convert_into, open_cache
 from .errors import CacheError, NonFiniteError, ParameterError, ShallowProbesError
-from .linear import (
-    LinearProbe,
-    LinearProbeClassifier,
-    _gaussian_calibration,
-    _roc_auc,
-    _Solution,
-)
-from .quadratic import (
-    QuadraticProbe,
-    QuadraticProbeClassifier,
-    _gaussian_slope_from_values,
-    _physical_memory,
-)
-from .stats import NormalEquations, SufficientStats
+from .monitors.bank import ProbeBank
+from .probes.linear import LinearProbe, LinearProbeClassifier
+from .probes.quadratic import QuadraticProbe, QuadraticProbeClassifier
+from .solve import features as _quadratic
+from .solve.calibration import gaussian_calibration
+from .solve.degree2 import gaussian_slope_from_values, physical_memory
+from .solve.ridge import RidgeSolution
+from .solve.scoring import binary_roc_auc
+from .solve.stats import NormalEquations, SufficientStats
 
 __all__ = ["sweep", "SweepResult", "SweepTable"]
 
@@ -233,7 +226,7 @@ class _BatchMixin:
         sol = super()._ridge_solve(stats, rows, alphas, feature_map, warn_edges=warn_edges)
         raw = stats.normal_equations(fit_intercept=False) if self._slope_columns else None
         sol.column_slopes = {
-            c: _gaussian_calibration(
+            c: gaussian_calibration(
                 _ColumnView(stats, raw, c), sol.coef[:, [c]], sol.intercept[[c]]
             )
             for c in self._slope_columns
@@ -242,7 +235,7 @@ class _BatchMixin:
 
 
 class _ColumnView:
-    """What `_gaussian_calibration` reads of the statistics of target column c alone, with
+    """What `gaussian_calibration` reads of the statistics of target column c alone, with
     the raw normal equations of all columns computed once (entrywise the same numbers as
     those of `_select_targets(stats, [c])`)."""
 
@@ -498,7 +491,7 @@ def sweep(
         raise ParameterError(f"sweep: backend must be 'auto', 'rust' or 'numpy', got {backend!r}.")
     torch_device = None
     if device is not None:
-        from ._backends import torch_backend
+        from .backends import torch_backend
 
         torch_backend()  # ImportError naming the torch extra
         import torch
@@ -576,7 +569,7 @@ def sweep(
         raise ParameterError("sweep: fold_ids is only used with integer cv (K-fold).")
     # ------------------------------------------------------------ routes and memory
     K_eff = max(K, 1)
-    limit = float(stats_memory) if stats_memory is not None else 0.5 * _physical_memory()
+    limit = float(stats_memory) if stats_memory is not None else 0.5 * physical_memory()
     need = (
         sum(_stats_bytes(cache[lay].n_features, k_total, K_eff) for lay in names)
         if 1 in degrees
@@ -891,8 +884,8 @@ def _single_gamma(gamma: Any) -> bool:
     return np.atleast_1d(np.asarray(gamma)).size == 1
 
 
-def _column_solution(sol: Any, cols: list, slope: Optional[float], degree: int) -> _Solution:
-    out = _Solution(
+def _column_solution(sol: Any, cols: list, slope: Optional[float], degree: int) -> RidgeSolution:
+    out = RidgeSolution(
         np.array(sol.coef[:, cols]),
         np.array(sol.intercept[cols]),
         sol.alphas.copy(),
@@ -975,7 +968,7 @@ def _solve_dual(
         for j, t in enumerate(batch):
             slope = None
             if t.task == "classification":
-                slope = _gaussian_slope_from_values(F[:, [j]], Y[:, [cols[j]]])
+                slope = gaussian_slope_from_values(F[:, [j]], Y[:, [cols[j]]])
             est = _new_probe(t, 2, dict(common), gamma)
             est.solver = "dual"
             _adopt(est, None, t, d, _column_solution(sol, [j], slope, 2))
@@ -1041,7 +1034,7 @@ def _test_scores(
                 )
                 res = {"metric": "accuracy", "score": float(np.mean(pred == truth))}
                 if len(classes) == 2:
-                    res["auroc"] = _roc_auc(f[:, 0], truth == classes[1])
+                    res["auroc"] = binary_roc_auc(f[:, 0], truth == classes[1])
             else:
                 y = truth.astype(np.float64)
                 sst = float(((y - y.mean()) ** 2).sum())

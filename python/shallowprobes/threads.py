@@ -11,8 +11,8 @@ unchanged.
 
 from __future__ import annotations
 
-from ._backends import _rust
 from ._interrupt import cancel_flag, check_interrupt, commit_guard, interruptible
+from .backends import rust_core
 
 __all__ = [
     "set_num_threads",
@@ -32,10 +32,10 @@ def set_num_threads(n: int) -> None:
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}.")
-    if _rust is not None:
-        _rust.set_num_threads(n)
+    if rust_core is not None:
+        rust_core.set_num_threads(n)
 
 
 def get_num_threads() -> int:
     """Threads the Rust core uses (1 when the extension is unavailable)."""
-    return int(_rust.get_num_threads()) if _rust is not None else 1
+    return int(rust_core.get_num_threads()) if rust_core is not None else 1

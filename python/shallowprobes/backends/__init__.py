@@ -1,7 +1,7 @@
 """Which implementation of the numerical primitives runs: the Rust core, numpy or torch.
 
 One small module so that every estimator resolves `backend=` the same way. All backends expose
-the same functions (see `_numpy_backend`): `all_finite`, `accumulate`, `spectrum`, `spectra`,
+the same functions (see `numpy_kernels`): `all_finite`, `accumulate`, `spectrum`, `spectra`,
 `ridge_path`, `heldout_sse`, `loo_predictions`, `accumulate_quadratic`, `expand_quadratic`.
 
 Dispatch (`resolve_backend`), from the ``backend=`` parameter and the data:
@@ -26,14 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from . import _numpy_backend
+from . import numpy_kernels as _numpy_backend
+from .numpy_ops import NUMPY_OPS
 
 try:  # the compiled extension; absent only in a broken or source-only install
-    from . import _core as _rust
+    from .. import _core as rust_core
 
     _RUST_IMPORT_ERROR: Exception | None = None
 except ImportError as exc:  # pragma: no cover - exercised only without the extension
-    _rust = None  # type: ignore[assignment]
+    rust_core = None  # type: ignore[assignment]
     _RUST_IMPORT_ERROR = exc
 
 BACKENDS = ("auto", "rust", "numpy", "torch")
@@ -46,7 +47,7 @@ TORCH_MISSING = (
 
 
 def rust_available() -> bool:
-    return _rust is not None
+    return rust_core is not None
 
 
 def is_torch_tensor(obj: Any) -> bool:
@@ -69,7 +70,7 @@ def check_backend_name(name: Any) -> str:
 def torch_backend() -> ModuleType:
     """The torch backend module; ImportError naming the extra to install without torch."""
     try:
-        from . import _torch_backend as mod
+        from . import torch_kernels as mod
     except ImportError as exc:
         raise ImportError(TORCH_MISSING.format(why=f" ({exc})")) from None
     return mod
@@ -83,7 +84,7 @@ def get_backend(name: str) -> ModuleType:
         return _numpy_backend
     if name == "torch":
         return torch_backend()
-    if _rust is None:
+    if rust_core is None:
         if name == "rust":
             raise ImportError(
                 "backend='rust' was requested but the compiled extension shallowprobes._core "
@@ -112,7 +113,7 @@ def finite_max_abs(X: Any) -> float:
     for numpy arrays (any layout), on the tensor's device for torch tensors."""
     if is_torch_tensor(X):
         return torch_backend().finite_max_abs(X)
-    if _rust is not None and X.dtype.kind == "f":
+    if rust_core is not None and X.dtype.kind == "f":
         return _rust_backend().finite_max_abs(X)
     return _numpy_backend.finite_max_abs(X)
 
@@ -121,45 +122,11 @@ def all_finite(X: Any) -> bool:
     return not np.isnan(finite_max_abs(X))
 
 
-class _NumpyOps:
-    """numpy, plus the few helpers `_torch_backend.TorchOps` adds (one interface for the
-    solve code shared by the host and the torch paths)."""
 
-    is_torch = False
-    device = None
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(np, attr)
-
-    def __repr__(self) -> str:
-        return "NumpyOps"
-
-    @staticmethod
-    def all_finite(a: np.ndarray) -> bool:
-        return bool(np.isfinite(a).all())
-
-    @staticmethod
-    def eigh(a: np.ndarray):
-        return np.linalg.eigh(a)
-
-    @staticmethod
-    def solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.linalg.solve(a, b)
-
-    @staticmethod
-    def index(idx: Any) -> np.ndarray:
-        return np.asarray(idx)
-
-    @staticmethod
-    def to_numpy(a: Any) -> Any:
-        return to_numpy(a)
-
-
-NUMPY_OPS = _NumpyOps()
 
 
 def ops_of(*arrays: Any) -> Any:
-    """Array namespace of the data: `_torch_backend.TorchOps` on the device of the first torch
+    """Array namespace of the data: `torch_kernels.TorchOps` on the device of the first torch
     tensor among `arrays`, else numpy (`NUMPY_OPS`)."""
     for a in arrays:
         if is_torch_tensor(a):
@@ -191,6 +158,6 @@ def to_numpy(a: Any) -> Any:
 
 
 def _rust_backend() -> ModuleType:
-    from . import _rust_backend as mod
+    from . import rust_kernels as mod
 
     return mod

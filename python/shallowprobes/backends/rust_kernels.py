@@ -1,4 +1,4 @@
-"""The Rust core behind the same function signatures as `_numpy_backend`.
+"""The Rust core behind the same function signatures as `numpy_kernels`.
 
 Only layout adaptation happens here. X is handed over in place when the core can read it as it
 is: a float32/float64 numpy array in native byte order, aligned, whose byte strides are whole
@@ -15,8 +15,8 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from . import _core
-from ._interrupt import cancel_flag
+from .. import _core
+from .._interrupt import cancel_flag
 
 name = "rust"
 

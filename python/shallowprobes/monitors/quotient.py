@@ -7,7 +7,7 @@ For a bank V of monitors f(h) = (h-c)^T Q (h-c) + w.(h-c) + b, the *invisible* d
 Every monitor factors through the quotient H / K(V), whose coordinates are z = C^T (h - m) with
 C a basis of the span of all covectors (the w_f and the columns of the Q_f). C is found by an
 SVD with a relative cut-off. Two models need to agree only on z, not on the whole hidden
-state, for their monitors to carry over (see :mod:`shallowprobes.transfer`).
+state, for their monitors to carry over (see :mod:`shallowprobes.monitors.transfer`).
 
 Two geometries decide which directions count as "read" and how much:
 
@@ -31,9 +31,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._backends import float64_row_blocks, is_torch_tensor, ops_of, to_numpy
-from ._base import BaseEstimator, NotFittedError, user_stacklevel
-from ._params import (
+from .._base import BaseEstimator, NotFittedError, user_stacklevel
+from .._params import (
     Array,
     Interval,
     ParameterError,
@@ -41,10 +40,10 @@ from ._params import (
     params_of,
     validate_params,
 )
-from ._validation import check_X
-from .bank import PolynomialMonitor, ProbeBank, _to_numpy
-from .errors import BundleError, EmptyBankError
-from .io import (
+from .._validation import check_X
+from ..backends import float64_row_blocks, is_torch_tensor, ops_of, to_numpy
+from ..errors import BundleError, EmptyBankError
+from ..io import (
     PathLike,
     bad_field,
     json_dict,
@@ -55,8 +54,9 @@ from .io import (
     read_bundle,
     write_bundle,
 )
-from .stats import SufficientStats
-from .threads import interruptible
+from ..solve.stats import SufficientStats
+from ..threads import interruptible
+from .bank import PolynomialMonitor, ProbeBank, _to_numpy
 
 __all__ = ["Quotient", "visible_covectors", "reference_moments"]
 
@@ -357,7 +357,7 @@ class Quotient(BaseEstimator):
         validate_params(params_of(self, constraints), constraints, owner="Quotient")
         if self.device is None:
             return None
-        from ._backends import torch_backend
+        from ..backends import torch_backend
 
         torch_backend()  # clear error naming the extra when torch is missing
         import torch

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backends import is_torch_tensor, ops_of
+from ..backends import is_torch_tensor, ops_of
 
 SQRT2 = float(np.sqrt(2.0))
 # Rows of L applied at a time: bounds the temporaries of the gathers to ~32 MiB.

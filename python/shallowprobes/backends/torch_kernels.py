@@ -1,6 +1,6 @@
 """torch implementation of the numerical primitives, on the data's own device.
 
-Same function signatures and formulas as `_numpy_backend` (docs/design.md §3); results are float64
+Same function signatures and formulas as `numpy_kernels` (docs/design.md §3); results are float64
 torch tensors on the device of the tensor arguments (the accumulators for `accumulate`, the
 rows for `expand_quadratic`, the spectrum for the solves). Nothing goes through host memory
 except Python scalars (a few per call, e.g. a finiteness flag).
@@ -13,7 +13,7 @@ except Python scalars (a few per call, e.g. a finiteness flag).
 
 `TorchOps` is the small subset of the numpy namespace that the shared solve code in
 `linear`, `quadratic`, `stats` and `metrics` uses, bound to one device (see `ops_for`).
-This module imports torch at import time; `_backends.torch_backend` imports it lazily.
+This module imports torch at import time; `_backends.torch_kernels` imports it lazily.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ._interrupt import check_interrupt
-from .errors import NonFiniteError
+from .._interrupt import check_interrupt
+from ..errors import NonFiniteError
+from . import formulas
 
 name = "torch"
 
@@ -95,18 +96,11 @@ def _shape(a: Any) -> tuple:
     return tuple(a.shape) if hasattr(a, "shape") else np.shape(a)
 
 
-def _inv_shifted(lam: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
-    """(A, d): 1/(lam + alpha) where positive, else 0 (never divides by alpha alone)."""
-    den = lam[None, :] + alphas[:, None]
-    pos = den > 0
-    return torch.where(pos, 1.0 / torch.where(pos, den, torch.ones_like(den)), 0.0)
-
-
 # ---------------------------------------------------------------------------------- primitives
 def all_finite(X: Any) -> bool:
     """Whether every entry of X is finite (one pass in row blocks; one host sync)."""
     if not isinstance(X, torch.Tensor):
-        from . import _numpy_backend
+        from . import numpy_kernels as _numpy_backend
 
         return _numpy_backend.all_finite(np.asarray(X))
     X = X.detach()
@@ -120,7 +114,7 @@ def all_finite(X: Any) -> bool:
 def finite_max_abs(X: Any) -> float:
     """max |X| when every entry is finite, else nan (row blocks on X's device; one host sync)."""
     if not isinstance(X, torch.Tensor):
-        from . import _numpy_backend
+        from . import numpy_kernels as _numpy_backend
 
         return _numpy_backend.finite_max_abs(np.asarray(X))
     X = X.detach()
@@ -186,103 +180,65 @@ def _accumulate_blocks(X, Y, fold_ids, shift_x, shift_y, stats, step, features=N
         raise NonFiniteError(NON_FINITE)
 
 
-def _clamp_null(lam: torch.Tensor) -> torch.Tensor:
-    """Mask of eigenvalues below round-off (relative to the largest, times the dimension)."""
-    top = lam.amax(dim=-1, keepdim=True).clamp_min(0.0) if lam.shape[-1] else lam[..., :0]
-    return lam <= top * (lam.shape[-1] * _EPS)
-
-
+# The ridge kernels: one statement in `formulas` (shared with numpy_kernels); here only the
+# move onto the device and the row blocking.
 def spectrum(gram: Any, cxy: Any):
     """Eigendecomposition of a symmetric Gram and B = V^T cxy, near-null directions zeroed
-    (as in `_numpy_backend.spectrum`). Returns (lam ascending, V, B) on gram's device."""
+    (`formulas.clamp_spectrum`). Returns (lam ascending, V, B) on gram's device."""
     dev = device_of(gram, cxy)
-    G, C = as_f64(gram, dev), as_f64(cxy, dev)
-    lam, V = torch.linalg.eigh(G)
-    null = _clamp_null(lam)
-    lam = torch.where(null, 0.0, lam)
-    B = V.T @ C
-    B[null] = 0.0
-    return lam, V, B
+    lam, V = torch.linalg.eigh(as_f64(gram, dev))
+    return formulas.clamp_spectrum(lam, V, as_f64(cxy, dev), ops_for(dev))
 
 
 def spectra(grams: Any, cxys: Any):
     """`spectrum` of each of a stack of Grams (K, d, d) and cross-products (K, d, k), batched."""
     dev = device_of(grams, cxys)
-    G, C = as_f64(grams, dev), as_f64(cxys, dev)
-    lam, V = torch.linalg.eigh(G)
-    null = _clamp_null(lam)
-    lam = torch.where(null, 0.0, lam)
-    B = V.transpose(1, 2) @ C
-    B = torch.where(null[:, :, None], 0.0, B)
-    return lam, V, B
+    lam, V = torch.linalg.eigh(as_f64(grams, dev))
+    return formulas.clamp_spectrum(lam, V, as_f64(cxys, dev), ops_for(dev))
 
 
 def ridge_path(lam, V, B, perp, alphas, with_coefs: bool = True):
-    """Coefficients (A, d, k) or None, RSS (A, k) and dof (A,) for every alpha, vectorised
-    over alphas (formulas of `_numpy_backend.ridge_path`)."""
+    """`formulas.ridge_path` on the device of lam, V, B."""
     dev = device_of(lam, V, B)
-    lam, B, perp = as_f64(lam, dev), as_f64(B, dev), as_f64(perp, dev)
-    al = as_f64(alphas, dev).reshape(-1)
-    r = _inv_shifted(lam, al)  # (A, d)
-    pos = lam > 0
-    safe = torch.where(pos, lam, torch.ones_like(lam))
-    b2_over_lam = torch.where(pos[:, None], B * B / safe[:, None], 0.0)
-    shrink = torch.where(pos[None, :], al[:, None] * r, 0.0)
-    rss = perp[None, :] + (shrink * shrink) @ b2_over_lam
-    dof = r @ lam
-    coefs = None
-    if with_coefs:
-        coefs = as_f64(V, dev) @ (B[None, :, :] * r[:, :, None])
-    return coefs, rss, dof
+    return formulas.ridge_path(as_f64(lam, dev), as_f64(V, dev), as_f64(B, dev),
+                               as_f64(perp, dev), as_f64(alphas, dev).reshape(-1), ops_for(dev),
+                               with_coefs)  # fmt: skip
 
 
 def residual_outside_span(lam: Any, B: Any, cyy: Any) -> torch.Tensor:
-    """||yc||^2 - sum_{lam_j>0} b_j^2/lam_j, per target (see `_numpy_backend`)."""
+    """`formulas.residual_outside_span`, per target."""
     dev = device_of(lam, B)
-    pos = lam > 0
-    safe = torch.where(pos, lam, torch.ones_like(lam))
-    explained = torch.where(pos[:, None], B * B / safe[:, None], 0.0).sum(dim=0)
-    return (as_f64(cyy, dev) - explained).clamp_min(0.0)
+    return formulas.residual_outside_span(as_f64(lam, dev), as_f64(B, dev), as_f64(cyy, dev),
+                                          ops_for(dev))  # fmt: skip
 
 
 def heldout_sse(xtx, xty, yty_diag, sum_x, sum_y, n, coefs, offsets) -> torch.Tensor:
-    """Held-out SSE (A, k) of models coefs (A, d, k), offsets (A, k) on rows known through
-    their shifted statistics (formula of `_numpy_backend.heldout_sse`), batched over A."""
+    """`formulas.heldout_sse` on the device of coefs."""
     dev = device_of(coefs, xtx)
-    W, c = as_f64(coefs, dev), as_f64(offsets, dev)
-    xtx, xty = as_f64(xtx, dev), as_f64(xty, dev)
-    quad = (W * torch.matmul(xtx, W)).sum(dim=1)
-    cross = (W * xty[None]).sum(dim=1)
-    lin = as_f64(sum_y, dev)[None, :] - torch.einsum("adk,d->ak", W, as_f64(sum_x, dev))
-    out = as_f64(yty_diag, dev)[None, :] - 2.0 * cross + quad - 2.0 * c * lin + float(n) * c * c
-    return out.clamp_min(0.0)
+    return formulas.heldout_sse(
+        as_f64(xtx, dev), as_f64(xty, dev), as_f64(yty_diag, dev), as_f64(sum_x, dev),
+        as_f64(sum_y, dev), float(n), as_f64(coefs, dev), as_f64(offsets, dev), ops_for(dev),
+    )  # fmt: skip
 
 
 def loo_predictions(X, x_mean, V, lam, B, Y, y_mean, alphas, n_total, fit_intercept):
-    """Exact leave-one-out predictions (A, n, k) for rows X, on V's device (formulas of
-    `_numpy_backend.loo_predictions`); leverage-1 rows get NaN."""
+    """Exact leave-one-out predictions (A, n, k) for rows X, on V's device, block by block
+    (`formulas.loo_block`); leverage-1 rows get NaN."""
     dev = device_of(V, lam, B)
+    xp = ops_for(dev)
     V, lam, B = as_f64(V, dev), as_f64(lam, dev), as_f64(B, dev)
     x_mean, y_mean = as_f64(x_mean, dev), as_f64(y_mean, dev)
     Yd = as_f64(Y, dev)
     al = as_f64(alphas, dev).reshape(-1)
     A, n, k = al.shape[0], X.shape[0], B.shape[1]
-    R = _inv_shifted(lam, al)  # (A, d)
-    coef_z = B[None, :, :] * R[:, :, None]  # (A, d, k)
     out = torch.empty((A, n, k), dtype=F64, device=dev)
     base = 1.0 / float(n_total) if fit_intercept else 0.0
-    step = max(16, min(_rows_per_block(X.shape[1]), (1 << 22) // max(A * k, 1)))
+    step = formulas.loo_block_size(X.shape[1], A, k, cap=_rows_per_block(X.shape[1]))
     for start in range(0, n, step):
         check_interrupt()  # Ctrl-C between row blocks
         sl = slice(start, min(start + step, n))
         Z = (_rows(X, sl, dev) - x_mean) @ V
-        fitted = y_mean + torch.matmul(Z[None], coef_z)  # (A, m, k)
-        h = base + (Z * Z) @ R.T  # (m, A)
-        one_minus_h = (1.0 - h).T[:, :, None]  # (A, m, 1)
-        yb = Yd[sl][None]
-        safe = torch.where(one_minus_h > 1e-12, one_minus_h, torch.ones_like(one_minus_h))
-        loo = yb - (yb - fitted) / safe
-        out[:, sl] = torch.where(one_minus_h > 1e-12, loo, float("nan"))
+        out[:, sl] = formulas.loo_block(Z, Yd[sl], lam, B, y_mean, al, base, xp)
     return out
 
 
@@ -304,7 +260,7 @@ def _quadratic_rows_per_block(p: int) -> int:
 
 def expand_quadratic(X: Any, shift_in: Any, quad_scale: float) -> torch.Tensor:
     """Degree-2 features (n, d + d(d+1)/2) float64 of the rows of X (see
-    `_numpy_backend.expand_quadratic`), on X's device (CPU for numpy X)."""
+    `numpy_kernels.expand_quadratic`), on X's device (CPU for numpy X)."""
     n, d = _shape(X)
     dev = device_of(X, shift_in)
     shift = as_f64(shift_in, dev)
@@ -447,6 +403,10 @@ class TorchOps:
     @staticmethod
     def where(cond: torch.Tensor, a: Any, b: Any) -> torch.Tensor:
         return torch.where(cond, a, b)
+
+    @staticmethod
+    def swapaxes(a: torch.Tensor, axis1: int, axis2: int) -> torch.Tensor:
+        return torch.swapaxes(a, axis1, axis2)
 
     @staticmethod
     def stack(arrays: Any, axis: int = 0) -> torch.Tensor:

@@ -27,7 +27,7 @@ Two fitting methods, chosen by `init`.
    * "sketch": no n x n kernel and no p x p Gram. From the statistics: the covariance S of
      the rows and the label-weighted second moment M = sum_i y_i w_i w_i^T / n of the
      ridge-whitened rows w = (S + 0.1 mean-eig(S) I)^-1/2 z (principal Hessian directions;
-     `quadratic._phd_directions`); its 2R eigenvectors of largest |eigenvalue|, mapped back
+     `quadratic.phd_directions`); its 2R eigenvectors of largest |eigenvalue|, mapped back
      and orthonormalised, give a subspace C. The exact ridge probe with Q restricted to
      span(C) (features [z, sqrt(gamma) phi_quad(C^T z)], width d + R(2R + 1)) is solved on
      the core's statistics, with gamma and alpha chosen by refitting K-fold CV (the folds of
@@ -91,8 +91,10 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from . import _quadratic
-from ._backends import (
+from .._base import ClassifierMixin, RegressorMixin, user_stacklevel
+from .._params import RANDOM_STATE, Array, Interval, Options
+from .._validation import check_rows_finite
+from ..backends import (
     NUMPY_OPS,
     copy_of,
     get_backend,
@@ -102,32 +104,22 @@ from ._backends import (
     torch_backend,
     uses_torch,
 )
-from ._base import ClassifierMixin, RegressorMixin, user_stacklevel
-from ._params import RANDOM_STATE, Array, Interval, Options
-from ._validation import check_rows_finite
-from .linear import (
-    _best_index,
-    _edge_side,
-    _feature_blocks,
-    _ProbeClassifierMixin,
-    _ProbeRegressorMixin,
-    _RidgeProbeBase,
-    _Solution,
-    _warn_grid_edge,
+from ..solve import features as _quadratic
+from ..solve.degree2 import gaussian_slope_from_values
+from ..solve.ridge import RidgeSolution, best_index, edge_side, feature_blocks, warn_grid_edge
+from ..solve.stats import SufficientStats
+from ..solve.subspace import (
+    WhitenedRows,
+    eig_backend,
+    fit_selected_subspace,
+    refit_select,
+    sorted_eig,
+    subspace_coefficients,
 )
-from .quadratic import (
-    _eig_backend,
-    _fit_selected_subspace,
-    _GammaSearch,
-    _gaussian_slope_from_values,
-    _PolynomialOutputs,
-    _refit_select,
-    _sorted_eig,
-    _subspace_coefficients,
-    _Whitened,
-)
-from .stats import SufficientStats
-from .threads import check_interrupt
+from ..threads import check_interrupt
+from .base import ProbeRegressorMixin, RidgeProbeBase
+from .classifier import ProbeClassifierMixin
+from .polynomial import GammaSearch, PolynomialOutputs
 
 __all__ = ["CPProbe", "CPProbeClassifier", "ConvergenceWarning"]
 
@@ -165,7 +157,7 @@ class _CPFeatureMap:
         return np.hstack([*(P[:, r : r + 1] * Z for r in range(P.shape[1])), Z])
 
 
-class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
+class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
     """Shared machinery of the CP probes (not public)."""
 
     _feature_degree = 2  # products of inputs: degree-2 magnitude range
@@ -259,10 +251,10 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
             Y = xp.asarray(Y)
             check_rows_finite(X, tb)
         else:
-            from .stats import _host
+            from ..solve.stats import host_array
 
             xp = NUMPY_OPS
-            X, Y = _host(X), np.ascontiguousarray(to_numpy(Y), dtype=np.float64)
+            X, Y = host_array(X), np.ascontiguousarray(to_numpy(Y), dtype=np.float64)
             check_rows_finite(X, get_backend(self._host_backend()))
         n, d = X.shape
         mean = _column_mean(X, xp)
@@ -338,7 +330,7 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
                 stacklevel=user_stacklevel(),
             )
         if selections and selections[0].alphas.size > 1:  # the grid search of alpha
-            _warn_grid_edge(
+            warn_grid_edge(
                 type(self).__name__, "alpha", selections[0].alphas,
                 [h.alpha_edges[0] for h in selections], selections[0].default_grid,
                 self._cv_name(),
@@ -351,7 +343,7 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
             factors_v = geom.pull_back_linear(factors_v.reshape(-1, d).T).T.reshape(k, R, d)
             w = geom.pull_back_linear(w)
             centre = mean if self.fit_intercept else xp.zeros(d)
-        out = _Solution(w, b, chosen, np.arange(k), None, None)
+        out = RidgeSolution(w, b, chosen, np.arange(k), None, None)
         out.geometry = geom
         out.halfsteps = halfsteps
         out.centre = centre
@@ -361,7 +353,7 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
         out.init = self.init
         out.gammas = None
         if self._is_classifier:
-            out.calibration = _gaussian_slope_from_values(fitted, Y)  # on fitted's device
+            out.calibration = gaussian_slope_from_values(fitted, Y)  # on fitted's device
         return None, out
 
     # ------------------------------------------------------------------ exact / sketch start
@@ -416,8 +408,8 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
         while True:
             grid = np.asarray(gammas)
             table = np.stack([crits[g] for g in gammas])  # (G, k)
-            best = [int(_best_index(table[:, t], -grid)) for t in range(k)]
-            sides = [_edge_side(table[:, t], grid, best[t]) for t in range(k)]
+            best = [int(best_index(table[:, t], -grid)) for t in range(k)]
+            sides = [edge_side(table[:, t], grid, best[t]) for t in range(k)]
             used = {gammas[i] for i in best}
             for g in list(sols):  # keep only the fits (k x d x d each) some target uses
                 if g not in used:
@@ -450,19 +442,19 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
 
     def _start_sketch(self, Y, folds, Z, xp) -> list:
         """Per target: the exact ridge probe restricted to a 2R-dimensional subspace of
-        principal Hessian directions (`quadratic._phd_directions`), its gamma and alpha
+        principal Hessian directions (`quadratic.phd_directions`), its gamma and alpha
         chosen by refitting K-fold CV (the subspace re-estimated in each fold)."""
         n, d = Z.shape
         m = max(1, min(d, 2 * int(self.rank)))
-        white = _Whitened(Z, xp, _eig_backend(self, xp))  # no labels: shared by all targets
+        white = WhitenedRows(Z, xp, eig_backend(self, xp))  # no labels: shared by all targets
         models = []
         for t in range(Y.shape[1]):
             y = Y[:, t : t + 1]
-            choice = _refit_select(self, Z, y, [m], folds, xp, white)
-            sol, C = _fit_selected_subspace(self, Z, y, folds, choice, xp, quiet=True,
+            choice = refit_select(self, Z, y, [m], folds, xp, white)
+            sol, C = fit_selected_subspace(self, Z, y, folds, choice, xp, quiet=True,
                                             white=white)  # fmt: skip
             g = float(choice["gamma"])
-            Q, w = _subspace_coefficients(sol.coef, C, g, xp)
+            Q, w = subspace_coefficients(sol.coef, C, g, xp)
             S = C.T @ Q[0] @ C
             bg = int(np.flatnonzero(choice["gammas"] == g)[0])
             models.append({
@@ -498,21 +490,21 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
         for t, mdl in enumerate(models):
             U, V, w_t, b_t, f, it, conv = _polish(
                 Z, Y[:, t], mdl, R, bool(self.fit_intercept), int(self.max_iter),
-                float(self.tol), xp, _eig_backend(self, xp),
+                float(self.tol), xp, eig_backend(self, xp),
             )  # fmt: skip
             factors_u[t], factors_v[t] = U, V
             w[:, t], b[t] = w_t, b_t
             fitted[:, t] = f
             n_iter[t], converged[t] = it, conv
-            sel = _Solution(w_t[:, None] * 1.0, xp.asarray([b_t]) if xp.is_torch
+            sel = RidgeSolution(w_t[:, None] * 1.0, xp.asarray([b_t]) if xp.is_torch
                             else np.array([b_t]), np.asarray(mdl["alphas"], dtype=np.float64),
                             np.array([mdl["index"]]), np.asarray(mdl["scores"])[:, None],
                             np.asarray(mdl["scores"], dtype=np.float64))  # fmt: skip
             selections.append(sel)
         owner, cv = type(self).__name__, self._cv_name()
-        _warn_grid_edge(owner, "alpha", models[0]["alphas"], [m_["alpha_edge"] for m_ in models],
+        warn_grid_edge(owner, "alpha", models[0]["alphas"], [m_["alpha_edge"] for m_ in models],
                         models[0]["default_grid"], cv)  # fmt: skip
-        _warn_grid_edge(owner, "gamma", models[0]["gammas"], [m_["gamma_edge"] for m_ in models],
+        warn_grid_edge(owner, "gamma", models[0]["gammas"], [m_["gamma_edge"] for m_ in models],
                         self.gamma is None, cv)  # fmt: skip
         if not converged.all():
             warnings.warn(
@@ -528,7 +520,7 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
             factors_v = geom.pull_back_linear(factors_v.reshape(-1, d).T).T.reshape(k, R, d)
             w = geom.pull_back_linear(w)
             centre = mean if self.fit_intercept else xp.zeros(d)
-        out = _Solution(w, b, chosen, np.arange(k), None, None)
+        out = RidgeSolution(w, b, chosen, np.arange(k), None, None)
         out.geometry = geom
         out.halfsteps = selections
         out.centre = centre
@@ -538,7 +530,7 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
         out.init = init
         out.gammas = np.array([m_["gamma"] for m_ in models])
         if self._is_classifier:
-            out.calibration = _gaussian_slope_from_values(fitted, Y)  # on fitted's device
+            out.calibration = gaussian_slope_from_values(fitted, Y)  # on fitted's device
         return None, out
 
     def _initial_factor(self, X, y, centre, R, rng, xp=NUMPY_OPS) -> np.ndarray:
@@ -584,7 +576,7 @@ class _CPProbeBase(_GammaSearch, _PolynomialOutputs, _RidgeProbeBase):
         b (1,), solution). In the namespace of `fixed` (statistics on its device)."""
         fmap = _CPFeatureMap(centre, fixed)
         stats = self._new_stats(self._n_folds(), on_torch=ops_of(fixed).is_torch)
-        for sl, F in _feature_blocks(X, fmap):
+        for sl, F in feature_blocks(X, fmap):
             stats._accumulate_validated(F, y[sl], None if folds is None else folds[sl])
         sol = self._ridge_solve(stats, (X, y, folds), alphas, feature_map=fmap, warn_edges=False)
         R, d = fixed.shape
@@ -719,7 +711,7 @@ def _cp_from_symmetric(S: Any, R: int, xp: Any, backend: Any = None) -> tuple:
     c = sqrt(-l-) q-, since sym((a + c)(a - c)^T) = a a^T - c c^T. (A sum of R terms has at
     most R positive and R negative eigenvalues, so this is exact when S has; u and v have
     equal norms.) This contains the R eigenpairs of largest |eigenvalue|."""
-    lam, E = _sorted_eig(S, xp, by_abs=False, backend=backend)  # descending
+    lam, E = sorted_eig(S, xp, by_abs=False, backend=backend)  # descending
     m = lam.shape[0]
     pos = [i for i in range(m) if lam[i] > 0]
     neg = [i for i in range(m - 1, -1, -1) if lam[i] < 0]
@@ -888,7 +880,7 @@ def _cp_decision_rows(X, centre, fu, fv, w, b) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- public
-class CPProbe(_ProbeRegressorMixin, RegressorMixin, _CPProbeBase):
+class CPProbe(ProbeRegressorMixin, RegressorMixin, CPProbeBase):
     """Rank-R (CP) degree-2 probe f(h) = sum_r (u_r . z)(v_r . z) + w . z + b, z = h - mu.
 
     By default the rank-R restriction of the exact degree-2 ridge probe, started from the
@@ -932,7 +924,7 @@ class CPProbe(_ProbeRegressorMixin, RegressorMixin, _CPProbeBase):
     """
 
 
-class CPProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _CPProbeBase):
+class CPProbeClassifier(ProbeClassifierMixin, ClassifierMixin, CPProbeBase):
     """Rank-R (CP) degree-2 probe for classification: one CP probe per one-vs-rest +-1
     code column (binary: one), decision = arg-max (binary: sign). Parameters as for
     `CPProbe`, plus `scoring` as for `LinearProbeClassifier` (used by the alpha selection of
@@ -975,4 +967,4 @@ class CPProbeClassifier(_ProbeClassifierMixin, ClassifierMixin, _CPProbeBase):
         )
         self.scoring = scoring
 
-    alpha_ = _CPProbeBase.alpha_  # not the linear classifiers' (grids differ per column)
+    alpha_ = CPProbeBase.alpha_  # not the linear classifiers' (grids differ per column)

@@ -8,8 +8,8 @@ from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
 
-from . import _quadratic
-from ._backends import (
+from .._validation import check_fold_ids, check_targets, check_X, non_finite_error
+from ..backends import (
     NUMPY_OPS,
     get_backend,
     is_torch_tensor,
@@ -17,11 +17,11 @@ from ._backends import (
     torch_backend,
     uses_torch,
 )
-from ._numpy_backend import NON_FINITE
-from ._validation import check_fold_ids, check_targets, check_X, non_finite_error
-from .errors import BundleError, NonFiniteError
-from .io import open_npz, staged_file
-from .threads import commit_guard, interruptible
+from ..backends.numpy_kernels import NON_FINITE
+from ..errors import BundleError, NonFiniteError
+from ..io import open_npz, staged_file
+from ..threads import commit_guard, interruptible
+from . import features as _quadratic
 
 __all__ = ["SufficientStats", "NormalEquations"]
 
@@ -195,7 +195,7 @@ class SufficientStats:
         by Dask, row i still counted as rows_seen + i (see `shallowprobes._dask`).
         """
         # --- dask arrays (shallowprobes._dask) ---
-        from ._dask import is_dask_array, update_stats
+        from .._dask import is_dask_array, update_stats
 
         if is_dask_array(X) or is_dask_array(Y):
             return update_stats(self, X, Y, fold_ids)
@@ -235,7 +235,7 @@ class SufficientStats:
         if fresh and uses_torch(self.backend, X):
             self._device = X.device if is_torch_tensor(X) else torch_backend().device_of()
         if self._device is None:  # host statistics: host rows
-            X, Y = _host(X), _host(Y)
+            X, Y = host_array(X), host_array(Y)
         backend = self._backend_module()
         xp = self._ops()
         try:
@@ -420,12 +420,17 @@ class SufficientStats:
         """centre as a float64 (d,) array in these statistics' namespace: ParameterError
         unless it is a real 1-D vector of length n_inputs, NonFiniteError (a
         NonFiniteParameterError) for NaN or infinity."""
-        from ._params import NonFiniteParameterError, ParameterError, ParameterTypeError, _show
+        from .._params import (
+            NonFiniteParameterError,
+            ParameterError,
+            ParameterTypeError,
+            shown,
+        )
 
         d, who = self.n_inputs, "SufficientStats.recentred: "
         if centre is None or isinstance(centre, (str, bytes, bool, np.bool_)):
             raise ParameterTypeError(
-                f"{who}centre must be a real 1-D array of length {d}, got {_show(centre)}."
+                f"{who}centre must be a real 1-D array of length {d}, got {shown(centre)}."
             )
         if not is_torch_tensor(centre):
             try:
@@ -434,7 +439,7 @@ class SufficientStats:
                 raw = np.asarray(None)
             if raw.dtype.kind not in "iuf":
                 raise ParameterTypeError(
-                    f"{who}centre must be a real 1-D array of length {d}, got {_show(centre)} "
+                    f"{who}centre must be a real 1-D array of length {d}, got {shown(centre)} "
                     f"(dtype {raw.dtype})."
                 )
         elif centre.is_complex():
@@ -448,7 +453,7 @@ class SufficientStats:
             )
         if not xp.all_finite(out):
             raise NonFiniteParameterError(
-                f"{who}centre contains NaN or infinity ({_show(centre)}); it must be finite."
+                f"{who}centre contains NaN or infinity ({shown(centre)}); it must be finite."
             )
         return out
 
@@ -485,7 +490,7 @@ class SufficientStats:
 
     def _check_fold_args(self, fit_intercept: Any, exclude_fold: Any, only_fold: Any) -> None:
         """Validate the arguments of `normal_equations` (cheap: it runs once per fold)."""
-        from ._params import (
+        from .._params import (
             BOOL,
             Interval,
             ParameterError,
@@ -650,10 +655,10 @@ def _sym(a: np.ndarray) -> np.ndarray:
     return 0.5 * (a + a.T)
 
 
-def _host(a: Any) -> Any:
+def host_array(a: Any) -> Any:
     """Rows for host statistics: a torch tensor as numpy (CPU tensors are viewed, not copied)."""
     if is_torch_tensor(a):
-        from ._validation import _torch_to_numpy
+        from .._validation import torch_to_numpy
 
-        return _torch_to_numpy(a)
+        return torch_to_numpy(a)
     return a

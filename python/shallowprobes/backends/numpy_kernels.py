@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._interrupt import check_interrupt
-from .errors import NonFiniteError
+from .._interrupt import check_interrupt
+from ..errors import NonFiniteError
+from . import formulas
+from .numpy_ops import NUMPY_OPS
 
 name = "numpy"
 
@@ -91,158 +93,54 @@ def _accumulate_blocks(X, Y, fold_ids, shift_x, shift_y, stats, step, features=N
             yty[f] += yb.T @ yb
 
 
-def _clamp_tol(lam: np.ndarray) -> float:
-    top = float(lam.max()) if lam.size else 0.0
-    return max(top, 0.0) * lam.size * np.finfo(np.float64).eps
-
-
+# The ridge kernels: one statement in `formulas`, shared with torch_kernels; here only the host
+# namespace and the row blocking.
 def spectrum(gram: np.ndarray, cxy: np.ndarray):
-    """Eigendecomposition of a symmetric Gram and the target projections B = V^T cxy.
-
-    Eigenvalues below round-off (relative to the largest, times the dimension) are set to zero,
-    and so are the matching rows of B: those directions carry no signal, only rounding noise,
-    and zeroing them makes alpha = 0 give the minimum-norm least-squares solution.
-    Returns (lam ascending, V, B).
-    """
+    """Eigendecomposition of a symmetric Gram and the target projections B = V^T cxy, null
+    directions zeroed (`formulas.clamp_spectrum`). Returns (lam ascending, V, B)."""
     lam, V = np.linalg.eigh(gram)
-    tol = _clamp_tol(lam)
-    null = lam <= tol
-    lam = np.where(null, 0.0, lam)
-    B = V.T @ cxy
-    B[null] = 0.0
-    return lam, V, B
+    return formulas.clamp_spectrum(lam, V, np.asarray(cxy, dtype=np.float64), NUMPY_OPS)
 
 
 def spectra(grams: np.ndarray, cxys: np.ndarray):
     """`spectrum` of each of a stack of Grams (K, d, d) and cross-products (K, d, k)."""
-    out = [spectrum(g, c) for g, c in zip(grams, cxys)]
-    return (
-        np.stack([o[0] for o in out]),
-        np.stack([o[1] for o in out]),
-        np.stack([o[2] for o in out]),
-    )
+    lam, V = np.linalg.eigh(grams)
+    return formulas.clamp_spectrum(lam, V, np.asarray(cxys, dtype=np.float64), NUMPY_OPS)
 
 
-def _inv_shifted(lam: np.ndarray, alpha: float) -> np.ndarray:
-    """1/(lam + alpha) where positive, else 0 (pseudo-inverse; never divides by alpha alone)."""
-    den = lam + alpha
-    out = np.zeros_like(lam)
-    pos = den > 0
-    out[pos] = 1.0 / den[pos]
-    return out
-
-
-def ridge_path(
-    lam: np.ndarray,
-    V: np.ndarray,
-    B: np.ndarray,
-    perp: np.ndarray,
-    alphas: np.ndarray,
-    with_coefs: bool = True,
-):
-    """Coefficients, residual sums of squares and effective degrees of freedom for every alpha.
-
-    W(alpha) = V diag(1/(lam+alpha)) B;  dof = sum_j lam_j/(lam_j+alpha) (the intercept's +1 is
-    added by the caller). The RSS is written without cancellation:
-    RSS = perp + sum_{lam_j>0} (alpha/(lam_j+alpha))^2 b_j^2/lam_j, where perp (per target) is the
-    squared norm of the part of the centred targets outside the column space of X (see
-    `residual_outside_span`). This equals ||yc||^2 - sum_j (lam_j + 2 alpha)/(lam_j+alpha)^2 b_j^2
-    but stays accurate when alpha is tiny and the fit nearly interpolates (n < d).
-    Returns (coefs (A,d,k) or None, rss (A,k), dof (A,)).
-    """
-    A = len(alphas)
-    d, k = B.shape
-    coefs = np.empty((A, d, k)) if with_coefs else None
-    rss = np.empty((A, k))
-    dof = np.empty(A)
-    pos = lam > 0
-    b2_over_lam = np.zeros_like(B)
-    b2_over_lam[pos] = B[pos] ** 2 / lam[pos, None]
-    for a, alpha in enumerate(alphas):
-        r = _inv_shifted(lam, float(alpha))
-        if coefs is not None:
-            coefs[a] = V @ (B * r[:, None])
-        shrink = np.where(pos, alpha * r, 0.0)
-        rss[a] = perp + (shrink * shrink) @ b2_over_lam
-        dof[a] = float(lam @ r)
-    return coefs, rss, dof
+def ridge_path(lam, V, B, perp, alphas, with_coefs: bool = True):
+    """`formulas.ridge_path`: (coefs (A, d, k) or None, rss (A, k), dof (A,))."""
+    al = np.asarray(alphas, dtype=np.float64).reshape(-1)
+    return formulas.ridge_path(lam, V, B, np.asarray(perp, dtype=np.float64), al, NUMPY_OPS,
+                               with_coefs)  # fmt: skip
 
 
 def residual_outside_span(lam: np.ndarray, B: np.ndarray, cyy: np.ndarray) -> np.ndarray:
-    """||yc||^2 - sum_{lam_j>0} b_j^2/lam_j: the least-squares residual (alpha -> 0), per target."""
-    pos = lam > 0
-    explained = (B[pos] ** 2 / lam[pos, None]).sum(axis=0)
-    return np.maximum(cyy - explained, 0.0)
+    """`formulas.residual_outside_span`, per target."""
+    return formulas.residual_outside_span(lam, B, np.asarray(cyy, dtype=np.float64), NUMPY_OPS)
 
 
-def heldout_sse(
-    xtx: np.ndarray,
-    xty: np.ndarray,
-    yty_diag: np.ndarray,
-    sum_x: np.ndarray,
-    sum_y: np.ndarray,
-    n: float,
-    coefs: np.ndarray,
-    offsets: np.ndarray,
-) -> np.ndarray:
-    """Sum of squared errors of linear models on rows known only through their statistics.
-
-    The rows' statistics are of shifted data (x~ = x - s, y~ = y - t), and each model is given in
-    the same shifted frame: prediction error e = y~ - x~^T W - c~. Expanding the square:
-    SSE = y~y~ - 2 diag(W^T X~^T y~) + diag(W^T X~^T X~ W) - 2 c~ (sum y~ - W^T sum x~) + n c~^2.
-    coefs (A,d,k), offsets (A,k) -> (A,k).
-    """
-    A, _, k = coefs.shape
-    out = np.empty((A, k))
-    for a in range(A):
-        W = coefs[a]
-        c = offsets[a]
-        quad = np.einsum("ij,ij->j", W, xtx @ W)
-        cross = np.einsum("ij,ij->j", W, xty)
-        lin = sum_y - W.T @ sum_x
-        out[a] = yty_diag - 2.0 * cross + quad - 2.0 * c * lin + n * c * c
-    return np.maximum(out, 0.0)
+def heldout_sse(xtx, xty, yty_diag, sum_x, sum_y, n, coefs, offsets) -> np.ndarray:
+    """`formulas.heldout_sse`: (A, k) held-out SSE of the models on rows known through their
+    shifted statistics."""
+    return formulas.heldout_sse(xtx, xty, np.asarray(yty_diag, dtype=np.float64), sum_x, sum_y,
+                                float(n), coefs, offsets, NUMPY_OPS)  # fmt: skip
 
 
-def loo_predictions(
-    X: np.ndarray,
-    x_mean: np.ndarray,
-    V: np.ndarray,
-    lam: np.ndarray,
-    B: np.ndarray,
-    Y: np.ndarray,
-    y_mean: np.ndarray,
-    alphas: np.ndarray,
-    n_total: float,
-    fit_intercept: bool,
-) -> np.ndarray:
-    """Exact leave-one-out predictions for rows X (a chunk of the training rows).
-
-    With Z = (X - x_mean) V: fitted value yhat = y_mean + Z diag(1/(lam+a)) B, leverage
-    h = 1/n (intercept) + sum_j z_j^2/(lam_j+a), and the LOO prediction is y - (y - yhat)/(1 - h).
-    Rows whose leverage is 1 (interpolated exactly, e.g. alpha = 0 with n <= d) get NaN.
-    Returns (A, n, k).
-    """
-    A = len(alphas)
-    n = X.shape[0]
-    k = B.shape[1]
-    out = np.empty((A, n, k))
+def loo_predictions(X, x_mean, V, lam, B, Y, y_mean, alphas, n_total, fit_intercept):
+    """Exact leave-one-out predictions (A, n, k) for rows X (a chunk of the training rows),
+    block by block (`formulas.loo_block`); leverage-1 rows get NaN."""
+    al = np.asarray(alphas, dtype=np.float64).reshape(-1)
+    n, k = X.shape[0], B.shape[1]
+    out = np.empty((al.size, n, k))
     base = 1.0 / n_total if fit_intercept else 0.0
-    for start in range(0, n, _BLOCK_ROWS):
+    step = formulas.loo_block_size(X.shape[1], al.size, k, cap=_BLOCK_ROWS)
+    for start in range(0, n, step):
         check_interrupt()  # Ctrl-C between row blocks
-        stop = min(start + _BLOCK_ROWS, n)
-        Z = (X[start:stop].astype(np.float64) - x_mean) @ V
-        Z2 = Z * Z
-        yb = Y[start:stop]
-        for a, alpha in enumerate(alphas):
-            r = _inv_shifted(lam, float(alpha))
-            fitted = y_mean + Z @ (B * r[:, None])
-            h = base + Z2 @ r
-            one_minus_h = 1.0 - h
-            with np.errstate(divide="ignore", invalid="ignore"):
-                loo = yb - (yb - fitted) / one_minus_h[:, None]
-            loo[one_minus_h <= 1e-12] = np.nan
-            out[a, start:stop] = loo
+        sl = slice(start, min(start + step, n))
+        Z = (X[sl].astype(np.float64) - x_mean) @ V
+        out[:, sl] = formulas.loo_block(Z, np.asarray(Y[sl], dtype=np.float64), lam, B, y_mean,
+                                        al, base, NUMPY_OPS)  # fmt: skip
     return out
 
 

@@ -24,8 +24,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._backends import float64_row_blocks, is_torch_tensor, ops_of
-from ._params import (
+from .._params import (
     Array,
     InstanceOf,
     Interval,
@@ -34,12 +33,13 @@ from ._params import (
     ParameterError,
     ParameterIndexError,
     ParameterTypeError,
-    _show,
     check_param,
+    shown,
 )
-from ._validation import check_X
-from .errors import BundleError, EmptyBankError
-from .io import (
+from .._validation import check_X
+from ..backends import float64_row_blocks, is_torch_tensor, ops_of
+from ..errors import BundleError, EmptyBankError
+from ..io import (
     NpzMembers,
     PathLike,
     bad_field,
@@ -89,7 +89,7 @@ def _coefficients(value: Any, name: str, shape: tuple, shape_text: str = "") -> 
     arr = Array.as_array(value)
     if arr is None:
         raise ParameterTypeError(
-            f"{name} must be a real numeric array of shape {shape_text}, got {_show(value)}."
+            f"{name} must be a real numeric array of shape {shape_text}, got {shown(value)}."
         )
     arr = np.array(arr, dtype=np.float64)
     wrong = arr.ndim != len(shape) or 0 in arr.shape
@@ -107,7 +107,7 @@ def _intercept(value: Any) -> float:
     else:
         arr = Array.as_array(value)
     if arr is None or arr.size != 1:
-        raise ParameterTypeError(f"intercept must be a finite real number, got {_show(value)}.")
+        raise ParameterTypeError(f"intercept must be a finite real number, got {shown(value)}.")
     b = float(arr.reshape(()))
     if not np.isfinite(b):
         raise NonFiniteParameterError(
@@ -767,7 +767,7 @@ class ProbeBank(Mapping):
                 picked = None
         if picked is None or not all(isinstance(n, str) for n in picked):
             raise ParameterTypeError(
-                f"names must be a monitor name, a sequence of names or None, got {_show(names)}."
+                f"names must be a monitor name, a sequence of names or None, got {shown(names)}."
             )
         monitors = [self[n] for n in picked]
         X = _check_rows(H, self.n_features_in_, "this bank")

@@ -1,0 +1,640 @@
+"""The scaffolding every ridge probe shares: parameters and validation, fit / partial_fit /
+update over `SufficientStats`, the lazy solve through `solve.ridge`, device placement, and the
+regressor and classifier mixins (predict, score, decision_function, predict_proba, label
+coding). `probes.linear`, `probes.quadratic` and `probes.cp` are thin subclasses.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .._base import (
+    BaseEstimator,
+    NotFittedError,
+    streaming_method,
+)
+from .._validation import check_fold_ids, check_targets, check_X, is_torch_tensor
+from ..backends import copy_of, get_backend, ops_of, to_numpy, uses_torch
+from ..backends.numpy_kernels import residual_outside_span
+from ..errors import GridEdgeWarning  # noqa: F401 - re-exported: linear.GridEdgeWarning
+from ..solve.calibration import gaussian_calibration
+from ..solve.geometry import Geometry, check_readout, fit_geometry
+from ..solve.ridge import (
+    RidgeSolution,
+    RowMap,
+    default_alpha_grid,
+    feature_blocks,
+    kfold_spectra,
+    linear_decision,
+    select_alpha,
+    warn_grid_edge,
+)
+from ..solve.scoring import (
+    SCORINGS,
+    mean_r2,
+    score_predictions,
+)
+from ..solve.stats import SufficientStats
+from ..threads import commit_guard, interruptible
+
+
+# ---------------------------------------------------------------------------------- base
+class RidgeProbeBase(BaseEstimator):
+    """Shared machinery of the linear ridge probes (not public)."""
+
+    _is_classifier = False
+    _feature_degree = 1  # degree of the features the statistics hold (input magnitude range)
+
+    def __init__(
+        self,
+        alphas: Any = None,
+        *,
+        cv: Union[str, int] = "gcv",
+        alpha_per_target: bool = False,
+        fit_intercept: bool = True,
+        metric: str = "euclidean",
+        reference: Any = None,
+        readout: Any = None,
+        backend: str = "auto",
+    ) -> None:
+        self.alphas = alphas
+        self.cv = cv
+        self.alpha_per_target = alpha_per_target
+        self.fit_intercept = fit_intercept
+        self.metric = metric
+        self.reference = reference
+        self.readout = readout
+        self.backend = backend
+
+    # ------------------------------------------------------------------ parameters
+    def _scoring(self) -> str:
+        return "squared_error"
+
+    def _n_folds(self) -> int:
+        """Validated cv: 1 for gcv/loo, K for K-fold."""
+        cv = self.cv
+        if cv is None or (isinstance(cv, str) and cv in ("gcv", "loo")):
+            return 1
+        if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+            if cv < 2:
+                raise ValueError(f"cv={cv} folds: K-fold CV needs at least 2 folds.")
+            return int(cv)
+        raise ValueError(f"cv must be 'gcv', 'loo' or an integer K >= 2, got {cv!r}.")
+
+    def _cv_name(self) -> str:
+        return "gcv" if self.cv is None else str(self.cv)
+
+    def _param_constraints(self) -> dict:
+        """name -> constraints of every parameter (see `shallowprobes._params`)."""
+        from .._params import ALPHAS, ARRAY_LIKE, BACKEND, BOOL, CV, MATRIX, InstanceOf, Options
+        from ..solve.geometry import METRICS
+
+        return {
+            "alphas": ALPHAS,
+            "cv": CV,
+            "alpha_per_target": BOOL,
+            "fit_intercept": BOOL,
+            "metric": [Options(METRICS)],
+            "reference": [None, InstanceOf(SufficientStats, "SufficientStats"), MATRIX],
+            "readout": [None, ARRAY_LIKE],
+            "backend": BACKEND,
+        }
+
+    def _check_params(self) -> None:
+        """Validate every parameter (ParameterError naming it) before any work."""
+        from .._params import Options, ParameterError, check_param, params_of, validate_params
+
+        owner = type(self).__name__
+        constraints = self._param_constraints()
+        validate_params(params_of(self, constraints), constraints, owner=owner)
+        scoring = self._scoring()
+        check_param("scoring", scoring, [Options(SCORINGS)], owner=owner)
+        if self.reference is not None and self.metric != "whiten":
+            raise ParameterError(
+                f'reference= is used by metric="whiten" only (metric={self.metric!r}).'
+            )
+        if self.readout is not None and self.metric != "readout":
+            raise ParameterError(
+                f'readout= is used by metric="readout" only (metric={self.metric!r}).'
+            )
+        if self.metric == "readout" and self.readout is None:
+            raise ParameterError(
+                'metric="readout" needs the model\'s readout matrix: pass readout=W with W of '
+                "shape (m, d) (logits = W h + b)."
+            )
+        get_backend(self.backend)  # ImportError naming the extra when torch is missing
+        if scoring != "squared_error" and self._cv_name() == "gcv":
+            raise ParameterError(
+                f"scoring={scoring!r} needs held-out decision values, which GCV does not give: "
+                "use cv='loo' or an integer number of folds."
+            )
+
+    def _explicit_alphas(self) -> Optional[np.ndarray]:
+        if self.alphas is None:
+            return None
+        if is_torch_tensor(self.alphas):
+            alphas = self.alphas.detach().cpu().numpy()
+        else:
+            alphas = self.alphas
+        try:
+            arr = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise ValueError(f"alphas must be numbers, got {self.alphas!r}.") from None
+        if arr.ndim != 1 or arr.size == 0:
+            raise ValueError(f"alphas must be a non-empty 1-D sequence, got shape {arr.shape}.")
+        if not np.isfinite(arr).all() or (arr < 0).any():
+            raise ValueError(f"alphas must be finite and >= 0, got {arr}.")
+        return arr
+
+    # ------------------------------------------------------------------ fitting
+    def _prepare_targets(
+        self, y: Any, n: int, *, first: bool, classes: Any = None, keep_tensor: bool = False
+    ):
+        """Return (Y float64 (n,k), labels or None, state dict) for this estimator type.
+        keep_tensor: a torch y stays a tensor on its device (the torch backend)."""
+        Y, one_d = check_targets(y, n, owner=type(self).__name__, keep_tensor=keep_tensor)
+        return Y, None, {"y_1d": one_d}
+
+    @interruptible
+    def fit(self, X: Any, y: Any, fold_ids: Any = None) -> RidgeProbeBase:
+        """Fit on all rows at once, selecting alpha by the chosen cv.
+
+        fold_ids (optional, with integer cv=K): the fold of each row, e.g. to keep all rows of
+        one document in one fold. By default row i goes to fold i % K.
+
+        X may be a dask array: statistics are computed per block on the workers and only
+        they reach the client (see `shallowprobes._dask.fit_estimator`).
+        """
+        self._check_params()
+        # --- dask arrays: per-block statistics on the workers (shallowprobes._dask) ---
+        from .._dask import fit_estimator, is_dask_array
+
+        if is_dask_array(X):
+            return fit_estimator(self, X, y, fold_ids)
+        # --- end dask ---
+        # One pass over X checks finiteness and magnitude (the kernels also catch NaN/inf).
+        on_torch = uses_torch(self.backend, X)
+        Xa = check_X(
+            X, min_samples=2, owner=type(self).__name__, keep_tensor=on_torch,
+            degree=self._feature_degree,
+        )  # fmt: skip
+        self._check_metric_inputs(Xa.shape[1])
+        n = Xa.shape[0]
+        Y, labels, state = self._prepare_targets(y, n, first=True, keep_tensor=on_torch)
+        K = self._n_folds()
+        if K > 1:
+            if K > n:
+                raise ValueError(f"cv={K} folds but only {n} samples; use cv <= n_samples.")
+            folds = (
+                np.arange(n, dtype=np.int64) % K
+                if fold_ids is None
+                else check_fold_ids(fold_ids, n, K)
+            )
+        else:
+            if fold_ids is not None:
+                raise ValueError("fold_ids is only used with integer cv (K-fold).")
+            folds = None
+        stats, solution = self._fit_rows(Xa, Y, folds)
+        # Commit only after everything succeeded: a failed (or interrupted) fit leaves the
+        # estimator as it was.
+        with commit_guard():
+            self._stats = stats
+            self._solution_cache = solution
+            self._target_state = state
+            self.n_features_in_ = Xa.shape[1]
+        return self
+
+    def _check_partial_fit(self, first: bool) -> None:
+        """Hook: raise if this estimator cannot stream (e.g. a dual-route solve)."""
+
+    def _new_stats(self, n_folds: int) -> SufficientStats:
+        return SufficientStats(n_folds, self.backend)
+
+    def _fit_rows(self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]):
+        """(statistics, solution) from validated rows; subclasses may solve without statistics."""
+        stats = self._new_stats(self._n_folds())
+        stats._accumulate_validated(X, Y, folds)
+        return stats, self._solve(stats, rows=(X, Y, folds))
+
+    def _streams(self) -> bool:
+        """Whether rows can be added chunk by chunk (`partial_fit`)."""
+        return True
+
+    def _no_stream_reason(self) -> str:
+        return f"{type(self).__name__} has no partial_fit."
+
+    @streaming_method
+    @interruptible
+    def partial_fit(self, X: Any, y: Any, **kwargs: Any) -> RidgeProbeBase:
+        """Add a chunk of rows to the statistics; the solve happens at first use.
+
+        With integer cv=K, row i (counted across all chunks) goes to fold i % K, so any
+        chunking gives the same result as `fit` on the concatenated rows.
+        """
+        self._check_params()
+        first = getattr(self, "_stats", None) is None
+        self._check_partial_fit(first)
+        n_features = None if first else self.n_features_in_
+        on_torch = uses_torch(self.backend, X) if first else self._stats._keeps_tensors(X)
+        Xa = check_X(
+            X, n_features=n_features, owner=type(self).__name__, keep_tensor=on_torch,
+            degree=self._feature_degree,
+        )  # fmt: skip
+        if first:
+            self._check_metric_inputs(Xa.shape[1])
+        Y, labels, state = self._prepare_targets(
+            y, Xa.shape[0], first=first, classes=kwargs.get("classes"), keep_tensor=on_torch
+        )
+        K = self._n_folds()
+        if first:
+            stats = self._new_stats(K)
+        else:
+            stats = self._stats
+            if stats.n_folds != K:
+                raise ValueError(
+                    f"cv changed from {stats.n_folds} to {K} fold(s) between partial_fit calls; "
+                    "call fit() or start a new estimator."
+                )
+            if Y.shape[1] != stats.n_targets:
+                raise ValueError(
+                    f"y has {Y.shape[1]} target column(s) but earlier chunks had {stats.n_targets}."
+                )
+        folds = None
+        if K > 1:
+            folds = (np.arange(stats.rows_seen, stats.rows_seen + Xa.shape[0]) % K).astype(np.int64)
+        if not first:
+            # derived from the statistics, recomputed lazily: dropped before they change, so
+            # an interrupted update never leaves a stale solution next to new statistics
+            self._solution_cache = None
+        stats._accumulate_validated(Xa, Y, folds)  # all-or-nothing
+        if first:
+            with commit_guard():
+                self._stats = stats
+                self._solution_cache = None
+                self._target_state = state
+                self.n_features_in_ = Xa.shape[1]
+        return self
+
+    def _solution(self) -> RidgeSolution:
+        sol = getattr(self, "_solution_cache", None)
+        if sol is not None:
+            return sol
+        stats = getattr(self, "_stats", None)
+        if stats is None:
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' or "
+                "'partial_fit' with appropriate arguments before using this estimator."
+            )
+        self._check_params()
+        if stats.n_samples < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 samples to solve; got "
+                f"{stats.n_samples} sample(s) so far."
+            )
+        sol = interruptible(self._solve)(stats, rows=None)
+        with commit_guard():
+            self._solution_cache = sol
+        return sol
+
+    def _check_metric_inputs(self, d: int) -> None:
+        """Fail before any work when readout= / reference= do not match X's width, or hold
+        NaN / infinity (ParameterError; NonFiniteParameterError for non-finite entries)."""
+        from .._params import NonFiniteParameterError, ParameterError
+        from ..backends import all_finite
+
+        if self.metric == "readout":
+            check_readout(self.readout, d)
+        ref = self.reference
+        if ref is None:
+            return
+        from ..solve.stats import SufficientStats as _Stats
+
+        if isinstance(ref, _Stats):
+            if ref.n_inputs != d:
+                raise ParameterError(
+                    f"reference statistics have {ref.n_inputs} inputs but X has {d} features."
+                )
+            if ref.n_samples < 2:
+                raise ParameterError(
+                    f"reference statistics hold {ref.n_samples} row(s); the whitening "
+                    "covariance needs a minimum of 2."
+                )
+            return
+        if np.ndim(ref) == 2 and np.shape(ref)[1] != d:
+            raise ParameterError(
+                f"reference has {np.shape(ref)[1]} features, but X has {d}: the reference "
+                "rows must be activations of the same hidden units."
+            )
+        try:
+            R = check_X(ref, name="reference", n_features=d, min_samples=2, owner="the probe",
+                        check_finite=False, keep_tensor=is_torch_tensor(ref))  # fmt: skip
+        except ValueError as exc:
+            raise ParameterError(f"reference (the whitening rows) is invalid: {exc}") from None
+        if not all_finite(R):
+            raise NonFiniteParameterError(
+                "reference contains NaN or infinity; the reference rows must be finite."
+            )
+
+    def _geometry(self, covariance: Any, d: int, xp: Any = None) -> Geometry:
+        """The fitted metric (see `shallowprobes.metrics`); covariance() gives the training
+        rows' centred covariance when the metric needs it. xp: the namespace of the fit."""
+        return fit_geometry(
+            self.metric,
+            covariance,
+            d,
+            reference=self.reference,
+            readout=self.readout,
+            backend=self.backend,
+            xp=xp,
+        )
+
+    def _solve(self, stats: SufficientStats, rows: Optional[tuple]) -> RidgeSolution:
+        geom = self._geometry(stats.input_covariance, stats.n_inputs, xp=stats._ops())
+        if geom.is_identity:
+            sol = self._ridge_solve(stats, rows, self._explicit_alphas())
+        else:
+            # ridge on the features A x, from the exactly transformed statistics
+            fmap = RowMap(geom, stats.n_inputs)
+            sol = self._ridge_solve(
+                geom.transform_stats(stats, 1), rows, self._explicit_alphas(), feature_map=fmap
+            )
+            sol.coef = geom.pull_back_linear(sol.coef)
+        sol.geometry = geom
+        return sol
+
+    def _ridge_solve(
+        self,
+        stats: SufficientStats,
+        rows: Optional[tuple],
+        alphas: Optional[np.ndarray],
+        feature_map: Optional[Any] = None,
+        warn_edges: bool = True,
+    ) -> RidgeSolution:
+        """Ridge on the features whose (degree-1) statistics are `stats`, alpha chosen by CV.
+
+        rows = (X, Y, folds) of the training data when available (LOO and decision-value
+        scoring need them); feature_map turns a block of X rows into the features the
+        statistics describe (None: the rows are the features).
+
+        Selection: the best CV score; exact ties go to the larger alpha (more regularisation).
+        The default grid (alphas=None) can be extended, 3 decades at a time and at most
+        MAX_EXTENSIONS times per side (0 today: off, see `MAX_EXTENSIONS`), while the choice
+        sits at an edge with the score still improving there (all from the one spectrum). A
+        choice left at an edge of its grid gives a GridEdgeWarning (warn_edges=False: only
+        recorded in sol.alpha_edges, for callers that choose among several solutions and warn
+        about the one they keep).
+        """
+        backend = stats._backend_module()
+        xp = stats._ops()
+        fit_intercept = bool(self.fit_intercept)
+        scoring = self._scoring()
+        cv_name = self._cv_name()
+        ne = stats.normal_equations(fit_intercept)
+        if not (xp.all_finite(ne.gram) and xp.all_finite(ne.cxy)):
+            raise ValueError(
+                "the Gram matrix overflowed float64: some features or targets have magnitude "
+                "around 1e150 or more. Rescale X (and y) before fitting."
+            )
+        fold_specs = None
+        if cv_name not in ("gcv", "loo"):
+            (lam, V, B), fold_specs = kfold_spectra(stats, ne, fit_intercept, backend)
+        else:
+            lam, V, B = backend.spectrum(ne.gram, ne.cxy)
+        default_grid = alphas is None
+        if default_grid:
+            alphas = default_alpha_grid(ne.gram)
+        alphas = np.asarray(alphas, dtype=np.float64)
+        k = B.shape[1]
+        # Residual degrees of freedom left at alpha -> 0, and the part of y outside the span of
+        # X (exactly zero when the rows are interpolated): both enter GCV without cancellation.
+        rank = int((lam > 0).sum())
+        free = ne.n - (1.0 if fit_intercept else 0.0) - rank
+        span = backend.residual_outside_span if xp.is_torch else residual_outside_span
+        perp = span(lam, B, ne.cyy) if free > 0 else xp.zeros(k)
+
+        def scores(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """(per (A, k), joint (A,)) CV scores of the alphas in `grid`."""
+            if cv_name == "gcv":
+                _, rss, _ = backend.ridge_path(lam, V, B, perp, grid, False)
+                rss = to_numpy(rss)
+                lam_pos = to_numpy(lam[lam > 0])
+                resid_dof = np.array(
+                    [max(free, 0.0) + float(np.sum(a / (lam_pos + a))) if a > 0 else free
+                     for a in grid]
+                )  # fmt: skip
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    gcv = ne.n * rss / (resid_dof * resid_dof)[:, None]
+                gcv[resid_dof <= 0] = np.inf
+                per = -gcv
+                return per, per.mean(axis=1)
+            if cv_name == "loo":
+                if rows is None:
+                    raise ValueError(
+                        "cv='loo' needs the training rows, which partial_fit does not keep; "
+                        "use cv='gcv' or an integer number of folds with partial_fit, or call "
+                        "fit()."
+                    )
+                X, Y, _ = rows
+                preds = xp.empty((len(grid), X.shape[0], k))
+                for sl, F in feature_blocks(X, feature_map):
+                    preds[:, sl] = backend.loo_predictions(
+                        F, ne.x_mean, V, lam, B, Y[sl], ne.y_mean, grid, ne.n, fit_intercept
+                    )
+                return score_predictions(preds, Y, scoring)
+            return self._kfold_scores(stats, grid, rows, backend, scoring, fold_specs,
+                                      feature_map)  # fmt: skip
+
+        alphas, per, joint, idx, edges = select_alpha(
+            scores, alphas, default_grid, bool(self.alpha_per_target)
+        )
+        if warn_edges:
+            warn_grid_edge(type(self).__name__, "alpha", alphas, edges, default_grid, cv_name)
+        chosen = np.unique(idx)
+        coefs, _, _ = backend.ridge_path(lam, V, B, perp, alphas[chosen], True)
+        pos = np.searchsorted(chosen, idx)
+        coef = copy_of(coefs[xp.index(pos), :, xp.index(np.arange(k))].T)  # (d, k)
+        intercept = ne.y_mean - ne.x_mean @ coef
+        sol = RidgeSolution(coef, intercept, alphas, idx, per, joint)
+        sol.alpha_edges = edges
+        sol.default_grid = default_grid
+        if self._is_classifier:
+            sol.calibration = gaussian_calibration(stats, coef, intercept)
+        return sol
+
+    def _kfold_scores(self, stats, alphas, rows, backend, scoring, fold_specs, feature_map=None):
+        xp = stats._ops()
+        K = stats.n_folds
+        k = stats.n_targets
+        A = len(alphas)
+        n_total = stats.n_samples
+        if scoring == "squared_error":
+            sse = np.zeros((A, k))
+        else:
+            if rows is None:
+                raise ValueError(
+                    f"scoring={scoring!r} with K-fold CV needs held-out decision values, which "
+                    "need the rows: call fit() with all rows, or use scoring='squared_error' "
+                    "with partial_fit."
+                )
+            X, Y, folds = rows
+            preds = xp.empty((A, X.shape[0], k))
+        for f in range(K):
+            if stats.count[f] == 0:
+                continue
+            ne, (lam, V, B) = fold_specs[f]
+            coefs, _, _ = backend.ridge_path(lam, V, B, xp.zeros(k), alphas, True)
+            intercepts = ne.y_mean[None, :] - xp.einsum("d,adk->ak", ne.x_mean, coefs)
+            if scoring == "squared_error":
+                # held-out error from the fold's own (shifted) statistics
+                offsets = (
+                    intercepts
+                    + xp.einsum("d,adk->ak", stats.shift_x, coefs)
+                    - stats.shift_y[None, :]
+                )
+                sse += to_numpy(backend.heldout_sse(
+                    stats.xtx[f], stats.xty[f], copy_of(xp.diagonal(stats.yty[f])),
+                    stats.sum_x[f], stats.sum_y[f], float(stats.count[f]), coefs, offsets,
+                ))  # fmt: skip
+            else:
+                sel = np.flatnonzero(folds == f)
+                if is_torch_tensor(X):
+                    sel = ops_of(X).index(sel)
+                for sl, F in feature_blocks(X[sel], feature_map):
+                    for a in range(A):
+                        preds[a, sel[sl]] = linear_decision(F, coefs[a], intercepts[a])
+        if scoring == "squared_error":
+            per = -sse / n_total
+            return per, per.mean(axis=1)
+        return score_predictions(preds, Y, scoring)
+
+    # ------------------------------------------------------------------ prediction
+    def _decision(self, X: Any) -> np.ndarray:
+        sol = self._solution()
+        Xa, params = self._predict_inputs(X, sol)
+        return linear_decision(Xa, params["coef"], params["intercept"])
+
+    def _predict_inputs(self, X: Any, sol: RidgeSolution) -> tuple[Any, dict]:
+        """Validated rows and the predict-time arrays next to them: a torch tensor stays on
+        its device (the arrays are copied there once, cached), anything else is numpy."""
+        if is_torch_tensor(X):
+            Xa = check_X(X, n_features=self.n_features_in_, owner=type(self).__name__,
+                         keep_tensor=True)  # fmt: skip
+            return Xa, sol.placed(Xa.device)
+        Xa = check_X(X, n_features=self.n_features_in_, owner=type(self).__name__)
+        return Xa, sol.placed(None)
+
+    def to(self, device: Any) -> RidgeProbeBase:
+        """Move the fitted arrays used at predict time to a torch device ("cpu", "cuda:0",
+        torch.device), or to numpy with device=None / "numpy"; returns self.
+
+        Predictions work on numpy and torch inputs wherever the arrays live (they are copied
+        next to the input once and cached); `to` only chooses their home, e.g. so that
+        predicting on CUDA tensors moves nothing. Fitted attributes (coef_, ...) follow.
+        """
+        sol = self._solution()
+        if device is None or (isinstance(device, str) and device == "numpy"):
+            sol.to(None)
+            return self
+        from ..backends import torch_backend
+
+        torch_backend()
+        import torch
+
+        sol.to(torch.device(device))
+        return self
+
+    # ------------------------------------------------------------------ fitted attributes
+    @property
+    def coef_(self) -> np.ndarray:
+        """Coefficients in input coordinates: (n_features,) for 1-D y, else (n_targets, d)."""
+        coef = self._solution().coef
+        return copy_of(coef[:, 0]) if self._single_output() else copy_of(coef.T)
+
+    @property
+    def intercept_(self):
+        intercept = self._solution().intercept
+        return float(intercept[0]) if self._single_output() else copy_of(intercept)
+
+    @property
+    def alpha_(self):
+        """Selected alpha: a float, or one per target with alpha_per_target=True."""
+        sol = self._solution()
+        chosen = sol.alphas[sol.alpha_index]
+        if self.alpha_per_target and not self._single_output():
+            return chosen
+        return float(chosen[0])
+
+    @property
+    def alphas_(self) -> np.ndarray:
+        """The alpha grid that was searched (the default grid is relative to the data scale)."""
+        return self._solution().alphas.copy()
+
+    @property
+    def cv_results_(self) -> dict:
+        """CV results: 'alphas' (A,), 'scores' (A, n_targets) per-target score (higher is
+        better: negative mean squared error, accuracy or AUROC), 'mean_scores' (A,) the
+        criterion used for a shared alpha, 'scoring' and 'cv'."""
+        sol = self._solution()
+        return {
+            "alphas": sol.alphas.copy(),
+            "scores": sol.scores.copy(),
+            "mean_scores": sol.joint_scores.copy(),
+            "scoring": self._scoring(),
+            "cv": self._cv_name(),
+        }
+
+    @property
+    def best_score_(self):
+        sol = self._solution()
+        if self.alpha_per_target:
+            return sol.scores[sol.alpha_index, np.arange(sol.scores.shape[1])]
+        return float(sol.joint_scores[sol.alpha_index[0]])
+
+    @property
+    def geometry_(self) -> Geometry:
+        """The fitted metric: `geometry_.as_matrix(d)` is A (features are A (x - mu))."""
+        return self._solution().geometry
+
+    @property
+    def stats_(self) -> SufficientStats:
+        """The sufficient statistics the probe was solved from."""
+        stats = getattr(self, "_stats", None)
+        if stats is None:
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
+        return stats
+
+    def _single_output(self) -> bool:
+        return bool(self._target_state.get("y_1d", False))
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return (
+            getattr(self, "_stats", None) is not None
+            or getattr(self, "_solution_cache", None) is not None
+        )
+
+
+# ---------------------------------------------------------------------------------- regression
+class ProbeRegressorMixin:
+    """predict / score of the ridge probe regressors (linear and degree-2)."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted targets: (n,) for 1-D training y, else (n, n_targets)."""
+        out = self._decision(X)
+        return out[:, 0] if self._single_output() else out
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Coefficient of determination R^2 (averaged uniformly over targets)."""
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported by score yet.")
+        P = to_numpy(self._decision(X))
+        Y, _ = check_targets(y, P.shape[0])
+        return mean_r2(Y, P)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags

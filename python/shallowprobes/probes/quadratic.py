@@ -1,0 +1,709 @@
+"""Exact degree-2 ridge probes: QuadraticProbe, QuadraticProbeClassifier.
+
+The probe is f(h) = (h - mu)^T Q (h - mu) + w^T (h - mu) + b, i.e. ridge regression on the
+degree-2 features phi_gamma(h - mu) = [u, sqrt(gamma) (s_ab u_a u_b)_{a<=b}], u = h - mu,
+s_aa = 1, s_ab = sqrt(2) (docs/design.md §2), whose kernel is <u, v> + gamma <u, v>^2. mu is the
+training mean (with fit_intercept=False: mu = 0 and b = 0).
+
+Two exact routes give the same probe:
+
+* primal: the statistics of phi (width p = d + d(d+1)/2) are accumulated block by block by
+  the core (never an n x p array), re-centred exactly at mu, and solved like a linear probe:
+  one p x p eigendecomposition for every alpha, GCV / LOO / exact K-fold. Streams
+  (`partial_fit`) and needs O(p^2) memory.
+* dual: the n x n kernel K = Uc Uc^T + gamma (Uc Uc^T)^2 of the centred rows, double-centred,
+  one n x n eigendecomposition for every alpha, GCV, exact LOO and exact K-fold (held-out
+  residuals of fold F are (I - H_FF)^-1 (y_F - yhat_F) with H the hat matrix). Needs the rows
+  and O(n^2) memory; the route for LLM widths.
+
+Either way the fitted probe is stored as (mu, Q, w, b) and predicts in O(d^2) per row.
+In CV the feature map (the centring mu) is fixed from all training rows -- it uses no
+labels -- and only the ridge is refitted per fold.
+
+Selection. Alpha: the best CV score, exact ties going to the larger alpha (more
+regularisation), on the default grid logspace(-6, 3, 19) x the mean eigenvalue. Gamma: the
+default (None, or "scale") is g0 = 1 / mean ||h - mu||^2 alone; a list of gammas is searched
+jointly with alpha, one eigendecomposition (n x n kernel or p x p Gram) per value, ties going
+to the smaller gamma. A choice left at an edge of its grid where the score still improves
+gives a `linear.GridEdgeWarning` (then widen alphas= or gamma=). Automatic extension of both
+grids is implemented (`MAX_EXTENSIONS`, `GAMMA_EXTENSIONS`, `GAMMA_FACTORS`) but off: it
+would make sweep's batched multi-target solves disagree with per-target fits.
+
+Spectral cut-off (quadratic_rank=m, a list of m, or "auto"): Q is restricted to an
+m-dimensional subspace of the metric's coordinates, spanned by the principal Hessian
+directions of the ridge-whitened rows (`phd_directions`), and the same ridge (same
+penalty ||w||^2 + ||Q||_F^2 / gamma) is solved exactly on the d + m(m+1)/2 features
+[u, sqrt(gamma) phi_quad(C^T u)] -- no n x n kernel, no p x p Gram; route "subspace". m,
+gamma and alpha are chosen together by refitting K-fold CV (cv's folds when cv is an integer,
+else 5): the subspace is re-estimated from each fold's training rows, because it is chosen
+with the labels and CV on a subspace chosen with all rows would favour fitting the noise.
+That selection is not the exact statistics-only CV of the other routes (it refits), but it is
+honest. The subspace is built by orthogonally equivariant steps, so each
+metric keeps its invariance group; with metric="whiten" (optionally reference= unlabelled
+rows) the probe is affine-invariant and, unlike the full whitened probe, works at d ~ n.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .._base import ClassifierMixin, NotFittedError, RegressorMixin, streaming_method
+from .._validation import check_rows_finite, check_X
+from ..backends import ops_of, resolve_backend
+from ..solve import features as _quadratic
+from ..solve.degree2 import (
+    DEFAULT_QUADRATIC_RANKS,
+    PREDICT_ENTRIES,
+    QuadraticFeatureMap,
+    default_alpha_grid_from_trace,
+    format_bytes,
+    gaussian_slope_from_values,
+    physical_memory,
+)
+from ..solve.dual import (
+    double_centre,
+    dual_scores,
+    inv_shifted,
+    poly_kernel,
+    row_covariance,
+    torch_ops_of_backend,
+)
+from ..solve.ridge import (
+    RidgeSolution,
+    best_index,
+    select_alpha,
+)
+from ..solve.stats import SufficientStats
+from ..solve.subspace import (
+    WhitenedRows,
+    eig_backend,
+    fit_selected_subspace,
+    linear_decision_rows,
+    refit_select,
+    subspace_coefficients,
+)
+from .base import ProbeRegressorMixin, RidgeProbeBase
+from .classifier import ProbeClassifierMixin
+from .polynomial import GammaSearch, PolynomialOutputs, _quadratic_rank_constraints
+
+__all__ = ["QuadraticProbe", "QuadraticProbeClassifier"]
+
+_SOLVERS = ("auto", "primal", "dual")
+
+
+class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
+    """Shared machinery of the degree-2 probes (not public)."""
+
+    _feature_degree = 2  # products of inputs: degree-2 magnitude range
+
+    def __init__(
+        self,
+        alphas: Any = None,
+        *,
+        gamma: Any = None,
+        cv: Union[str, int] = "gcv",
+        alpha_per_target: bool = False,
+        fit_intercept: bool = True,
+        metric: str = "euclidean",
+        reference: Any = None,
+        readout: Any = None,
+        solver: str = "auto",
+        memory_limit: Optional[float] = None,
+        quadratic_rank: Any = None,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(
+            alphas,
+            cv=cv,
+            alpha_per_target=alpha_per_target,
+            fit_intercept=fit_intercept,
+            metric=metric,
+            reference=reference,
+            readout=readout,
+            backend=backend,
+        )
+        self.gamma = gamma
+        self.solver = solver
+        self.memory_limit = memory_limit
+        self.quadratic_rank = quadratic_rank
+
+    # ------------------------------------------------------------------ parameters
+    def _param_constraints(self) -> dict:
+        import math
+
+        from .._params import Array, Interval, Options
+
+        return {
+            **super()._param_constraints(),
+            "gamma": [
+                Interval("real", 0.0, None, closed="neither", desc="a positive finite number"),
+                Options(("scale",)),
+                Array(
+                    1,
+                    low=0.0,
+                    low_closed=False,
+                    desc="a non-empty 1-D sequence of positive finite numbers",
+                ),
+                None,
+            ],
+            "solver": [Options(_SOLVERS)],
+            "quadratic_rank": _quadratic_rank_constraints(),
+            "memory_limit": [
+                Interval("real", 0.0, math.inf, closed="right", desc="a positive number of bytes"),
+                None,
+            ],
+        }
+
+    def _check_params(self) -> None:
+        super()._check_params()  # every parameter, from _param_constraints
+        self._gamma_values(1.0)
+        self._memory_limit()
+
+    def _memory_limit(self) -> float:
+        if self.memory_limit is None:
+            return 0.5 * physical_memory()
+        lim = self.memory_limit
+        if isinstance(lim, bool) or not isinstance(lim, numbers.Real) or not lim > 0:
+            raise ValueError(f"memory_limit must be a positive number of bytes, got {lim!r}.")
+        return float(lim)
+
+    # ------------------------------------------------------------------ route
+    # Peak memory of fit(), in bytes (what memory_limit is compared with): an upper bound of
+    # the peak RSS increase measured in fresh processes (data allocated first; Linux, glibc),
+    # 1.0x-1.6x of it (mostly 1.05x-1.3x) for p ~ 1000-3000 / n ~ 1000-3500, cv gcv / loo /
+    # K-fold (batched and one fold at a time), 1-10 gammas, alpha_per_target either way,
+    # 1-8 core threads (tests/test_memory_limit.py). The terms count float64 arrays in units
+    # of p x p (primal) or n x n (dual). Below glibc's largest mmap threshold (32 MiB) such
+    # blocks come from the heap, and freed ones stay resident (in the main thread's arena and
+    # the core threads') and are only partly reused: the "heap" allowances. Not counted: a
+    # few MiB of fixed overhead (interpreter, thread stacks), which exceeds the estimate's
+    # slack only for tiny problems (p, n below ~1000); the (alphas, n, k) decision values of
+    # LOO / K-fold on the primal route (it gets no n: small next to p x p unless n >~ p^2/40)
+    # and the target count k (taken as 1: the dual route's Q is k d x d).
+    def _memory_knobs(self) -> tuple:
+        """(K folds, G gammas, T eigendecompositions the Rust core runs at once)."""
+        K = self._n_folds()
+        G = self._n_gammas_hint()
+        T = 1
+        if self.backend in ("auto", "rust"):
+            from ..backends import rust_core
+            from ..threads import get_num_threads
+
+            T = max(1, int(get_num_threads())) if rust_core is not None else 1
+        return K, G, T
+
+    def _bytes_primal(self, p: int) -> float:
+        from ..solve.ridge import BATCH_ENTRIES
+
+        K, G, T = self._memory_knobs()
+        pp = float(p) * float(p)
+        # live at the peak: the statistics (K), their re-centred copy (K), the per-gamma copy
+        # when several gammas are tried (K), the normal equations of all rows (1)
+        live = K * (2 + (G > 1)) + 1
+        if K == 1:
+            # one eigendecomposition: the core's copy of the Gram and its workspace (~3, a
+            # little more with threads), the eigenvectors (1) and their numpy copy (1)
+            solve = 5.0 + 0.08 * min(T, 16)
+        elif (K + 1) * pp <= BATCH_ENTRIES:
+            # decomposed together (linear.kfold_spectra): the K fold normal equations, their
+            # stack with the full one (K + 1), the K + 1 eigenvector matrices, then either
+            # min(T, K + 1) workspaces in flight (~2.9 each) or the copy out to numpy (K + 1,
+            # + 1 staging); B, the per-fold copies for the coefficient paths and such (+1.5)
+            solve = K + 2 * (K + 1) + max(2.9 * min(T, K + 1), K + 2) + 1.5
+        else:
+            # one at a time: the fold normal equations (K), the eigenvectors so far (K + 1),
+            # one decomposition in flight (~4), B and such (+1.5)
+            solve = K + (K + 1) + 4.0 + 1.5
+        units = live + solve
+        if self._cv_name() == "loo":
+            # after the solve: the eigenvectors (1), the core's copy of them (1), +1.5, and
+            # the row blocks of features (the Python block of the feature map, the core's
+            # centred copy, its projection on V and the square: <= 2^22 entries each)
+            step = (1 << 22) // max(p, 1)
+            rows = min(8192, max(16, step)) + 3 * min(4096, max(256, step))
+            units = max(units, live + 3.5 + rows * p / pp)
+        if 8.0 * pp < 32 * 2**20:  # heap: freed p x p blocks stay resident (see above)
+            units += 1.0 + 0.4 * solve + (1.0 + 0.25 * min(T, 8)) * min(G - 1, 5)
+            if 8.0 * pp <= 16 * 2**20:  # several blocks per 64 MiB thread heap: more kept
+                units += 0.4 * (live + K)
+        return 8.0 * pp * units * 1.05  # 5% margin
+
+    def _bytes_dual(self, n: int, d: int, n_gammas: int) -> float:
+        _, _, T = self._memory_knobs()
+        nn = float(n) * float(n)
+        several = n_gammas > 1
+        # at the eigendecomposition: the kernel (1); with several gammas the row Gram and the
+        # best gamma's eigenvectors so far (2); the eigenvectors (1) and their numpy copy
+        # (1); the core's copy and workspace (~3, a little more with threads). Then the
+        # centred rows (n d; twice with a metric). CV scoring (K-fold blocks (n/K) x n,
+        # LOO row blocks) needs less than this.
+        # (+0.6 for n >= 2048: the gamma search state, which the heap terms below cover for
+        # smaller n)
+        eig = 3.0 + 0.6 * (n >= 2048) + 2.0 * several + 2.9 + 0.05 * min(T, 8)
+        rows = float(n) * d * (1 + (self.metric != "euclidean"))
+        # building the polynomial: the eigenvectors (1), the row Gram (1; the kernel itself
+        # with one gamma), the centred rows and a scaled copy (2 n d), Q and two d x d
+        # temporaries (3 d^2, per target: here one)
+        tail = 2.0
+        if n < 2048:  # heap: freed n x n blocks stay resident (see above)
+            eig += 0.9 + (1.5 + 2.0 * (n <= 1448)) * several
+            tail += 1.5 + 2.5 * several + (n <= 1448)
+        peak = max(eig * nn + rows, tail * nn + 2.0 * n * d + 3.0 * float(d) * d)
+        if self._cv_name() != "gcv":  # held-out predictions (alphas, n) and a temporary
+            alphas = self._explicit_alphas()
+            peak += 2.0 * (19 if alphas is None else alphas.size) * n
+        return 8.0 * peak * 1.05  # 5% margin
+
+    def _route(self, n: Optional[int], d: int) -> str:
+        p = _quadratic.n_features(d)
+        limit = self._memory_limit()
+        primal = self._bytes_primal(p)
+        dual = None if n is None else self._bytes_dual(n, d, self._n_gammas_hint())
+        if self.solver == "primal" or (self.solver == "auto" and n is None):
+            return "primal"
+        if self.solver == "dual":
+            return "dual"
+        if p <= n and primal <= limit:
+            return "primal"
+        if dual <= limit:
+            return "dual"
+        if primal <= limit:
+            return "primal"
+        raise MemoryError(
+            f"{type(self).__name__}: d={d} inputs give p={p:,} degree-2 features; the primal "
+            f"route needs about {format_bytes(primal)} (p x p Gram and eigenvectors) and the "
+            f"dual route with n={n:,} rows about {format_bytes(dual)} (n x n kernel), both over "
+            f"memory_limit={format_bytes(limit)}. Options: CPProbe(rank=R) (low-rank degree-2 "
+            f"probe, memory O(n R d)); fewer rows for the dual route (n <= "
+            f"{int(np.sqrt(limit / 70.0)):,} fits); fewer inputs (e.g. PCA of h) for the "
+            "primal route; or a larger memory_limit if the machine has it."
+        )
+
+    # ------------------------------------------------------------------ fitting
+    def _new_stats(self, n_folds: int) -> SufficientStats:
+        return SufficientStats(n_folds, self.backend, degree=2)
+
+    def _streams(self) -> bool:
+        return self.solver != "dual" and self.quadratic_rank is None
+
+    def _no_stream_reason(self) -> str:
+        if self.quadratic_rank is not None:
+            return (
+                f"{type(self).__name__}(quadratic_rank=...) has no partial_fit: the quadratic "
+                "block's subspace is estimated from the labelled rows first, then the probe "
+                "is fitted on it (two passes). Call fit()."
+            )
+        return (
+            f"{type(self).__name__}(solver='dual') has no partial_fit: partial_fit streams "
+            "statistics, which is the primal route, and the dual route needs all rows at "
+            "once. Call fit(), or use solver='auto' or 'primal'."
+        )
+
+    def _check_partial_fit(self, first: bool) -> None:
+        if first and getattr(self, "_solution_cache", None) is not None:
+            raise ValueError(
+                "this probe was fitted by the dual route, which keeps no statistics to add rows "
+                "to; call fit() again with all rows, or start a new probe for partial_fit."
+            )
+
+    def _fit_rows(self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]):
+        if self.quadratic_rank is not None:
+            backend = resolve_backend(self.backend, X)
+            check_rows_finite(X, backend)
+            return None, self._solve_subspace(X, Y, folds, backend)
+        route = self._route(X.shape[0], X.shape[1])
+        if route == "primal":
+            return super()._fit_rows(X, Y, folds)
+        backend = resolve_backend(self.backend, X)
+        check_rows_finite(X, backend)
+        return None, self._solve_dual(X, Y, folds, backend)
+
+    @streaming_method
+    def partial_fit(self, X: Any, y: Any, **kwargs: Any):
+        """Add a chunk of rows to the degree-2 statistics (primal route); the solve happens
+        at first use. Memory O(p^2) with p = d + d(d+1)/2, whatever the number of rows."""
+        if getattr(self, "_stats", None) is None and self.solver != "dual":
+            d = check_X(
+                X, owner=type(self).__name__, check_finite=False, keep_tensor=True
+            ).shape[1]
+            self._check_params()
+            p = _quadratic.n_features(d)
+            need, limit = self._bytes_primal(p), self._memory_limit()
+            if need > limit:
+                raise MemoryError(
+                    f"{type(self).__name__}.partial_fit: d={d} gives p={p:,} degree-2 "
+                    f"features whose statistics need about {format_bytes(need)}, over "
+                    f"memory_limit={format_bytes(limit)}. Use fit() with the dual route "
+                    "(n x n kernel), CPProbe, or fewer inputs."
+                )
+        return RidgeProbeBase.partial_fit.fn(self, X, y, **kwargs)
+
+    # ------------------------------------------------------------------ primal
+    def _solve(self, stats: SufficientStats, rows: Optional[tuple]) -> RidgeSolution:
+        backend = stats._backend_module()
+        xp = stats._ops()
+        d = stats.n_inputs
+        fit_intercept = bool(self.fit_intercept)
+        centre = stats.input_mean if fit_intercept else xp.zeros(d)
+        base = stats.recentred(centre)
+        geom = self._geometry(base.input_covariance, d, xp=xp)
+        if not geom.is_identity:
+            base = geom.transform_stats(base, 2)  # statistics of phi(A (h - centre))
+        n = float(base.count.sum())
+        a, b, _ = _quadratic.pairs(d)
+        diag = xp.index(d + np.flatnonzero(a == b))  # columns u_a^2: raw sums give ||u||^2
+        mean_sq = float((base.shift_x[diag] + base.sum_x[:, diag].sum(axis=0) / n).sum())
+        gammas = self._gamma_values(mean_sq)
+        explicit = self._explicit_alphas()
+
+        def fit_one(g: float) -> RidgeSolution:
+            fs = base.copy()
+            scale = float(np.sqrt(g))
+            fs._as_features(scale)
+            fmap = None if rows is None else QuadraticFeatureMap(centre, scale, backend, geom)
+            return self._ridge_solve(fs, rows, explicit, feature_map=fmap, warn_edges=False)
+
+        gammas, solutions, best = self._search_gammas(gammas, fit_one)
+        sol = solutions[best]
+        g = float(gammas[best])
+        self._warn_edges(sol, gammas, solutions, best)
+        Q, w = _quadratic.coef_to_quadratic(sol.coef, d, float(np.sqrt(g)))
+        Q, w = geom.pull_back_quadratic(Q), geom.pull_back_linear(w)
+        sol.geometry = geom
+        return self._finish(sol, Q, w, centre, gammas, best, solutions, "primal")
+
+    def _best_gamma(self, solutions: list) -> int:
+        """Index of the best gamma's solution (ties: the first; `_search_gammas` breaks ties
+        toward the smaller gamma)."""
+        return int(best_index(self._gamma_criteria(solutions), None))
+
+    @staticmethod
+    def _finish(sol, Q, w, centre, gammas, best, solutions, route) -> RidgeSolution:
+        sol.coef = w
+        sol.quadratic = Q
+        sol.centre = centre
+        sol.gamma = float(gammas[best])
+        sol.gammas = np.asarray(gammas, dtype=np.float64)
+        sol.all_scores = [(s.alphas, s.scores, s.joint_scores) for s in solutions]
+        sol.route = route
+        return sol
+
+    # ------------------------------------------------------------------ dual
+    def _solve_dual(self, X: np.ndarray, Y: np.ndarray, folds, backend) -> RidgeSolution:
+        n, d = X.shape
+        p = _quadratic.n_features(d)
+        fit_intercept = bool(self.fit_intercept)
+        scoring = self._scoring()
+        cv_name = self._cv_name()
+        on_host = backend.name != "torch" or ops_of(X).is_torch
+        xp = ops_of(X) if on_host else torch_ops_of_backend(backend)
+        if xp.is_torch:
+            Uc, Y = xp.array(X), xp.asarray(Y)  # a private float64 copy on the device
+        else:
+            Uc = X.astype(np.float64)  # a private copy, centred in place
+        centre = Uc.mean(axis=0) if fit_intercept else xp.zeros(d)
+        Uc -= centre
+        geom = self._geometry(lambda: row_covariance(Uc, xp), d, xp=xp)
+        if not geom.is_identity:
+            Uc = geom.rows(Uc)  # the dual route sees A (h - centre)
+        y_mean = Y.mean(axis=0) if fit_intercept else xp.zeros(Y.shape[1])
+        Yc = Y - y_mean
+        G = Uc @ Uc.T
+        gammas = self._gamma_values(float(G.trace()) / n)
+        explicit = self._explicit_alphas()
+        one_kernel = len(gammas) == 1 and self.gamma is not None  # G may become the kernel
+
+        def fit_one(g: float) -> RidgeSolution:
+            K = poly_kernel(G, float(g), in_place=one_kernel)
+            if fit_intercept:
+                double_centre(K)
+            default = explicit is None
+            alphas = explicit if not default else default_alpha_grid_from_trace(
+                float(K.trace()), p
+            )
+            lam, Ue, Bv = backend.spectrum(K, Yc)
+            del K
+
+            def scores(grid):
+                return dual_scores(
+                    lam, Ue, Bv, Y, Yc, y_mean, grid, cv_name, scoring, folds, fit_intercept,
+                    self._n_folds(),
+                )  # fmt: skip
+
+            alphas, per, joint, idx, edges = select_alpha(
+                scores, alphas, default, bool(self.alpha_per_target)
+            )
+            sol = RidgeSolution(None, None, alphas, idx, per, joint)
+            sol.alpha_edges, sol.default_grid = edges, default
+            sol.spectrum = (lam, Ue, Bv)
+            return sol
+
+        gammas, solutions, best = self._search_gammas(gammas, fit_one)
+        sol = solutions[best]
+        g = float(gammas[best])
+        self._warn_edges(sol, gammas, solutions, best)
+        lam, Ue, Bv = sol.__dict__.pop("spectrum")
+        G = None  # the row Gram (or the kernel it became) is no longer needed
+        k = Y.shape[1]
+        dual = xp.empty((n, k))
+        fitted = xp.empty((n, k))
+        for t in range(k):
+            alpha = float(sol.alphas[sol.alpha_index[t]])
+            inv = inv_shifted(lam, alpha)
+            dual[:, t] = Ue @ (inv * Bv[:, t])
+            fitted[:, t] = y_mean[t] + Ue @ (lam * inv * Bv[:, t])
+        if fit_intercept:
+            # exactly in the centred subspace (sum_i a_i = 0): round-off along the constant
+            # vector would otherwise add gamma sum(a) Uc^T Uc / n to Q below
+            dual -= dual.mean(axis=0)
+        # the kernel expansion sum_i a_i k(h, h_i) as a quadratic polynomial of u = h - mu
+        w = Uc.T @ dual
+        Q = xp.empty((k, d, d))
+        for t in range(k):
+            Qt = g * (Uc.T @ (Uc * dual[:, t : t + 1]))
+            Q[t] = 0.5 * (Qt + Qt.T)
+        if fit_intercept:
+            S = Uc.T @ Uc
+            intercept = y_mean - xp.einsum("tij,ij->t", Q, S) / n
+        else:
+            intercept = xp.zeros(k)
+        sol.intercept = intercept
+        if self._is_classifier:
+            sol.calibration = gaussian_slope_from_values(fitted, Y)
+        Q, w = geom.pull_back_quadratic(Q), geom.pull_back_linear(w)
+        sol.geometry = geom
+        return self._finish(sol, Q, w, centre, gammas, best, solutions, "dual")
+
+    # ------------------------------------------------------------------ spectral cut-off
+    def _quadratic_ranks(self, d: int) -> list:
+        """The subspace dimensions m to try (each <= d), sorted."""
+        q = self.quadratic_rank
+        if isinstance(q, str):  # "auto"
+            vals = [m for m in DEFAULT_QUADRATIC_RANKS if m < d] + [min(d, 16)]
+        else:
+            vals = [int(v) for v in np.atleast_1d(np.asarray(q))]
+        return sorted({min(int(v), d) for v in vals})
+
+    def _solve_subspace(self, X: np.ndarray, Y: np.ndarray, folds, backend) -> RidgeSolution:
+        """quadratic_rank: the exact ridge probe with Q restricted to an m-dimensional subspace
+        of the metric's coordinates (see `phd_directions`); m (when several), gamma and
+        alpha chosen by refitting K-fold CV (`refit_select`)."""
+        n, d = X.shape
+        fit_intercept = bool(self.fit_intercept)
+        on_host = backend.name != "torch" or ops_of(X).is_torch
+        xp = ops_of(X) if on_host else torch_ops_of_backend(backend)
+        Uc = xp.array(X) if xp.is_torch else X.astype(np.float64)
+        if xp.is_torch:
+            Y = xp.asarray(Y)
+        centre = Uc.mean(axis=0) if fit_intercept else xp.zeros(d)
+        Uc -= centre
+        geom = self._geometry(lambda: row_covariance(Uc, xp), d, xp=xp)
+        if not geom.is_identity:
+            Uc = geom.rows(Uc)
+        ranks = self._quadratic_ranks(d)
+        white = WhitenedRows(Uc, xp, eig_backend(self, xp))
+        choice = refit_select(self, Uc, Y, ranks, folds, xp, white)
+        sol, C = fit_selected_subspace(self, Uc, Y, folds, choice, xp, white=white)
+        m, g = choice["m"], choice["gamma"]
+        Q, w = subspace_coefficients(sol.coef, C, g, xp)
+        if self._is_classifier:
+            fitted = linear_decision_rows(Uc, w, sol.intercept) + _quadratic.quadratic_form_rows(
+                Uc, Q
+            )
+            sol.calibration = gaussian_slope_from_values(fitted, Y)
+        gammas = np.array([g])
+        table = {"ranks": choice["ranks"], "gammas": choice["gammas"], "scores": choice["scores"]}
+        Q, w = geom.pull_back_quadratic(Q), geom.pull_back_linear(w)
+        sol.geometry = geom
+        sol.quadratic_rank = m
+        sol.rank_table = table
+        return self._finish(sol, Q, w, centre, gammas, 0, [sol], "subspace")
+
+    # ------------------------------------------------------------------ prediction
+    def _decision(self, X: Any) -> np.ndarray:
+        sol = self._solution()
+        Xa, prm = self._predict_inputs(X, sol)
+        xp = ops_of(Xa)
+        n, d = Xa.shape
+        out = xp.empty((n, prm["quadratic"].shape[0]))
+        block = max(16, PREDICT_ENTRIES // max(d, 1))
+        for start in range(0, n, block):
+            Z = xp.asarray(Xa[start : start + block], dtype=np.float64) - prm["centre"]
+            out[start : start + block] = (
+                Z @ prm["coef"] + prm["intercept"]
+                + _quadratic.quadratic_form_rows(Z, prm["quadratic"])
+            )  # fmt: skip
+        return out
+
+    # ------------------------------------------------------------------ fitted attributes
+    def _centred_quadratic(self) -> np.ndarray:
+        return self._solution().quadratic
+
+    @property
+    def gamma_(self) -> float:
+        """The weight of the quadratic block that was used (chosen by CV from a grid)."""
+        return self._solution().gamma
+
+    @property
+    def solver_(self) -> str:
+        """The route that solved the probe: "primal", "dual", or "subspace" (quadratic_rank)."""
+        return self._solution().route
+
+    @property
+    def quadratic_rank_(self) -> Optional[int]:
+        """The dimension m of the quadratic block's subspace (quadratic_rank), else None."""
+        return getattr(self._solution(), "quadratic_rank", None)
+
+    @property
+    def cv_results_(self) -> dict:
+        """As for the linear probes, for the chosen gamma, plus 'gammas' (G,), and
+        'gamma_scores' / 'gamma_mean_scores' / 'gamma_alphas': the same per gamma."""
+        sol = self._solution()
+        out = super().cv_results_
+        out["gamma"] = sol.gamma
+        out["gammas"] = sol.gammas.copy()
+        out["gamma_alphas"] = [a.copy() for a, _, _ in sol.all_scores]
+        out["gamma_scores"] = [s.copy() for _, s, _ in sol.all_scores]
+        out["gamma_mean_scores"] = [j.copy() for _, _, j in sol.all_scores]
+        table = getattr(sol, "rank_table", None)
+        if table is not None:  # quadratic_rank: the refitting K-fold CV that chose m, gamma, alpha
+            out["quadratic_ranks"] = list(table["ranks"])
+            out["refit_gammas"] = table["gammas"].copy()
+            out["refit_alphas"] = sol.refit_alphas.copy()
+            out["quadratic_rank_scores"] = table["scores"].copy()
+        return out
+
+    @property
+    def stats_(self) -> SufficientStats:
+        """The degree-2 sufficient statistics (primal route only)."""
+        stats = getattr(self, "_stats", None)
+        if stats is None:
+            if getattr(self, "_solution_cache", None) is not None:
+                raise AttributeError(
+                    f"this {type(self).__name__} was solved by the dual route, which keeps no "
+                    "statistics (solver_ == 'dual')."
+                )
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
+        return stats
+
+
+# ---------------------------------------------------------------------------------- public
+class QuadraticProbe(ProbeRegressorMixin, RegressorMixin, QuadraticProbeBase):
+    """Exact degree-2 ridge probe f(h) = h^T Q h + w^T h + c (regression, multi-target).
+
+    Ridge regression on the coordinate-stable degree-2 features of the centred rows,
+    phi(u) = [u, sqrt(gamma) (s_ab u_a u_b)_{a<=b}] (s_ab = sqrt(2) off the diagonal, so the
+    kernel is <u, v> + gamma <u, v>^2), with alpha (and gamma, when given a grid) chosen by
+    exact GCV, LOO or K-fold CV. Solved by the primal route (statistics of the p = d + d(d+1)/2
+    features, accumulated block by block, streaming) or the dual route (n x n kernel, for LLM
+    widths); both give the same probe. See the module docstring.
+
+    Parameters
+    ----------
+    alphas : array-like of float, optional
+        Ridge penalties (absolute, on the summed squared error). Default: logspace(-6, 3, 19)
+        times the mean eigenvalue of the feature Gram (relative to the data's scale); a
+        choice at an improving edge gives a GridEdgeWarning.
+    gamma : float, sequence of float or "scale", optional
+        Weight of the quadratic block. A sequence is searched jointly with alpha (one
+        eigendecomposition per gamma). Default None (same as "scale"): g0 = 1 / mean
+        ||h - mu||^2, which makes the two kernel terms comparable and keeps the probe
+        invariant to rescaling h. For a search pass e.g. gamma=[0.1 * g, g, 10 * g].
+    cv : {"gcv", "loo"} or int, default "gcv"
+        As for `LinearProbe` ("loo" needs `fit`; all modes work on both routes).
+    alpha_per_target : bool, default False
+    fit_intercept : bool, default True
+        Centre at the training mean and fit an unpenalised intercept. False: f has no
+        constant term and the features are of h itself.
+    solver : {"auto", "primal", "dual"}, default "auto"
+        "auto": primal when p <= n and its memory (O(p^2)) fits `memory_limit`, else dual
+        when the n x n kernel fits, else primal if it fits, else a MemoryError naming the
+        numbers and the options (CPProbe, fewer rows, fewer inputs).
+    metric, reference, readout
+        Geometry of the penalty, as for `LinearProbe`: the features are phi_gamma(A (h - mu)),
+        and the degree-2 map keeps each metric's invariance group (`shallowprobes.metrics`).
+    memory_limit : float, optional
+        Bytes the solve may use, consulted by solver="auto" (to choose the route) and by
+        `partial_fit` (the statistics must fit); default half the physical memory. An
+        explicit solver="primal"/"dual" in `fit` is taken as the caller's decision. It is
+        compared with an upper bound of each route's peak memory (measured: 1.0-1.6 times
+        the real peak), which counts every array alive at once: on the primal route about
+        8 p^2 bytes times 9 (gcv, one gamma) to 40-90 (5-fold, several gammas, several core
+        threads; the most for p < 2048), since K-fold keeps per-fold statistics and their
+        eigendecompositions and each extra gamma copies the statistics; on the dual route
+        about 8 n^2 bytes times 6-12, plus the rows and Q (d x d).
+    quadratic_rank : int, sequence of int or "auto", optional
+        Spectral cut-off of the quadratic block: Q restricted to an m-dimensional subspace
+        (module docstring). A sequence (or "auto": 1, 2, 4, 8 and min(d, 16)) is searched by
+        refitting K-fold CV, jointly with gamma and alpha (one alpha for all targets on this
+        route). None (default): the full Q. For d comparable to n use it with
+        metric="whiten" (affine-invariant) or the default metric.
+    backend : {"auto", "rust", "numpy"}, default "auto"
+
+    Attributes
+    ----------
+    quadratic_ : (d, d) or (n_targets, d, d)
+    linear_ : (d,) or (n_targets, d)
+    intercept_ : float or (n_targets,)
+    alpha_, alphas_, gamma_, solver_, quadratic_rank_, centre_, cv_results_, best_score_,
+    n_features_in_, stats_ (primal route)
+    """
+
+
+class QuadraticProbeClassifier(ProbeClassifierMixin, ClassifierMixin, QuadraticProbeBase):
+    """Exact degree-2 ridge probe for classification (one-vs-rest +-1 codes).
+
+    Decision values are the degree-2 polynomials of `QuadraticProbe` fitted to the codes;
+    the class is their arg-max (binary: the sign). `scoring` as for `LinearProbeClassifier`
+    ("accuracy"/"roc_auc" need cv="loo" or K-fold); `predict_proba` uses the same
+    closed-form logistic slope (from the statistics on the primal route, from the training
+    decision values on the dual route).
+
+    Parameters
+    ----------
+    alphas, gamma, cv, alpha_per_target, fit_intercept, metric, reference, readout, solver,
+    memory_limit, quadratic_rank, backend
+        As for `QuadraticProbe`.
+    scoring : {"squared_error", "accuracy", "roc_auc"}, default "squared_error"
+
+    Attributes
+    ----------
+    classes_, quadratic_ ((1, d, d) binary), linear_, intercept_, alpha_, alphas_, gamma_,
+    solver_, cv_results_, best_score_, n_features_in_
+    """
+
+    def __init__(
+        self,
+        alphas: Any = None,
+        *,
+        gamma: Any = None,
+        cv: Union[str, int] = "gcv",
+        alpha_per_target: bool = False,
+        fit_intercept: bool = True,
+        metric: str = "euclidean",
+        reference: Any = None,
+        readout: Any = None,
+        scoring: str = "squared_error",
+        solver: str = "auto",
+        memory_limit: Optional[float] = None,
+        quadratic_rank: Any = None,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(
+            alphas,
+            gamma=gamma,
+            cv=cv,
+            alpha_per_target=alpha_per_target,
+            fit_intercept=fit_intercept,
+            metric=metric,
+            reference=reference,
+            readout=readout,
+            solver=solver,
+            memory_limit=memory_limit,
+            quadratic_rank=quadratic_rank,
+            backend=backend,
+        )
+        self.scoring = scoring

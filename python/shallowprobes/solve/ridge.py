@@ -1,0 +1,298 @@
+"""The ridge selection engine shared by every probe: the spectral solution for a grid of alphas,
+exact alpha selection with tie and grid-edge rules, K-fold spectra, and the row-block helpers
+the routes use to form features and decision values.
+
+Written against the statistics (`solve.stats.SufficientStats`) and a kernel backend
+(`backends`), never against an estimator: the probes in `shallowprobes.probes` call it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from .._validation import is_torch_tensor
+from ..backends import ops_of, to_numpy
+from ..errors import GridEdgeWarning  # noqa: F401 - re-exported: linear.GridEdgeWarning
+from ..solve.geometry import Geometry
+from ..solve.stats import SufficientStats
+
+PREDICT_BLOCK = 8192
+
+
+def default_alpha_grid(gram: np.ndarray, n_alphas: int = 19) -> np.ndarray:
+    """logspace(-6, 3, n_alphas) times the mean eigenvalue of the (centred) Gram.
+
+    Relative to the data's scale, so the same grid suits raw activations, z-scores and any n.
+    """
+    d = gram.shape[0]
+    scale = float(gram.trace()) / max(d, 1)
+    if not np.isfinite(scale) or scale <= 0.0:
+        scale = 1.0
+    return np.logspace(-6, 3, n_alphas) * scale
+
+
+@dataclass
+class RidgeSolution:
+    coef: np.ndarray  # (d, k) in input coordinates
+    intercept: np.ndarray  # (k,)
+    alphas: np.ndarray  # (A,)
+    alpha_index: np.ndarray  # (k,) index into alphas chosen per target
+    scores: np.ndarray  # (A, k) per-target CV score (higher is better)
+    joint_scores: np.ndarray  # (A,) the criterion used when alpha_per_target=False
+    calibration: Optional[float] = None  # logistic slope (classifiers)
+
+    # Arrays used at predict time; they live where the fit ran (numpy, or torch tensors on the
+    # fit's device) and are copied elsewhere on demand (`placed`), or moved by `to`.
+    _PREDICT_FIELDS = ("coef", "intercept", "quadratic", "centre", "factors")
+
+    def placed(self, device: Any) -> dict:
+        """{field: array} of the predict-time arrays as numpy (device None) or as float64
+        tensors on `device`; copies are cached, so repeated predictions move nothing."""
+        cache = self.__dict__.setdefault("_placed", {})
+        key = None if device is None else str(device)
+        if key not in cache:
+            fields = self._PREDICT_FIELDS
+            cache[key] = {f: place_array(getattr(self, f, None), device) for f in fields}
+            geom = getattr(self, "geometry", None)
+            cache[key]["geometry"] = geom if geom is None else geom.to(ops_at_device(device))
+        return cache[key]
+
+    def to(self, device: Any) -> None:
+        """Move the predict-time arrays to `device` (None: numpy) in place."""
+        moved = self.placed(device)
+        for f in self._PREDICT_FIELDS:
+            if getattr(self, f, None) is not None:
+                setattr(self, f, moved[f])
+        self.__dict__["_placed"] = {}
+
+
+def ops_at_device(device: Any) -> Any:
+    from ..backends import NUMPY_OPS, torch_backend
+
+    return NUMPY_OPS if device is None else torch_backend().ops_for(device)
+
+
+def place_array(a: Any, device: Any) -> Any:
+    """An array (or tuple of arrays) as numpy (device None) or a float64 tensor on device."""
+    if a is None:
+        return None
+    if isinstance(a, tuple):
+        return tuple(place_array(x, device) for x in a)
+    if device is None:
+        return to_numpy(a)
+    return ops_at_device(device).asarray(a)
+
+
+# ---------------------------------------------------------------------------------- selection
+# Scores within this relative distance of the best count as tied (exact CV ties: accuracy and
+# AUROC are discrete, and GCV flattens to round-off at the ends of a grid).
+TIE_RTOL = 1e-12
+# An edge value whose score beats its grid neighbour by no more than this (relative) sits on a
+# plateau: going further cannot change the probe, so the grid is neither extended nor flagged.
+FLAT_RTOL = 1e-4
+# Default alpha grids (logspace(-6, 3, 19) x the mean eigenvalue) grow by this many points
+# (3 decades at the default spacing) on the side where the choice sits, at most twice per
+# side: from 1e-12 to 1e9 times the mean eigenvalue in all.
+EXTEND_POINTS = 6
+# automatic extension: implemented, off by default until sweep batches agree (issue 16)
+MAX_EXTENSIONS = 0
+
+
+def best_index(values: np.ndarray, prefer: Optional[np.ndarray] = None, axis: int = 0):
+    """Arg-max over `axis`, NaN counting as the worst score. Among tied scores (within
+    `TIE_RTOL` of the best) the entry with the largest `prefer` wins (for alpha: the most
+    regularised probe; pass -gamma to prefer the smallest gamma). Independent of the order of
+    the grid."""
+    v = np.where(np.isnan(values), -np.inf, np.asarray(values, dtype=np.float64))
+    if prefer is None:
+        return np.argmax(v, axis=axis)
+    v = np.moveaxis(v, axis, 0)
+    best = v.max(axis=0)
+    slack = np.where(np.isfinite(best), TIE_RTOL * np.abs(best), 0.0)
+    tied = v >= best - slack
+    key = np.asarray(prefer, dtype=np.float64).reshape((-1,) + (1,) * (v.ndim - 1))
+    return np.argmax(np.where(tied, key, -np.inf), axis=0)
+
+
+def edge_side(scores: np.ndarray, grid: np.ndarray, index: int) -> Optional[str]:
+    """"low" / "high" when grid[index] is the smallest / largest value of the grid and its
+    score (higher is better) beats that of the nearest other grid value by more than
+    `FLAT_RTOL` (a plateau is no reason to look further); else None."""
+    grid = np.asarray(grid, dtype=np.float64)
+    values = np.unique(grid)
+    if values.size < 2:
+        return None
+    a = grid[index]
+    if a == values[0]:
+        side, neighbour = "low", values[1]
+    elif a == values[-1]:
+        side, neighbour = "high", values[-2]
+    else:
+        return None
+    s = np.where(np.isnan(scores), -np.inf, scores)
+    here, there = float(s[index]), float(s[grid == neighbour].max())
+    if not np.isfinite(here):
+        return None
+    if not np.isfinite(there):
+        return side
+    return side if here - there > FLAT_RTOL * max(abs(here), abs(there), 1e-300) else None
+
+
+def edge_sides(per: np.ndarray, joint: np.ndarray, grid: np.ndarray, idx: np.ndarray,
+                per_target: bool) -> list:
+    """Edge side (or None) of each target's choice: on its own column with per-target
+    selection, else on the joint criterion that chose the shared value."""
+    if per_target:
+        return [edge_side(per[:, t], grid, int(idx[t])) for t in range(per.shape[1])]
+    side = edge_side(joint, grid, int(idx[0]))
+    return [side] * per.shape[1]
+
+
+def extended_grid(grid: np.ndarray, side: str) -> np.ndarray:
+    """EXTEND_POINTS new values beyond the `side` edge of a log-spaced grid, at its spacing."""
+    values = np.unique(np.asarray(grid, dtype=np.float64))
+    pos = values[values > 0]
+    step = float(np.log10(pos[1] / pos[0])) if pos.size >= 2 else 0.5
+    step = step if np.isfinite(step) and step > 0 else 0.5
+    k = np.arange(1, EXTEND_POINTS + 1)
+    if side == "low":
+        return (pos[0] * 10.0 ** (-step * k))[::-1]
+    return values[-1] * 10.0 ** (step * k)
+
+
+def select_alpha(scores: Any, alphas: np.ndarray, default_grid: bool, per_target: bool):
+    """Alpha selection shared by every ridge solve: scores(grid) -> (per (A, k), joint (A,)).
+
+    The best score wins, ties going to the larger alpha; a default grid is extended while the
+    choice sits at an improving edge (see `_ridge_solve`). Returns (alphas, per, joint, idx
+    (k,), edge side of each target's choice)."""
+    alphas = np.asarray(alphas, dtype=np.float64)
+    per, joint = scores(alphas)
+    k = per.shape[1]
+
+    def select() -> np.ndarray:
+        if per_target:
+            return best_index(per, alphas, axis=0)
+        return np.full(k, best_index(joint, alphas))
+
+    idx = select()
+    grown = {"low": 0, "high": 0}
+    while default_grid:
+        sides = [s for s in edge_sides(per, joint, alphas, idx, per_target) if s]
+        side = next((s for s in ("low", "high") if s in sides and grown[s] < MAX_EXTENSIONS),
+                    None)  # fmt: skip
+        if side is None:
+            break
+        grown[side] += 1
+        extra = extended_grid(alphas, side)
+        p2, j2 = scores(extra)
+        if side == "low":
+            alphas = np.concatenate([extra, alphas])
+            per, joint = np.concatenate([p2, per]), np.concatenate([j2, joint])
+        else:
+            alphas = np.concatenate([alphas, extra])
+            per, joint = np.concatenate([per, p2]), np.concatenate([joint, j2])
+        idx = select()
+    return alphas, per, joint, idx, edge_sides(per, joint, alphas, idx, per_target)
+
+
+def warn_grid_edge(owner: str, what: str, grid: np.ndarray, sides: list, default: bool,
+                    cv: str) -> None:
+    """One GridEdgeWarning naming the parameter, the edge and how many targets sit there."""
+    flagged = [s for s in sides if s is not None]
+    if not flagged:
+        return
+    from .._base import user_stacklevel
+
+    side = "smallest" if flagged[0] == "low" else "largest"
+    lo, hi = float(np.min(grid)), float(np.max(grid))
+    targets = "" if len(sides) == 1 else f" for {len(flagged)} of {len(sides)} targets"
+    param = "alphas" if what == "alpha" else what
+    if default:
+        advice = f"pass {param}= explicitly, reaching further on that side"
+    else:
+        advice = f"pass {param}= reaching further on that side"
+    warnings.warn(
+        f"{owner}: the {what} chosen by cv={cv!r} is the {side} value of the grid searched "
+        f"({lo:.3g} .. {hi:.3g}){targets}, and the CV score was still improving there, so the "
+        f"best {what} may lie outside the grid: {advice}.",
+        GridEdgeWarning,
+        stacklevel=user_stacklevel(),
+    )
+
+
+# Largest number of float64 entries in a stack of Grams decomposed together (1 GiB).
+BATCH_ENTRIES = 1 << 27
+
+
+def kfold_spectra(stats: SufficientStats, ne, fit_intercept: bool, backend):
+    """Spectrum of the full data and of every K-fold training set.
+
+    Decomposed together (one sequential eigendecomposition per thread, which scales far better
+    than one threaded eigendecomposition) unless the stack of Grams would exceed 1 GiB.
+    Returns ((lam, V, B) of all rows, {fold: (normal equations, (lam, V, B))}).
+    """
+    folds = [f for f in range(stats.n_folds) if stats.count[f] > 0]
+    n = stats.n_samples
+    for f in folds:
+        if n - stats.count[f] < 1:
+            raise ValueError(f"fold {f} holds every row; K-fold CV needs rows in other folds.")
+    fold_nes = [stats.normal_equations(fit_intercept, exclude_fold=f) for f in folds]
+    everything = [ne, *fold_nes]
+    d = ne.gram.shape[0]
+    xp = stats._ops()
+    if len(everything) * d * d <= BATCH_ENTRIES:
+        lams, Vs, Bs = backend.spectra(
+            xp.stack([e.gram for e in everything]), xp.stack([e.cxy for e in everything])
+        )
+        specs = [(lams[i], Vs[i], Bs[i]) for i in range(len(everything))]
+    else:
+        specs = [backend.spectrum(e.gram, e.cxy) for e in everything]
+    return specs[0], {f: (fold_nes[i], specs[i + 1]) for i, f in enumerate(folds)}
+
+
+class RowMap:
+    """Feature map x -> A x of a fitted metric (block-wise; see `feature_blocks`)."""
+
+    def __init__(self, geometry: Geometry, d: int) -> None:
+        self.geometry = geometry
+        self.width = d
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return self.geometry.rows(X)
+
+
+def feature_blocks(X: np.ndarray, feature_map: Optional[Any]):
+    """Yield (slice, features) over X: the rows themselves, or mapped block by block (so an
+    expanded feature matrix never exists for all rows at once)."""
+    if feature_map is None:
+        yield slice(0, X.shape[0]), X
+        return
+    # ~32 MiB of features per block
+    block = int(np.clip((1 << 22) // max(feature_map.width, 1), 16, PREDICT_BLOCK))
+    for start in range(0, X.shape[0], block):
+        sl = slice(start, min(start + block, X.shape[0]))
+        yield sl, feature_map(X[sl])
+
+
+def linear_decision(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """X @ coef + intercept in float64, in row blocks (float32 inputs are never fully copied).
+    A torch X gives a float64 tensor on its device (coef, intercept must be there too)."""
+    n = X.shape[0]
+    if is_torch_tensor(X) or is_torch_tensor(coef):
+        xp = ops_of(coef, X)
+        out = xp.empty((n, coef.shape[1]))
+        for start in range(0, n, PREDICT_BLOCK):
+            block = xp.asarray(X[start : start + PREDICT_BLOCK])
+            out[start : start + PREDICT_BLOCK] = block @ coef
+        return out + intercept
+    out = np.empty((n, coef.shape[1]))
+    for start in range(0, n, PREDICT_BLOCK):
+        block = X[start : start + PREDICT_BLOCK].astype(np.float64, copy=False)
+        np.matmul(block, coef, out=out[start : start + PREDICT_BLOCK])
+    out += intercept
+    return out
