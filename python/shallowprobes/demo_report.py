@@ -53,6 +53,7 @@ def _figures(results: dict, out: Path) -> list[str]:
     if tasks:
         accs = {t: {k: v for k, v in row.items() if k != "chance"} for t, row in tasks.items()}
         plot.task_accuracy(accs, chance={t: row["chance"] for t, row in tasks.items()},
+                           title="Probes on scrambled coordinates (d = 24): test accuracy",
                            path=out / FIGURES["tasks"])  # fmt: skip
         made.append("tasks")
     reports = results.get("stability_reports")
@@ -65,6 +66,7 @@ def _figures(results: dict, out: Path) -> list[str]:
                  if k not in ("n_pairs", "n_test", "source_auroc")}  # fmt: skip
         plot.transfer_curve(curve["n_pairs"], lines, reference=curve["source_auroc"],
                             ylabel="AUROC on model B (true labels, held-out texts)",
+                            title="Monitors moved from model A to model B without labels",
                             path=out / FIGURES["transfer_curve"])  # fmt: skip
         made.append("transfer_curve")
     report = results.get("transfer_report")

@@ -398,6 +398,7 @@ def task_accuracy(
     accuracies: Mapping[str, Mapping[str, float]],
     *,
     chance: Optional[Mapping[str, float]] = None,
+    title: Optional[str] = None,
     path: Optional[PathLike] = None,
     figsize: Sequence[float] = DEFAULT_FIGSIZE,
     dpi: int = DEFAULT_DPI,
@@ -413,7 +414,7 @@ def task_accuracy(
         vals = [float(accuracies[t].get(probe, np.nan)) for t in tasks]
         xs = np.arange(len(tasks)) + (j - (len(probes) - 1) / 2) * width
         bars = ax.bar(xs, vals, width=width, label=probe)
-        ax.bar_label(bars, fmt="%.2f", fontsize=8, label_type="center", color="white")
+        ax.bar_label(bars, fmt="%.2f", fontsize=8, padding=-12, color="white")  # inside the top
     if chance:
         for i, t in enumerate(tasks):
             if t in chance:
@@ -423,6 +424,8 @@ def task_accuracy(
     ax.set_xticklabels(tasks)
     ax.set_ylim(0, 1.12)
     ax.set_ylabel("test accuracy")
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, ncol=len(probes) + 1, loc="upper center")
     ax.grid(axis="y", alpha=0.3)
     return _finish(fig, path)
@@ -435,6 +438,7 @@ def transfer_curve(
     ylabel: str = "AUROC on B (held-out pairs)",
     reference: Optional[float] = None,
     reference_label: str = "source monitor on A",
+    title: Optional[str] = None,
     path: Optional[PathLike] = None,
     figsize: Sequence[float] = DEFAULT_FIGSIZE,
     dpi: int = DEFAULT_DPI,
@@ -453,6 +457,8 @@ def transfer_curve(
     ax.minorticks_off()
     ax.set_xlabel("paired samples (unlabelled)")
     ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _finish(fig, path)
