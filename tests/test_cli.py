@@ -278,7 +278,7 @@ def test_argument_errors_in_process(data, paired, tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("label", ["corrupt npy in cache", "collect: missing TEXTS"])
+@pytest.mark.parametrize("label", ["corrupt npy in cache"])
 def test_argument_errors_in_subprocess(data, paired, tmp_path, label):
     args, status, needle = _error_cases(data, paired, tmp_path)[label]
     out = run_cli(*_with_out(args, tmp_path))
@@ -328,6 +328,21 @@ def test_demo_real_without_case_study(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "shallowprobes.case_study", None)
     assert cli.main(["demo", "--real"]) == 1
     assert "case_study" in one_error_line(capsys.readouterr().err)
+
+
+def test_demo_real_passes_its_options(tmp_path, capsys, monkeypatch):
+    import types
+
+    calls = []
+    fake = types.ModuleType("shallowprobes.case_study")
+    fake.main = lambda argv=None: calls.append(argv) or {"done": True}
+    monkeypatch.setitem(sys.modules, "shallowprobes.case_study", fake)
+    assert cli.main(["demo", "--real", "--out", str(tmp_path), "--", "--n-articles", "50"]) == 0
+    assert calls == [["--out", str(tmp_path), "--n-articles", "50"]]
+    assert cli.main(["demo", "--real", "--quick"]) == 2  # the case study has its own sizes
+    assert "--quick" in one_error_line(capsys.readouterr().err)
+    assert cli.main(["demo", "--n-articles", "50"]) == 2  # extra options only with --real
+    assert "unrecognized" in one_error_line(capsys.readouterr().err)
 
 
 @pytest.mark.slow

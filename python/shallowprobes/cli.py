@@ -460,7 +460,16 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------ demo, bench
 def cmd_demo(args: argparse.Namespace) -> int:
+    extra = list(args.extra or [])
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    if extra and not args.real:
+        raise UsageError(f"unrecognized arguments: {' '.join(extra)} (only --real takes more)")
+    if args.real and args.quick:
+        raise UsageError("--quick is for the synthetic demo; give the case study its own sizes "
+                         "after --, e.g. demo --real -- --n-articles 100")  # fmt: skip
     argv = (["--quick"] if args.quick else []) + (["--out", args.out] if args.out else [])
+    argv += extra
     if args.real:
         try:
             from .case_study import main as case_main
@@ -602,7 +611,10 @@ def build_parser() -> argparse.ArgumentParser:
             "(python -m shallowprobes.demo). --real runs shallowprobes.case_study instead.")
     d.add_argument("--quick", action="store_true", help="smaller sizes (< 1 minute)")
     d.add_argument("--out", default=None, metavar="DIR", help="report folder (default demo_out)")
-    d.add_argument("--real", action="store_true", help="the real-model case study")
+    d.add_argument("--real", action="store_true",
+                   help="the real-model case study (shallowprobes.case_study); its own options "
+                   "follow --")  # fmt: skip
+    d.add_argument("extra", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     d.set_defaults(func=cmd_demo)
 
     b = add("bench", "run the benchmark scripts (source checkout)",
