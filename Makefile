@@ -16,7 +16,8 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet "maturin>=1.5,<2" "numpy>=1.22" "pytest>=7" "hypothesis>=6" \
 		"scikit-learn>=1.6" "scipy>=1.10" "pandas>=1.5" "psutil>=5" "ruff>=0.4" "mypy>=1.10" "torch>=2.1" \
-		"dask[distributed]>=2024.1" "safetensors>=0.4" "tqdm>=4.60" "zarr>=2.16"
+		"dask[distributed]>=2024.1" "safetensors>=0.4" "tqdm>=4.60" "zarr>=2.16" \
+		"matplotlib>=3.6" "pyarrow>=10"
 	touch $(STAMP)
 
 build: $(STAMP)

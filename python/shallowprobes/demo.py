@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from . import (
     rust_available,
 )
 from .datasets import make_circle, make_linear_concepts, make_parity, make_xor
+from .errors import GridEdgeWarning
 
 
 def _timed(fn):
@@ -36,10 +38,20 @@ def _timed(fn):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=40000, help="rows of activations")
-    parser.add_argument("--d", type=int, default=512, help="hidden width")
+    parser.add_argument("--n", type=int, default=None, help="rows of activations (40000)")
+    parser.add_argument("--d", type=int, default=None, help="hidden width (512)")
     parser.add_argument("--concepts", type=int, default=8, help="regression targets")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (< 1 minute)")
+    parser.add_argument("--out", default="demo_out", metavar="DIR",
+                        help="where report.md, report.json and the figures go (demo_out)")
+    parser.add_argument("--no-report", action="store_true", help="print only, write nothing")
     args = parser.parse_args(argv)
+    if args.n is None:
+        args.n = 8000 if args.quick else 40000
+    if args.d is None:
+        args.d = 128 if args.quick else 512
+    results: dict = {"quick": bool(args.quick), "n": args.n, "d": args.d}
+    t_start = time.perf_counter()
 
     print(f"shallowprobes demo — Rust core: {rust_available()}, threads: {get_num_threads()}")
     data = make_linear_concepts(args.n, args.d, args.concepts, dtype=np.float32)
@@ -97,16 +109,24 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         print("   scikit-learn not installed: skipping the RidgeCV comparison")
 
-    _degree2_demo()
+    _degree2_demo(results, args.quick)
+    results["seconds"] = round(time.perf_counter() - t_start, 1)
+    if not args.no_report:
+        from .demo_report import write_report
+
+        where = write_report(results, args.out)
+        print(f"\nreport: {where}")
 
 
-def _degree2_demo() -> None:
+def _degree2_demo(results: dict, quick: bool = False) -> None:
     print("\n5. Degree 2 sees interactions (tasks in randomly scrambled coordinates, d=24)")
     print("   task      chance  linear  quadratic  CP rank 2")
+    n5 = 3000 if quick else 6000
+    tasks = results["tasks"] = {}
     for task in (
-        make_xor(6000, 24, seed=1),
-        make_circle(6000, 24, seed=1),
-        make_parity(6000, 24, n_bits=3, seed=1),
+        make_xor(n5, 24, seed=1),
+        make_circle(n5, 24, seed=1),
+        make_parity(n5, 24, n_bits=3, seed=1),
     ):
         accs = []
         for probe in (
@@ -114,19 +134,28 @@ def _degree2_demo() -> None:
             QuadraticProbeClassifier(),
             CPProbeClassifier(rank=2, max_iter=200),
         ):
-            probe.fit(task.X_train, task.y_train)
+            with warnings.catch_warnings():  # parity: no signal, alpha at the grid's edge
+                warnings.simplefilter("ignore", GridEdgeWarning)
+                probe.fit(task.X_train, task.y_train)
             accs.append(probe.score(task.X_test, task.y_test))
+        tasks[task.name] = {"chance": float(task.chance_accuracy), "linear": float(accs[0]),
+                            "degree 2": float(accs[1]), "CP rank 2": float(accs[2])}
         print(
             f"   {task.name:9} {task.chance_accuracy:6.3f}  {accs[0]:6.3f}  {accs[1]:9.3f}  "
             f"{accs[2]:9.3f}"
         )
     print("   (3-bit parity is degree 3: beyond any degree-2 probe, as the hierarchy says)")
 
-    task = make_xor(5000, 48, seed=2)
+    d6 = 24 if quick else 48
+    task = make_xor(1600 if quick else 3000, d6, seed=2)
     X, y = task.X_train, task.latent_train[:, 0] * task.latent_train[:, 1]
-    print(f"\n6. Exact degree-2 ridge at width d=48 (p=1224 features), n={X.shape[0]}, two routes")
-    primal, t_p = _timed(lambda: QuadraticProbe(cv="gcv", solver="primal").fit(X, y))
-    dual, t_d = _timed(lambda: QuadraticProbe(cv="gcv", solver="dual").fit(X, y))
+    p6 = d6 + d6 * (d6 + 1) // 2
+    print(f"\n6. Exact degree-2 ridge at width d={d6} (p={p6} features), n={X.shape[0]}, two "
+          "routes")
+    with warnings.catch_warnings():  # a noiseless target: the smallest alpha wins
+        warnings.simplefilter("ignore", GridEdgeWarning)
+        primal, t_p = _timed(lambda: QuadraticProbe(cv="gcv", solver="primal").fit(X, y))
+        dual, t_d = _timed(lambda: QuadraticProbe(cv="gcv", solver="dual").fit(X, y))
     agree = np.abs(primal.predict(task.X_test) - dual.predict(task.X_test)).max()
     scale = np.abs(dual.predict(task.X_test)).max()
     print(
@@ -147,15 +176,17 @@ def _degree2_demo() -> None:
     except ImportError:
         print("   scikit-learn not installed: skipping the PolynomialFeatures comparison")
 
-    _stability_demo()
+    _stability_demo(results, quick)
 
 
-def _stability_demo() -> None:
+def _stability_demo(results: dict, quick: bool = False) -> None:
     from .stability import Affine, compare_stability, format_reports
 
     print("\n7. Coordinate stability: refit after random invertible affine maps of h (XOR, d=8)")
     task = make_xor(2000, 8, seed=0)
     models = {
+        "LinearProbeClassifier(metric='whiten')": LinearProbeClassifier(metric="whiten"),
+        "LinearProbeClassifier(metric='euclidean')": LinearProbeClassifier(),
         "QuadraticProbeClassifier(metric='whiten')": QuadraticProbeClassifier(metric="whiten"),
         "QuadraticProbeClassifier(metric='euclidean')": QuadraticProbeClassifier(),
     }
@@ -171,10 +202,70 @@ def _stability_demo() -> None:
         pass
     reports = compare_stability(models, task.X_train, task.y_train, Affine(), n_draws=3)
     print("   " + format_reports(reports).replace("\n", "\n   "))
-    _transfer_demo()
+    results["stability_reports"] = reports  # the figure draws them; report.json their numbers
+    results["stability"] = [
+        {"estimator": r.estimator, "group": r.group, "condition": float(r.condition),
+         "n_draws": int(r.n_draws), "max_change": float(r.max_change),
+         "median_change": float(r.median_change),
+         "per_draw_change": [float(v) for v in r.per_draw_change],
+         "label_change_rate": None if r.label_change_rate is None else float(r.label_change_rate),
+         "alpha_max_change": None if r.alpha_max_change is None else float(r.alpha_max_change),
+         "stable": bool(r.is_stable())}
+        for r in reports
+    ]  # fmt: skip
+    _transfer_demo(results, quick)
 
 
-def _transfer_demo() -> None:
+def _auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """AUROC by midranks (ties count one half)."""
+    labels = np.asarray(labels).astype(bool)
+    order = np.argsort(scores, kind="mergesort")
+    s = np.asarray(scores)[order]
+    ranks = np.empty(s.size)
+    i = 0
+    while i < s.size:  # midranks of tied runs
+        j = i
+        while j + 1 < s.size and s[j + 1] == s[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    n1 = labels.sum()
+    n0 = labels.size - n1
+    return float((ranks[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _transfer_curve(results: dict, bank, pair, pool, test, quick: bool) -> None:
+    from . import transfer
+
+    n_pairs = (100, 300, 1000) if quick else (100, 200, 400, 1000, 3000)
+    methods = {"quotient": "quotient", "full": "full state", "pca": "top-r PCA"}
+    Y = pair.labels[test]
+    src = bank.decision_function(pair.H_A[test])
+    curve: dict = {"n_pairs": list(n_pairs), "n_test": int(test.size),
+                   "source_auroc": float(np.mean([_auroc(src[:, j], Y[:, j])
+                                                  for j in range(len(bank))]))}  # fmt: skip
+    print(f"\n   AUROC on B ({test.size} held-out texts, true labels, mean over monitors) "
+          f"against the number of unlabeled pairs; source monitors on A: "
+          f"{curve['source_auroc']:.3f}")
+    print("   pairs  " + "  ".join(f"{m:>10}" for m in methods.values()))
+    for label in methods.values():
+        curve[label] = []
+    for n in n_pairs:
+        line = []
+        for target, label in methods.items():
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*NOT portable")
+                moved = transfer(bank, pair.H_A[pool[:n]], pair.H_B[pool[:n]], target=target,
+                                 unportable="mark")  # fmt: skip
+            s = moved.decision_function(pair.H_B[test])
+            auc = float(np.mean([_auroc(s[:, j], Y[:, j]) for j in range(len(bank))]))
+            curve[label].append(auc)
+            line.append(auc)
+        print(f"   {n:5d}  " + "  ".join(f"{v:10.3f}" for v in line))
+    results["transfer_curve"] = curve
+
+
+def _transfer_demo(results: dict, quick: bool = False) -> None:
     import tempfile
 
     from . import ProbeBank, compare_transfer
@@ -193,6 +284,8 @@ def _transfer_demo() -> None:
     )
     # monitors fitted with labels on model A (first 3000 rows); the rest are unlabeled pairs
     fit_rows, pairs = np.arange(3000), np.arange(3000, 8000)
+    if quick:
+        fit_rows, pairs = np.arange(2000), np.arange(2000, 8000)
     HA = pair.H_A[fit_rows]
     bank = ProbeBank(metadata={"model": "A"})
     for j, name in enumerate(pair.bank.names):
@@ -218,6 +311,16 @@ def _transfer_demo() -> None:
             again.decision_function(pair.H_B[:100]), moved.decision_function(pair.H_B[:100])
         )
     print(f"   saved and reloaded (JSON + .npz, no pickle): identical scores = {same}")
+    results["transfer_report"] = moved.report
+    results["transfer"] = {
+        "rank": int(q),
+        "report": moved.report.to_dict(),
+        "comparison": {m: {k: cmp.mean(m, k) for k in ("decision_auroc", "auroc")}
+                       for m in dict.fromkeys(r["method"] for r in cmp.rows)},
+    }  # fmt: skip
+    # paired samples: the last 2000 rows are the test texts, the curve draws pairs from the rest
+    test = np.arange(6000, 8000)
+    _transfer_curve(results, bank, pair, np.arange(fit_rows.size, 6000), test, quick)
 
 
 if __name__ == "__main__":
