@@ -365,7 +365,11 @@ def test_bench_runs_the_scripts_with_quick(tmp_path, capfd):
     assert "bench_broken.py" in one_error_line(got.err)
 
 
-def test_bench_finds_the_checkout():
-    where = cli._find_benches(None)
-    assert where is not None and (where / "bench_linear.py").is_file()
-    assert where == Path(cli.__file__).resolve().parents[2] / "benches"
+def test_bench_finds_the_checkout(tmp_path, monkeypatch):
+    from shallowprobes.cli import commands
+
+    checkout = Path(__file__).resolve().parents[1] / "benches"
+    assert commands._find_benches(None) == checkout  # from the checkout's root
+    monkeypatch.chdir(tmp_path)  # elsewhere: found next to the package source
+    where = commands._find_benches(None)
+    assert where == checkout and (where / "bench_linear.py").is_file()

@@ -268,9 +268,8 @@ def _transfer_curve(results: dict, bank, pair, pool, test, quick: bool) -> None:
 def _transfer_demo(results: dict, quick: bool = False) -> None:
     import tempfile
 
-    from . import ProbeBank, compare_transfer
+    from . import ProbeBank, compare_transfer, transfer
     from .datasets import readout_equivalent_models
-    from .monitors import transfer
 
     print("\n8. Monitor transfer from model A to model B, no labels on B")
     pair = readout_equivalent_models(
