@@ -79,7 +79,8 @@ def test_case_study_qualitative_results(report):
     auroc = report["transfer"]["mean_auroc"]
     assert auroc["quotient transfer"] > 0.95
     assert auroc["quotient transfer"] > auroc["source (MiniLM)"] - 0.05
-    assert abs(auroc["shuffled-pairs control"] - 0.5) < 0.15
+    control = next(v for k, v in auroc.items() if k.startswith("shuffled-pairs control"))
+    assert abs(control - 0.5) < 0.12
     assert report["transfer"]["quotient_r2"] > 0.3
     assert report["transfer"]["shuffled_quotient_r2"] < 0.1
     assert report["transfer"]["portable"] and not report["transfer"]["shuffled_portable"]
