@@ -206,7 +206,8 @@ def test_texts_from_txt_and_jsonl(model_dir, tmp_path):
     jsonl.write_text("\n".join(json.dumps({"text": t, "id": i}) for i, t in enumerate(TEXTS)))
     assert load_texts(txt) == TEXTS
     assert load_texts(str(jsonl)) == TEXTS
-    a = collect_activations(model_dir, txt, out=tmp_path / "a", progress=False)
+    assert load_texts(np.array(TEXTS)) == TEXTS
+    a = collect_activations(model_dir, txt, out=tmp_path / "a", progress=True)  # tqdm bar
     b = collect_activations(model_dir, TEXTS, out=tmp_path / "b", progress=False)
     np.testing.assert_array_equal(a.read("1"), b.read("1"))
 

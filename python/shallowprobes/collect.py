@@ -120,9 +120,11 @@ def _transformers() -> Any:
 
 # ------------------------------------------------------------------------------------ texts
 def load_texts(texts: Any) -> list[str]:
-    """The texts as a list of str: a list / tuple of str, or a path to a ``.txt`` file (one
-    text per line; trailing blank lines are ignored, a blank line inside raises) or a
-    ``.jsonl`` file (one JSON object per line with a string field "text")."""
+    """The texts as a list of str: a list / tuple / 1-D array of str, or a path to a ``.txt``
+    file (one text per line; trailing blank lines are ignored, a blank line inside raises) or
+    a ``.jsonl`` file (one JSON object per line with a string field "text")."""
+    if isinstance(texts, np.ndarray) and texts.ndim == 1 and texts.dtype.kind in "UO":
+        texts = [str(t) if isinstance(t, np.str_) else t for t in texts.tolist()]
     if isinstance(texts, (str, os.PathLike)):
         path = Path(texts)
         if not path.is_file():
