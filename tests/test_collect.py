@@ -353,6 +353,13 @@ def test_manifest_mismatch_raises(model_dir, tmp_path):
     tok = transformers.AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     with pytest.raises(CacheError, match="model.parameters_sha256"):
         collect_activations(other, TEXTS, out=out, batch_size=8, tokenizer=tok, progress=False)
+    # the same model loaded by the caller resumes the collection made from its path
+    model, tok = _load(model_dir)
+    calls = {"n": 0}
+    h = model.register_forward_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
+    collect_activations(model, TEXTS, out=out, batch_size=8, progress=False)
+    h.remove()
+    assert calls["n"] == 0
     # resume=False starts over with the new settings
     cache = collect_activations(model_dir, TEXTS, out=out, batch_size=4, pool="last",
                                 resume=False, progress=False)  # fmt: skip

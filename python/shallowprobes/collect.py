@@ -367,6 +367,34 @@ def _fingerprint(model: Any, where: str) -> dict:
     }
 
 
+def _same_device(a: Any, b: Any) -> bool:
+    """torch devices equal, "cuda" matching "cuda:<current>"."""
+    if a.type != b.type:
+        return False
+    if a.index is None or b.index is None:
+        if a.type != "cuda":
+            return True
+        torch = _torch()
+        current = torch.cuda.current_device()
+        return (a.index if a.index is not None else current) == (
+            b.index if b.index is not None else current
+        )
+    return bool(a.index == b.index)
+
+
+def _vocab_hash(tok: Any) -> Optional[str]:
+    """A hash of the tokenizer's vocabulary (None when it has no get_vocab)."""
+    get_vocab = getattr(tok, "get_vocab", None)
+    if get_vocab is None:
+        return None
+    try:
+        vocab = get_vocab()
+    except Exception:  # a tokenizer-like object without a real vocabulary
+        return None
+    text = json.dumps(sorted((str(k), int(v)) for k, v in dict(vocab).items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _call_kwargs(model: Any, batch: dict) -> dict:
     """The tokenizer's outputs that the model's forward accepts."""
     try:
@@ -464,6 +492,8 @@ def _differences(old: dict, new: dict) -> list[str]:
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             for k in sorted(set(a) | set(b)):
+                if key == "model" and k == "source":
+                    continue  # a path or the loaded model: the parameters say which model
                 if a.get(k) != b.get(k):
                     diffs.append(f"{key}.{k}: {a.get(k)!r} on disk, {b.get(k)!r} now")
         elif a != b:
@@ -603,7 +633,7 @@ def collect_activations(
         net.to(torch_device)
     else:
         devices = {p.device for p in net.parameters()}
-        if devices and devices != {torch_device}:
+        if devices and not all(_same_device(d, torch_device) for d in devices):
             raise ParameterError(
                 f"device={str(torch_device)!r} but the model's parameters are on "
                 f"{sorted(map(str, devices))}; move the model (model.to(...)) or pass that "
@@ -622,6 +652,7 @@ def collect_activations(
         "padding_side": getattr(tok, "padding_side", None),
         "tokenizer": type(tok).__name__,
         "tokenizer_vocab": len(tok) if hasattr(tok, "__len__") else None,
+        "tokenizer_sha256": _vocab_hash(tok),
     }
     manifest = {
         "format": FORMAT,
