@@ -19,7 +19,6 @@ from .._base import (
 from .._validation import check_fold_ids, check_targets, check_X, is_torch_tensor
 from ..backends import copy_of, get_backend, ops_of, to_numpy, uses_torch
 from ..backends.numpy_kernels import residual_outside_span
-from ..errors import GridEdgeWarning  # noqa: F401 - re-exported: linear.GridEdgeWarning
 from ..solve.calibration import gaussian_calibration
 from ..solve.geometry import Geometry, check_readout, fit_geometry
 from ..solve.ridge import (

@@ -17,7 +17,6 @@ from .._base import (
 )
 from .._validation import is_torch_tensor
 from ..backends import to_numpy
-from ..errors import GridEdgeWarning  # noqa: F401 - re-exported: linear.GridEdgeWarning
 from ..solve.calibration import logistic
 
 

@@ -74,7 +74,7 @@ Two fitting methods, chosen by `init`.
    what took minutes at d = 768.
 
 `n_iter_` and `converged_` report the iterations of either method; `init_` the start used.
-A chosen alpha or gamma at an edge of its grid gives a `linear.GridEdgeWarning`.
+A chosen alpha or gamma at an edge of its grid gives a `errors.GridEdgeWarning`.
 
 Backends: with backend="torch" (or "auto" and a CUDA tensor) the whole fit -- the start
 (statistics, eigendecompositions, CV), the polish or the alternation, the rebalancing and J

@@ -18,7 +18,6 @@ from .._base import (
     ClassifierMixin,
     RegressorMixin,
 )
-from ..errors import GridEdgeWarning  # noqa: F401 - re-exported: linear.GridEdgeWarning
 from ..solve.ridge import (
     default_alpha_grid,
 )

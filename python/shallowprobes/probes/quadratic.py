@@ -25,7 +25,7 @@ regularisation), on the default grid logspace(-6, 3, 19) x the mean eigenvalue. 
 default (None, or "scale") is g0 = 1 / mean ||h - mu||^2 alone; a list of gammas is searched
 jointly with alpha, one eigendecomposition (n x n kernel or p x p Gram) per value, ties going
 to the smaller gamma. A choice left at an edge of its grid where the score still improves
-gives a `linear.GridEdgeWarning` (then widen alphas= or gamma=). Automatic extension of both
+gives a `errors.GridEdgeWarning` (then widen alphas= or gamma=). Automatic extension of both
 grids is implemented (`MAX_EXTENSIONS`, `GAMMA_EXTENSIONS`, `GAMMA_FACTORS`) but off: it
 would make sweep's batched multi-target solves disagree with per-target fits.
 

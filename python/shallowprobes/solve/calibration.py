@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import GridEdgeWarning  # noqa: F401 - re-exported: linear.GridEdgeWarning
 from ..solve.stats import SufficientStats
 
 

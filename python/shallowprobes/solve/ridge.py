@@ -16,7 +16,7 @@ import numpy as np
 
 from .._validation import is_torch_tensor
 from ..backends import ops_of, to_numpy
-from ..errors import GridEdgeWarning  # noqa: F401 - re-exported: linear.GridEdgeWarning
+from ..errors import GridEdgeWarning
 from ..solve.geometry import Geometry
 from ..solve.stats import SufficientStats
 

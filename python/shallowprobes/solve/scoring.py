@@ -10,7 +10,6 @@ import numpy as np
 
 from .._validation import is_torch_tensor
 from ..backends import ops_of, to_numpy
-from ..errors import GridEdgeWarning  # noqa: F401 - re-exported: linear.GridEdgeWarning
 
 SCORINGS = ("squared_error", "accuracy", "roc_auc")
 
