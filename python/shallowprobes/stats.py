@@ -31,6 +31,7 @@ _FIELDS = ("count", "sum_x", "sum_y", "xtx", "xty", "yty")
 # is an empty placeholder for degree 1)
 _REQUIRED = ("format_version", "n_folds", "shift_x", "shift_y", *_FIELDS)
 _OPTIONAL = ("rows_seen", "degree", "input_shift")
+_PRECISIONS = ("auto", "float64", "float32")
 
 
 class NormalEquations(NamedTuple):
@@ -80,13 +81,28 @@ class SufficientStats:
         n x p array). `n_inputs` is d and `n_features` is p. Degree-2 statistics are kept about
         a centre (`input_shift`) and can be re-expressed exactly about any other centre
         (`recentred`), which is how `merge` combines chunks and how probes centre at the mean.
+    precision : {"auto", "float64", "float32"}, default "auto"
+        Arithmetic of the Gram products X^T X, X^T Y in the Rust core (degree 1; results are
+        float64 either way). "float64": exact for every input dtype. "float32": each row
+        block (at most 1024 rows) is shifted, rounded to float32 and multiplied by float32
+        SIMD GEMM, then added in float64: about twice as fast, with entries within
+        ``(1026 * 2**-24) * ||x_j - s_j|| * ||x_l - s_l||`` of the exact Gram (s: the shift,
+        close to the mean; docs/design.md §8). "auto": "float32" for bfloat16/float16 input
+        (numpy float16, ml_dtypes bfloat16, torch half tensors; read as raw bits by the core,
+        never converted as a whole), whose own rounding is far larger, "float64" otherwise.
+        The numpy and torch backends always compute in float64.
     """
 
-    def __init__(self, n_folds: int = 1, backend: str = "auto", degree: int = 1) -> None:
+    def __init__(
+        self, n_folds: int = 1, backend: str = "auto", degree: int = 1, precision: str = "auto"
+    ) -> None:
         if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 1:
             raise ValueError(f"n_folds must be a positive integer, got {n_folds!r}.")
         if isinstance(degree, bool) or degree not in (1, 2):
             raise ValueError(f"degree must be 1 or 2, got {degree!r}.")
+        if not isinstance(precision, str) or precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}.")
+        self.precision = precision
         self.n_folds = int(n_folds)
         self.degree = int(degree)
         self.backend = backend
@@ -159,7 +175,7 @@ class SufficientStats:
         return self._converted(None)
 
     def _converted(self, device: Any) -> SufficientStats:
-        out = SufficientStats(self.n_folds, self.backend, self.degree)
+        out = SufficientStats(self.n_folds, self.backend, self.degree, self.precision)
         out._device = device
         out.rows_seen = self.rows_seen
         if self.count is not None:
@@ -201,7 +217,11 @@ class SufficientStats:
             return update_stats(self, X, Y, fold_ids)
         # --- end dask ---
         keep = self._keeps_tensors(X)
-        X = check_X(X, n_features=self.n_inputs, keep_tensor=keep, degree=self.degree)
+        half = self._half_rows(X, keep)
+        if half is not None:
+            X = half
+        else:
+            X = check_X(X, n_features=self.n_inputs, keep_tensor=keep, degree=self.degree)
         n = X.shape[0]
         if Y is None:
             Yarr = np.zeros((n, 0))
@@ -222,6 +242,31 @@ class SufficientStats:
             folds = check_fold_ids(fold_ids, n, self.n_folds)
         self._accumulate_validated(X, Yarr, folds)
         return self
+
+    def _half_rows(self, X: Any, keep_tensor: bool) -> Any:
+        """bfloat16/float16 rows as raw bits for the Rust core (validated like `check_X`),
+        or None: other dtypes, degree 2, or another backend (they convert as before)."""
+        if keep_tensor or self.degree != 1 or get_backend(self.backend).name != "rust":
+            return None
+        from . import _rust_backend
+        from ._validation import _check_shape, check_magnitude
+
+        half = _rust_backend.half_rows(X)
+        if half is not None:
+            _check_shape(half.shape, "X", self.n_inputs, 1, "this probe")
+            amax = _rust_backend.finite_max_abs(half)
+            if np.isnan(amax):
+                raise non_finite_error("X")
+            check_magnitude(amax, "X", 1)
+        return half
+
+    def _gram_precision(self, X: Any) -> str:
+        """The precision the Rust core uses for rows X (see the class docs)."""
+        from ._rust_backend import HalfRows
+
+        if self.precision != "auto":
+            return self.precision
+        return "float32" if isinstance(X, HalfRows) else "float64"
 
     def _accumulate_validated(
         self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]
@@ -252,7 +297,12 @@ class SufficientStats:
                     X, Y, folds, self.input_shift, self.shift_x, self.shift_y, *kernel_args
                 )
             else:
-                backend.accumulate(X, Y, folds, self.shift_x, self.shift_y, *kernel_args)
+                extra = {}
+                if getattr(backend, "name", None) == "rust":
+                    extra["precision"] = self._gram_precision(X)
+                backend.accumulate(
+                    X, Y, folds, self.shift_x, self.shift_y, *kernel_args, **extra
+                )
             with commit_guard():
                 if not fresh:
                     for field in _FIELDS:
@@ -288,7 +338,7 @@ class SufficientStats:
 
     def _scratch(self) -> SufficientStats:
         """Zero statistics of the same shape, shifts and device as these (for an update)."""
-        out = SufficientStats(self.n_folds, self.backend, self.degree)
+        out = SufficientStats(self.n_folds, self.backend, self.degree, self.precision)
         out._device = self._device
         out._allocate(
             self.n_features, self.n_targets, self.shift_x, self.shift_y, self.input_shift
@@ -324,7 +374,7 @@ class SufficientStats:
 
     def copy(self) -> SufficientStats:
         if self.count is None:
-            out = SufficientStats(self.n_folds, self.backend, self.degree)
+            out = SufficientStats(self.n_folds, self.backend, self.degree, self.precision)
             out._device = self._device
         else:
             out = self._scratch()
