@@ -673,6 +673,43 @@ fn loo_predictions<'py>(
     PyArray1::from_vec(py, out).reshape([alphas_v.len(), n, k])
 }
 
+/// Sums of squared leave-one-out errors (A, k) for rows X with targets Y, fused into the LOO
+/// pass (no (A, n, k) predictions are formed).
+#[pyfunction]
+#[pyo3(signature = (x, x_mean, v, lam, b, y, y_mean, alphas, n_total, fit_intercept, cancel=None))]
+#[allow(clippy::too_many_arguments)]
+fn loo_sse<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    x_mean: PyReadonlyArray1<'py, f64>,
+    v: PyReadonlyArray2<'py, f64>,
+    lam: PyReadonlyArray1<'py, f64>,
+    b: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    y_mean: PyReadonlyArray1<'py, f64>,
+    alphas: PyReadonlyArray1<'py, f64>,
+    n_total: f64,
+    fit_intercept: bool,
+    cancel: CancelFlag<'py>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let flag = flag_ref(&cancel)?;
+    let spec = spectrum_from(&lam, &v, &b)?;
+    let alphas_v = slice_of(&alphas, "alphas")?.to_vec();
+    let model = LooModel {
+        x_mean: slice_of(&x_mean, "x_mean")?,
+        y_mean: slice_of(&y_mean, "y_mean")?,
+        spec: &spec,
+        alphas: &alphas_v,
+        n_total,
+        fit_intercept,
+    };
+    let ym = view(&y)?;
+    let k = ym.ncols();
+    let result = with_float_view!(x, |xm| py
+        .detach(|| pool(flag, |par| { ridge::loo_sse(xm, ym, &model, par) }))?);
+    rows_to_numpy2(py, &result.map_err(core_err)?, k)
+}
+
 /// Use n threads in the core (0 = one per core).
 #[pyfunction]
 fn set_num_threads(n: usize) -> PyResult<()> {
@@ -697,6 +734,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ridge_path, m)?)?;
     m.add_function(wrap_pyfunction!(heldout_sse, m)?)?;
     m.add_function(wrap_pyfunction!(loo_predictions, m)?)?;
+    m.add_function(wrap_pyfunction!(loo_sse, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     Ok(())

@@ -124,6 +124,22 @@ def loo_predictions(
 ) -> F64:
     """Exact leave-one-out predictions (A, n, k) for the rows x with targets y."""
 
+def loo_sse(
+    x: Floats,
+    x_mean: F64,
+    v: F64,
+    lam: F64,
+    b: F64,
+    y: F64,
+    y_mean: F64,
+    alphas: F64,
+    n_total: float,
+    fit_intercept: bool,
+    cancel: Flag = None,
+) -> F64:
+    """Sums (A, k) of squared leave-one-out errors of the rows x, fused into the LOO pass
+    (no (A, n, k) predictions are formed; NaN where a leverage reaches 1)."""
+
 def set_num_threads(n: int) -> None:
     """Use n threads in the core (0 = the default from the environment)."""
 

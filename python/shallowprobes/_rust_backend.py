@@ -181,6 +181,19 @@ def loo_predictions(X, x_mean, V, lam, B, Y, y_mean, alphas, n_total, fit_interc
     return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
 
 
+def loo_sse(X, x_mean, V, lam, B, Y, y_mean, alphas, n_total, fit_intercept) -> np.ndarray:
+    """Sums (A, k) of squared LOO errors, fused in the core (see `_core.loo_sse`)."""
+    args = (_f64(x_mean), _f64(V), _f64(lam), _f64(B))
+    Y, y_mean, alphas = _f64(Y), _f64(y_mean), _f64(alphas)
+    total = np.zeros((alphas.shape[0], Y.shape[1]))
+    for rows, block in _row_blocks(X):
+        total += _core.loo_sse(
+            block, *args, Y[rows], y_mean, alphas, float(n_total), bool(fit_intercept),
+            cancel_flag(),
+        )  # fmt: skip
+    return total
+
+
 def expand_quadratic(X, shift_in, quad_scale: float) -> np.ndarray:
     if not readable_in_place(X):
         X = _native(X)  # the output is n x p, far larger than this copy

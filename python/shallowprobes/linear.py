@@ -748,6 +748,15 @@ class _RidgeProbeBase(BaseEstimator):
                         "fit()."
                     )
                 X, Y, _ = rows
+                if scoring == "squared_error" and hasattr(backend, "loo_sse"):
+                    # fused in the core: no (A, n, k) predictions
+                    sse = np.zeros((len(grid), k))
+                    for sl, F in _feature_blocks(X, feature_map):
+                        sse += backend.loo_sse(
+                            F, ne.x_mean, V, lam, B, Y[sl], ne.y_mean, grid, ne.n, fit_intercept
+                        )
+                    per = -sse / X.shape[0]
+                    return per, per.mean(axis=1)
                 preds = xp.empty((len(grid), X.shape[0], k))
                 for sl, F in _feature_blocks(X, feature_map):
                     preds[:, sl] = backend.loo_predictions(
