@@ -201,7 +201,8 @@ class SufficientStats:
     def update(self, X: Any, Y: Any = None, fold_ids: Any = None) -> SufficientStats:
         """Add the rows of X (and targets Y) to the statistics; returns self.
 
-        X: (n, d) float32/float64 (any layout; other real dtypes are converted). Y: (n,) or
+        X: (n, d) float32/float64 (any layout; other real dtypes are converted; with the Rust
+        core float16/bfloat16 arrays and tensors are read as raw bits, see `precision`). Y: (n,) or
         (n, k) targets, or None for unlabeled statistics (k = 0). fold_ids: optional (n,)
         integers in [0, n_folds). Inputs are fully validated before anything is changed, and
         the update is all-or-nothing: the rows are accumulated into scratch statistics that
