@@ -115,10 +115,16 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(3)
     S = rng.standard_normal((d, d))
     S = S @ S.T
-    t0 = time.perf_counter()
-    for _ in range(3):
-        np.linalg.eigh(S)
-    t_eigh = (time.perf_counter() - t0) / 3
+
+    def eigh_time() -> float:
+        ts = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            np.linalg.eigh(S)
+            ts.append(time.perf_counter() - t0)
+        return min(ts)
+
+    t_eigh = eigh_time()
     gram_flops = 2.0 * n * d * d
 
     def ours(cv: Any, precision: str) -> Callable[[], Any]:
@@ -180,6 +186,9 @@ def main(argv: list[str] | None = None) -> None:
     c64 = sp.LinearProbe(alphas=grid, precision="float64").fit(X, Y)
     c32 = sp.LinearProbe(alphas=grid, precision="float32").fit(X, Y)
     rel = float(np.abs(c32.coef_ - c64.coef_).max() / np.abs(c64.coef_).max())
+    # the floor is a best case: fastest eigh and highest GEMM rate seen at the start or the end
+    t_eigh = min(t_eigh, eigh_time())
+    peaks = {key: max(v, peaks[key]) for key, v in gemm_peaks().items()}
     floors = {
         "floor f64 (Gram at peak + eigh)": gram_flops / (peaks["float64"] * 1e9) + t_eigh,
         "floor f32 (Gram at peak + eigh)": gram_flops / (peaks["float32"] * 1e9) + t_eigh,
@@ -197,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
                      str(runs)])  # fmt: skip
     print(f"bench_precision: n={n} d={d} k={k}, 20 alphas, float32 input, {args.threads} threads")
     print(
-        f"GEMM peak (numpy, 2048^2): float64 {peaks['float64']:.1f} GFLOP/s, "
+        f"GEMM peak (numpy, 2048^2, best at start/end): float64 {peaks['float64']:.1f} GFLOP/s, "
         f"float32 {peaks['float32']:.1f} GFLOP/s; eigh({d}) {t_eigh:.3f}s"
     )
     print(f"load average before: {load_before}, after: {loadavg()}")
