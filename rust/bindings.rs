@@ -128,6 +128,80 @@ macro_rules! with_float_view {
     };
 }
 
+/// How the core reads a uint16 X (`raw=`): as bfloat16 or float16 bit patterns.
+#[derive(Clone, Copy)]
+enum RawHalf {
+    Bf16,
+    F16,
+}
+
+fn raw_half(raw: Option<&str>) -> PyResult<Option<RawHalf>> {
+    match raw {
+        None => Ok(None),
+        Some("bfloat16") => Ok(Some(RawHalf::Bf16)),
+        Some("float16") => Ok(Some(RawHalf::F16)),
+        Some(other) => Err(value_err(format!(
+            "raw must be None, 'bfloat16' or 'float16', got {other:?}"
+        ))),
+    }
+}
+
+fn precision_of(precision: &str) -> PyResult<stats::Precision> {
+    match precision {
+        "float64" => Ok(stats::Precision::F64),
+        "float32" => Ok(stats::Precision::F32),
+        other => Err(value_err(format!(
+            "precision must be 'float64' or 'float32', got {other:?}"
+        ))),
+    }
+}
+
+/// A faer view of 16-bit patterns as one of the half-precision element types.
+fn half_view<'a, H: stats::Element>(a: &'a PyReadonlyArray2<'_, u16>) -> PyResult<MatRef<'a, H>> {
+    const { assert!(std::mem::size_of::<H>() == 2 && std::mem::align_of::<H>() == 2) };
+    let v = view(a)?;
+    // SAFETY: H is a #[repr(transparent)] wrapper of u16 (checked above: same size and
+    // alignment), so the same pointer and element strides describe the same buffer.
+    Ok(unsafe {
+        MatRef::from_raw_parts(
+            v.as_ptr() as *const H,
+            v.nrows(),
+            v.ncols(),
+            v.row_stride(),
+            v.col_stride(),
+        )
+    })
+}
+
+fn half_matrix<'py>(x: &Bound<'py, PyAny>) -> PyResult<PyReadonlyArray2<'py, u16>> {
+    x.extract::<PyReadonlyArray2<'py, u16>>().map_err(|_| {
+        PyTypeError::new_err(
+            "with raw='bfloat16' or 'float16', X must be a 2-D uint16 numpy array of bit \
+             patterns (e.g. a float16 array's .view(np.uint16))",
+        )
+    })
+}
+
+/// Runs `$body` with `$xm` bound to a faer view of `$x`: float64/float32, or uint16 bit
+/// patterns read as bfloat16/float16 when `$raw` says so.
+macro_rules! with_any_view {
+    ($x:expr, $raw:expr, |$xm:ident| $body:expr) => {
+        match raw_half($raw)? {
+            None => with_float_view!($x, |$xm| $body),
+            Some(RawHalf::Bf16) => {
+                let a = half_matrix($x)?;
+                let $xm = half_view::<stats::Bf16>(&a)?;
+                $body
+            }
+            Some(RawHalf::F16) => {
+                let a = half_matrix($x)?;
+                let $xm = half_view::<stats::F16>(&a)?;
+                $body
+            }
+        }
+    };
+}
+
 /// The one place where core errors become Python exceptions: the library's own classes from
 /// `shallowprobes.errors` (NonFiniteError, CoreMemoryError), KeyboardInterrupt for a raised
 /// cancel flag, ValueError/RuntimeError for the rest.
@@ -213,14 +287,15 @@ fn stats_mut<'a>(
 
 /// The largest |x| of a 2-D float array when every entry is finite, else None.
 #[pyfunction]
-#[pyo3(signature = (x, cancel=None))]
+#[pyo3(signature = (x, cancel=None, raw=None))]
 fn finite_max_abs(
     py: Python<'_>,
     x: &Bound<'_, PyAny>,
     cancel: CancelFlag<'_>,
+    raw: Option<&str>,
 ) -> PyResult<Option<f64>> {
     let flag = flag_ref(&cancel)?;
-    with_float_view!(x, |m| py
+    with_any_view!(x, raw, |m| py
         .detach(|| pool(flag, |_| stats::finite_max_abs(m)))?
         .map_err(core_err))
 }
@@ -232,8 +307,12 @@ fn all_finite(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool> {
 }
 
 /// Adds the shifted statistics of (X, Y) into the per-fold accumulators, in place.
+///
+/// `precision`: "float64" (exact) or "float32" (block Grams by f32 GEMM, see
+/// `stats::F32_GRAM_ROWS` for the error bound). `raw`: None for float32/float64 X, or
+/// "bfloat16"/"float16" for a uint16 X of bit patterns, read directly.
 #[pyfunction]
-#[pyo3(signature = (x, y, fold_ids, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty, cancel=None))]
+#[pyo3(signature = (x, y, fold_ids, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty, cancel=None, precision="float64", raw=None))]
 #[allow(clippy::too_many_arguments)]
 fn accumulate(
     py: Python<'_>,
@@ -249,8 +328,11 @@ fn accumulate(
     mut xty: PyReadwriteArray3<'_, f64>,
     mut yty: PyReadwriteArray3<'_, f64>,
     cancel: CancelFlag<'_>,
+    precision: &str,
+    raw: Option<&str>,
 ) -> PyResult<()> {
     let flag = flag_ref(&cancel)?;
+    let prec = precision_of(precision)?;
     let folds = fold_vec(&fold_ids)?;
     let sx = slice_of(&shift_x, "shift_x")?.to_vec();
     let sy = slice_of(&shift_y, "shift_y")?.to_vec();
@@ -259,8 +341,8 @@ fn accumulate(
     )?;
     let ym = view(&y)?;
     let folds_ref = folds.as_deref();
-    let result = with_float_view!(x, |xm| py.detach(|| pool(flag, |_| {
-        stats::accumulate(xm, ym, folds_ref, &sx, &sy, out)
+    let result = with_any_view!(x, raw, |xm| py.detach(|| pool(flag, |_| {
+        stats::accumulate_with(xm, ym, folds_ref, &sx, &sy, out, prec)
     }))?);
     result.map_err(core_err)
 }
@@ -591,6 +673,43 @@ fn loo_predictions<'py>(
     PyArray1::from_vec(py, out).reshape([alphas_v.len(), n, k])
 }
 
+/// Sums of squared leave-one-out errors (A, k) for rows X with targets Y, fused into the LOO
+/// pass (no (A, n, k) predictions are formed).
+#[pyfunction]
+#[pyo3(signature = (x, x_mean, v, lam, b, y, y_mean, alphas, n_total, fit_intercept, cancel=None))]
+#[allow(clippy::too_many_arguments)]
+fn loo_sse<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    x_mean: PyReadonlyArray1<'py, f64>,
+    v: PyReadonlyArray2<'py, f64>,
+    lam: PyReadonlyArray1<'py, f64>,
+    b: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    y_mean: PyReadonlyArray1<'py, f64>,
+    alphas: PyReadonlyArray1<'py, f64>,
+    n_total: f64,
+    fit_intercept: bool,
+    cancel: CancelFlag<'py>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let flag = flag_ref(&cancel)?;
+    let spec = spectrum_from(&lam, &v, &b)?;
+    let alphas_v = slice_of(&alphas, "alphas")?.to_vec();
+    let model = LooModel {
+        x_mean: slice_of(&x_mean, "x_mean")?,
+        y_mean: slice_of(&y_mean, "y_mean")?,
+        spec: &spec,
+        alphas: &alphas_v,
+        n_total,
+        fit_intercept,
+    };
+    let ym = view(&y)?;
+    let k = ym.ncols();
+    let result = with_float_view!(x, |xm| py
+        .detach(|| pool(flag, |par| { ridge::loo_sse(xm, ym, &model, par) }))?);
+    rows_to_numpy2(py, &result.map_err(core_err)?, k)
+}
+
 /// Use n threads in the core (0 = one per core).
 #[pyfunction]
 fn set_num_threads(n: usize) -> PyResult<()> {
@@ -615,6 +734,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ridge_path, m)?)?;
     m.add_function(wrap_pyfunction!(heldout_sse, m)?)?;
     m.add_function(wrap_pyfunction!(loo_predictions, m)?)?;
+    m.add_function(wrap_pyfunction!(loo_sse, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     Ok(())

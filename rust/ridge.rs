@@ -266,6 +266,146 @@ pub struct LooModel<'a> {
     pub fit_intercept: bool,
 }
 
+impl LooModel<'_> {
+    fn check<T: Element>(&self, x: MatRef<'_, T>, y: MatRef<'_, f64>) -> Result<(), CoreError> {
+        let d = x.ncols();
+        let spec = self.spec;
+        if spec.lam.len() != d || self.x_mean.len() != d || self.y_mean.len() != y.ncols() {
+            return Err("LOO inputs disagree on the number of features or targets".into());
+        }
+        if y.nrows() != x.nrows() || spec.b.ncols() != y.ncols() {
+            return Err("LOO output or targets have the wrong shape".into());
+        }
+        Ok(())
+    }
+}
+
+/// One block of the fused leave-one-out pass: rows r0..r0 + m with their leverages
+/// `lev[(i, a)]` (without the intercept's 1/n) and fitted values `fitted[(i, a·k + t)]`
+/// (centred, without the target mean).
+struct LooBlock<'a> {
+    r0: usize,
+    m: usize,
+    lev: MatRef<'a, f64>,
+    fitted: MatRef<'a, f64>,
+}
+
+/// The row-block pass shared by [`loo_predictions`] and [`loo_sse`].
+///
+/// Per block of rows: Xc (staged in parallel, f64), Z = Xc V once, then for *all* alphas at
+/// once the leverages H = (Z∘Z) R (R[j, a] = 1/(λ_j + α_a)) and the fitted values
+/// Z S with S = [diag(r_a) B]_a (d × A·k): two GEMMs per block, Z reused across alphas, no
+/// per-alpha n × k array formed. `sink` consumes each block.
+fn loo_blocks<T: Element>(
+    x: MatRef<'_, T>,
+    model: &LooModel<'_>,
+    par: Par,
+    mut sink: impl FnMut(LooBlock<'_>),
+) -> Result<(), CoreError> {
+    let n = x.nrows();
+    let d = x.ncols();
+    let spec = model.spec;
+    let k = spec.b.ncols();
+    let n_alphas = model.alphas.len();
+    let bs = crate::stats::block_rows(d).min(n.max(1));
+    let inv: Vec<Vec<f64>> = model
+        .alphas
+        .iter()
+        .map(|&a| spec.lam.iter().map(|&l| inv_shifted(l, a)).collect())
+        .collect();
+    let r_mat = Mat::<f64>::from_fn(d, n_alphas, |j, a| inv[a][j]);
+    let s_mat = Mat::<f64>::from_fn(d, n_alphas * k, |j, c| spec.b[(j, c % k)] * inv[c / k][j]);
+    let mut xc = crate::error::try_zeros(bs * d, "the LOO staging block")?;
+    let mut z = Mat::<f64>::zeros(bs, d);
+    let mut z2 = Mat::<f64>::zeros(bs, d);
+    let mut lev = Mat::<f64>::zeros(bs, n_alphas);
+    let mut fitted = Mat::<f64>::zeros(bs, n_alphas * k);
+    let no_targets = MatRef::<f64>::from_row_major_slice(&[], n, 0);
+    let mut sums = vec![0.0f64; d]; // required by `stage_block`, unused here
+    let mut r0 = 0;
+    while r0 < n {
+        crate::threads::check_cancel()?;
+        let m = bs.min(n - r0);
+        let rows: Vec<usize> = (r0..r0 + m).collect();
+        // the rows were validated by the caller (finite): the flag is not needed here
+        crate::stats::stage_block(
+            x,
+            no_targets,
+            &rows,
+            model.x_mean,
+            &[],
+            &mut xc[..m * d],
+            &mut [],
+            &mut sums,
+        );
+        let xcb = crate::stats::col_major(&xc[..m * d], m, d);
+        matmul(
+            z.as_mut().subrows_mut(0, m),
+            Accum::Replace,
+            xcb,
+            spec.v.as_ref(),
+            1.0,
+            par,
+        );
+        {
+            let zb = z.as_ref().subrows(0, m);
+            let z2b = z2.as_mut().subrows_mut(0, m);
+            // column by column (faer matrices are column-major)
+            z2b.par_col_iter_mut().enumerate().for_each(|(j, mut col)| {
+                let src = zb.col(j);
+                for i in 0..m {
+                    col[i] = src[i] * src[i];
+                }
+            });
+        }
+        matmul(
+            lev.as_mut().subrows_mut(0, m),
+            Accum::Replace,
+            z2.as_ref().subrows(0, m),
+            r_mat.as_ref(),
+            1.0,
+            par,
+        );
+        if k > 0 {
+            matmul(
+                fitted.as_mut().subrows_mut(0, m),
+                Accum::Replace,
+                z.as_ref().subrows(0, m),
+                s_mat.as_ref(),
+                1.0,
+                par,
+            );
+        }
+        sink(LooBlock {
+            r0,
+            m,
+            lev: lev.as_ref().subrows(0, m),
+            fitted: fitted.as_ref().subrows(0, m),
+        });
+        r0 += m;
+    }
+    Ok(())
+}
+
+/// The LOO prediction of row i for alpha a and target t, or NaN where the leverage reaches 1.
+#[inline(always)]
+fn loo_value(yi: f64, y_mean: f64, fitted: f64, one_minus_h: f64) -> f64 {
+    if one_minus_h <= 1e-12 {
+        f64::NAN
+    } else {
+        let resid = yi - (y_mean + fitted);
+        yi - resid / one_minus_h
+    }
+}
+
+fn intercept_leverage(model: &LooModel<'_>) -> f64 {
+    if model.fit_intercept {
+        1.0 / model.n_total
+    } else {
+        0.0
+    }
+}
+
 /// Exact leave-one-out predictions for rows `x` (a subset of the training rows) with targets
 /// `y`, written to `out[(a * n + i) * k + t]`. Rows whose leverage reaches 1 get NaN.
 pub fn loo_predictions<T: Element>(
@@ -275,92 +415,64 @@ pub fn loo_predictions<T: Element>(
     out: &mut [f64],
     par: Par,
 ) -> Result<(), CoreError> {
-    let n = x.nrows();
-    let d = x.ncols();
-    let k = y.ncols();
-    let spec = model.spec;
-    let n_alphas = model.alphas.len();
-    if spec.lam.len() != d || model.x_mean.len() != d || model.y_mean.len() != k {
-        return Err("LOO inputs disagree on the number of features or targets".into());
-    }
-    if y.nrows() != n || spec.b.ncols() != k || out.len() != n_alphas * n * k {
+    model.check(x, y)?;
+    let (n, k) = (x.nrows(), y.ncols());
+    if out.len() != model.alphas.len() * n * k {
         return Err("LOO output or targets have the wrong shape".into());
     }
-    let base = if model.fit_intercept {
-        1.0 / model.n_total
-    } else {
-        0.0
-    };
-    let bs = crate::stats::block_rows(d);
-    let mut xc = Mat::<f64>::zeros(bs, d);
-    let mut z = Mat::<f64>::zeros(bs, d);
-    let mut fitted = Mat::<f64>::zeros(bs, k);
-    let mut scaled = Mat::<f64>::zeros(d, k);
-    let inv: Vec<Vec<f64>> = model
-        .alphas
-        .iter()
-        .map(|&a| spec.lam.iter().map(|&l| inv_shifted(l, a)).collect())
-        .collect();
-    // Leverages for all alphas at once: H = (Z∘Z) R with R[j, a] = 1/(λ_j + α_a).
-    let r_mat = Mat::<f64>::from_fn(d, n_alphas, |j, a| inv[a][j]);
-    let mut z2 = Mat::<f64>::zeros(bs, d);
-    let mut lev = Mat::<f64>::zeros(bs, n_alphas);
-    let mut r0 = 0;
-    while r0 < n {
-        crate::threads::check_cancel()?;
-        let m = bs.min(n - r0);
-        for i in 0..m {
-            for j in 0..d {
-                xc[(i, j)] = x[(r0 + i, j)].to_f64() - model.x_mean[j];
-            }
-        }
-        let zb = z.as_mut().subrows_mut(0, m);
-        matmul(
-            zb,
-            Accum::Replace,
-            xc.as_ref().subrows(0, m),
-            spec.v.as_ref(),
-            1.0,
-            par,
-        );
-        let zb = z.as_ref().subrows(0, m);
-        for i in 0..m {
-            for j in 0..d {
-                z2[(i, j)] = zb[(i, j)] * zb[(i, j)];
-            }
-        }
-        let lb = lev.as_mut().subrows_mut(0, m);
-        matmul(
-            lb,
-            Accum::Replace,
-            z2.as_ref().subrows(0, m),
-            r_mat.as_ref(),
-            1.0,
-            par,
-        );
-        for (a, r) in inv.iter().enumerate() {
-            for t in 0..k {
-                for j in 0..d {
-                    scaled[(j, t)] = spec.b[(j, t)] * r[j];
-                }
-            }
-            let fb = fitted.as_mut().subrows_mut(0, m);
-            matmul(fb, Accum::Replace, zb, scaled.as_ref(), 1.0, par);
-            for i in 0..m {
-                let one_minus_h = 1.0 - (base + lev[(i, a)]);
-                for t in 0..k {
-                    let yi = y[(r0 + i, t)];
-                    let idx = (a * n + r0 + i) * k + t;
-                    out[idx] = if one_minus_h <= 1e-12 {
-                        f64::NAN
-                    } else {
-                        let resid = yi - (model.y_mean[t] + fitted[(i, t)]);
-                        yi - resid / one_minus_h
-                    };
-                }
-            }
-        }
-        r0 += m;
+    if n == 0 || k == 0 {
+        return Ok(());
     }
-    Ok(())
+    let base = intercept_leverage(model);
+    loo_blocks(x, model, par, |blk| {
+        // one slab of `out` per alpha, filled in parallel
+        out.par_chunks_mut(n * k).enumerate().for_each(|(a, slab)| {
+            for i in 0..blk.m {
+                let r = blk.r0 + i;
+                let one_minus_h = 1.0 - (base + blk.lev[(i, a)]);
+                for t in 0..k {
+                    slab[r * k + t] = loo_value(
+                        y[(r, t)],
+                        model.y_mean[t],
+                        blk.fitted[(i, a * k + t)],
+                        one_minus_h,
+                    );
+                }
+            }
+        });
+    })
+}
+
+/// Sums of squared leave-one-out errors sse[a][t] = Σ_i (ŷ_(−i) − y_i)² over rows `x`, fused
+/// into the LOO pass (no A × n × k predictions are stored). Each term is formed exactly as
+/// from [`loo_predictions`] (prediction minus target), so the scores agree with scoring those
+/// predictions to rounding of the sum; a row whose leverage reaches 1 makes its sums NaN.
+pub fn loo_sse<T: Element>(
+    x: MatRef<'_, T>,
+    y: MatRef<'_, f64>,
+    model: &LooModel<'_>,
+    par: Par,
+) -> Result<Vec<Vec<f64>>, CoreError> {
+    model.check(x, y)?;
+    let k = y.ncols();
+    let mut sse = vec![vec![0.0f64; k]; model.alphas.len()];
+    if x.nrows() == 0 || k == 0 {
+        return Ok(sse);
+    }
+    let base = intercept_leverage(model);
+    loo_blocks(x, model, par, |blk| {
+        sse.par_iter_mut().enumerate().for_each(|(a, acc)| {
+            for i in 0..blk.m {
+                let r = blk.r0 + i;
+                let one_minus_h = 1.0 - (base + blk.lev[(i, a)]);
+                for (t, s) in acc.iter_mut().enumerate() {
+                    let yi = y[(r, t)];
+                    let p = loo_value(yi, model.y_mean[t], blk.fitted[(i, a * k + t)], one_minus_h);
+                    let e = p - yi;
+                    *s += e * e;
+                }
+            }
+        });
+    })?;
+    Ok(sse)
 }

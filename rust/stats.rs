@@ -39,6 +39,105 @@ impl Element for f32 {
     }
 }
 
+/// A bfloat16 value as its raw bit pattern (the upper 16 bits of an f32), read directly by
+/// the core so that bfloat16 activation caches are never converted as a whole.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bf16(pub u16);
+
+/// An IEEE binary16 (float16) value as its raw bit pattern.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct F16(pub u16);
+
+impl Bf16 {
+    /// The exact f32 value (bfloat16 is a truncated f32).
+    #[inline(always)]
+    pub fn to_f32(self) -> f32 {
+        f32::from_bits((self.0 as u32) << 16)
+    }
+}
+
+impl F16 {
+    /// The exact f32 value, subnormals, infinities and NaNs included (exponent rebias by one
+    /// multiplication: the 15 exponent+mantissa bits placed at f32 positions read as a number
+    /// 2^-112 times the value, subnormals included, since f32 keeps gradual underflow).
+    #[inline(always)]
+    pub fn to_f32(self) -> f32 {
+        let h = self.0 as u32;
+        let sign = (h & 0x8000) << 16;
+        let em = h & 0x7fff;
+        let v = if em >= 0x7c00 {
+            // infinity or NaN: all-ones exponent, mantissa kept (quiet bit included)
+            f32::from_bits(0x7f80_0000 | ((em & 0x03ff) << 13))
+        } else {
+            f32::from_bits(em << 13) * f32::from_bits(0x7780_0000) // × 2^112
+        };
+        f32::from_bits(v.to_bits() | sign)
+    }
+}
+
+impl Element for Bf16 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self.to_f32() as f64
+    }
+    #[inline(always)]
+    fn finite(self) -> bool {
+        self.0 & 0x7f80 != 0x7f80
+    }
+}
+
+impl Element for F16 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self.to_f32() as f64
+    }
+    #[inline(always)]
+    fn finite(self) -> bool {
+        self.0 & 0x7c00 != 0x7c00
+    }
+}
+
+/// Arithmetic of the Gram products of [`accumulate_with`].
+///
+/// `F64`: every product and sum in f64 (the exact default). `F32`: each row block's shifted
+/// values are rounded to f32 and the block's XᵀX and XᵀY are formed by faer's f32 SIMD GEMM,
+/// then added into the f64 statistics; counts, column sums and YᵀY stay in f64 (see
+/// [`F32_GRAM_ROWS`] for the error bound). About twice the GEMM throughput of f64 and half the
+/// staging memory traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    F64,
+    F32,
+}
+
+/// Rows per block of the float32 Gram path, fixed so that the error bound holds.
+///
+/// **Error bound.** Let x̃ = x − s be the shifted rows (s: the statistics' shift, the mean of the
+/// first rows) and u = 2⁻²⁴ the unit roundoff of f32. Per block of m rows the core rounds each
+/// x̃_ij to f32 (relative error ≤ u; f32/bf16/f16 inputs minus an f64 shift are formed exactly in
+/// f64 first) and sums the m products in f32 in some order; by the standard bound for a
+/// floating-point dot product, |fl(Σ a_i b_i) − Σ a_i b_i| ≤ γ_m Σ|a_i b_i|, γ_m = m u/(1 − m u).
+/// The block result is then added to an f64 accumulator (error O(n/m · 2⁻⁵³), negligible).
+/// Summing over blocks and using Cauchy–Schwarz on Σ_i |x̃_ij x̃_il|:
+///
+/// |Ĝ_jl − G_jl| ≤ ((m + 2) u + O(u²)) · ‖x̃_j‖₂ ‖x̃_l‖₂,
+///
+/// and the same with ‖ỹ_t‖₂ for XᵀY (the shifted targets are rounded to f32 as well). The bound
+/// grows with the block length m, not with n: blocks restart the f32 sums. With
+/// m = 1024 it is ≈ 6.1·10⁻⁵ relative to the column-norm product (typical errors, with
+/// rounding errors of random sign, are ≈ √m u ≈ 2·10⁻⁶), well below the rounding of
+/// bfloat16 (2⁻⁸ ≈ 3.9·10⁻³) and float16 (2⁻¹¹ ≈ 4.9·10⁻⁴) storage, while 1024 × p blocks
+/// keep the GEMM at its peak. Because the shift is close to the mean, ‖x̃_j‖ ≈ ‖x_j − x̄_j‖ and
+/// the bound is relative to the *centred* column norms: large common offsets cost nothing.
+pub const F32_GRAM_ROWS: usize = 1024;
+
+/// The documented bound factor (m + 2)·u of [`F32_GRAM_ROWS`] (without the O(u²) term).
+pub fn f32_gram_bound_factor() -> f64 {
+    (F32_GRAM_ROWS as f64 + 2.0) * (f32::EPSILON as f64 / 2.0)
+}
+
 /// Mutable views of per-fold accumulators, laid out as C-ordered numpy arrays:
 /// count (K), sum_x (K·d), sum_y (K·k), xtx (K·d·d), xty (K·d·k, row-major d×k), yty (K·k·k).
 pub struct StatsMut<'a> {
@@ -233,6 +332,19 @@ pub fn accumulate<T: Element>(
     shift_y: &[f64],
     out: StatsMut<'_>,
 ) -> Result<(), CoreError> {
+    accumulate_with(x, y, folds, shift_x, shift_y, out, Precision::F64)
+}
+
+/// [`accumulate`] with the Gram arithmetic chosen by `precision` (see [`Precision`]).
+pub fn accumulate_with<T: Element>(
+    x: MatRef<'_, T>,
+    y: MatRef<'_, f64>,
+    folds: Option<&[usize]>,
+    shift_x: &[f64],
+    shift_y: &[f64],
+    out: StatsMut<'_>,
+    precision: Precision,
+) -> Result<(), CoreError> {
     let (n, d, k) = (x.nrows(), out.d, out.k);
     let n_folds = out.n_folds();
     out.check_shapes()?;
@@ -244,9 +356,14 @@ pub fn accumulate<T: Element>(
     }
     check_targets(y, shift_y, n, k)?;
     let fold_rows = fold_rows(folds, n, n_folds)?;
-    accumulate_blocks(&fold_rows, out, |rows, xb, yb, sum_x| {
-        stage_block(x, y, rows, shift_x, shift_y, xb, yb, sum_x)
-    })
+    match precision {
+        Precision::F64 => accumulate_blocks(&fold_rows, out, |rows, xb, yb, sum_x| {
+            stage_block(x, y, rows, shift_x, shift_y, xb, yb, sum_x)
+        }),
+        Precision::F32 => accumulate_blocks_f32(&fold_rows, out, |rows, xb, yb, sum_x| {
+            stage_block(x, y, rows, shift_x, shift_y, xb, yb, sum_x)
+        }),
+    }
 }
 
 /// Checks that Y is n × k and that its shift has k entries (the error names Y's shape).
@@ -377,33 +494,184 @@ where
     Ok(())
 }
 
-pub(crate) fn col_major(buf: &[f64], nrows: usize, ncols: usize) -> MatRef<'_, f64> {
+/// [`accumulate_blocks`] with the block Grams in f32 (see [`Precision::F32`] and the error
+/// bound at [`F32_GRAM_ROWS`]): `stage` fills an f32 feature block (the shifted values rounded
+/// once, their f64 column sums taken from the rounded values so that centring stays exact for
+/// the data the Gram describes) and the f64 targets; blocks have at most [`F32_GRAM_ROWS`] rows.
+/// Each block's lower-triangle XᵀX and its XᵀY are formed by faer's f32 GEMM (which splits
+/// only the output between threads) and added into the f64 statistics in a fixed order, so the
+/// result is still the same bit for bit for any thread count.
+pub(crate) fn accumulate_blocks_f32<F>(
+    fold_rows: &[Vec<usize>],
+    out: StatsMut<'_>,
+    mut stage: F,
+) -> Result<(), CoreError>
+where
+    F: FnMut(&[usize], &mut [f32], &mut [f64], &mut [f64]) -> bool,
+{
+    let StatsMut {
+        d: p,
+        k,
+        count,
+        sum_x,
+        sum_y,
+        xtx,
+        xty,
+        yty,
+    } = out;
+    let bs = block_rows(p).min(F32_GRAM_ROWS);
+    let par = match rayon::current_num_threads() {
+        0 | 1 => Par::Seq,
+        t => Par::rayon(t),
+    };
+    let cap = staging_rows(fold_rows, p).min(bs);
+    let mut fb = try_zeros_f32(cap * p, "the float32 feature staging block")?;
+    let mut yb = crate::error::try_zeros(cap * k, "the target staging block")?;
+    let mut yb32 = try_zeros_f32(cap * k, "the float32 target staging block")?;
+    let mut g32 = try_zeros_f32(p * p, "the float32 block Gram")?;
+    let mut gxy32 = try_zeros_f32(p * k, "the float32 block cross-product")?;
+
+    for (f, rows) in fold_rows.iter().enumerate() {
+        if rows.is_empty() {
+            continue;
+        }
+        let g = &mut xtx[f * p * p..(f + 1) * p * p];
+        let gxy = &mut xty[f * p * k..(f + 1) * p * k];
+        let gyy = &mut yty[f * k * k..(f + 1) * k * k];
+        let sx = &mut sum_x[f * p..(f + 1) * p];
+        let sy = &mut sum_y[f * k..(f + 1) * k];
+        for chunk in rows.chunks(bs) {
+            crate::threads::check_cancel()?;
+            let m = chunk.len();
+            if !stage(chunk, &mut fb[..m * p], &mut yb[..m * k], sx) {
+                return Err(CoreError::NonFinite);
+            }
+            for (o, &v) in yb32[..m * k].iter_mut().zip(&yb[..m * k]) {
+                *o = v as f32;
+            }
+            let fbr = col_major(&fb[..m * p], m, p);
+            // SAFETY: g32 holds p·p f32 (column-major p × p); only its lower triangle is
+            // written and read.
+            let gm = unsafe { MatMut::from_raw_parts_mut(g32.as_mut_ptr(), p, p, 1, p as isize) };
+            triangular::matmul(
+                gm,
+                BlockStructure::TriangularLower,
+                Accum::Replace,
+                fbr.transpose(),
+                BlockStructure::Rectangular,
+                fbr,
+                BlockStructure::Rectangular,
+                1.0f32,
+                par,
+            );
+            // lower triangle (i ≥ j) of column j lives at j·p + i, in g and g32 alike
+            g.par_chunks_mut(p)
+                .zip(g32.par_chunks(p))
+                .enumerate()
+                .for_each(|(j, (gc, hc))| {
+                    for (a, &b) in gc[j..].iter_mut().zip(&hc[j..]) {
+                        *a += b as f64;
+                    }
+                });
+            if k > 0 {
+                let ybr32 = col_major(&yb32[..m * k], m, k);
+                matmul(
+                    row_major_mut(&mut gxy32, p, k),
+                    Accum::Replace,
+                    fbr.transpose(),
+                    ybr32,
+                    1.0f32,
+                    par,
+                );
+                for (a, &b) in gxy.iter_mut().zip(&gxy32) {
+                    *a += b as f64;
+                }
+                let ybr = col_major(&yb[..m * k], m, k);
+                column_sums_add(ybr, sy);
+                let gyy_mat = row_major_mut(gyy, k, k);
+                matmul(gyy_mat, Accum::Add, ybr.transpose(), ybr, 1.0, Par::Seq);
+            }
+            count[f] += m as f64;
+        }
+        mirror_lower(g, p);
+    }
+    Ok(())
+}
+
+fn try_zeros_f32(len: usize, what: &str) -> Result<Vec<f32>, CoreError> {
+    let mut v: Vec<f32> = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| CoreError::OutOfMemory {
+            what: what.to_string(),
+            bytes: crate::error::bytes_of(len, 4),
+        })?;
+    v.resize(len, 0.0);
+    Ok(v)
+}
+
+pub(crate) fn col_major<E>(buf: &[E], nrows: usize, ncols: usize) -> MatRef<'_, E> {
     assert_eq!(buf.len(), nrows * ncols);
     // SAFETY: `buf` holds exactly nrows·ncols elements in column-major order and outlives the view.
     unsafe { MatRef::from_raw_parts(buf.as_ptr(), nrows, ncols, 1, nrows as isize) }
 }
 
-pub(crate) fn row_major_mut(buf: &mut [f64], nrows: usize, ncols: usize) -> MatMut<'_, f64> {
+pub(crate) fn row_major_mut<E>(buf: &mut [E], nrows: usize, ncols: usize) -> MatMut<'_, E> {
     assert_eq!(buf.len(), nrows * ncols);
     // SAFETY: as in `row_major`, with exclusive access through the &mut borrow.
     unsafe { MatMut::from_raw_parts_mut(buf.as_mut_ptr(), nrows, ncols, ncols as isize, 1) }
 }
 
 /// Raw pointer to the staging buffer that tasks writing disjoint rows may share.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f64);
+struct SharedOut<O>(*mut O);
 // SAFETY: each task writes a disjoint set of rows of the buffer (see `stage_block`).
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
+unsafe impl<O> Send for SharedOut<O> {}
+unsafe impl<O> Sync for SharedOut<O> {}
 
-impl SharedOut {
+impl<O> Clone for SharedOut<O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<O> Copy for SharedOut<O> {}
+
+impl<O> SharedOut<O> {
     // A method (not field access) so closures capture the Send/Sync wrapper, not the raw pointer.
-    fn get(self) -> *mut f64 {
+    fn get(self) -> *mut O {
         self.0
     }
 }
 
-/// Copies the chosen rows into the column-major staging buffer as f64, minus the shifts, and
+/// Staging element types: f64 (exact) or f32 (the float32 Gram path). Values are rounded once
+/// with `from_f64` and the column sums are taken from the rounded values.
+pub(crate) trait Staged: Copy + Send + Sync + 'static {
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
+}
+
+impl Staged for f64 {
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+impl Staged for f32 {
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+/// Copies the chosen rows into the column-major staging buffer (f64, or rounded once to f32 for
+/// the float32 Gram path), minus the shifts, and
 /// adds their column sums into `sum_x`.
 ///
 /// Parallel over groups of 64 rows: a task reads its rows (contiguous slices when X is
@@ -412,13 +680,13 @@ impl SharedOut {
 /// staging cost as much as the GEMM.) Each group keeps its own partial column sums, which are
 /// then added in group order: the summation order is fixed whatever the thread count.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn stage_block<T: Element>(
+pub(crate) fn stage_block<T: Element, O: Staged>(
     x: MatRef<'_, T>,
     y: MatRef<'_, f64>,
     rows: &[usize],
     shift_x: &[f64],
     shift_y: &[f64],
-    xb: &mut [f64],
+    xb: &mut [O],
     yb: &mut [f64],
     sum_x: &mut [f64],
 ) -> bool {
@@ -465,8 +733,8 @@ pub(crate) fn stage_block<T: Element>(
                 for jj in 0..w {
                     let mut acc = 0.0f64;
                     for ii in 0..group.len() {
-                        let v = tile[ii * GROUP + jj];
-                        acc += v;
+                        let v = O::from_f64(tile[ii * GROUP + jj]);
+                        acc += v.to_f64();
                         // SAFETY: (i0 + ii, j0 + jj) is inside the m × d buffer, and rows
                         // i0..i0 + group.len() belong to this task only.
                         unsafe { *base.add((j0 + jj) * m + i0 + ii) = v };

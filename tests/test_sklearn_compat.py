@@ -58,11 +58,11 @@ def test_get_set_params_and_clone(backend):
     assert params == {
         "alphas": [0.1, 1.0], "cv": 4, "alpha_per_target": True, "fit_intercept": False,
         "scoring": "roc_auc", "backend": backend,
-        "metric": "euclidean", "reference": None, "readout": None,
+        "metric": "euclidean", "reference": None, "readout": None, "precision": "auto",
     }  # fmt: skip
     assert set(LinearProbe().get_params()) == {
         "alphas", "cv", "alpha_per_target", "fit_intercept", "backend",
-        "metric", "reference", "readout",
+        "metric", "reference", "readout", "precision",
     }  # fmt: skip
     X, y = make_classification(0, 60, 4, 2)
     est.fit(X, y)

@@ -11,6 +11,8 @@ fails, KeyboardInterrupt when cancelled, ValueError for inconsistent shapes, Typ
 unsupported dtype, RuntimeError when a decomposition does not converge.
 """
 
+from __future__ import annotations
+
 from typing import Optional
 
 import numpy as np
@@ -20,14 +22,17 @@ F64 = npt.NDArray[np.float64]
 Floats = npt.NDArray[np.floating]
 Flag = Optional[npt.NDArray[np.uint8]]
 
-def finite_max_abs(x: Floats, cancel: Flag = None) -> Optional[float]:
-    """max |x| when every entry of the 2-D array x is finite, else None."""
+def finite_max_abs(
+    x: Floats | npt.NDArray[np.uint16], cancel: Flag = None, raw: Optional[str] = None
+) -> Optional[float]:
+    """max |x| when every entry of the 2-D array x is finite, else None. raw="bfloat16" or
+    "float16": x is a uint16 array of those bit patterns."""
 
 def all_finite(x: Floats) -> bool:
     """Whether every entry of the 2-D array x is finite."""
 
 def accumulate(
-    x: Floats,
+    x: Floats | npt.NDArray[np.uint16],
     y: F64,
     fold_ids: Optional[npt.NDArray[np.int64]],
     shift_x: F64,
@@ -39,10 +44,15 @@ def accumulate(
     xty: F64,
     yty: F64,
     cancel: Flag = None,
+    precision: str = "float64",
+    raw: Optional[str] = None,
 ) -> None:
     """Add the statistics of (x - shift_x, y - shift_y) into the per-fold accumulators
     count (K,), sum_x (K, d), sum_y (K, k), xtx (K, d, d), xty (K, d, k), yty (K, k, k),
-    in place (C-contiguous). Earlier blocks may have been added when it raises."""
+    in place (C-contiguous). Earlier blocks may have been added when it raises.
+    precision: "float64" (exact) or "float32" (block Grams by float32 GEMM, accumulated in
+    float64; error bound in docs/design.md §8). raw: None, or "bfloat16"/"float16" for a
+    uint16 x of those bit patterns (decoded per block in the core)."""
 
 def accumulate_quadratic(
     x: Floats,
@@ -113,6 +123,22 @@ def loo_predictions(
     cancel: Flag = None,
 ) -> F64:
     """Exact leave-one-out predictions (A, n, k) for the rows x with targets y."""
+
+def loo_sse(
+    x: Floats,
+    x_mean: F64,
+    v: F64,
+    lam: F64,
+    b: F64,
+    y: F64,
+    y_mean: F64,
+    alphas: F64,
+    n_total: float,
+    fit_intercept: bool,
+    cancel: Flag = None,
+) -> F64:
+    """Sums (A, k) of squared leave-one-out errors of the rows x, fused into the LOO pass
+    (no (A, n, k) predictions are formed; NaN where a leverage reaches 1)."""
 
 def set_num_threads(n: int) -> None:
     """Use n threads in the core (0 = the default from the environment)."""

@@ -116,7 +116,7 @@ def check_X(
             raise TypeError(
                 f"{name} has unsupported dtype {arr.dtype}; pass float32 or float64."
             ) from None
-    _check_shape(arr.shape, name, n_features, min_samples, owner)
+    check_shape(arr.shape, name, n_features, min_samples, owner)
     if check_finite:
         _check_values(arr, name, degree)
     return arr
@@ -150,7 +150,7 @@ def check_magnitude(amax: float, name: str, degree: int) -> None:
     )
 
 
-def _check_shape(shape: tuple, name: str, n_features, min_samples: int, owner: str) -> None:
+def check_shape(shape: tuple, name: str, n_features, min_samples: int, owner: str) -> None:
     """The checks of `check_X` that need only the shape (numpy arrays and tensors alike)."""
     if len(shape) != 2:
         hint = (
@@ -191,7 +191,7 @@ def _check_tensor_X(
         raise ValueError("Complex data not supported; pass real-valued activations.")
     if str(t.dtype) not in _TORCH_FLOATS:
         t = t.to(torch.float64)  # integers, booleans, other float formats
-    _check_shape(tuple(t.shape), name, n_features, min_samples, owner)
+    check_shape(tuple(t.shape), name, n_features, min_samples, owner)
     if finite:
         _check_values(t, name, degree)
     return t

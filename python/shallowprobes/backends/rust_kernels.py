@@ -28,15 +28,6 @@ def _f64(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
-def readable_in_place(X: Any) -> bool:
-    """Whether the core can read numpy array X without a copy (see the module docs)."""
-    if not isinstance(X, np.ndarray) or X.dtype.type not in (np.float32, np.float64):
-        return False
-    if not (X.dtype.isnative and X.flags.aligned):
-        return False
-    return all(s % X.itemsize == 0 for s in X.strides)
-
-
 def _native(X: np.ndarray) -> np.ndarray:
     """A contiguous native-order float32/float64 copy of (a block of) X."""
     dtype = np.float32 if X.dtype.itemsize <= 4 and X.dtype.kind == "f" else np.float64
@@ -57,8 +48,58 @@ def _row_blocks(X: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
         yield rows, _native(X[rows])
 
 
+class HalfRows:
+    """Rows stored as bfloat16 or float16, held as their uint16 bit patterns (`bits`, 2-D):
+    the core decodes them block by block, so no float32/float64 copy of the whole array is
+    made. Indexing rows gives a float32 array (used for the few rows of the initial shift)."""
+
+    def __init__(self, bits: np.ndarray, kind: str) -> None:
+        readable = bits.flags.aligned and bits.dtype.isnative
+        if not (readable and all(s % 2 == 0 for s in bits.strides)):
+            bits = np.array(bits, dtype=np.uint16, order="C", copy=True)
+        self.bits, self.kind = bits, kind
+
+    @property
+    def shape(self) -> tuple:
+        return self.bits.shape
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        bits = self.bits[rows]
+        if self.kind == "float16":
+            return bits.view(np.float16).astype(np.float32)
+        return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def half_rows(X: Any) -> Optional[HalfRows]:
+    """X as `HalfRows` when it is a float16 / bfloat16 array (numpy, ml_dtypes, or a torch
+    tensor, copied to host if needed), else None."""
+    if type(X).__module__.startswith("torch"):
+        kind = {"torch.bfloat16": "bfloat16", "torch.float16": "float16"}.get(str(X.dtype))
+        if kind is None or X.ndim != 2:
+            return None
+        import torch
+
+        return HalfRows(X.detach().cpu().view(torch.int16).numpy().view(np.uint16), kind)
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.dtype.itemsize != 2:
+        return None
+    kind = "float16" if X.dtype == np.float16 else X.dtype.name
+    return HalfRows(X.view(np.uint16), kind) if kind in ("float16", "bfloat16") else None
+
+
+def readable_in_place(X: Any) -> bool:
+    """Whether the core can read numpy array X without a copy (see the module docs)."""
+    if not isinstance(X, np.ndarray) or X.dtype.type not in (np.float32, np.float64):
+        return False
+    if not (X.dtype.isnative and X.flags.aligned):
+        return False
+    return all(s % X.itemsize == 0 for s in X.strides)
+
+
 def finite_max_abs(X: np.ndarray) -> float:
     """max |X| when every entry is finite, else nan (0 for an empty array)."""
+    if isinstance(X, HalfRows):
+        m = _core.finite_max_abs(X.bits, cancel_flag(), X.kind)
+        return float("nan") if m is None else m
     best = 0.0
     for _, block in _row_blocks(X):
         m = _core.finite_max_abs(block, cancel_flag())
@@ -76,12 +117,22 @@ def _folds_of(fold_ids: Optional[np.ndarray], rows: slice) -> Optional[np.ndarra
     return None if fold_ids is None else np.ascontiguousarray(fold_ids[rows], dtype=np.int64)
 
 
-def accumulate(X, Y, fold_ids, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty) -> None:
+def accumulate(
+    X, Y, fold_ids, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty, precision="float64"
+) -> None:
+    """precision: "float64" (exact) or "float32" (float32 block Grams, docs/design.md §8).
+    X may be `HalfRows` (raw bfloat16/float16 bits, decoded in the core)."""
     Y, sx, sy = _f64(Y), _f64(shift_x), _f64(shift_y)
+    if isinstance(X, HalfRows):
+        _core.accumulate(
+            X.bits, Y, _folds_of(fold_ids, slice(None)), sx, sy,
+            count, sum_x, sum_y, xtx, xty, yty, cancel_flag(), precision, X.kind,
+        )  # fmt: skip
+        return
     for rows, block in _row_blocks(X):
         _core.accumulate(
             block, Y[rows], _folds_of(fold_ids, rows), sx, sy,
-            count, sum_x, sum_y, xtx, xty, yty, cancel_flag(),
+            count, sum_x, sum_y, xtx, xty, yty, cancel_flag(), precision,
         )  # fmt: skip
 
 
@@ -128,6 +179,19 @@ def loo_predictions(X, x_mean, V, lam, B, Y, y_mean, alphas, n_total, fit_interc
         for rows, block in _row_blocks(X)
     ]
     return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+
+
+def loo_sse(X, x_mean, V, lam, B, Y, y_mean, alphas, n_total, fit_intercept) -> np.ndarray:
+    """Sums (A, k) of squared LOO errors, fused in the core (see `_core.loo_sse`)."""
+    args = (_f64(x_mean), _f64(V), _f64(lam), _f64(B))
+    Y, y_mean, alphas = _f64(Y), _f64(y_mean), _f64(alphas)
+    total = np.zeros((alphas.shape[0], Y.shape[1]))
+    for rows, block in _row_blocks(X):
+        total += _core.loo_sse(
+            block, *args, Y[rows], y_mean, alphas, float(n_total), bool(fit_intercept),
+            cancel_flag(),
+        )  # fmt: skip
+    return total
 
 
 def expand_quadratic(X, shift_in, quad_scale: float) -> np.ndarray:

@@ -26,8 +26,10 @@ from ..solve.ridge import (
     RowMap,
     default_alpha_grid,
     feature_blocks,
+    gcv_scores,
     kfold_spectra,
     linear_decision,
+    loo_scores,
     select_alpha,
     warn_grid_edge,
 )
@@ -46,6 +48,7 @@ class RidgeProbeBase(BaseEstimator):
 
     _is_classifier = False
     _feature_degree = 1  # degree of the features the statistics hold (input magnitude range)
+    _takes_precision = False  # whether `precision` is a parameter (the linear probes)
 
     def __init__(
         self,
@@ -91,7 +94,9 @@ class RidgeProbeBase(BaseEstimator):
         from .._params import ALPHAS, ARRAY_LIKE, BACKEND, BOOL, CV, MATRIX, InstanceOf, Options
         from ..solve.geometry import METRICS
 
+        extra = {"precision": [Options(("auto", "float64", "float32"))]}
         return {
+            **(extra if self._takes_precision else {}),
             "alphas": ALPHAS,
             "cv": CV,
             "alpha_per_target": BOOL,
@@ -210,7 +215,7 @@ class RidgeProbeBase(BaseEstimator):
         """Hook: raise if this estimator cannot stream (e.g. a dual-route solve)."""
 
     def _new_stats(self, n_folds: int) -> SufficientStats:
-        return SufficientStats(n_folds, self.backend)
+        return SufficientStats(n_folds, self.backend, precision=getattr(self, "precision", "auto"))
 
     def _fit_rows(self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]):
         """(statistics, solution) from validated rows; subclasses may solve without statistics."""
@@ -417,18 +422,7 @@ class RidgeProbeBase(BaseEstimator):
         def scores(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """(per (A, k), joint (A,)) CV scores of the alphas in `grid`."""
             if cv_name == "gcv":
-                _, rss, _ = backend.ridge_path(lam, V, B, perp, grid, False)
-                rss = to_numpy(rss)
-                lam_pos = to_numpy(lam[lam > 0])
-                resid_dof = np.array(
-                    [max(free, 0.0) + float(np.sum(a / (lam_pos + a))) if a > 0 else free
-                     for a in grid]
-                )  # fmt: skip
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    gcv = ne.n * rss / (resid_dof * resid_dof)[:, None]
-                gcv[resid_dof <= 0] = np.inf
-                per = -gcv
-                return per, per.mean(axis=1)
+                return gcv_scores(backend, lam, V, B, perp, grid, ne.n, free)
             if cv_name == "loo":
                 if rows is None:
                     raise ValueError(
@@ -436,13 +430,8 @@ class RidgeProbeBase(BaseEstimator):
                         "use cv='gcv' or an integer number of folds with partial_fit, or call "
                         "fit()."
                     )
-                X, Y, _ = rows
-                preds = xp.empty((len(grid), X.shape[0], k))
-                for sl, F in feature_blocks(X, feature_map):
-                    preds[:, sl] = backend.loo_predictions(
-                        F, ne.x_mean, V, lam, B, Y[sl], ne.y_mean, grid, ne.n, fit_intercept
-                    )
-                return score_predictions(preds, Y, scoring)
+                return loo_scores(backend, xp, ne, (lam, V, B), rows, grid, scoring,
+                                  fit_intercept, feature_map)  # fmt: skip
             return self._kfold_scores(stats, grid, rows, backend, scoring, fold_specs,
                                       feature_map)  # fmt: skip
 

@@ -58,12 +58,37 @@ class LinearProbe(ProbeRegressorMixin, RegressorMixin, RidgeProbeBase):
         metric="readout" only (required there): the model's readout matrix W, logits = W h + b.
     backend : {"auto", "rust", "numpy"}, default "auto"
         "rust" is the compiled core, "numpy" the plain reference implementation.
+    precision : {"auto", "float64", "float32"}, default "auto"
+        Arithmetic of the Gram in the Rust core (see `SufficientStats`): "float32" forms
+        block Grams by float32 GEMM (about twice as fast, bounded error, docs/design.md §8);
+        "auto" does so for bfloat16/float16 input only.
 
     Attributes
     ----------
     coef_, intercept_, alpha_, alphas_, cv_results_, best_score_, n_features_in_, stats_,
     geometry_ (the fitted metric)
     """
+
+    _takes_precision = True
+
+    def __init__(
+        self,
+        alphas: Any = None,
+        *,
+        cv: Union[str, int] = "gcv",
+        alpha_per_target: bool = False,
+        fit_intercept: bool = True,
+        metric: str = "euclidean",
+        reference: Any = None,
+        readout: Any = None,
+        backend: str = "auto",
+        precision: str = "auto",
+    ) -> None:
+        super().__init__(
+            alphas, cv=cv, alpha_per_target=alpha_per_target, fit_intercept=fit_intercept,
+            metric=metric, reference=reference, readout=readout, backend=backend,
+        )  # fmt: skip
+        self.precision = precision
 
 
 class LinearProbeClassifier(ProbeClassifierMixin, ClassifierMixin, RidgeProbeBase):
@@ -76,7 +101,7 @@ class LinearProbeClassifier(ProbeClassifierMixin, ClassifierMixin, RidgeProbeBas
 
     Parameters
     ----------
-    alphas, cv, alpha_per_target, fit_intercept, metric, reference, readout, backend
+    alphas, cv, alpha_per_target, fit_intercept, metric, reference, readout, backend, precision
         As for `LinearProbe`.
     scoring : {"squared_error", "accuracy", "roc_auc"}, default "squared_error"
         Criterion for alpha. "accuracy" and "roc_auc" need held-out decision values:
@@ -101,6 +126,7 @@ class LinearProbeClassifier(ProbeClassifierMixin, ClassifierMixin, RidgeProbeBas
     """
 
     _is_classifier = True
+    _takes_precision = True
 
     def __init__(
         self,
@@ -114,6 +140,7 @@ class LinearProbeClassifier(ProbeClassifierMixin, ClassifierMixin, RidgeProbeBas
         readout: Any = None,
         scoring: str = "squared_error",
         backend: str = "auto",
+        precision: str = "auto",
     ) -> None:
         super().__init__(
             alphas,
@@ -126,3 +153,4 @@ class LinearProbeClassifier(ProbeClassifierMixin, ClassifierMixin, RidgeProbeBas
             backend=backend,
         )
         self.scoring = scoring
+        self.precision = precision

@@ -19,6 +19,7 @@ from ..backends import ops_of, to_numpy
 from ..errors import GridEdgeWarning
 from ..solve.geometry import Geometry
 from ..solve.stats import SufficientStats
+from .scoring import score_predictions
 
 PREDICT_BLOCK = 8192
 
@@ -296,3 +297,48 @@ def linear_decision(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> n
         np.matmul(block, coef, out=out[start : start + PREDICT_BLOCK])
     out += intercept
     return out
+
+
+def gcv_scores(backend: Any, lam: Any, V: Any, B: Any, perp: Any, grid: np.ndarray, n: float,
+               free: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(per (A, k), joint (A,)) generalised cross-validation scores, -n RSS / (n - dof)^2, of
+    the alphas in `grid` from one spectrum; `free` is the residual degrees of freedom left at
+    alpha -> 0 (n - intercept - rank) and `perp` the part of y outside the span of X."""
+    _, rss, _ = backend.ridge_path(lam, V, B, perp, grid, False)
+    rss = to_numpy(rss)
+    lam_pos = to_numpy(lam[lam > 0])
+    resid_dof = np.array(
+        [max(free, 0.0) + float(np.sum(a / (lam_pos + a))) if a > 0 else free for a in grid]
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gcv = n * rss / (resid_dof * resid_dof)[:, None]
+    gcv[resid_dof <= 0] = np.inf
+    per = -gcv
+    return per, per.mean(axis=1)
+
+
+def loo_scores(backend: Any, xp: Any, ne: Any, spectrum: tuple, rows: tuple, grid: np.ndarray,
+               scoring: str, fit_intercept: bool,
+               feature_map: Optional[Any] = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(per (A, k), joint (A,)) exact leave-one-out scores of the alphas in `grid` from one
+    spectrum (lam, V, B) of the normal equations `ne` and the training rows (X, Y, folds).
+    Squared error on the Rust core is summed there (`loo_sse`: no (A, n, k) predictions);
+    other scorings, and the other backends, score the LOO predictions."""
+    lam, V, B = spectrum
+    X, Y, _ = rows
+    k = B.shape[1]
+    if scoring == "squared_error" and hasattr(backend, "loo_sse"):
+        sse = np.zeros((len(grid), k))
+        for sl, F in feature_blocks(X, feature_map):
+            sse += backend.loo_sse(
+                F, ne.x_mean, V, lam, B, Y[sl], ne.y_mean, grid, ne.n, fit_intercept
+            )
+        per = -sse / X.shape[0]
+        return per, per.mean(axis=1)
+    preds = xp.empty((len(grid), X.shape[0], k))
+    for sl, F in feature_blocks(X, feature_map):
+        preds[:, sl] = backend.loo_predictions(
+            F, ne.x_mean, V, lam, B, Y[sl], ne.y_mean, grid, ne.n, fit_intercept
+        )
+    return score_predictions(preds, Y, scoring)
+

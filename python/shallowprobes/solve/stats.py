@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
@@ -18,19 +17,15 @@ from ..backends import (
     uses_torch,
 )
 from ..backends.numpy_kernels import NON_FINITE
-from ..errors import BundleError, NonFiniteError
-from ..io import open_npz, staged_file
+from ..errors import NonFiniteError
 from ..threads import commit_guard, interruptible
 from . import features as _quadratic
+from .stats_file import FIELDS as _FIELDS
+from .stats_file import read_stats_file, write_stats_file
 
 __all__ = ["SufficientStats", "NormalEquations"]
 
-FORMAT_VERSION = 2  # 2 added degree-2 statistics (degree, input_shift); 1 still loads
-_FIELDS = ("count", "sum_x", "sum_y", "xtx", "xty", "yty")
-# members of a saved file: rows_seen and degree are absent from format 1, input_shift too (and
-# is an empty placeholder for degree 1)
-_REQUIRED = ("format_version", "n_folds", "shift_x", "shift_y", *_FIELDS)
-_OPTIONAL = ("rows_seen", "degree", "input_shift")
+_PRECISIONS = ("auto", "float64", "float32")
 
 
 class NormalEquations(NamedTuple):
@@ -80,13 +75,28 @@ class SufficientStats:
         n x p array). `n_inputs` is d and `n_features` is p. Degree-2 statistics are kept about
         a centre (`input_shift`) and can be re-expressed exactly about any other centre
         (`recentred`), which is how `merge` combines chunks and how probes centre at the mean.
+    precision : {"auto", "float64", "float32"}, default "auto"
+        Arithmetic of the Gram products X^T X, X^T Y in the Rust core (degree 1; results are
+        float64 either way). "float64": exact for every input dtype. "float32": each row
+        block (at most 1024 rows) is shifted, rounded to float32 and multiplied by float32
+        SIMD GEMM, then added in float64: about twice as fast, with entries within
+        ``(1026 * 2**-24) * ||x_j - s_j|| * ||x_l - s_l||`` of the exact Gram (s: the shift,
+        close to the mean; docs/design.md §8). "auto": "float32" for bfloat16/float16 input
+        (numpy float16, ml_dtypes bfloat16, torch half tensors; read as raw bits by the core,
+        never converted as a whole), whose own rounding is far larger, "float64" otherwise.
+        The numpy and torch backends always compute in float64.
     """
 
-    def __init__(self, n_folds: int = 1, backend: str = "auto", degree: int = 1) -> None:
+    def __init__(
+        self, n_folds: int = 1, backend: str = "auto", degree: int = 1, precision: str = "auto"
+    ) -> None:
         if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 1:
             raise ValueError(f"n_folds must be a positive integer, got {n_folds!r}.")
         if isinstance(degree, bool) or degree not in (1, 2):
             raise ValueError(f"degree must be 1 or 2, got {degree!r}.")
+        if not isinstance(precision, str) or precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}.")
+        self.precision = precision
         self.n_folds = int(n_folds)
         self.degree = int(degree)
         self.backend = backend
@@ -159,7 +169,7 @@ class SufficientStats:
         return self._converted(None)
 
     def _converted(self, device: Any) -> SufficientStats:
-        out = SufficientStats(self.n_folds, self.backend, self.degree)
+        out = SufficientStats(self.n_folds, self.backend, self.degree, self.precision)
         out._device = device
         out.rows_seen = self.rows_seen
         if self.count is not None:
@@ -185,7 +195,8 @@ class SufficientStats:
     def update(self, X: Any, Y: Any = None, fold_ids: Any = None) -> SufficientStats:
         """Add the rows of X (and targets Y) to the statistics; returns self.
 
-        X: (n, d) float32/float64 (any layout; other real dtypes are converted). Y: (n,) or
+        X: (n, d) float32/float64 (any layout; other real dtypes are converted; with the Rust
+        core float16/bfloat16 arrays and tensors are read as raw bits, see `precision`). Y: (n,) or
         (n, k) targets, or None for unlabeled statistics (k = 0). fold_ids: optional (n,)
         integers in [0, n_folds). Inputs are fully validated before anything is changed, and
         the update is all-or-nothing: the rows are accumulated into scratch statistics that
@@ -201,7 +212,11 @@ class SufficientStats:
             return update_stats(self, X, Y, fold_ids)
         # --- end dask ---
         keep = self._keeps_tensors(X)
-        X = check_X(X, n_features=self.n_inputs, keep_tensor=keep, degree=self.degree)
+        half = self._half_rows(X, keep)
+        if half is not None:
+            X = half
+        else:
+            X = check_X(X, n_features=self.n_inputs, keep_tensor=keep, degree=self.degree)
         n = X.shape[0]
         if Y is None:
             Yarr = np.zeros((n, 0))
@@ -222,6 +237,31 @@ class SufficientStats:
             folds = check_fold_ids(fold_ids, n, self.n_folds)
         self._accumulate_validated(X, Yarr, folds)
         return self
+
+    def _half_rows(self, X: Any, keep_tensor: bool) -> Any:
+        """bfloat16/float16 rows as raw bits for the Rust core (validated like `check_X`),
+        or None: other dtypes, degree 2, or another backend (they convert as before)."""
+        if keep_tensor or self.degree != 1 or get_backend(self.backend).name != "rust":
+            return None
+        from .._validation import check_magnitude, check_shape
+        from ..backends import rust_kernels as _rust_backend
+
+        half = _rust_backend.half_rows(X)
+        if half is not None:
+            check_shape(half.shape, "X", self.n_inputs, 1, "this probe")
+            amax = _rust_backend.finite_max_abs(half)
+            if np.isnan(amax):
+                raise non_finite_error("X")
+            check_magnitude(amax, "X", 1)
+        return half
+
+    def _gram_precision(self, X: Any) -> str:
+        """The precision the Rust core uses for rows X (see the class docs)."""
+        from ..backends.rust_kernels import HalfRows
+
+        if self.precision != "auto":
+            return self.precision
+        return "float32" if isinstance(X, HalfRows) else "float64"
 
     def _accumulate_validated(
         self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]
@@ -252,7 +292,12 @@ class SufficientStats:
                     X, Y, folds, self.input_shift, self.shift_x, self.shift_y, *kernel_args
                 )
             else:
-                backend.accumulate(X, Y, folds, self.shift_x, self.shift_y, *kernel_args)
+                extra = {}
+                if getattr(backend, "name", None) == "rust":
+                    extra["precision"] = self._gram_precision(X)
+                backend.accumulate(
+                    X, Y, folds, self.shift_x, self.shift_y, *kernel_args, **extra
+                )
             with commit_guard():
                 if not fresh:
                     for field in _FIELDS:
@@ -288,7 +333,7 @@ class SufficientStats:
 
     def _scratch(self) -> SufficientStats:
         """Zero statistics of the same shape, shifts and device as these (for an update)."""
-        out = SufficientStats(self.n_folds, self.backend, self.degree)
+        out = SufficientStats(self.n_folds, self.backend, self.degree, self.precision)
         out._device = self._device
         out._allocate(
             self.n_features, self.n_targets, self.shift_x, self.shift_y, self.input_shift
@@ -324,7 +369,7 @@ class SufficientStats:
 
     def copy(self) -> SufficientStats:
         if self.count is None:
-            out = SufficientStats(self.n_folds, self.backend, self.degree)
+            out = SufficientStats(self.n_folds, self.backend, self.degree, self.precision)
             out._device = self._device
         else:
             out = self._scratch()
@@ -558,26 +603,7 @@ class SufficientStats:
         partial file nor a temporary one.
         """
         self._require_data()
-        arrays = {
-            "format_version": np.array(FORMAT_VERSION),
-            "n_folds": np.array(self.n_folds),
-            "rows_seen": np.array(self.rows_seen),
-            "shift_x": to_numpy(self.shift_x),
-            "shift_y": to_numpy(self.shift_y),
-            "degree": np.array(self.degree),
-            "input_shift": to_numpy(self.input_shift) if self.degree == 2 else np.zeros(0),
-            **{field: to_numpy(getattr(self, field)) for field in _FIELDS},
-        }
-        if hasattr(path, "write"):  # an open binary file
-            np.savez(path, **arrays)
-            return
-        final = Path(os.fspath(path))
-        if not final.name.endswith(".npz"):
-            final = final.with_name(final.name + ".npz")
-        with staged_file(final) as tmp:
-            with open(tmp, "xb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, final)
+        write_stats_file(self, path)
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], backend: str = "auto") -> SufficientStats:
@@ -595,45 +621,7 @@ class SufficientStats:
         get_backend(backend)  # a bad backend name is the caller's error, not the file's
         if not os.path.exists(path):
             raise FileNotFoundError(f"no sufficient-statistics file at {path!r}")
-        with open_npz(path, "SufficientStats") as npz:
-            npz.check_names(_REQUIRED, _OPTIONAL)
-            version = npz.read_int("format_version", lo=1)
-            if version > FORMAT_VERSION:
-                raise BundleError(
-                    f"{npz.where} was written by a newer shallowprobes (format {version}; this "
-                    f"version reads up to {FORMAT_VERSION}). Upgrade shallowprobes to load it."
-                )
-            K = npz.read_int("n_folds", lo=1)
-            degree = npz.read_int("degree", 1, 2) if "degree" in npz else 1
-            rows_seen = npz.read_int("rows_seen", lo=0) if "rows_seen" in npz else None
-            (d,) = npz.shape("shift_x", 1)
-            (k,) = npz.shape("shift_y", 1)
-            if d < 1:
-                raise npz.error("shift_x", "the statistics have no features")
-            m = 0
-            if degree == 2:
-                if "input_shift" not in npz:
-                    raise npz.missing("input_shift")
-                (m,) = npz.shape("input_shift", 1)
-                if m < 1 or _quadratic.n_features(m) != d:
-                    raise npz.error(
-                        "input_shift", f"degree-2 statistics of {m} inputs have "
-                        f"{_quadratic.n_features(m)} features, but shift_x has {d}",
-                    )  # fmt: skip
-            elif "input_shift" in npz:
-                npz.check("input_shift", (0,))  # degree 1 stores an empty placeholder
-            expected = {
-                "shift_x": (d,), "shift_y": (k,), "count": (K,), "sum_x": (K, d), "sum_y": (K, k),
-                "xtx": (K, d, d), "xty": (K, d, k), "yty": (K, k, k),
-            }  # fmt: skip
-            if degree == 2:
-                expected["input_shift"] = (m,)
-            for key, shape in expected.items():  # every size checked before any decompression
-                npz.check(key, shape)
-            arrays = {key: npz.read(key, shape) for key, shape in expected.items()}
-            count = arrays["count"]
-            if np.any(count < 0) or np.any(count != np.round(count)) or not 0 < count.sum() < 2**62:
-                raise npz.error("count", "row counts must be whole, non-negative and not all 0")
+        K, degree, d, k, rows_seen, arrays = read_stats_file(path)
         out = cls(K, backend, degree)
         out._allocate(d, k, arrays["shift_x"], arrays["shift_y"], arrays.get("input_shift"))
         for field in _FIELDS:
