@@ -696,6 +696,12 @@ def normalised_meta(kind, meta):
         if report is not None:
             report.setdefault("metric", "euclidean")
             report.setdefault("notes", [])
+            # report statistics are floats too (alpha, R^2, thresholds); these are the counts
+            for key, value in report.items():
+                if isinstance(value, int) and not isinstance(value, bool) and key not in (
+                    "rank", "n_train", "n_heldout", "n_bootstrap", "n_refit"
+                ):
+                    report[key] = float(value)
             for row in report["rows"]:
                 row.setdefault("reason", "")
                 # statistics are floats: an integer written into one (10**30) loads as a float
