@@ -254,7 +254,8 @@ def test_fuzz_statistics_update_matches_numpy(case, degree, n_folds):
     X64 = np.array(X, dtype=np.float64)
     parts = chunks(X, y, case["n_chunks"])
     err = expected_error(parts, degree)
-    stats = SufficientStats(n_folds=n_folds, degree=degree)
+    # exact float64 arithmetic here; precision="auto" (a float32 Gram for half input) below
+    stats = SufficientStats(n_folds=n_folds, degree=degree, precision="float64")
     if err is not None:
         snapshot = None
         with pytest.raises(err):
@@ -276,6 +277,17 @@ def test_fuzz_statistics_update_matches_numpy(case, degree, n_folds):
     scale = max(np.abs(gram).max(), 1e-300)
     np.testing.assert_allclose(ne.gram, gram, rtol=0, atol=1e-9 * scale)
     assert stats.n_samples == X.shape[0]
+    if degree == 1 and X.dtype == np.float16:
+        # the default for half input: float32 block Grams into float64 statistics, within the
+        # documented bound (m + 2) 2^-24 ||x_j - s_j|| ||x_l - s_l|| (m = 1024 rows per block,
+        # docs/design.md section 8); the shift s is a mean of rows, so ||x - s|| <= 2 sqrt(n)
+        # max |x|, a bound that needs nothing from the library
+        auto = SufficientStats(n_folds=n_folds)
+        for Xc, yc in parts:
+            auto.update(Xc, yc)
+        col = 2.0 * np.sqrt(X.shape[0]) * np.abs(X64).max(axis=0)
+        bound = (1024 + 2) * 2.0**-24 * np.outer(col, col)
+        assert np.all(np.abs(auto.normal_equations(True).gram - gram) <= bound + 1e-12 * scale)
 
 
 def _fields(stats):
