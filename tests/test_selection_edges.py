@@ -2,14 +2,13 @@
 
 * exact CV ties go to the larger alpha (more regularisation) and to the smaller gamma,
   whatever the order of the grid;
-* default grids can be extended (alpha: 3 decades at a time, at most twice per side; gamma: a
+* default grids are extended (alpha: 3 decades at a time, at most twice per side; gamma: a
   factor of 10, at most twice per side) while the choice sits at an edge where the score
-  still improves -- implemented but off by default (sweep's batched solves would disagree
-  with per-target fits), so those tests switch it on with the `extensions_on` fixture;
+  still improves; with per-target selection each target's grid grows on its own, so a
+  multi-target fit and a sweep pick exactly what separate fits pick;
 * a choice left at an edge of its grid gives a GridEdgeWarning -- for every estimator --
   and a plateau at the edge, or an interior choice, gives none;
-* the default gamma is g0 alone, the same as gamma="scale"; with the search switched on the
-  grid starts at g0 x (0.1, 1, 10) on both routes.
+* the default gamma grid starts at g0 x (0.1, 1, 10) on both routes; gamma="scale" is g0.
 """
 
 from __future__ import annotations
@@ -28,19 +27,9 @@ from shallowprobes import (
     QuadraticProbeClassifier,
 )
 from shallowprobes.errors import GridEdgeWarning
-from shallowprobes.solve import degree2 as degree2_module
-from shallowprobes.solve import ridge as ridge_module
 from shallowprobes.solve.ridge import EXTEND_POINTS, best_index, edge_side, select_alpha
 
 SEARCH_FACTORS = np.array([0.1, 1.0, 10.0])
-
-
-@pytest.fixture
-def extensions_on(monkeypatch):
-    """The automatic grid extension and the 3-gamma default, as they would be switched on."""
-    monkeypatch.setattr(ridge_module, "MAX_EXTENSIONS", 2)
-    monkeypatch.setattr(degree2_module, "GAMMA_FACTORS", SEARCH_FACTORS)
-    monkeypatch.setattr(degree2_module, "GAMMA_EXTENSIONS", 2)
 
 
 @contextlib.contextmanager
@@ -107,7 +96,7 @@ def test_tied_gammas_choose_the_smallest():
 
 
 # ------------------------------------------------------------------------------ extension
-def test_select_alpha_extends_a_default_grid_until_the_peak_is_inside(extensions_on):
+def test_select_alpha_extends_a_default_grid_until_the_peak_is_inside():
     calls = []
 
     def scores(grid):
@@ -116,20 +105,20 @@ def test_select_alpha_extends_a_default_grid_until_the_peak_is_inside(extensions
         return s[:, None], s
 
     grid = np.logspace(-6, 3, 19)
-    alphas, per, joint, idx, edges = select_alpha(scores, grid, True, False)
+    alphas, per, joint, idx, edges, searched = select_alpha(scores, grid, True, False)
     assert len(calls) == 2 and calls[1].size == EXTEND_POINTS  # one extension, upwards
     assert np.all(np.diff(alphas) > 0) and alphas.size == 19 + EXTEND_POINTS
     assert np.isclose(alphas[idx[0]], 10**4.0)
     assert edges == [None]
     # an explicit grid is never extended; its edge choice is reported
-    alphas, _, _, idx, edges = select_alpha(scores, grid, False, False)
+    alphas, _, _, idx, edges, _ = select_alpha(scores, grid, False, False)
     assert alphas.size == 19 and idx[0] == 18 and edges == ["high"]
     # at most two extensions per side, then the edge is reported
     def far(g):
         s = -((np.log10(g) - 20.0) ** 2)
         return s[:, None], s
 
-    alphas, _, _, idx, edges = select_alpha(far, grid, True, False)
+    alphas, _, _, idx, edges, _ = select_alpha(far, grid, True, False)
     assert alphas.size == 19 + 2 * EXTEND_POINTS and edges == ["high"]
     assert np.isclose(alphas.max(), 1e9)
 
@@ -143,7 +132,7 @@ def test_edge_side_ignores_a_plateau():
     assert edge_side(np.array([1.0]), np.array([5.0]), 0) is None  # a single value
 
 
-def test_default_grid_reaches_below_its_start_when_needed(backend, extensions_on):
+def test_default_grid_reaches_below_its_start_when_needed(backend):
     """A direction with tiny variance carries the signal: the best alpha lies far below
     1e-6 x the mean eigenvalue, where the default grid used to stop."""
     rng = np.random.default_rng(3)
@@ -240,7 +229,7 @@ def test_plain_fits_with_an_interior_optimum_do_not_warn(backend):
 
 # ------------------------------------------------------------------------------ gamma grid
 @pytest.mark.parametrize("solver", ["primal", "dual"])
-def test_default_gamma_grid_is_searched_on_both_routes(backend, solver, extensions_on):
+def test_default_gamma_grid_is_searched_on_both_routes(backend, solver):
     rng = np.random.default_rng(6)
     X = rng.normal(size=(120, 5)) * 3.0 + 2.0
     y = X[:, 0] * X[:, 1] + X[:, 2] + 0.3 * rng.normal(size=120)
@@ -263,27 +252,68 @@ def test_default_gamma_grid_is_searched_on_both_routes(backend, solver, extensio
     np.testing.assert_allclose(best.predict(X), probe.predict(X), rtol=1e-9, atol=1e-9)
 
 
-def test_default_is_off_alpha_grid_fixed_and_gamma_g0(backend):
-    """Today's defaults: the 19-point alpha grid is not extended (the edge is only reported)
-    and the one gamma g0 is used, identical to gamma="scale"."""
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(2000, 6))
+def tiny_direction_data(seed=3, n=2000, d=6):
+    """A direction with 1e-4 of the others' scale carries target 0 (its best alpha lies far
+    below the default grid); target 1 is an ordinary linear target (interior optimum)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
     X[:, 0] *= 1e-4
-    y = 1e4 * X[:, 0] + 0.01 * rng.normal(size=2000)
-    with pytest.warns(GridEdgeWarning, match="smallest"):
-        probe = LinearProbe(backend=backend).fit(X, y)
-    assert probe.alphas_.size == 19
-    np.testing.assert_allclose(probe.alphas_.min(), 1e-6 * mean_eig(X), rtol=1e-9)
+    y0 = 1e4 * X[:, 0] + 0.01 * rng.normal(size=n)
+    y1 = X[:, 1] - X[:, 2] + 0.5 * rng.normal(size=n)
+    return X, np.column_stack([y0, y1])
+
+
+@pytest.mark.parametrize("cv", ["gcv", "loo", 4])
+def test_per_target_grids_grow_on_their_own_and_match_separate_fits(backend, cv):
+    X, Y = tiny_direction_data()
+    joint = LinearProbe(backend=backend, cv=cv, alpha_per_target=True).fit(X, Y)
+    scores = joint.cv_results_["scores"]
+    alone = [LinearProbe(backend=backend, cv=cv).fit(X, Y[:, t]) for t in range(2)]
+    assert alone[0].alphas_.size > 19 and alone[1].alphas_.size == 19  # only target 0 grew
+    for t, ref in enumerate(alone):
+        searched = ~np.isnan(scores[:, t])
+        np.testing.assert_array_equal(joint.alphas_[searched], ref.alphas_)
+        np.testing.assert_allclose(scores[searched, t], ref.cv_results_["scores"][:, 0],
+                                   rtol=1e-9, atol=1e-300)  # fmt: skip
+        assert joint.alpha_[t] == ref.alpha_
+        np.testing.assert_allclose(joint.coef_[t], ref.coef_, rtol=1e-8, atol=1e-12)
+    # target 1 did not search the values target 0 added, and none of them beats its choice
+    assert np.isnan(scores[:, 1]).sum() == joint.alphas_.size - 19
+    # a shared alpha (alpha_per_target=False) searches one grid for all targets
+    shared = LinearProbe(backend=backend, cv=cv).fit(X, Y)
+    assert not np.isnan(shared.cv_results_["scores"]).any()
+
+
+def test_sweep_picks_what_separate_fits_pick_when_one_target_extends():
+    from shallowprobes import sweep
+
+    X, Y = tiny_direction_data(n=1500)
+    res = sweep({"h": X}, {"tiny": Y[:, 0], "plain": Y[:, 1]}, degrees=(1,), cv=5,
+                verbose=False)  # fmt: skip
+    for t, name in enumerate(("tiny", "plain")):
+        got = res.probes[("h", 1, name)]
+        ref = LinearProbe(cv=5).fit(X, Y[:, t])
+        np.testing.assert_array_equal(got.alphas_, ref.alphas_)
+        assert got.alpha_ == ref.alpha_
+        np.testing.assert_allclose(got.coef_, ref.coef_, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(got.cv_results_["scores"], ref.cv_results_["scores"],
+                                   rtol=1e-9)  # fmt: skip
+    assert res.probes[("h", 1, "tiny")].alphas_.size > 19
+
+
+def test_default_gamma_search_differs_from_scale_only_by_choosing_better():
+    """The default gamma grid contains g0 ("scale"): its CV criterion is never worse."""
+    rng = np.random.default_rng(3)
     Xq = rng.normal(size=(120, 5)) * 3.0 + 2.0
     yq = Xq[:, 0] * Xq[:, 1] + 0.3 * rng.normal(size=120)
-    g0 = 1.0 / np.mean(np.sum((Xq - Xq.mean(axis=0)) ** 2, axis=1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GridEdgeWarning)
-        default = QuadraticProbe(backend=backend).fit(Xq, yq)
-        scale = QuadraticProbe(backend=backend, gamma="scale").fit(Xq, yq)
-    np.testing.assert_allclose(default.cv_results_["gammas"], [g0], rtol=1e-10)
-    np.testing.assert_allclose(default.gamma_, g0, rtol=1e-10)
-    np.testing.assert_array_equal(default.predict(Xq), scale.predict(Xq))
+        default = QuadraticProbe(cv=4).fit(Xq, yq)
+        scale = QuadraticProbe(cv=4, gamma="scale").fit(Xq, yq)
+    assert default.best_score_ >= scale.best_score_ - 1e-12
+    assert scale.gamma_ in default.cv_results_["gammas"] or np.any(
+        np.isclose(default.cv_results_["gammas"], scale.gamma_, rtol=1e-12)
+    )
 
 
 def test_gamma_scale_is_validated():

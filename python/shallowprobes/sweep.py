@@ -46,7 +46,7 @@ from .probes.quadratic import QuadraticProbe, QuadraticProbeClassifier
 from .solve import features as _quadratic
 from .solve.calibration import gaussian_calibration
 from .solve.degree2 import gaussian_slope_from_values, physical_memory
-from .solve.ridge import RidgeSolution
+from .solve.ridge import column_solution
 from .solve.scoring import binary_roc_auc
 from .solve.stats import NormalEquations, SufficientStats
 
@@ -884,30 +884,6 @@ def _single_gamma(gamma: Any) -> bool:
     return np.atleast_1d(np.asarray(gamma)).size == 1
 
 
-def _column_solution(sol: Any, cols: list, slope: Optional[float], degree: int) -> RidgeSolution:
-    out = RidgeSolution(
-        np.array(sol.coef[:, cols]),
-        np.array(sol.intercept[cols]),
-        sol.alphas.copy(),
-        np.array(sol.alpha_index[cols]),
-        np.array(sol.scores[:, cols]),
-        np.array(sol.scores[:, cols]).mean(axis=1),
-        slope,
-    )
-    out.geometry = sol.geometry
-    if degree == 2:
-        out.quadratic = np.array(sol.quadratic[cols])
-        out.centre = sol.centre
-        out.gamma = sol.gamma
-        out.gammas = sol.gammas.copy()
-        out.all_scores = [
-            (a.copy(), np.array(s[:, cols]), np.array(s[:, cols]).mean(axis=1))
-            for a, s, _ in sol.all_scores
-        ]
-        out.route = sol.route
-    return out
-
-
 def _solve_primal(
     stats: SufficientStats, tlist: list, common: dict, degree: int, gamma: Any
 ) -> dict:
@@ -929,7 +905,7 @@ def _solve_primal(
             slope = sol.column_slopes.get(j) if t.task == "classification" else None
             est = _new_probe(t, degree, common, gamma)
             _adopt(
-                est, _select_targets(stats, t.cols), t, d, _column_solution(sol, [j], slope, degree)
+                est, _select_targets(stats, t.cols), t, d, column_solution(sol, [j], slope, degree)
             )
             out[t.name] = est
     for t in tlist:
@@ -971,7 +947,7 @@ def _solve_dual(
                 slope = gaussian_slope_from_values(F[:, [j]], Y[:, [cols[j]]])
             est = _new_probe(t, 2, dict(common), gamma)
             est.solver = "dual"
-            _adopt(est, None, t, d, _column_solution(sol, [j], slope, 2))
+            _adopt(est, None, t, d, column_solution(sol, [j], slope, 2))
             out[t.name] = est
     for t in tlist:
         if t.name in out:

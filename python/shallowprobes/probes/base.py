@@ -385,7 +385,7 @@ class RidgeProbeBase(BaseEstimator):
 
         Selection: the best CV score; exact ties go to the larger alpha (more regularisation).
         The default grid (alphas=None) can be extended, 3 decades at a time and at most
-        MAX_EXTENSIONS times per side (0 today: off, see `MAX_EXTENSIONS`), while the choice
+        MAX_EXTENSIONS times per side (per target with alpha_per_target), while the choice
         sits at an edge with the score still improving there (all from the one spectrum). A
         choice left at an edge of its grid gives a GridEdgeWarning (warn_edges=False: only
         recorded in sol.alpha_edges, for callers that choose among several solutions and warn
@@ -435,7 +435,7 @@ class RidgeProbeBase(BaseEstimator):
             return self._kfold_scores(stats, grid, rows, backend, scoring, fold_specs,
                                       feature_map)  # fmt: skip
 
-        alphas, per, joint, idx, edges = select_alpha(
+        alphas, per, joint, idx, edges, searched = select_alpha(
             scores, alphas, default_grid, bool(self.alpha_per_target)
         )
         if warn_edges:
@@ -445,7 +445,7 @@ class RidgeProbeBase(BaseEstimator):
         pos = np.searchsorted(chosen, idx)
         coef = copy_of(coefs[xp.index(pos), :, xp.index(np.arange(k))].T)  # (d, k)
         intercept = ne.y_mean - ne.x_mean @ coef
-        sol = RidgeSolution(coef, intercept, alphas, idx, per, joint)
+        sol = RidgeSolution(coef, intercept, alphas, idx, per, joint, searched=searched)
         sol.alpha_edges = edges
         sol.default_grid = default_grid
         if self._is_classifier:

@@ -93,8 +93,8 @@ class GammaSearch:
 
     def _gamma_values(self, mean_sq_norm: float) -> np.ndarray:
         """The block weights to try first. With g0 = 1 / mean ||h - mu||^2 (scale-free: then
-        g0 <u, v>^2 and <u, v> are of the same size): None -> g0 x GAMMA_FACTORS (g0 alone
-        today), extended by factors of 10 up to GAMMA_EXTENSIONS times (`solve.degree2`) while
+        g0 <u, v>^2 and <u, v> are of the same size): None -> g0 x GAMMA_FACTORS (0.1, 1,
+        10), extended by factors of 10 up to GAMMA_EXTENSIONS times (`solve.degree2`) while
         the choice sits at an improving edge (`_search_gammas`); "scale" -> g0 alone; numbers
         -> as given."""
         if self.gamma is None or (isinstance(self.gamma, str) and self.gamma == "scale"):

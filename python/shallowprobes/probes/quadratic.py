@@ -21,13 +21,15 @@ In CV the feature map (the centring mu) is fixed from all training rows -- it us
 labels -- and only the ridge is refitted per fold.
 
 Selection. Alpha: the best CV score, exact ties going to the larger alpha (more
-regularisation), on the default grid logspace(-6, 3, 19) x the mean eigenvalue. Gamma: the
-default (None, or "scale") is g0 = 1 / mean ||h - mu||^2 alone; a list of gammas is searched
-jointly with alpha, one eigendecomposition (n x n kernel or p x p Gram) per value, ties going
-to the smaller gamma. A choice left at an edge of its grid where the score still improves
-gives a `errors.GridEdgeWarning` (then widen alphas= or gamma=). Automatic extension of both
-grids is implemented (`MAX_EXTENSIONS`, `GAMMA_EXTENSIONS`, `GAMMA_FACTORS`) but off: it
-would make sweep's batched multi-target solves disagree with per-target fits.
+regularisation), on the default grid logspace(-6, 3, 19) x the mean eigenvalue, extended by 3
+decades at a time (at most twice per side) while the choice sits at an edge where the score
+still improves. Gamma: the default (None) searches g0 x (0.1, 1, 10) with g0 = 1 / mean
+||h - mu||^2, extended by factors of 10 (at most twice per side) the same way; "scale" is g0
+alone; a list of gammas is searched as given. One eigendecomposition (n x n kernel or p x p
+Gram) per gamma, ties going to the smaller gamma. A choice left at an edge of its grid where
+the score still improves gives a `errors.GridEdgeWarning` (then widen alphas= or gamma=).
+With alpha_per_target each target's grid grows on its own, so a multi-target fit (and sweep's
+batched solves) picks what separate fits pick.
 
 Spectral cut-off (quadratic_rank=m, a list of m, or "auto"): Q is restricted to an
 m-dimensional subspace of the metric's coordinates, spanned by the principal Hessian
@@ -387,7 +389,7 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
         sol.centre = centre
         sol.gamma = float(gammas[best])
         sol.gammas = np.asarray(gammas, dtype=np.float64)
-        sol.all_scores = [(s.alphas, s.scores, s.joint_scores) for s in solutions]
+        sol.all_scores = [(s.alphas, s.scores, s.joint_scores, s.searched) for s in solutions]
         sol.route = route
         return sol
 
@@ -433,10 +435,10 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
                     self._n_folds(),
                 )  # fmt: skip
 
-            alphas, per, joint, idx, edges = select_alpha(
+            alphas, per, joint, idx, edges, searched = select_alpha(
                 scores, alphas, default, bool(self.alpha_per_target)
             )
-            sol = RidgeSolution(None, None, alphas, idx, per, joint)
+            sol = RidgeSolution(None, None, alphas, idx, per, joint, searched=searched)
             sol.alpha_edges, sol.default_grid = edges, default
             sol.spectrum = (lam, Ue, Bv)
             return sol
@@ -565,9 +567,9 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
         out = super().cv_results_
         out["gamma"] = sol.gamma
         out["gammas"] = sol.gammas.copy()
-        out["gamma_alphas"] = [a.copy() for a, _, _ in sol.all_scores]
-        out["gamma_scores"] = [s.copy() for _, s, _ in sol.all_scores]
-        out["gamma_mean_scores"] = [j.copy() for _, _, j in sol.all_scores]
+        out["gamma_alphas"] = [a.copy() for a, _, _, _ in sol.all_scores]
+        out["gamma_scores"] = [s.copy() for _, s, _, _ in sol.all_scores]
+        out["gamma_mean_scores"] = [j.copy() for _, _, j, _ in sol.all_scores]
         table = getattr(sol, "rank_table", None)
         if table is not None:  # quadratic_rank: the refitting K-fold CV that chose m, gamma, alpha
             out["quadratic_ranks"] = list(table["ranks"])

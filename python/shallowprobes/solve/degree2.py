@@ -14,14 +14,12 @@ from ..backends import ops_of
 from ..solve import features as _quadratic
 
 # Default gamma grid: these factors times g0 = 1 / mean ||h - mu||^2 (one eigendecomposition
-# each), grown by factors of GAMMA_STEP at most GAMMA_EXTENSIONS times per side while the
-# choice sits at an improving edge.
-# The default searches g0 alone for now: the wider search (0.1, 1, 10, extended while
-# improving) is implemented but triples the cost of every default degree-2 fit and is not yet
-# reconciled with sweep's batched solves; opt in with gamma=[...] explicitly (issue 16).
-GAMMA_FACTORS = np.array([1.0])
+# each: a default degree-2 fit costs three solves), grown by factors of GAMMA_STEP at most
+# GAMMA_EXTENSIONS times per side while the choice sits at an improving edge (1e-3 .. 1e3 x g0
+# in all). gamma="scale" is g0 alone (one solve).
+GAMMA_FACTORS = np.array([0.1, 1.0, 10.0])
 GAMMA_STEP = 10.0
-GAMMA_EXTENSIONS = 0
+GAMMA_EXTENSIONS = 2
 # quadratic_rank="auto": the subspace dimensions tried (those below d, and min(d, 16)); the
 # refitting K-fold CV that picks one uses the probe's folds, else RANK_FOLDS folds
 DEFAULT_QUADRATIC_RANKS = (1, 2, 4, 8)

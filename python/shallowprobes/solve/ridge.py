@@ -45,6 +45,9 @@ class RidgeSolution:
     scores: np.ndarray  # (A, k) per-target CV score (higher is better)
     joint_scores: np.ndarray  # (A,) the criterion used when alpha_per_target=False
     calibration: Optional[float] = None  # logistic slope (classifiers)
+    # (A, k) whether alpha a was in target t's own grid (per-target grid extension, see
+    # `select_alpha`); None: every alpha for every target
+    searched: Optional[np.ndarray] = None
 
     # Arrays used at predict time; they live where the fit ran (numpy, or torch tensors on the
     # fit's device) and are copied elsewhere on demand (`placed`), or moved by `to`.
@@ -71,6 +74,52 @@ class RidgeSolution:
         self.__dict__["_placed"] = {}
 
 
+def _own_grid(alphas: np.ndarray, scores: np.ndarray, joint: np.ndarray,
+              searched: Optional[np.ndarray], cols: list) -> tuple:
+    """(alphas, scores (A', len(cols)), joint, searched) restricted to the alphas in the grids
+    of `cols` (one column: exactly the grid a separate fit of that target searches)."""
+    rows = slice(None) if searched is None else searched[:, cols].any(axis=1)
+    own = np.array(scores[rows][:, cols])
+    mask = None if searched is None else np.array(searched[rows][:, cols])
+    return alphas[rows].copy(), own, own.mean(axis=1), mask
+
+
+def column_solution(sol: Any, cols: list, slope: Optional[float], degree: int) -> RidgeSolution:
+    """The part of a multi-target solution that concerns the target columns `cols`, as the
+    solution of a probe fitted on those columns alone (per-target grids trimmed to the alphas
+    those targets searched; `slope` is the classifier calibration of that probe).
+    """
+    alphas, scores, joint, searched = _own_grid(
+        sol.alphas, sol.scores, sol.joint_scores, sol.searched, cols
+    )
+    index = np.array(sol.alpha_index[cols])
+    if sol.searched is not None:  # the chosen alpha's position in the trimmed grid
+        kept = sol.searched[:, cols].any(axis=1)
+        index = np.cumsum(kept)[index] - 1
+    out = RidgeSolution(
+        np.array(sol.coef[:, cols]),
+        np.array(sol.intercept[cols]),
+        alphas,
+        index,
+        scores,
+        joint,
+        slope,
+        searched=searched,
+    )
+    out.geometry = sol.geometry
+    if getattr(sol, "alpha_edges", None) is not None:
+        out.alpha_edges = [sol.alpha_edges[c] for c in cols]
+        out.default_grid = sol.default_grid
+    if degree == 2:
+        out.quadratic = np.array(sol.quadratic[cols])
+        out.centre = sol.centre
+        out.gamma = sol.gamma
+        out.gammas = sol.gammas.copy()
+        out.all_scores = [_own_grid(*entry, cols) for entry in sol.all_scores]
+        out.route = sol.route
+    return out
+
+
 def ops_at_device(device: Any) -> Any:
     from ..backends import NUMPY_OPS, torch_backend
 
@@ -92,15 +141,15 @@ def place_array(a: Any, device: Any) -> Any:
 # Scores within this relative distance of the best count as tied (exact CV ties: accuracy and
 # AUROC are discrete, and GCV flattens to round-off at the ends of a grid).
 TIE_RTOL = 1e-12
-# An edge value whose score beats its grid neighbour by no more than this (relative) sits on a
-# plateau: going further cannot change the probe, so the grid is neither extended nor flagged.
+# An edge value whose score beats its grid neighbour by no more than this (relative to the
+# scores' size or to their spread over the grid, whichever is larger) sits on a plateau:
+# going further cannot change the probe, so the grid is neither extended nor flagged.
 FLAT_RTOL = 1e-4
 # Default alpha grids (logspace(-6, 3, 19) x the mean eigenvalue) grow by this many points
 # (3 decades at the default spacing) on the side where the choice sits, at most twice per
 # side: from 1e-12 to 1e9 times the mean eigenvalue in all.
 EXTEND_POINTS = 6
-# automatic extension: implemented, off by default until sweep batches agree (issue 16)
-MAX_EXTENSIONS = 0
+MAX_EXTENSIONS = 2
 
 
 def best_index(values: np.ndarray, prefer: Optional[np.ndarray] = None, axis: int = 0):
@@ -122,7 +171,8 @@ def best_index(values: np.ndarray, prefer: Optional[np.ndarray] = None, axis: in
 def edge_side(scores: np.ndarray, grid: np.ndarray, index: int) -> Optional[str]:
     """"low" / "high" when grid[index] is the smallest / largest value of the grid and its
     score (higher is better) beats that of the nearest other grid value by more than
-    `FLAT_RTOL` (a plateau is no reason to look further); else None."""
+    `FLAT_RTOL` times the larger of the scores' size and their spread over the grid (a
+    plateau is no reason to look further); else None."""
     grid = np.asarray(grid, dtype=np.float64)
     values = np.unique(grid)
     if values.size < 2:
@@ -140,65 +190,88 @@ def edge_side(scores: np.ndarray, grid: np.ndarray, index: int) -> Optional[str]
         return None
     if not np.isfinite(there):
         return side
-    return side if here - there > FLAT_RTOL * max(abs(here), abs(there), 1e-300) else None
+    # A plateau relative to the scores' own size, or to how much they vary over the grid: once
+    # a curve has flattened to round-off against its range (e.g. an exactly representable
+    # target, whose error keeps shrinking towards zero at tiny alphas only in the last digits),
+    # going further cannot change the probe materially and numerically different routes
+    # would disagree on whether to go.
+    finite = s[np.isfinite(s)]
+    spread = float(finite.max() - finite.min())
+    flat = FLAT_RTOL * max(abs(here), abs(there), spread, 1e-300)
+    return side if here - there > flat else None
 
 
-def edge_sides(per: np.ndarray, joint: np.ndarray, grid: np.ndarray, idx: np.ndarray,
-                per_target: bool) -> list:
-    """Edge side (or None) of each target's choice: on its own column with per-target
-    selection, else on the joint criterion that chose the shared value."""
-    if per_target:
-        return [edge_side(per[:, t], grid, int(idx[t])) for t in range(per.shape[1])]
-    side = edge_side(joint, grid, int(idx[0]))
-    return [side] * per.shape[1]
-
-
-def extended_grid(grid: np.ndarray, side: str) -> np.ndarray:
-    """EXTEND_POINTS new values beyond the `side` edge of a log-spaced grid, at its spacing."""
-    values = np.unique(np.asarray(grid, dtype=np.float64))
+def extension_values(base: np.ndarray, side: str, level: int) -> np.ndarray:
+    """The `level`-th (1, 2, ...) block of EXTEND_POINTS values beyond the `side` edge of the
+    log-spaced grid `base`, at its spacing. A function of the base grid alone, so every target
+    that extends a shared grid the same number of times sees exactly the same values."""
+    values = np.unique(np.asarray(base, dtype=np.float64))
     pos = values[values > 0]
     step = float(np.log10(pos[1] / pos[0])) if pos.size >= 2 else 0.5
     step = step if np.isfinite(step) and step > 0 else 0.5
-    k = np.arange(1, EXTEND_POINTS + 1)
+    k = np.arange(1, EXTEND_POINTS + 1) + (level - 1) * EXTEND_POINTS
     if side == "low":
         return (pos[0] * 10.0 ** (-step * k))[::-1]
     return values[-1] * 10.0 ** (step * k)
 
 
+def _choose(per: np.ndarray, grid: np.ndarray, mask: np.ndarray) -> tuple[int, Optional[str]]:
+    """(index into the full grid, edge side) of the best score among the values in `mask`."""
+    inside = np.flatnonzero(mask)
+    i = int(best_index(per[inside], grid[inside]))
+    return int(inside[i]), edge_side(per[inside], grid[inside], i)
+
+
 def select_alpha(scores: Any, alphas: np.ndarray, default_grid: bool, per_target: bool):
     """Alpha selection shared by every ridge solve: scores(grid) -> (per (A, k), joint (A,)).
 
-    The best score wins, ties going to the larger alpha; a default grid is extended while the
-    choice sits at an improving edge (see `_ridge_solve`). Returns (alphas, per, joint, idx
-    (k,), edge side of each target's choice)."""
-    alphas = np.asarray(alphas, dtype=np.float64)
-    per, joint = scores(alphas)
-    k = per.shape[1]
+    The best score wins, ties going to the larger alpha. A default grid is extended, by
+    EXTEND_POINTS values at a time and at most MAX_EXTENSIONS times per side, while the choice
+    sits at an edge whose score still improves there (all from the one spectrum).
 
-    def select() -> np.ndarray:
+    With per-target selection every target has its own grid: the base grid plus the
+    extensions its own choice asked for, exactly as if it had been fitted alone (so a batched
+    multi-target solve, e.g. in `sweep`, picks what separate fits pick). The returned grid is
+    the union; per[a, t] is NaN where alpha a is outside target t's grid. Returns (alphas,
+    per, joint, idx (k,), edge side of each target's choice on its own grid, searched (A, k):
+    whether each alpha is in each target's grid).
+    """
+    base = np.asarray(alphas, dtype=np.float64)
+    p0, j0 = scores(base)
+    k = p0.shape[1]
+    # grid blocks in increasing order of alpha, each (level, values, per, joint): level -j is
+    # the j-th extension below the base grid, +j the j-th above, 0 the base grid itself
+    parts = [(0, base, p0, j0)]
+    # reach[t] = (low levels, high levels) of target t's grid; one shared row without
+    # per-target selection
+    reach = np.zeros((k if per_target else 1, 2), dtype=int)
+    while True:
+        level = np.concatenate([np.full(len(v), lv) for lv, v, _, _ in parts])
+        grid = np.concatenate([v for _, v, _, _ in parts])
+        per = np.concatenate([p for _, _, p, _ in parts])
+        joint = np.concatenate([j for _, _, _, j in parts])
+        masks = [(level >= -lo) & (level <= hi) for lo, hi in reach]
         if per_target:
-            return best_index(per, alphas, axis=0)
-        return np.full(k, best_index(joint, alphas))
-
-    idx = select()
-    grown = {"low": 0, "high": 0}
-    while default_grid:
-        sides = [s for s in edge_sides(per, joint, alphas, idx, per_target) if s]
-        side = next((s for s in ("low", "high") if s in sides and grown[s] < MAX_EXTENSIONS),
-                    None)  # fmt: skip
-        if side is None:
-            break
-        grown[side] += 1
-        extra = extended_grid(alphas, side)
-        p2, j2 = scores(extra)
-        if side == "low":
-            alphas = np.concatenate([extra, alphas])
-            per, joint = np.concatenate([p2, per]), np.concatenate([j2, joint])
+            chosen = [_choose(per[:, t], grid, masks[t]) for t in range(k)]
         else:
-            alphas = np.concatenate([alphas, extra])
-            per, joint = np.concatenate([per, p2]), np.concatenate([joint, j2])
-        idx = select()
-    return alphas, per, joint, idx, edge_sides(per, joint, alphas, idx, per_target)
+            chosen = [_choose(joint, grid, masks[0])] * k
+        idx = np.array([i for i, _ in chosen], dtype=int)
+        sides = [s for _, s in chosen]
+        grew = False
+        for t, r in enumerate(reach):
+            s = sides[t]
+            j = int(s == "high")
+            if default_grid and s is not None and r[j] < MAX_EXTENSIONS:
+                r[j] += 1
+                lv = int(r[1]) if j else -int(r[0])
+                if all(p[0] != lv for p in parts):
+                    extra = extension_values(base, s, abs(lv))
+                    parts.append((lv, extra, *scores(extra)))
+                    parts.sort(key=lambda p: p[0])
+                grew = True
+        if not grew:
+            searched = np.stack([masks[t if per_target else 0] for t in range(k)], axis=1)
+            return grid, np.where(searched, per, np.nan), joint, idx, sides, searched
 
 
 def warn_grid_edge(owner: str, what: str, grid: np.ndarray, sides: list, default: bool,
