@@ -3,6 +3,7 @@
 References are independent: each (layer, degree, target) probe is fitted with the public
 estimators on a float64 in-memory copy of exactly the stored values (numpy's float16
 conversion, torch's bfloat16 conversion), and test scores are recomputed with plain numpy.
+Sweeps run with precision="float64" (`exact_sweep`), the exact arithmetic of the references.
 Every read goes through `caches.Segment.read`, which the tests wrap to check that each file
 region is read exactly once and that no read asks for more rows than the budget allows.
 """
@@ -23,6 +24,15 @@ from shallowprobes import (
 )
 from shallowprobes.caches import Segment, open_cache
 from shallowprobes.sweep import SweepResult
+
+
+def exact_sweep(*args, **kwargs):
+    """sweep with the exact float64 Gram for every layer (half-precision layers are still
+    read by the core as raw bits): what the in-memory references compute. The default
+    float32 block Grams for half layers are checked against their bound in
+    test_sweep_precision.py."""
+    kwargs.setdefault("precision", "float64")
+    return sweep(*args, **kwargs)
 
 
 def needs_safetensors():
@@ -135,7 +145,7 @@ def test_sharded_sweep_equals_in_memory_fits_and_reads_once(sharded, monkeypatch
     root, X64, targets = sharded
     log = ReadLog(monkeypatch)
     budget = 61 * D * 6  # 61 rows of float16/bfloat16 + their float32 conversion
-    res = sweep(
+    res = exact_sweep(
         root, targets, degrees=(1, 2), cv=5, split=0.25, memory_budget=budget, verbose=False
     )
     assert isinstance(res, SweepResult)
@@ -181,7 +191,7 @@ def test_stacked_caches_gcv_named_by_index(tmp_path, data):
     stored_bf, copy_bf = bf16(H)
     save_safetensors(tmp_path / "stack.safetensors", {"hidden_states": stored_bf})
     for path, X64 in ((tmp_path / "stack.npy", copy16), (tmp_path / "stack.safetensors", copy_bf)):
-        res = sweep(path, targets, layers=[2, 0], degrees=(1, 2), verbose=False)
+        res = exact_sweep(path, targets, layers=[2, 0], degrees=(1, 2), verbose=False)
         assert res.layers == [2, 0]
         for name in (2, 0):
             for degree in (1, 2):
@@ -204,7 +214,7 @@ def test_layers_named_by_file_and_key(tmp_path, data):
     a16, a64 = f16(H[0])
     np.save(folder / "resid_post.npy", a16)
     np.save(folder / "attn_out.npy", H[1].astype(np.float32))
-    res = sweep(folder, y, degrees=1, cv=3, verbose=False)
+    res = exact_sweep(folder, y, degrees=1, cv=3, verbose=False)
     assert res.layers == ["attn_out", "resid_post"]
     ref = reference("classification", 1, a64, y["sign"], cv=3)
     assert_same_probe(res.probes[("resid_post", 1, "sign")], ref, 1, a64[:40], "by stem")
@@ -219,7 +229,7 @@ def test_layers_named_by_file_and_key(tmp_path, data):
         tmp_path / "model.safetensors",
         {"model.layers.3": tb, "model.layers.10": H[0].astype(np.float16)},
     )
-    res = sweep(tmp_path / "model.safetensors", y, degrees=1, verbose=False)
+    res = exact_sweep(tmp_path / "model.safetensors", y, degrees=1, verbose=False)
     assert set(res.layers) == {"model.layers.3", "model.layers.10"}
     ref = reference("classification", 1, copy_b, y["sign"])
     assert_same_probe(res.probes[("model.layers.3", 1, "sign")], ref, 1, copy_b[:40], "by key")
@@ -258,7 +268,7 @@ def test_array_likes_protocol_memmap_and_zarr(tmp_path, data):
     z[...] = H[2].astype(np.float16)
     arrays["zarr"] = zarr.open_array(str(tmp_path / "z.zarr"), mode="r")
     expected["zarr"] = H[2].astype(np.float16).astype(np.float64)
-    res = sweep(arrays, y, degrees=(1,), cv=4, memory_budget=150 * D * 6, verbose=False)
+    res = exact_sweep(arrays, y, degrees=(1,), cv=4, memory_budget=150 * D * 6, verbose=False)
     for name, X64 in expected.items():
         for t in y:
             ref = reference(task_of(t), 1, X64, y[t], cv=4)
@@ -272,7 +282,7 @@ def test_dual_route_on_a_bounded_row_subset(tmp_path, data):
     y = {"xor": targets["xor"], "value": targets["value"], "three": targets["three"]}
     stored, X64 = f16(H[1])
     np.save(tmp_path / "layer.npy", stored)
-    res = sweep(
+    res = exact_sweep(
         tmp_path / "layer.npy", y, degrees=(2,), cv=5, degree2="dual", dual_rows=300, verbose=False
     )
     assert res.routes == {("layer", 2): "dual (300 rows)"}
@@ -304,7 +314,7 @@ def test_auto_route_goes_dual_when_features_outnumber_rows(tmp_path):
     n, d = 300, 30  # p = 525 > n
     H = rng.normal(size=(n, d)).astype(np.float32)
     y = (H[:, 0] * H[:, 1] > 0).astype(int)
-    res = sweep({"wide": H}, {"y": y}, degrees=(1, 2), dual_rows=10_000, verbose=False)
+    res = exact_sweep({"wide": H}, {"y": y}, degrees=(1, 2), dual_rows=10_000, verbose=False)
     assert res.routes[("wide", 2)] == "dual (300 rows)"
     assert res.routes[("wide", 1)] == "primal"
     ref = QuadraticProbeClassifier(solver="dual").fit(H.astype(np.float64), y)
@@ -315,7 +325,9 @@ def test_auto_route_goes_dual_when_features_outnumber_rows(tmp_path):
 def test_results_table_frame_and_banks(sharded):
     root, X64, targets = sharded
     pd = pytest.importorskip("pandas")
-    res = sweep(root, targets, layers=["layer_02"], degrees=(1, 2), cv=3, split=200, verbose=False)
+    res = exact_sweep(
+        root, targets, layers=["layer_02"], degrees=(1, 2), cv=3, split=200, verbose=False
+    )
     frame = res.to_frame()
     assert isinstance(frame, pd.DataFrame)
     assert len(frame) == 2 * len(targets)
@@ -344,10 +356,10 @@ def test_progress_bar_only_when_asked(sharded, capsys):
     pytest.importorskip("tqdm")
     root, _, targets = sharded
     y = {"sign": targets["sign"]}
-    sweep(root, y, degrees=1, verbose=False)
-    sweep(root, y, degrees=1)  # verbose=None: pytest's stderr is not a terminal
+    exact_sweep(root, y, degrees=1, verbose=False)
+    exact_sweep(root, y, degrees=1)  # verbose=None: pytest's stderr is not a terminal
     assert capsys.readouterr().err == ""
-    sweep(root, y, degrees=1, verbose=True)
+    exact_sweep(root, y, degrees=1, verbose=True)
     err = capsys.readouterr().err
     assert "sweep" in err and "row" in err
 
@@ -356,7 +368,7 @@ def test_sweep_probes_keep_streaming_without_touching_the_others(sharded):
     """Probes of one layer share its Gram; partial_fit on one copies before writing."""
     root, X64, targets = sharded
     y = {"sign": targets["sign"], "value": targets["value"]}
-    res = sweep(root, y, layers=["layer_00"], degrees=1, cv=4, verbose=False)
+    res = exact_sweep(root, y, layers=["layer_00"], degrees=1, cv=4, verbose=False)
     sign, value = res.probes[("layer_00", 1, "sign")], res.probes[("layer_00", 1, "value")]
     before = value.coef_.copy()
     gram = res.stats[("layer_00", 1)].xtx.copy()
@@ -375,7 +387,7 @@ def test_separate_test_cache(tmp_path, data):
     y = targets["sign"]
     np.save(tmp_path / "train.npy", H[:, :1000].astype(np.float32))
     np.save(tmp_path / "test.npy", H[:, 1000:].astype(np.float32))
-    res = sweep(
+    res = exact_sweep(
         tmp_path / "train.npy",
         {"sign": y[:1000]},
         degrees=1,
@@ -401,7 +413,9 @@ def test_grouped_folds_and_memory_limits(sharded):
     root, X64, targets = sharded
     y = {"value": targets["value"], "three": targets["three"]}
     groups = (np.arange(N) // 37) % 4  # e.g. all rows of one document in one fold
-    res = sweep(root, y, layers=["layer_01"], degrees=(1, 2), cv=4, fold_ids=groups, verbose=False)
+    res = exact_sweep(
+        root, y, layers=["layer_01"], degrees=(1, 2), cv=4, fold_ids=groups, verbose=False
+    )
     for degree in (1, 2):
         for t in y:
             ref = reference(task_of(t), degree, X64[1], y[t], cv=4, fold_ids=groups)
@@ -413,11 +427,11 @@ def test_grouped_folds_and_memory_limits(sharded):
                 f"grouped folds {degree} {t}",
             )
     with pytest.raises(MemoryError, match="degree2='primal'.*stats_memory"):
-        sweep(root, y, degrees=(2,), degree2="primal", stats_memory=2e4, verbose=False)
+        exact_sweep(root, y, degrees=(2,), degree2="primal", stats_memory=2e4, verbose=False)
     with pytest.raises(MemoryError, match="stats_memory"):
-        sweep(root, y, degrees=(1,), stats_memory=1e3, verbose=False)
+        exact_sweep(root, y, degrees=(1,), stats_memory=1e3, verbose=False)
     # auto: the degree-2 statistics do not fit, so degree 2 goes to the dual route
-    res = sweep(
+    res = exact_sweep(
         root, y, layers=["layer_01"], degrees=(1, 2), stats_memory=1e4, dual_rows=200, verbose=False
     )
     assert res.routes == {("layer_01", 1): "primal", ("layer_01", 2): "dual (200 rows)"}
@@ -428,7 +442,7 @@ def test_torch_device_accumulation_equals_in_memory(sharded):
     accumulated there; "cpu" here, the same path as "cuda" on a GPU box."""
     root, X64, targets = sharded
     y = {"xor": targets["xor"], "value": targets["value"]}
-    res = sweep(
+    res = exact_sweep(
         root,
         y,
         layers=["layer_01", "layer_02"],

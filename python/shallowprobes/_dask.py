@@ -119,23 +119,24 @@ class _Group:
 
 
 def _block_stats(
-    X, *rest, n_folds, degrees, backend, has_y, has_folds, row_offset, label, block_info=None
+    X, *rest, n_folds, degrees, backend, has_y, has_folds, row_offset, label, precision="auto",
+    block_info=None,
 ):
     """One row block -> a 1-element object array holding a tuple of SufficientStats (one per
-    degree). Runs on a worker; the Rust core reads the block in place (float16 blocks are
-    converted to float32 here first)."""
+    degree). Runs on a worker; the Rust core reads the block in place (float16 blocks as raw
+    bits for degree 1, see `SufficientStats.precision`)."""
     (start, stop) = block_info[0]["array-location"][0]
     rest = list(rest)
     Y = rest.pop(0) if has_y else None
     folds = rest.pop(0)[:, 0] if has_folds else None
     if folds is None and n_folds > 1:
         folds = (np.arange(row_offset + start, row_offset + stop) % n_folds).astype(np.int64)
-    if X.dtype == np.float16:
-        X = X.astype(np.float32)
     out = np.empty(1, dtype=object)
     try:
         out[0] = _Group(
-            SufficientStats(n_folds, backend, degree=deg).update(X, Y, fold_ids=folds)
+            SufficientStats(n_folds, backend, degree=deg, precision=precision).update(
+                X, Y, fold_ids=folds
+            )
             for deg in degrees
         )
     except ShallowProbesError as exc:
@@ -188,6 +189,7 @@ def stats_graph(
     row_offset: int = 0,
     split_every: int = SPLIT_EVERY,
     label: str = "dask array X",
+    precision: str = "auto",
 ) -> Any:
     """A lazy (0-d, object) dask array whose value holds (``.stats``) a tuple of
     SufficientStats of (X, Y), one per entry of `degrees`. X: 2-D dask array; Y: numpy or
@@ -208,7 +210,7 @@ def stats_graph(
         args.append(_aligned(Y, rows, "Y"))
     if fold_ids is not None:
         args.append(_aligned(fold_ids, rows, "fold_ids"))
-    token = tokenize(*args, n_folds, tuple(degrees), backend, row_offset, label)
+    token = tokenize(*args, n_folds, tuple(degrees), backend, row_offset, label, precision)
     blocks = da.map_blocks(
         _block_stats,
         *args,
@@ -219,6 +221,7 @@ def stats_graph(
         has_folds=fold_ids is not None,
         row_offset=int(row_offset),
         label=label,
+        precision=precision,
         dtype=object,
         drop_axis=1,
         chunks=((1,) * len(rows),),
@@ -247,6 +250,7 @@ def compute_stats(
     degree: int = 1,
     backend: str = "auto",
     row_offset: int = 0,
+    precision: str = "auto",
 ) -> SufficientStats:
     """SufficientStats of dask rows X (and targets Y), computed block by block on the
     workers and merged by Dask's tree reduction; only the statistics reach the caller."""
@@ -260,6 +264,7 @@ def compute_stats(
             degrees=(degree,),
             backend=backend,
             row_offset=row_offset,
+            precision=precision,
         )
         .compute()
         .stats
@@ -298,6 +303,7 @@ def update_stats(stats: SufficientStats, X: Any, Y: Any, fold_ids: Any) -> Suffi
         degree=stats.degree,
         backend=stats.backend,
         row_offset=stats.rows_seen,
+        precision=stats.precision,
     )
     merged = new if stats.count is None else stats.merge(new)
     with commit_guard():
@@ -387,7 +393,13 @@ def fit_estimator(est: Any, X: Any, y: Any, fold_ids: Any = None) -> Any:
                 "in memory: fit on a computed subset, or use shallowprobes.sweep(...), whose "
                 "degree-2 'dual' route gathers a bounded row subset."
             )
-    stats = compute_stats(X, Y, fold_ids, n_folds=K, degree=degree, backend=est.backend)
+    # An in-memory fit converts float16 rows to float32 before its statistics (so "auto" is
+    # the float64 Gram there); the dask fit does the same arithmetic, so both give one probe.
+    precision = getattr(est, "precision", "auto")
+    precision = "float64" if precision == "auto" else precision
+    stats = compute_stats(X, Y, fold_ids, n_folds=K, degree=degree, backend=est.backend,
+                          precision=precision)  # fmt: skip
+    stats.precision = getattr(est, "precision", "auto")
     solution = est._solve(stats, rows=None)
     with commit_guard():
         est._stats = stats

@@ -30,7 +30,6 @@ decision values, come back to the client.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .caches import DEFAULT_MEMORY_BUDGET, ActivationCache, _convert_into, open_cache
+from .cache_pass import pass_dask, pass_local, progress_bar
+from .caches import DEFAULT_MEMORY_BUDGET, ActivationCache, open_cache
 from .errors import CacheError, NonFiniteError, ParameterError, ShallowProbesError
 from .monitors.bank import ProbeBank
 from .probes.linear import LinearProbe, LinearProbeClassifier
@@ -340,31 +340,6 @@ def _prepare_target(name: str, task: str, train: np.ndarray, test: Optional[np.n
     return t
 
 
-# ---------------------------------------------------------------------------------- progress
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix_str(self, s: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(verbose: Optional[bool], total: int, desc: str, unit: str) -> Any:
-    """A tqdm bar, shown when verbose=True, or verbose=None and stderr is a terminal; a
-    silent stand-in otherwise, or when tqdm is not installed (it is optional)."""
-    show = verbose if verbose is not None else bool(getattr(sys.stderr, "isatty", lambda: False)())
-    if not show:
-        return _NoBar()
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, dynamic_ncols=True, leave=False)
-
-
 # ---------------------------------------------------------------------------------- checks
 def _check_args(degrees, cv, degree2, dual_rows, verbose, split) -> tuple:
     if isinstance(degrees, (int, np.integer)):
@@ -446,6 +421,7 @@ def sweep(
     random_state: Optional[int] = 0,
     backend: str = "auto",
     device: Any = None,
+    precision: str = "auto",
     verbose: Optional[bool] = None,
 ) -> SweepResult:
     """Fit probes for every layer x target x degree of an activation cache in one pass.
@@ -478,6 +454,10 @@ def sweep(
         torch backend. Blocks travel to the device as stored (float16 / bfloat16 keep 2
         bytes per entry) and are accumulated in float64 there; only the statistics
         (O(K d^2)) come back for the solve on the host. Needs torch.
+    precision : {"auto", "float64", "float32"}, the Gram arithmetic of the degree-1
+        statistics in the Rust core (`SufficientStats`): float16 / bfloat16 layers are read
+        by the core as raw bits (no float32 copy) and, with "auto", accumulated from float32
+        block Grams (bounded error, docs/design.md §8); "float64" is exact for every layer.
     verbose : progress bars (tqdm) when True, or when None and stderr is a terminal.
 
     Returns a `SweepResult`. Bad caches and targets raise before any work (CacheError,
@@ -489,6 +469,10 @@ def sweep(
         raise ParameterError("sweep: pass split= or test=, not both.")
     if backend not in ("auto", "rust", "numpy"):
         raise ParameterError(f"sweep: backend must be 'auto', 'rust' or 'numpy', got {backend!r}.")
+    if not isinstance(precision, str) or precision not in ("auto", "float64", "float32"):
+        raise ParameterError(
+            f"sweep: precision must be 'auto', 'float64' or 'float32', got {precision!r}."
+        )
     torch_device = None
     if device is not None:
         from .backends import torch_backend
@@ -619,11 +603,12 @@ def sweep(
     # ------------------------------------------------------------ the pass
     t_pass = time.perf_counter()
     if cache.is_dask:
-        stats, sub_rows = _pass_dask(
-            cache, names, n_train, Y, folds, K_eff, accumulate, dual_layers, subset, backend
-        )
+        stats, sub_rows = pass_dask(
+            cache, names, n_train, Y, folds, K_eff, accumulate, dual_layers, subset, backend,
+            precision,
+        )  # fmt: skip
     else:
-        stats, sub_rows = _pass_local(
+        stats, sub_rows = pass_local(
             cache,
             names,
             n_train,
@@ -637,12 +622,13 @@ def sweep(
             memory_budget,
             verbose,
             torch_device,
+            precision,
         )
     t_solve = time.perf_counter()
     # ------------------------------------------------------------ solve
     common = dict(alphas=alphas, cv=cv, fit_intercept=fit_intercept, metric=metric, backend=backend)
     probes: dict = {}
-    bar = _bar(verbose, len(names) * len(degrees), "sweep: solving", "probe set")
+    bar = progress_bar(verbose, len(names) * len(degrees), "sweep: solving", "probe set")
     for lay in names:
         for deg in degrees:
             bar.set_postfix_str(f"layer {lay} degree {deg}")
@@ -732,131 +718,6 @@ def sweep(
 
 
 # ---------------------------------------------------------------------------------- passes
-def _on_device(raw: np.ndarray, storage: str, device: Any) -> Any:
-    """A stored block as a torch tensor on `device`, still in its stored dtype."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():  # memory-mapped blocks are read-only; never written
-        warnings.simplefilter("ignore", UserWarning)
-        if storage == "bfloat16":
-            return (
-                torch.from_numpy(np.ascontiguousarray(raw).view(np.int16))
-                .to(device)
-                .view(torch.bfloat16)
-            )
-        return torch.from_numpy(np.ascontiguousarray(raw)).to(device)
-
-
-def _pass_local(
-    cache: ActivationCache,
-    names,
-    n_train,
-    Y,
-    folds,
-    K,
-    accumulate,
-    dual_layers,
-    subset,
-    backend,
-    memory_budget,
-    verbose,
-    device=None,
-):
-    """One pass over the training rows: every block of every layer read once, fed to all of
-    that layer's statistics, and its dual-subset rows copied out. device: accumulate with
-    torch there (blocks moved as stored), statistics brought back to the host at the end."""
-    kind = backend if device is None else "torch"
-    stats = {
-        (lay, deg): SufficientStats(K, kind, degree=deg) for lay in names for deg in accumulate[lay]
-    }
-    sub_rows = {
-        lay: np.empty((subset.size, cache[lay].n_features), dtype=cache[lay].out_dtype)
-        for lay in dual_layers
-    }
-    bar = _bar(verbose, n_train * len(names), "sweep: reading + accumulating", "row")
-    try:
-        for lay, a, b, block in cache.iter_blocks(
-            names, 0, n_train, memory_budget, stored=device is not None
-        ):
-            bar.set_postfix_str(f"layer {lay}")
-            Yb = Y[a:b]
-            fb = None if folds is None else folds[a:b]
-            feed = block if device is None else _on_device(block, cache[lay].storage, device)
-            for deg in accumulate[lay]:
-                try:
-                    stats[(lay, deg)].update(feed, Yb, fold_ids=fb)
-                except (ShallowProbesError, ValueError) as exc:
-                    raise type(exc)(
-                        f"layer {lay!r} ({cache[lay].where_rows(a, b)}), rows {a}:{b}: {exc}"
-                    ) from None
-            if lay in sub_rows:
-                lo, hi = np.searchsorted(subset, [a, b])
-                if hi > lo:
-                    storage = "float32" if device is None else cache[lay].storage
-                    _convert_into(block[subset[lo:hi] - a], storage, sub_rows[lay][lo:hi])
-            del feed
-            bar.update(b - a)
-    finally:
-        bar.close()
-    if device is not None:
-        stats = {key: s.numpy() for key, s in stats.items()}
-        for s in stats.values():
-            s.backend = backend  # solved on the host
-    if sub_rows:
-        from ._validation import check_X
-
-        for lay, rows in sub_rows.items():
-            try:
-                check_X(rows, degree=2, min_samples=2)
-            except ShallowProbesError as exc:
-                raise type(exc)(f"layer {lay!r} ({cache[lay].where}): {exc}") from None
-    return stats, sub_rows
-
-
-def _pass_dask(
-    cache: ActivationCache, names, n_train, Y, folds, K, accumulate, dual_layers, subset, backend
-):
-    """The pass as one Dask graph: per layer, one task per row block computing all of that
-    layer's statistics (all degrees, all targets), merged by Dask's tree reduction."""
-    import dask
-
-    from ._dask import as_rows, stats_graph
-
-    lazy = {}
-    for lay in names:
-        X = as_rows(cache[lay].dask[:n_train], f"layer {lay!r}")
-        if accumulate[lay]:
-            lazy[("stats", lay)] = stats_graph(
-                X,
-                Y,
-                folds,
-                n_folds=K,
-                degrees=tuple(accumulate[lay]),
-                backend=backend,
-                label=f"layer {lay!r}",
-            )
-        if lay in dual_layers:
-            lazy[("rows", lay)] = X[subset]
-    try:
-        values = dask.compute(*lazy.values())
-    except ShallowProbesError as exc:
-        raise type(exc)(f"{cache.description}: {exc}") from None
-    stats, sub_rows = {}, {}
-    for key, value in zip(lazy, values):
-        kind, lay = key
-        if kind == "stats":
-            for deg, s in zip(accumulate[lay], value.stats):
-                stats[(lay, deg)] = s
-        else:
-            rows = np.asarray(value)
-            if rows.dtype == np.float16:
-                rows = rows.astype(np.float32)
-            sub_rows[lay] = rows
-    return stats, sub_rows
-
-
 # ---------------------------------------------------------------------------------- solves
 def _new_probe(t: _Target, degree: int, common: dict, gamma: Any) -> Any:
     if degree == 1:
@@ -989,7 +850,7 @@ def _test_scores(
         for key, v in zip(lazy, dask.compute(*lazy.values())):
             values[key].append(v)
     else:
-        bar = _bar(verbose, (stop - start) * len(names), "sweep: test rows", "row")
+        bar = progress_bar(verbose, (stop - start) * len(names), "sweep: test rows", "row")
         for lay, a, b, block in source.iter_blocks(names, start, stop, memory_budget):
             for deg in degrees:
                 values[(lay, deg)].append(banks[(lay, deg)].decision_function(block))

@@ -72,7 +72,9 @@ class HalfRows:
 
 def half_rows(X: Any) -> Optional[HalfRows]:
     """X as `HalfRows` when it is a float16 / bfloat16 array (numpy, ml_dtypes, or a torch
-    tensor, copied to host if needed), else None."""
+    tensor, copied to host if needed; a HalfRows as it is), else None."""
+    if isinstance(X, HalfRows):
+        return X
     if type(X).__module__.startswith("torch"):
         kind = {"torch.bfloat16": "bfloat16", "torch.float16": "float16"}.get(str(X.dtype))
         if kind is None or X.ndim != 2:

@@ -60,8 +60,11 @@ class LinearProbe(ProbeRegressorMixin, RegressorMixin, RidgeProbeBase):
         "rust" is the compiled core, "numpy" the plain reference implementation.
     precision : {"auto", "float64", "float32"}, default "auto"
         Arithmetic of the Gram in the Rust core (see `SufficientStats`): "float32" forms
-        block Grams by float32 GEMM (about twice as fast, bounded error, docs/design.md §8);
-        "auto" does so for bfloat16/float16 input only.
+        block Grams by float32 GEMM (about twice as fast, bounded error, docs/design.md §8).
+        "auto" is "float64" here: fit and partial_fit convert bfloat16/float16 rows to
+        float32 first (CV reads the rows again), and the float64 Gram of those is exact.
+        (`SufficientStats` and `sweep` read half-precision rows as raw bits and default to
+        float32 block Grams for them.)
 
     Attributes
     ----------
