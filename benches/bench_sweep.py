@@ -13,9 +13,11 @@ Methodology (docs/design.md §5: ratios in one run, against the machine's measur
   layers; T binary concepts are signs of noisy projections of the factors. The files are
   written just before the run, so every pass reads them from a warm page cache (the number
   is the in-memory read path, not a disk).
-* Ours. ``sweep(folder, targets, degrees=1, cv=5)``: one pass (read + float16->float32 per
-  block + accumulation of the 5-fold statistics of all T targets per layer), then every probe
-  solved (19 alphas, exact 5-fold CV, alpha per concept). rows/s = n * L / pass seconds.
+* Ours. ``sweep(folder, targets, degrees=1, cv=5)``: one pass (read + the float16 bits
+  handed to the core, decoded in its staging loop + accumulation of the 5-fold statistics of
+  all T targets per layer, float32 block Grams by default), then every probe solved (19
+  alphas, exact 5-fold CV, alpha per concept). rows/s = n * L / pass seconds. The same with
+  ``precision="float64"`` (exact Gram), paired with the default run by run.
 * Floor of one pass: a plain ``np.load(f, mmap_mode="r")`` with ``block.sum(dtype=float32)``
   over the same files in the same row blocks; "cache reader" is our reader alone
   (``ActivationCache.iter_blocks``: read + convert to float32, nothing accumulated).
@@ -198,6 +200,16 @@ def run(args: argparse.Namespace) -> None:
         res = sweep(folder, targets, degrees=1, cv=5, verbose=args.verbose)
         tm = res.timings
         log(f"ours: {tm}")
+        # the exact float64 Gram on the same raw bits (precision="auto" uses float32 block
+        # Grams for half layers), timed right after, twice each, paired medians of the pass
+        pairs = []
+        for _ in range(2):
+            t64 = sweep(folder, targets, degrees=1, cv=5, precision="float64",
+                        verbose=False).timings["pass"]  # fmt: skip
+            t32 = sweep(folder, targets, degrees=1, cv=5, verbose=False).timings["pass"]
+            pairs.append((t32, t64))
+        pass_ratio = float(np.median([a / b for a, b in pairs]))
+        res64 = sweep(folder, targets, degrees=1, cv=5, precision="float64", verbose=False)
 
         # accumulation alone, one layer already in memory (float32)
         X32 = cache.read(cache.names[0])
@@ -212,6 +224,7 @@ def run(args: argparse.Namespace) -> None:
         c0 = next(iter(targets))
         ref = LinearProbeClassifier(cv=5).fit(X32, targets[c0])
         err = reldiff(res.probes[(cache.names[0], 1, c0)].coef_, ref.coef_)
+        err64 = reldiff(res64.probes[(cache.names[0], 1, c0)].coef_, ref.coef_)
 
         sk = None
         if have("sklearn"):
@@ -278,6 +291,13 @@ def run(args: argparse.Namespace) -> None:
             f"{tm['pass'] / t_floor:.2f}x floor",
             f"{flops_pass / tm['pass'] / 1e9 / peak:.2f} peak",
         ],
+        [
+            "ours: pass, precision='float64' (paired median)",
+            fs(tm["pass"] / pass_ratio, 2),
+            f"{nbytes / (tm['pass'] / pass_ratio) / 1e9:.2f} GB/s",
+            f"auto/float64 {pass_ratio:.2f}x",
+            "-",
+        ],
         ["ours: solve (all probes)", fs(tm["solve"], 2), "-", "-", "-"],
         [
             "ours: sweep total",
@@ -325,7 +345,8 @@ def run(args: argparse.Namespace) -> None:
     print(fmt_table(["step", "seconds", "throughput", "ratio", "GEMM"], table))
     print(
         f"\nrows/s of the pass: {rows_per_s:,.0f} (row-layers); ours vs in-memory fit "
-        f"(layer 0, concept 0): coef max rel diff {err:.1e}"
+        f"(layer 0, concept 0): coef max rel diff {err:.1e} (precision='auto': float32 block "
+        f"Grams), {err64:.1e} (precision='float64')"
     )
     if dask_times:
         print(
