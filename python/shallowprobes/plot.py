@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, cast
 
 import numpy as np
 
@@ -50,7 +50,9 @@ def _new_figure(figsize: Sequence[float], dpi: int, nrows: int = 1, ncols: int =
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError(_INSTALL) from None
-    fig = Figure(figsize=tuple(figsize), dpi=dpi, layout="constrained")
+    # matplotlib checks the length (figsize is a public Sequence[float] parameter)
+    size = cast("tuple[float, float]", tuple(figsize))
+    fig = Figure(figsize=size, dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False, **subplot_kw)
     return fig, axes

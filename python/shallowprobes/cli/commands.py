@@ -249,11 +249,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         except ImportError as exc:
             raise Failure(f"demo --real is not available in this installation "
                           f"(shallowprobes.case_study: {one_line(exc)})") from exc  # fmt: skip
-        result = case_main(argv)
+        result: object = case_main(argv)
     else:
         from ..demo import main as demo_main
 
-        result = demo_main(argv)
+        demo_main(argv)  # returns None
+        result = None
     return int(result) if isinstance(result, int) else 0
 
 

@@ -226,7 +226,7 @@ def collect_activations(
         "tokenizer_vocab": len(tok) if hasattr(tok, "__len__") else None,
         "tokenizer_sha256": _vocab_hash(tok),
     }
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "n_texts": n,
@@ -269,7 +269,8 @@ def collect_activations(
     # that a bad layer index leaves no manifest behind
 
     # ----------------------------------------------------------------------------- run
-    hooks, captured = [], {}
+    hooks: list[Any] = []
+    captured: dict[str, list[Any]] = {}
     if modules is not None:
         known = dict(net.named_modules())
         for name in modules:
@@ -315,7 +316,10 @@ def collect_activations(
                 states = _forward(net, enc, torch_device, modules, captured)
                 if layer_names is None:  # first forward: resolve names and storage
                     if modules is None:
-                        picked = _resolve_layers(layer_spec, len(states))
+                        # hidden-state indices, or module names (keys of the hooks' dict)
+                        picked: Sequence[Union[int, str]] = _resolve_layers(
+                            layer_spec, len(states)
+                        )
                         layer_names = [str(i) for i in picked]
                     else:
                         picked = list(modules)

@@ -136,8 +136,11 @@ def load_row_index(out: Union[str, os.PathLike[str]]) -> tuple[np.ndarray, np.nd
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    # as dict[str, Any]: numpy's stubs would otherwise match a key against savez's
+    # allow_pickle: bool keyword (the names here are fixed array names)
+    named: dict[str, Any] = dict(arrays)
     with open(path, "wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, **named)
 
 
 def _torch_dtype(name: str) -> Any:
