@@ -134,3 +134,16 @@ def test_module_size(module):
 
 def test_the_over_limit_list_names_real_modules():
     assert set(OVER_LIMIT) <= set(MODULES)
+
+
+def test_ridge_solution_fields_are_declared():
+    """A solve's result carries only declared fields: a typo or an ad-hoc attribute fails."""
+    import numpy as np
+    from shallowprobes.solve.ridge import RidgeSolution
+
+    sol = RidgeSolution(np.zeros((2, 1)), np.zeros(1), np.ones(3), np.zeros(1, int),
+                        np.zeros((3, 1)), np.zeros(3))  # fmt: skip
+    sol.gamma = 0.5  # declared
+    assert sol.gamma == 0.5 and sol.quadratic is None
+    with pytest.raises(AttributeError, match="no field 'gama'"):
+        sol.gama = 0.5

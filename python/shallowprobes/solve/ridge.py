@@ -38,16 +38,52 @@ def default_alpha_grid(gram: np.ndarray, n_alphas: int = 19) -> np.ndarray:
 
 @dataclass
 class RidgeSolution:
-    coef: np.ndarray  # (d, k) in input coordinates
-    intercept: np.ndarray  # (k,)
+    """What a solve found: the probe's arrays and the record of how they were chosen.
+
+    Every field is declared here (assigning an undeclared one raises AttributeError): the
+    ridge core, then what the selection recorded, then the degree-2 and CP parts, None where
+    a route does not produce them.
+    """
+
+    coef: Any  # (d, k) in input coordinates
+    intercept: Any  # (k,)
     alphas: np.ndarray  # (A,)
     alpha_index: np.ndarray  # (k,) index into alphas chosen per target
-    scores: np.ndarray  # (A, k) per-target CV score (higher is better)
-    joint_scores: np.ndarray  # (A,) the criterion used when alpha_per_target=False
+    scores: Any  # (A, k) per-target CV score (higher is better)
+    joint_scores: Any  # (A,) the criterion used when alpha_per_target=False
     calibration: Optional[float] = None  # logistic slope (classifiers)
     # (A, k) whether alpha a was in target t's own grid (per-target grid extension, see
     # `select_alpha`); None: every alpha for every target
     searched: Optional[np.ndarray] = None
+    # --- the selection's record
+    alpha_edges: Optional[list] = None  # per target: "low" / "high" (an improving edge) / None
+    default_grid: bool = False  # whether the alphas were the default (extensible) grid
+    geometry: Any = None  # the fitted metric (solve.geometry.Geometry)
+    column_slopes: Optional[dict] = None  # {column: calibration slope} (sweep's batches)
+    # --- degree 2 (exact routes, the cut-off and CP)
+    quadratic: Any = None  # (k, d, d) symmetric Q per target
+    centre: Any = None  # (d,) the centre mu of the degree-2 feature map
+    gamma: Optional[float] = None  # the chosen block weight
+    gammas: Optional[np.ndarray] = None  # (G,) the block weights searched
+    all_scores: Optional[list] = None  # per gamma: (alphas, scores, joint, searched)
+    route: Optional[str] = None  # "primal", "dual", "subspace", "cp"
+    spectrum: Optional[tuple] = None  # dual route: (lam, U, B) until the solve has used it
+    quadratic_rank: Optional[int] = None  # the cut-off's subspace dimension m
+    rank_table: Optional[dict] = None  # the refitting CV over m (and gamma, alpha)
+    refit_alphas: Optional[np.ndarray] = None
+    # --- CP
+    factors: Optional[tuple] = None  # (U (k, R, d), V (k, R, d))
+    n_iter: Any = None  # (k,) iterations of the polish per target
+    converged: Any = None  # (k,) whether each target's polish met the stopping rule
+    init: Optional[str] = None  # how the factors were started
+    halfsteps: Any = None  # the alpha selections of the alternating half-steps
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self.__dataclass_fields__:
+            raise AttributeError(
+                f"RidgeSolution has no field {name!r}: declare it in solve/ridge.py."
+            )
+        object.__setattr__(self, name, value)
 
     # Arrays used at predict time; they live where the fit ran (numpy, or torch tensors on the
     # fit's device) and are copied elsewhere on demand (`placed`), or moved by `to`.
