@@ -16,7 +16,8 @@ Methodology (docs/design.md §5: ratios in one run, on the same rows):
   "topic" rows are 5-way topic classification of one embedding (macro one-vs-rest AUROC).
   n is the number of training rows; AUROC is measured on 1000 (pair: 20% extra) held-out
   rows. Unlabelled rows (4 n) from the same distribution serve as the whitening reference.
-* Estimators, all at their defaults (the 19-point alpha grid, gamma = g0, cv="gcv"):
+* Estimators, all at their defaults (the 19-point alpha grid, extended at an improving edge;
+  gamma searched over g0 x (0.1, 1, 10), extended the same way; cv="gcv"):
   LinearProbeClassifier; QuadraticProbeClassifier (the exact probe:
   dual route here, one n x n eigendecomposition per gamma); CPProbeClassifier(rank=R)
   (init="auto": the sketch start at these widths, L-BFGS polish); CP init="exact" (started
@@ -163,6 +164,8 @@ def main(argv: Optional[list] = None) -> int:
                    help="run the exact dual probe only up to this many rows")
     p.add_argument("--exact-start", action="store_true", help="also CP rank 4 init='exact'")
     p.add_argument("--no-topic", action="store_true", help="skip the 5-way topic task")
+    p.add_argument("--config", nargs=3, action="append", metavar=("TASK", "D", "N"),
+                   help="run only these configurations (repeatable), e.g. --config pair 768 4000")
     p.add_argument("--whiten-reference", action="store_true",
                    help="also the full whitened probe with a reference (as slow as 'exact')")
     args = p.parse_args(argv)
@@ -173,6 +176,8 @@ def main(argv: Optional[list] = None) -> int:
         configs = [("pair", d, n) for d in (384, 768, 1536) for n in (2000, 5000, 20000)]
         configs += [("topic", 768, 5000)]
         args.max_dual_rows = max(args.max_dual_rows, 20000)
+    elif args.config:
+        configs = [(t, int(d), int(n)) for t, d, n in args.config]
     elif args.quick:
         configs = [("pair", 256, 1000), ("pair", 256, 12000)]
     else:
