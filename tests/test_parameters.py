@@ -547,7 +547,8 @@ def test_few_label_probe_parameters(pair, kwargs, name, kind, no_transfer_work, 
 
 # ------------------------------------------------------------------------------ stability
 def test_stability_parameters(monkeypatch):
-    monkeypatch.setattr(stability, "_clone", lambda est: pytest.fail("work started"))
+    drift = importlib.import_module("shallowprobes.stability.drift")  # where the refits start
+    monkeypatch.setattr(drift, "_clone", lambda est: pytest.fail("work started"))
     X, y = _data(60, 4)
     est = sp.LinearProbe()
     base = dict(estimator=est, X=X, y=y, group=stability.Affine())

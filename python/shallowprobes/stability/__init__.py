@@ -34,10 +34,7 @@ Only numpy is needed at import; scikit-learn (``clone``) and pandas
 (:meth:`StabilityReport.to_frame`) are used when available.
 """
 
-# _clone stays reachable as stability._clone, the name tests/test_parameters.py patches; the
-# refits call drift._clone, so only a patch of stability.drift._clone intercepts them
 from .drift import (
-    _clone,  # noqa: F401
     compare_stability,
     stability_report,
 )
