@@ -4,7 +4,7 @@ activations, and wide (LLM-width) tasks with a topic interaction."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -35,7 +35,7 @@ def make_linear_concepts(
     offset_scale: float = 20.0,
     anisotropy: float = 3.0,
     test_fraction: float = 0.2,
-    dtype: type = np.float32,
+    dtype: Any = np.float32,
     seed: int = 0,
 ) -> LinearConceptData:
     """Hidden-state-like data: anisotropic Gaussian activations with a large per-unit offset

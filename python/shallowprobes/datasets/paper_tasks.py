@@ -65,7 +65,7 @@ class SyntheticTask:
     scramble_offset: np.ndarray
     name: str
     params: dict = field(default_factory=dict)
-    readout_subspace: np.ndarray = None  # set by the generators
+    readout_subspace: Optional[np.ndarray] = None  # set by the generators
 
     @property
     def n_signal(self) -> int:

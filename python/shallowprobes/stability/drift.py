@@ -366,7 +366,7 @@ def stability_report(
         max_change=float(np.max(per_draw)),
         median_change=float(np.median(per_draw)),
         per_draw_change=per_draw,
-        label_change_rate=float(np.max(per_flip)) if classifier else None,
+        label_change_rate=float(np.max(flips)) if classifier else None,
         alpha_reference=alpha_ref,
         alpha_per_draw=alphas if has_alpha else None,
         alpha_max_change=_alpha_change(alpha_ref, alphas) if has_alpha else None,
