@@ -435,63 +435,30 @@ pub(crate) fn staging_rows(fold_rows: &[Vec<usize>], p: usize) -> usize {
 pub(crate) fn accumulate_blocks<F>(
     fold_rows: &[Vec<usize>],
     out: StatsMut<'_>,
-    mut stage: F,
+    stage: F,
 ) -> Result<(), CoreError>
 where
     F: FnMut(&[usize], &mut [f64], &mut [f64], &mut [f64]) -> bool,
 {
-    let StatsMut {
-        d: p,
-        k,
-        count,
-        sum_x,
-        sum_y,
-        xtx,
-        xty,
-        yty,
-    } = out;
-    let bs = block_rows(p);
-    let par = match rayon::current_num_threads() {
-        0 | 1 => Par::Seq,
-        t => Par::rayon(t),
-    };
+    let (p, k) = (out.d, out.k);
     // Column-major staging buffers of one block (fb is m × p, yb is m × k, leading dimension m):
     // with this layout FbᵀFb reads a row-major left operand and a column-major right operand,
     // the combination faer's GEMM runs fastest (measured ≈2× faster than row-major staging).
     let cap = staging_rows(fold_rows, p);
     let mut fb = crate::error::try_zeros(cap * p, "the feature staging block")?;
     let mut yb = crate::error::try_zeros(cap * k, "the target staging block")?;
-
-    for (f, rows) in fold_rows.iter().enumerate() {
-        if rows.is_empty() {
-            continue;
-        }
-        let g = &mut xtx[f * p * p..(f + 1) * p * p];
-        let gxy = &mut xty[f * p * k..(f + 1) * p * k];
-        let gyy = &mut yty[f * k * k..(f + 1) * k * k];
-        let sx = &mut sum_x[f * p..(f + 1) * p];
-        let sy = &mut sum_y[f * k..(f + 1) * k];
-        for chunk in rows.chunks(bs) {
-            crate::threads::check_cancel()?;
-            let m = chunk.len();
-            if !stage(chunk, &mut fb[..m * p], &mut yb[..m * k], sx) {
-                // The caller discards or restores these statistics (see the Python layer).
-                return Err(CoreError::NonFinite);
-            }
-            let fbr = col_major(&fb[..m * p], m, p);
-            let ybr = col_major(&yb[..m * k], m, k);
+    block_loop(
+        fold_rows,
+        out,
+        block_rows(p),
+        &mut fb,
+        &mut yb,
+        stage,
+        |fbr, yb, g, gxy, par| {
+            let ybr = col_major(yb, fbr.nrows(), k);
             gram_update(fbr, ybr, g, gxy, par);
-            column_sums_add(ybr, sy);
-            // YᵀY is k × k: tiny, sequential.
-            if k > 0 {
-                let gyy_mat = row_major_mut(gyy, k, k);
-                matmul(gyy_mat, Accum::Add, ybr.transpose(), ybr, 1.0, Par::Seq);
-            }
-            count[f] += m as f64;
-        }
-        mirror_lower(g, p);
-    }
-    Ok(())
+        },
+    )
 }
 
 /// [`accumulate_blocks`] with the block Grams in f32 (see [`Precision::F32`] and the error
@@ -504,52 +471,31 @@ where
 pub(crate) fn accumulate_blocks_f32<F>(
     fold_rows: &[Vec<usize>],
     out: StatsMut<'_>,
-    mut stage: F,
+    stage: F,
 ) -> Result<(), CoreError>
 where
     F: FnMut(&[usize], &mut [f32], &mut [f64], &mut [f64]) -> bool,
 {
-    let StatsMut {
-        d: p,
-        k,
-        count,
-        sum_x,
-        sum_y,
-        xtx,
-        xty,
-        yty,
-    } = out;
+    let (p, k) = (out.d, out.k);
     let bs = block_rows(p).min(F32_GRAM_ROWS);
-    let par = match rayon::current_num_threads() {
-        0 | 1 => Par::Seq,
-        t => Par::rayon(t),
-    };
     let cap = staging_rows(fold_rows, p).min(bs);
     let mut fb = try_zeros_f32(cap * p, "the float32 feature staging block")?;
     let mut yb = crate::error::try_zeros(cap * k, "the target staging block")?;
     let mut yb32 = try_zeros_f32(cap * k, "the float32 target staging block")?;
     let mut g32 = try_zeros_f32(p * p, "the float32 block Gram")?;
     let mut gxy32 = try_zeros_f32(p * k, "the float32 block cross-product")?;
-
-    for (f, rows) in fold_rows.iter().enumerate() {
-        if rows.is_empty() {
-            continue;
-        }
-        let g = &mut xtx[f * p * p..(f + 1) * p * p];
-        let gxy = &mut xty[f * p * k..(f + 1) * p * k];
-        let gyy = &mut yty[f * k * k..(f + 1) * k * k];
-        let sx = &mut sum_x[f * p..(f + 1) * p];
-        let sy = &mut sum_y[f * k..(f + 1) * k];
-        for chunk in rows.chunks(bs) {
-            crate::threads::check_cancel()?;
-            let m = chunk.len();
-            if !stage(chunk, &mut fb[..m * p], &mut yb[..m * k], sx) {
-                return Err(CoreError::NonFinite);
-            }
-            for (o, &v) in yb32[..m * k].iter_mut().zip(&yb[..m * k]) {
+    block_loop(
+        fold_rows,
+        out,
+        bs,
+        &mut fb,
+        &mut yb,
+        stage,
+        |fbr, yb, g, gxy, par| {
+            let m = fbr.nrows();
+            for (o, &v) in yb32[..m * k].iter_mut().zip(yb) {
                 *o = v as f32;
             }
-            let fbr = col_major(&fb[..m * p], m, p);
             // SAFETY: g32 holds p·p f32 (column-major p × p); only its lower triangle is
             // written and read.
             let gm = unsafe { MatMut::from_raw_parts_mut(g32.as_mut_ptr(), p, p, 1, p as isize) };
@@ -586,8 +532,66 @@ where
                 for (a, &b) in gxy.iter_mut().zip(&gxy32) {
                     *a += b as f64;
                 }
-                let ybr = col_major(&yb[..m * k], m, k);
-                column_sums_add(ybr, sy);
+            }
+        },
+    )
+}
+
+/// The fold-and-block loop of [`accumulate_blocks`] and [`accumulate_blocks_f32`], which differ
+/// only in the staging element type `X`, the block size `bs` and how a block's Gram and XᵀY are
+/// formed and added: for each non-empty fold, blocks of at most `bs` rows (in `fold_rows` order)
+/// are staged into `fb` and `yb` by `stage` (after a cancel check; a non-finite block
+/// returns [`CoreError::NonFinite`]), `gram_xy(fb, yb, xtx, xty, par)` adds the block's
+/// lower-triangle Gram and XᵀY into the fold's, and the target sums, YᵀY and the count are
+/// added here; each fold's Gram is mirrored at the end.
+fn block_loop<X, F, U>(
+    fold_rows: &[Vec<usize>],
+    out: StatsMut<'_>,
+    bs: usize,
+    fb: &mut [X],
+    yb: &mut [f64],
+    mut stage: F,
+    mut gram_xy: U,
+) -> Result<(), CoreError>
+where
+    F: FnMut(&[usize], &mut [X], &mut [f64], &mut [f64]) -> bool,
+    U: FnMut(MatRef<'_, X>, &[f64], &mut [f64], &mut [f64], Par),
+{
+    let StatsMut {
+        d: p,
+        k,
+        count,
+        sum_x,
+        sum_y,
+        xtx,
+        xty,
+        yty,
+    } = out;
+    let par = match rayon::current_num_threads() {
+        0 | 1 => Par::Seq,
+        t => Par::rayon(t),
+    };
+    for (f, rows) in fold_rows.iter().enumerate() {
+        if rows.is_empty() {
+            continue;
+        }
+        let g = &mut xtx[f * p * p..(f + 1) * p * p];
+        let gxy = &mut xty[f * p * k..(f + 1) * p * k];
+        let gyy = &mut yty[f * k * k..(f + 1) * k * k];
+        let sx = &mut sum_x[f * p..(f + 1) * p];
+        let sy = &mut sum_y[f * k..(f + 1) * k];
+        for chunk in rows.chunks(bs) {
+            crate::threads::check_cancel()?;
+            let m = chunk.len();
+            if !stage(chunk, &mut fb[..m * p], &mut yb[..m * k], sx) {
+                // The caller discards or restores these statistics (see the Python layer).
+                return Err(CoreError::NonFinite);
+            }
+            gram_xy(col_major(&fb[..m * p], m, p), &yb[..m * k], g, gxy, par);
+            let ybr = col_major(&yb[..m * k], m, k);
+            column_sums_add(ybr, sy);
+            // YᵀY is k × k: tiny, sequential.
+            if k > 0 {
                 let gyy_mat = row_major_mut(gyy, k, k);
                 matmul(gyy_mat, Accum::Add, ybr.transpose(), ybr, 1.0, Par::Seq);
             }

@@ -463,15 +463,6 @@ fn quad_stats_in_pool<T: Element>(
     })
 }
 
-fn assert_bit_identical(a: &SufficientStats, b: &SufficientStats, label: &str) {
-    assert_eq!(bits(&a.count), bits(&b.count), "{label}: count");
-    assert_eq!(bits(&a.sum_x), bits(&b.sum_x), "{label}: sum_x");
-    assert_eq!(bits(&a.sum_y), bits(&b.sum_y), "{label}: sum_y");
-    assert_eq!(bits(&a.xtx), bits(&b.xtx), "{label}: xtx");
-    assert_eq!(bits(&a.xty), bits(&b.xty), "{label}: xty");
-    assert_eq!(bits(&a.yty), bits(&b.yty), "{label}: yty");
-}
-
 #[test]
 fn accumulate_quadratic_is_bit_identical_across_thread_counts() {
     // f64, d = 40 (p = 860), 9 000 rows = 3 blocks, folds, one and two calls.

@@ -1,12 +1,16 @@
 //! Test helpers shared by the Rust integration tests: seeded random data, fold ids, bit
-//! patterns and the input layouts of X (contiguous, column-major, reversed, negative strides).
+//! patterns, the input layouts of X (contiguous, column-major, reversed, negative strides),
+//! statistics accumulated in a pool of a chosen size, and (in [`dense`]) the dense references
+//! of the ridge tests.
 
 #![allow(dead_code)]
 
 use faer::MatRef;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shallowprobes_core::stats::Element;
+use shallowprobes_core::stats::{Element, SufficientStats};
+
+pub mod dense;
 
 // ---------------------------------------------------------------------------------------------
 // Random data
@@ -133,4 +137,40 @@ impl<T: Element> Stored<T> {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics in a pool of a chosen size
+// ---------------------------------------------------------------------------------------------
+
+/// One `update` call: (X, Y, fold ids).
+pub type Part<'a, T> = (MatRef<'a, T>, MatRef<'a, f64>, Option<&'a [usize]>);
+
+pub fn stats_in_pool<T: Element>(
+    threads: usize,
+    parts: &[Part<'_, T>],
+    sx: &[f64],
+    sy: &[f64],
+) -> SufficientStats {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        assert_eq!(rayon::current_num_threads(), threads);
+        let mut st = SufficientStats::new(3, sx.to_vec(), sy.to_vec());
+        for &(x, y, f) in parts {
+            st.update(x, y, f).unwrap();
+        }
+        st
+    })
+}
+
+pub fn assert_bit_identical(a: &SufficientStats, b: &SufficientStats, label: &str) {
+    assert_eq!(bits(&a.count), bits(&b.count), "{label}: count");
+    assert_eq!(bits(&a.sum_x), bits(&b.sum_x), "{label}: sum_x");
+    assert_eq!(bits(&a.sum_y), bits(&b.sum_y), "{label}: sum_y");
+    assert_eq!(bits(&a.xtx), bits(&b.xtx), "{label}: xtx");
+    assert_eq!(bits(&a.xty), bits(&b.xty), "{label}: xty");
+    assert_eq!(bits(&a.yty), bits(&b.yty), "{label}: yty");
 }
