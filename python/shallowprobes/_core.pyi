@@ -1,4 +1,4 @@
-"""Typed stub of the compiled Rust extension `shallowprobes._core` (rust/bindings.rs).
+"""Typed stub of the compiled Rust extension `shallowprobes._core` (rust/bindings/).
 
 Every function releases the GIL while it computes. Arrays are float64 unless noted; X may be
 float32 or float64 in any layout whose byte strides are whole elements (the Python adapter,
