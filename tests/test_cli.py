@@ -373,3 +373,25 @@ def test_bench_finds_the_checkout(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # elsewhere: found next to the package source
     where = commands._find_benches(None)
     assert where == checkout and (where / "bench_linear.py").is_file()
+
+
+def test_warnings_are_one_line_on_stderr(monkeypatch, capsys):
+    """A warning raised inside a command reaches the user as one 'shallowprobes: warning:'
+    line (no file name or source line), and the command still succeeds."""
+    import warnings
+
+    from shallowprobes.errors import GridEdgeWarning
+
+    def noisy(args):
+        warnings.warn("the alpha chosen is the\nsmallest value of the grid", GridEdgeWarning,
+                      stacklevel=2)  # fmt: skip
+        return 0
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    sub.choices["fit"].set_defaults(func=noisy)
+    status = cli.main(["fit", "cache", "targets.npy", "--out", "out"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 0
+    assert err == ["shallowprobes: warning: the alpha chosen is the smallest value of the grid"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 from typing import Any, Optional
 
 from .commands import cmd_bench, cmd_collect, cmd_demo, cmd_fit, cmd_sweep, cmd_transfer
@@ -147,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    print(f"{PROG}: warning: {one_line(message)}", file=sys.stderr)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point; returns the exit status (2: bad arguments/inputs, 1: failure)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -157,7 +162,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            # a warning is one line on stderr, like an error (no source line, no file name)
+            warnings.showwarning = _one_line_warning
+            return int(args.func(args) or 0)
     except SystemExit as exc:  # --help
         return int(exc.code or 0) if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
