@@ -18,7 +18,7 @@ MAX_LINES = 600
 # Modules still over MAX_LINES, each one a known debt named in the restructure issue's closing
 # note; the list may only shrink (a module that drops under the limit must leave it).
 OVER_LIMIT = {
-    "sweep": 890,
+    "sweep": 810,
     "probes.cp": 980,
     "monitors.bank": 910,
     "caches": 850,

@@ -323,3 +323,27 @@ def test_gamma_scale_is_validated():
             QuadraticProbe(gamma=bad).fit(X, y)
         with pytest.raises(ValueError):
             CPProbeClassifier(gamma=bad).fit(X, y > 0)
+
+
+def test_sweep_gathers_edge_choices_into_one_warning_and_a_column():
+    from shallowprobes import sweep
+
+    X, Y = tiny_direction_data(n=1200)
+    strong = X[:, 1] - X[:, 2] + 0.01 * np.random.default_rng(0).normal(size=1200)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        res = sweep({"h": X}, {"strong": strong, "plain": Y[:, 1]}, degrees=(1,),
+                    alphas=[1e2, 1e3, 1e4], verbose=False)  # fmt: skip
+    hits = [r for r in rec if issubclass(r.category, GridEdgeWarning)]
+    assert len(hits) == 1, [str(r.message) for r in rec]
+    msg = str(hits[0].message)
+    assert "layer h degree 1 strong (alpha low)" in msg and "alphas=" in msg
+    edge = {r["target"]: r["at_grid_edge"] for r in res.table}
+    assert edge["strong"] == "alpha low"
+    # the same choice, fitted alone, is at the same edge
+    with pytest.warns(GridEdgeWarning, match="smallest"):
+        alone = LinearProbe(alphas=[1e2, 1e3, 1e4]).fit(X, strong)
+    assert alone.alpha_ == 1e2
+    with no_edge_warning():  # the default grid reaches the inside: no warning, no flag
+        res = sweep({"h": X}, {"plain": Y[:, 1]}, degrees=(1,), verbose=False)
+    assert [r["at_grid_edge"] for r in res.table] == [None]

@@ -31,15 +31,22 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
 from .cache_pass import pass_dask, pass_local, progress_bar
 from .caches import DEFAULT_MEMORY_BUDGET, ActivationCache, open_cache
-from .errors import CacheError, NonFiniteError, ParameterError, ShallowProbesError
+from .errors import (
+    CacheError,
+    GridEdgeWarning,
+    NonFiniteError,
+    ParameterError,
+    ShallowProbesError,
+)
 from .monitors.bank import ProbeBank
 from .probes.linear import LinearProbe, LinearProbeClassifier
 from .probes.quadratic import QuadraticProbe, QuadraticProbeClassifier
@@ -49,140 +56,12 @@ from .solve.degree2 import gaussian_slope_from_values, physical_memory
 from .solve.ridge import column_solution
 from .solve.scoring import binary_roc_auc
 from .solve.stats import NormalEquations, SufficientStats
+from .sweep_result import SweepResult, SweepTable, json_name
 
 __all__ = ["sweep", "SweepResult", "SweepTable"]
 
 _DEGREE2_ROUTES = ("auto", "primal", "dual")
 _TASKS = ("auto", "classification", "regression")
-_COLUMNS = (
-    "layer",
-    "degree",
-    "target",
-    "task",
-    "route",
-    "n_train",
-    "alpha",
-    "gamma",
-    "cv",
-    "cv_score",
-    "test_metric",
-    "test_score",
-    "test_auroc",
-    "n_test",
-    "selected",
-)
-
-
-# ---------------------------------------------------------------------------------- results
-class SweepTable(Sequence):
-    """The results table: one row (a dict) per (layer, degree, target).
-
-    Columns: layer, degree, target, task ("classification"/"regression"), route ("primal" or
-    "dual (m rows)"), n_train, alpha, gamma (degree 2), cv ("gcv" or K), cv_score (the
-    criterion alpha was chosen by, higher is better: minus the GCV score or minus the K-fold
-    mean squared error, on the +-1 codes for classifiers), test_metric ("accuracy" / "r2"),
-    test_score, test_auroc (binary targets), n_test, selected (the degree kept in
-    `SweepResult.banks`: the best cv_score per layer and target).
-    """
-
-    columns = _COLUMNS
-
-    def __init__(self, rows: list[dict]) -> None:
-        self.rows = rows
-
-    def __getitem__(self, i: Any) -> Any:
-        return self.rows[i]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def to_frame(self) -> Any:
-        """A pandas DataFrame (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError("SweepTable.to_frame() needs pandas: pip install pandas") from None
-        return pd.DataFrame(self.rows, columns=list(self.columns))
-
-    def __str__(self) -> str:
-        def cell(v: Any) -> str:
-            if v is None:
-                return "-"
-            if isinstance(v, (bool, np.bool_)):
-                return "*" if v else ""
-            if isinstance(v, float):
-                return f"{v:.4g}"
-            return str(v)
-
-        cols = [c for c in self.columns if any(r.get(c) is not None for r in self.rows)]
-        cells = [[cell(r.get(c)) for c in cols] for r in self.rows]
-        widths = [
-            max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
-            for i, c in enumerate(cols)
-        ]
-        lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
-        lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
-        return "\n".join(lines)
-
-    __repr__ = __str__
-
-
-@dataclass
-class SweepResult:
-    """What `sweep` returns.
-
-    table : SweepTable (`.to_frame()` with pandas).
-    banks : {layer: ProbeBank} keyed by target name, holding per target the degree with the
-        best CV score (the ``selected`` rows); `bank(layer, degree)` gives one degree.
-    probes : {(layer, degree, target): fitted probe} (LinearProbe[Classifier],
-        QuadraticProbe[Classifier]): predict, decision_function, stats_ (primal), ...
-    stats : {(layer, degree): SufficientStats} of all targets' columns (primal routes).
-    routes : {(layer, degree): description of the route}.
-    dual_subset : the training rows the dual-route degree-2 probes were fitted on (sorted
-        indices), or None when no layer took the dual route.
-    timings : seconds spent in setup, the pass, the solve and the test rows.
-    """
-
-    table: SweepTable
-    banks: dict
-    probes: dict
-    stats: dict
-    routes: dict
-    layers: list
-    targets: list
-    degrees: tuple
-    n_train: int
-    n_test: int
-    dual_subset: Optional[np.ndarray] = None
-    timings: dict = field(default_factory=dict)
-
-    def to_frame(self) -> Any:
-        return self.table.to_frame()
-
-    def bank(self, layer: Any, degree: Optional[int] = None) -> ProbeBank:
-        """The bank of `layer`: the selected degree per target, or all targets at `degree`."""
-        if layer not in self.banks:
-            raise KeyError(f"no layer {layer!r} in this sweep; it has {self.layers}.")
-        if degree is None:
-            return self.banks[layer]
-        if degree not in self.degrees:
-            raise KeyError(f"degree {degree} was not swept (degrees={self.degrees}).")
-        return ProbeBank(
-            {t: self.probes[(layer, degree, t)] for t in self.targets},
-            metadata={"layer": _json_name(layer), "degree": degree},
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"SweepResult({len(self.layers)} layer(s) x {len(self.targets)} target(s) x "
-            f"degrees {self.degrees}, n_train={self.n_train}, n_test={self.n_test})"
-        )
-
-
-def _json_name(name: Any) -> Any:
-    return int(name) if isinstance(name, (int, np.integer)) else str(name)
-
-
 # ---------------------------------------------------------------------------------- statistics
 class _SharedStats(SufficientStats):
     """Statistics of a subset of the target columns whose X-only arrays (count, sum_x, xtx,
@@ -629,21 +508,25 @@ def sweep(
     common = dict(alphas=alphas, cv=cv, fit_intercept=fit_intercept, metric=metric, backend=backend)
     probes: dict = {}
     bar = progress_bar(verbose, len(names) * len(degrees), "sweep: solving", "probe set")
-    for lay in names:
-        for deg in degrees:
-            bar.set_postfix_str(f"layer {lay} degree {deg}")
-            try:
-                if deg == 1:
-                    got = _solve_primal(stats[(lay, 1)], tlist, common, 1, gamma)
-                elif routes[(lay, 2)] == "primal":
-                    got = _solve_primal(stats[(lay, 2)], tlist, common, 2, gamma)
-                else:
-                    got = _solve_dual(sub_rows[lay], subset, Y, folds, tlist, common, gamma)
-            except ShallowProbesError as exc:
-                raise type(exc)(f"layer {lay!r}, degree {deg}: {exc}") from None
-            for tname, est in got.items():
-                probes[(lay, deg, tname)] = est
-            bar.update(1)
+    # the probes' own GridEdgeWarnings would name neither layer nor target: the table's
+    # at_grid_edge column records them, and one warning below lists them
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GridEdgeWarning)
+        for lay in names:
+            for deg in degrees:
+                bar.set_postfix_str(f"layer {lay} degree {deg}")
+                try:
+                    if deg == 1:
+                        got = _solve_primal(stats[(lay, 1)], tlist, common, 1, gamma)
+                    elif routes[(lay, 2)] == "primal":
+                        got = _solve_primal(stats[(lay, 2)], tlist, common, 2, gamma)
+                    else:
+                        got = _solve_dual(sub_rows[lay], subset, Y, folds, tlist, common, gamma)
+                except ShallowProbesError as exc:
+                    raise type(exc)(f"layer {lay!r}, degree {deg}: {exc}") from None
+                for tname, est in got.items():
+                    probes[(lay, deg, tname)] = est
+                bar.update(1)
     bar.close()
     t_test = time.perf_counter()
     # ------------------------------------------------------------ test rows
@@ -685,14 +568,16 @@ def sweep(
                         "test_auroc": sc.get("auroc"),
                         "n_test": n_test or None,
                         "selected": selected[(lay, t.name)] == deg,
+                        "at_grid_edge": _grid_edge(est),
                     }
                 )
+    _warn_edges(rows)
     banks = {}
     for lay in names:
         chosen = {t.name: selected[(lay, t.name)] for t in tlist}
         banks[lay] = ProbeBank(
             {t.name: probes[(lay, chosen[t.name], t.name)] for t in tlist},
-            metadata={"layer": _json_name(lay), "degrees": chosen, "cv": str(cv)},
+            metadata={"layer": json_name(lay), "degrees": chosen, "cv": str(cv)},
         )
     kept_stats = {key: s for key, s in stats.items()}
     return SweepResult(
@@ -719,6 +604,37 @@ def sweep(
 
 # ---------------------------------------------------------------------------------- passes
 # ---------------------------------------------------------------------------------- solves
+def _grid_edge(est: Any) -> Optional[str]:
+    """Which of a probe's choices sit at an improving edge of their grid ("alpha low",
+    "gamma high", both joined by ", "), or None."""
+    sol = est._solution()
+    parts = [f"alpha {side}" for side in sorted({e for e in (sol.alpha_edges or []) if e})]
+    if sol.gamma_edge:
+        parts.append(f"gamma {sol.gamma_edge}")
+    return ", ".join(parts) or None
+
+
+def _warn_edges(rows: list[dict]) -> None:
+    """One GridEdgeWarning naming the probes whose alpha or gamma sits at an improving edge."""
+    at_edge = [r for r in rows if r["at_grid_edge"]]
+    if not at_edge:
+        return
+    from ._base import user_stacklevel
+
+    named = "; ".join(
+        f"layer {r['layer']} degree {r['degree']} {r['target']} ({r['at_grid_edge']})"
+        for r in at_edge[:6]
+    )
+    more = f"; and {len(at_edge) - 6} more" if len(at_edge) > 6 else ""
+    warnings.warn(
+        f"sweep: {len(at_edge)} of {len(rows)} probes chose an alpha or gamma at an edge of "
+        f"its grid where the CV score was still improving (the table's at_grid_edge column): "
+        f"{named}{more}. Pass alphas= / gamma= reaching further on that side.",
+        GridEdgeWarning,
+        stacklevel=user_stacklevel(),
+    )
+
+
 def _new_probe(t: _Target, degree: int, common: dict, gamma: Any) -> Any:
     if degree == 1:
         cls = LinearProbeClassifier if t.task == "classification" else LinearProbe

@@ -181,13 +181,17 @@ class GammaSearch:
     def _warn_edges(
         self, sol: RidgeSolution, gammas: np.ndarray, solutions: list, best: int
     ) -> None:
-        """GridEdgeWarnings for the chosen alpha (of the chosen gamma) and the chosen gamma."""
+        """GridEdgeWarnings for the chosen alpha (of the chosen gamma) and the chosen gamma;
+        the gamma's edge side is recorded in sol.gamma_edge either way."""
+        side = None
+        if len(gammas) > 1:
+            side = edge_side(self._gamma_criteria(solutions), np.asarray(gammas), best)
+        sol.gamma_edge = side
         if self._quiet_edges:
             return
         owner, cv = type(self).__name__, self._cv_name()
         edges = getattr(sol, "alpha_edges", None)
         if edges is not None:
             warn_grid_edge(owner, "alpha", sol.alphas, edges, sol.default_grid, cv)
-        if len(gammas) > 1:
-            side = edge_side(self._gamma_criteria(solutions), np.asarray(gammas), best)
+        if side is not None:
             warn_grid_edge(owner, "gamma", np.asarray(gammas), [side], self.gamma is None, cv)

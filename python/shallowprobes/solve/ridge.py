@@ -65,6 +65,7 @@ class RidgeSolution:
     centre: Any = None  # (d,) the centre mu of the degree-2 feature map
     gamma: Optional[float] = None  # the chosen block weight
     gammas: Optional[np.ndarray] = None  # (G,) the block weights searched
+    gamma_edge: Optional[str] = None  # "low" / "high" when the gamma sits at an improving edge
     all_scores: Optional[list] = None  # per gamma: (alphas, scores, joint, searched)
     route: Optional[str] = None  # "primal", "dual", "subspace", "cp"
     spectrum: Optional[tuple] = None  # dual route: (lam, U, B) until the solve has used it
@@ -151,6 +152,7 @@ def column_solution(sol: Any, cols: list, slope: Optional[float], degree: int) -
         out.centre = sol.centre
         out.gamma = sol.gamma
         out.gammas = sol.gammas.copy()
+        out.gamma_edge = sol.gamma_edge
         out.all_scores = [_own_grid(*entry, cols) for entry in sol.all_scores]
         out.route = sol.route
     return out
