@@ -254,6 +254,15 @@ def _error_cases(data, paired, tmp):
                                        2, "PAIRED_B has"),
         "transfer: not a bank": (["transfer", r / "cache", p / "A.npy", p / "B.npy"], 2, "BANK"),
         "bench: no benches": (["bench", "--benches", tmp], 1, "benches"),
+        "negative alpha": (["fit", r / "cache", r / "labels.npy", "--alphas", "1", "-2"], 2,
+                           "--alphas"),
+        "bad gamma": (["sweep", r / "cache", r / "labels.npy", "--gamma", "big"], 2, "--gamma"),
+        "gamma at degree 1": (["fit", r / "cache", r / "labels.npy", "--layer", "layer_0",
+                               "--gamma", "0.5"], 2, "--degree 2"),
+        "gamma scale and numbers": (["sweep", r / "cache", r / "labels.npy", "--gamma", "scale",
+                                     "2"], 2, "scale"),
+        "bad precision": (["sweep", r / "cache", r / "labels.npy", "--precision", "half"], 2,
+                          "--precision"),
     }
 
 
@@ -395,3 +404,44 @@ def test_warnings_are_one_line_on_stderr(monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 0
     assert err == ["shallowprobes: warning: the alpha chosen is the smallest value of the grid"]
+
+
+def test_grid_and_precision_options_reach_the_probes(data, tmp_path):
+    import warnings
+    from contextlib import nullcontext
+
+    from shallowprobes.errors import GridEdgeWarning
+
+    """--alphas / --gamma / --precision give what the same arguments give in process."""
+    r = data["root"]
+    alphas = [0.1, 1.0, 10.0, 100.0]
+    got = cli.main(["sweep", str(r / "cache"), str(r / "targets.csv"), "--layers", "layer_1",
+                    "--degrees", "1", "2", "--cv", "4", "--alphas", *map(str, alphas),
+                    "--gamma", "0.01", "0.1", "--precision", "float64", "--quiet", "--out",
+                    str(tmp_path / "s")])  # fmt: skip
+    assert got == 0
+    rows = {(int(x["degree"]), x["target"]): x for x in read_csv(tmp_path / "s" / "results.csv")}
+    X = data["layers"]["layer_1"]
+    classes = {(1, "sign"): sp.LinearProbeClassifier, (1, "value"): sp.LinearProbe,
+               (2, "sign"): sp.QuadraticProbeClassifier, (2, "value"): sp.QuadraticProbe}
+    assert sorted(rows) == sorted(classes)
+    for (degree, target), row in rows.items():
+        cls = classes[(degree, target)]
+        kw = {"gamma": [0.01, 0.1], "solver": "primal"} if degree == 2 else {}
+        with pytest.warns(GridEdgeWarning) if row["at_grid_edge"] else nullcontext():
+            ref = cls(cv=4, alphas=alphas, **kw).fit(X, data[target])
+        assert float(row["alpha"]) in alphas
+        assert float(row["alpha"]) == pytest.approx(ref.alpha_, rel=1e-12)
+        assert float(row["cv_score"]) == pytest.approx(ref.best_score_, rel=1e-9)
+        if degree == 2:
+            assert float(row["gamma"]) == pytest.approx(ref.gamma_, rel=1e-12)
+    got = cli.main(["fit", str(r / "cache"), str(r / "labels.npy"), "--layer", "layer_0",
+                    "--degree", "2", "--cv", "4", "--gamma", "scale", "--alphas", "1", "10",
+                    "--out", str(tmp_path / "f")])  # fmt: skip
+    assert got == 0
+    fitted = {x["target"]: x for x in read_csv(tmp_path / "f" / "scores.csv")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GridEdgeWarning)  # the table's at_grid_edge says it
+        ref = sp.QuadraticProbeClassifier(cv=4, gamma="scale", alphas=[1.0, 10.0]).fit(
+            data["layers"]["layer_0"], data["xor"])
+    assert float(fitted["t1"]["alpha"]) == pytest.approx(ref.alpha_, rel=1e-12)

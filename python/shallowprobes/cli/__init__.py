@@ -33,6 +33,8 @@ from .files import (
     UsageError,
     _cv,
     _fraction,
+    _gamma_value,
+    _positive_float,
     _positive_int,
     load_states,
     load_targets,
@@ -51,6 +53,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ----------------------------------------------------------------------------------- parser
+def _grid_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--alphas", nargs="+", type=_positive_float, metavar="A",
+                   help="the alpha grid to search (default: 19 values scaled to the data, "
+                        "extended where the choice sits at an improving edge)")
+    p.add_argument("--gamma", nargs="+", type=_gamma_value, metavar="G",
+                   help="degree 2: the block weights to search, or 'scale' (default: "
+                        "g0 x 0.1, 1, 10, extended the same way)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -75,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("euclidean", "standardize", "whiten"), help="penalty geometry")
     f.add_argument("--split", type=_fraction, default=None,
                    help="hold out this last fraction of rows for a test score")
+    _grid_options(f)
     f.add_argument("--out", required=True, metavar="DIR", help="output directory")
     f.set_defaults(func=cmd_fit)
 
@@ -91,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("euclidean", "standardize", "whiten"))  # fmt: skip
     s.add_argument("--split", type=_fraction, default=None, help="held-out last fraction")
     s.add_argument("--degree2", choices=("auto", "primal", "dual"), default="auto")
+    _grid_options(s)
+    s.add_argument("--precision", choices=("auto", "float64", "float32"), default="auto",
+                   help="Gram arithmetic of the degree-1 statistics (default auto: float32 "
+                        "block Grams for float16/bfloat16 layers; float64: exact)")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.add_argument("--out", required=True, metavar="DIR")
     s.set_defaults(func=cmd_sweep)

@@ -28,6 +28,7 @@ from .files import (
     _plot_module,
     _read_layer,
     format_table,
+    gamma_option,
     load_states,
     load_targets,
     one_line,
@@ -44,7 +45,8 @@ FIT_COLUMNS = ("layer", "degree", "target", "task", "n_train", "cv", "metric", "
                "at_grid_edge", "cv_score", "test_metric", "test_score", "n_test")  # fmt: skip
 
 
-def _make_probe(degree: int, task: str, cv: Any, metric: str) -> Any:
+def _make_probe(degree: int, task: str, cv: Any, metric: str, alphas: Any = None,
+                gamma: Any = None) -> Any:  # fmt: skip
     import shallowprobes as sp
 
     cls = {
@@ -53,7 +55,8 @@ def _make_probe(degree: int, task: str, cv: Any, metric: str) -> Any:
         (2, "classification"): sp.QuadraticProbeClassifier,
         (2, "regression"): sp.QuadraticProbe,
     }[(degree, task)]
-    return cls(cv=cv, metric=metric)
+    extra = {"gamma": gamma} if degree == 2 else {}
+    return cls(cv=cv, metric=metric, alphas=alphas, **extra)
 
 
 def _at_edge(probe: Any) -> bool:
@@ -85,13 +88,16 @@ def cmd_fit(args: argparse.Namespace) -> int:
     n_train = n - n_test
     if n_train < 4:
         raise UsageError(f"only {n_train} training rows")
+    gamma = gamma_option(args.gamma)
+    if gamma is not None and args.degree != 2:
+        raise UsageError("--gamma applies to --degree 2 only")
     out = _out_dir(args.out)
     bank = sp.ProbeBank(metadata={"layer": str(layer), "degree": args.degree,
                                   "cache": str(args.cache)})  # fmt: skip
     rows, probes = [], {}
     for name, values in targets.items():
         task = task_of(values)
-        probe = _make_probe(args.degree, task, args.cv, args.metric)
+        probe = _make_probe(args.degree, task, args.cv, args.metric, args.alphas, gamma)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the table's at_grid_edge column says it
             probe.fit(X[:n_train], values[:n_train])
@@ -133,8 +139,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _check_rows(targets, cache.n_rows, "CACHE")
     task = {name: task_of(values) for name, values in targets.items()}
     out = _out_dir(args.out)
+    gamma = gamma_option(args.gamma)
+    if gamma is not None and 2 not in args.degrees:
+        raise UsageError("--gamma applies to degree 2 only (add 2 to --degrees)")
     res = sp.sweep(cache, targets, layers=layers, degrees=tuple(args.degrees), cv=args.cv,
                    metric=args.metric, task=task, split=args.split, degree2=args.degree2,
+                   alphas=args.alphas, gamma=gamma, precision=args.precision,
                    verbose=False if args.quiet else None)  # fmt: skip
     print(res.table)
     columns = SweepTable.columns

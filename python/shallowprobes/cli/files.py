@@ -179,6 +179,32 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (v > 0.0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return v
+
+
+def _gamma_value(text: str) -> Any:
+    """'scale' or a positive number (one entry of --gamma)."""
+    return "scale" if text == "scale" else _positive_float(text)
+
+
+def gamma_option(values: Optional[list]) -> Any:
+    """--gamma as the probes' gamma= (None: the default search; 'scale'; a number; a list)."""
+    if values is None:
+        return None
+    if "scale" in values:
+        if len(values) != 1:
+            raise UsageError("--gamma scale cannot be combined with numbers")
+        return "scale"
+    return values[0] if len(values) == 1 else list(values)
+
+
 # ----------------------------------------------------------------------------- output files
 def _json_value(v: Any) -> Any:
     if isinstance(v, (np.integer,)):
