@@ -190,8 +190,7 @@ class GammaSearch:
         if self._quiet_edges:
             return
         owner, cv = type(self).__name__, self._cv_name()
-        edges = getattr(sol, "alpha_edges", None)
-        if edges is not None:
-            warn_grid_edge(owner, "alpha", sol.alphas, edges, sol.default_grid, cv)
+        if sol.alpha_edges is not None:
+            warn_grid_edge(owner, "alpha", sol.alphas, sol.alpha_edges, sol.default_grid, cv)
         if side is not None:
             warn_grid_edge(owner, "gamma", np.asarray(gammas), [side], self.gamma is None, cv)

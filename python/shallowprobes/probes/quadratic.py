@@ -557,7 +557,7 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
     @property
     def quadratic_rank_(self) -> Optional[int]:
         """The dimension m of the quadratic block's subspace (quadratic_rank), else None."""
-        return getattr(self._solution(), "quadratic_rank", None)
+        return self._solution().quadratic_rank
 
     @property
     def cv_results_(self) -> dict:
@@ -570,7 +570,7 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
         out["gamma_alphas"] = [a.copy() for a, _, _, _ in sol.all_scores]
         out["gamma_scores"] = [s.copy() for _, s, _, _ in sol.all_scores]
         out["gamma_mean_scores"] = [j.copy() for _, _, j, _ in sol.all_scores]
-        table = getattr(sol, "rank_table", None)
+        table = sol.rank_table
         if table is not None:  # quadratic_rank: the refitting K-fold CV that chose m, gamma, alpha
             out["quadratic_ranks"] = list(table["ranks"])
             out["refit_gammas"] = table["gammas"].copy()

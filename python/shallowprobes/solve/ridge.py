@@ -98,7 +98,7 @@ class RidgeSolution:
         if key not in cache:
             fields = self._PREDICT_FIELDS
             cache[key] = {f: place_array(getattr(self, f, None), device) for f in fields}
-            geom = getattr(self, "geometry", None)
+            geom = self.geometry
             cache[key]["geometry"] = geom if geom is None else geom.to(ops_at_device(device))
         return cache[key]
 
@@ -113,12 +113,15 @@ class RidgeSolution:
 
 def _own_grid(alphas: np.ndarray, scores: np.ndarray, joint: np.ndarray,
               searched: Optional[np.ndarray], cols: list) -> tuple:
-    """(alphas, scores (A', len(cols)), joint, searched) restricted to the alphas in the grids
-    of `cols` (one column: exactly the grid a separate fit of that target searches)."""
-    rows = slice(None) if searched is None else searched[:, cols].any(axis=1)
-    own = np.array(scores[rows][:, cols])
-    mask = None if searched is None else np.array(searched[rows][:, cols])
-    return alphas[rows].copy(), own, own.mean(axis=1), mask
+    """(alphas, scores (A', len(cols)), joint, searched, kept (A,) or None) restricted to the
+    alphas in the grids of `cols` (one column: exactly the grid a separate fit of that target
+    searches); kept marks the alphas retained."""
+    if searched is None:
+        own = np.array(scores[:, cols])
+        return alphas.copy(), own, own.mean(axis=1), None, None
+    kept = searched[:, cols].any(axis=1)
+    own = np.array(scores[kept][:, cols])
+    return alphas[kept].copy(), own, own.mean(axis=1), np.array(searched[kept][:, cols]), kept
 
 
 def column_solution(sol: Any, cols: list, slope: Optional[float], degree: int) -> RidgeSolution:
@@ -126,12 +129,11 @@ def column_solution(sol: Any, cols: list, slope: Optional[float], degree: int) -
     solution of a probe fitted on those columns alone (per-target grids trimmed to the alphas
     those targets searched; `slope` is the classifier calibration of that probe).
     """
-    alphas, scores, joint, searched = _own_grid(
+    alphas, scores, joint, searched, kept = _own_grid(
         sol.alphas, sol.scores, sol.joint_scores, sol.searched, cols
     )
     index = np.array(sol.alpha_index[cols])
-    if sol.searched is not None:  # the chosen alpha's position in the trimmed grid
-        kept = sol.searched[:, cols].any(axis=1)
+    if kept is not None:  # the chosen alpha's position in the trimmed grid
         index = np.cumsum(kept)[index] - 1
     out = RidgeSolution(
         np.array(sol.coef[:, cols]),
@@ -144,7 +146,7 @@ def column_solution(sol: Any, cols: list, slope: Optional[float], degree: int) -
         searched=searched,
     )
     out.geometry = sol.geometry
-    if getattr(sol, "alpha_edges", None) is not None:
+    if sol.alpha_edges is not None:
         out.alpha_edges = [sol.alpha_edges[c] for c in cols]
         out.default_grid = sol.default_grid
     if degree == 2:
@@ -153,7 +155,7 @@ def column_solution(sol: Any, cols: list, slope: Optional[float], degree: int) -
         out.gamma = sol.gamma
         out.gammas = sol.gammas.copy()
         out.gamma_edge = sol.gamma_edge
-        out.all_scores = [_own_grid(*entry, cols) for entry in sol.all_scores]
+        out.all_scores = [_own_grid(*entry, cols)[:4] for entry in sol.all_scores]
         out.route = sol.route
     return out
 
