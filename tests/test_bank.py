@@ -263,9 +263,9 @@ def test_bank_mapping_and_evaluation():
 
 def test_bank_blocked_evaluation_matches_numpy(monkeypatch):
     # force many small row blocks (the real block is 4M entries / d rows)
-    import shallowprobes.monitors.bank as bank_module
+    import shallowprobes.monitors.monitor as monitor_module
 
-    monkeypatch.setattr(bank_module, "_BLOCK_ENTRIES", 64)
+    monkeypatch.setattr(monitor_module, "_BLOCK_ENTRIES", 64)
     rng = np.random.default_rng(11)
     d, n = 6, 1000
     H = rng.standard_normal((n, d)).astype(np.float32)

@@ -18,7 +18,7 @@ from .._params import (
 )
 from ..backends import is_torch_tensor, to_numpy
 from ..solve.scoring import average_ranks, binary_roc_auc
-from .bank import PolynomialMonitor
+from .monitor import PolynomialMonitor
 
 # The verdict threshold on the held-out decision AUROC, chosen by the calibration study in
 # docs/transfer_verdicts.md (benches/calibrate_verdicts.py).

@@ -42,7 +42,8 @@ from .agreement import (
     _monitor_threshold,
     whitened_r2,
 )
-from .bank import PolynomialMonitor, ProbeBank, _evaluate
+from .bank import ProbeBank
+from .monitor import PolynomialMonitor, evaluate_monitors
 from .quotient import Quotient, project_rows, reference_moments
 from .report import (
     _LOST_SHARE_TOL,
@@ -442,8 +443,10 @@ class QuotientAligner(BaseEstimator):
         else:
             split_map = self._map(B_tr, targets_of(A_tr), alphas)
         split_moved = moved_by(split_map, mu_B)
-        src_scores = np.asarray(to_numpy(_evaluate(A_ho, list(sources.values()))))
-        dst_scores = np.asarray(to_numpy(_evaluate(B_ho, [split_moved[k] for k in sources])))
+        src_scores = np.asarray(to_numpy(evaluate_monitors(A_ho, list(sources.values()))))
+        dst_scores = np.asarray(
+            to_numpy(evaluate_monitors(B_ho, [split_moved[k] for k in sources]))
+        )
         thresholds = np.array([_monitor_threshold(m) for m in sources.values()])
         stats = _agreement(src_scores, dst_scores, thresholds, int(self.n_bootstrap),
                            float(self.confidence), _bootstrap_rng(self.random_state))  # fmt: skip

@@ -56,7 +56,8 @@ from ..io import (
 )
 from ..solve.stats import SufficientStats
 from ..threads import interruptible
-from .bank import PolynomialMonitor, ProbeBank, _to_numpy
+from .bank import ProbeBank
+from .monitor import PolynomialMonitor, as_float64
 
 __all__ = ["Quotient", "visible_covectors", "reference_moments"]
 
@@ -392,7 +393,7 @@ class Quotient(BaseEstimator):
         if moments is None and reference is not None:
             moments = reference_moments(reference, d)
         if self.centre is not None:
-            centre = np.array(_to_numpy(self.centre), dtype=np.float64).reshape(-1)
+            centre = np.array(as_float64(self.centre), dtype=np.float64).reshape(-1)
         elif moments is not None:
             centre = np.array(moments[0], dtype=np.float64)
         else:
