@@ -44,7 +44,7 @@ from .agreement import (
 )
 from .bank import ProbeBank
 from .monitor import PolynomialMonitor, evaluate_monitors
-from .quotient import Quotient, project_rows, reference_moments
+from .quotient import Quotient
 from .report import (
     _LOST_SHARE_TOL,
     _QUOTIENT_METRICS,
@@ -52,6 +52,7 @@ from .report import (
     MonitorCoverage,
     _fmt,
 )
+from .visible import project_rows, reference_moments
 
 TARGETS = ("quotient", "full", "pca")
 _UNPORTABLE = ("mark", "drop", "raise")
