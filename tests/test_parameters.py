@@ -419,7 +419,7 @@ def no_transfer_work(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("work started before the parameters were validated")
 
-    for name in ("reference_moments", "_column_moments", "_alpha_grid"):
+    for name in ("reference_moments", "column_moments", "alpha_grid"):
         monkeypatch.setattr(aligner, name, boom)
     monkeypatch.setattr(sp.Quotient, "fit", boom)
     monkeypatch.setattr(sp.LinearProbe, "fit", boom)

@@ -5,7 +5,6 @@ of a bank, with held-out verdicts per monitor (see `monitors.transfer` for the m
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from typing import Any, Optional, Union
 
@@ -22,12 +21,11 @@ from .._params import (
     Interval,
     Options,
     ParameterError,
-    check_param,
     params_of,
     validate_params,
 )
 from .._validation import check_X
-from ..backends import float64_row_blocks, is_torch_tensor, to_numpy
+from ..backends import is_torch_tensor, to_numpy
 from ..errors import EmptyBankError, NotPortableError
 from ..io import json_number
 from ..probes.linear import LinearProbe
@@ -44,6 +42,7 @@ from .agreement import (
 )
 from .bank import ProbeBank
 from .monitor import PolynomialMonitor, evaluate_monitors
+from .pairs import HOLDOUT, alpha_grid, column_moments, same_place, split_pairs, take_rows
 from .quotient import Quotient
 from .report import (
     _LOST_SHARE_TOL,
@@ -56,85 +55,7 @@ from .visible import project_rows, reference_moments
 
 TARGETS = ("quotient", "full", "pca")
 _UNPORTABLE = ("mark", "drop", "raise")
-# ---------------------------------------------------------------------------------- aligner
 _FRACTION = [Interval("real", 0.0, 1.0)]
-_HOLDOUT = [
-    Interval("real", 0.0, 1.0, closed="neither", desc="a fraction in (0, 1)"),
-    Interval("int", 2, None, desc="a number of held-out pairs >= 2"),
-]
-
-
-def _split(n: int, holdout: Any, random_state: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(train, held-out) row indices of n pairs (holdout: a fraction or a count)."""
-    check_param("holdout", holdout, _HOLDOUT)
-    check_param("random_state", random_state, RANDOM_STATE)
-    if isinstance(holdout, numbers.Integral):
-        n_hold = int(holdout)
-    else:
-        n_hold = int(round(float(holdout) * n))
-    if n_hold < 2 or n - n_hold < 3:
-        raise ParameterError(
-            f"with {n} paired rows, holdout={holdout!r} leaves {n_hold} held-out and "
-            f"{n - n_hold} training pairs; need at least 2 held-out pairs (to measure fidelity) "
-            "and 3 training pairs. Pass more pairs or change holdout."
-        )
-    perm = np.random.default_rng(random_state).permutation(n)
-    return np.sort(perm[n_hold:]), np.sort(perm[:n_hold])
-
-
-def _column_moments(X: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and variance (/n) of X in one blocked pass, about the first row (so
-    large offsets do not cancel), as numpy."""
-    s1 = s2 = shift = None
-    for _, block in float64_row_blocks(X):
-        if shift is None:
-            shift = block[0].clone() if is_torch_tensor(block) else block[0].copy()
-            s1, s2 = 0.0 * shift, 0.0 * shift
-        u = block - shift
-        s1 = s1 + u.sum(0)
-        s2 = s2 + (u * u).sum(0)
-    n = X.shape[0]
-    shift, s1, s2 = (np.asarray(to_numpy(a), dtype=np.float64) for a in (shift, s1, s2))
-    return shift + s1 / n, np.maximum(s2 / n - (s1 / n) ** 2, 0.0)
-
-
-def _take(X: Any, idx: np.ndarray) -> Any:
-    """Rows idx of X (numpy or a tensor; a tensor's rows are gathered on its device)."""
-    if is_torch_tensor(X):
-        import torch
-
-        return X[torch.as_tensor(idx, device=X.device)]
-    return np.asarray(X[idx])
-
-
-def _alpha_grid(H: Any, metric: str, readout: Any, moments: Any = None) -> np.ndarray:
-    """logspace(-10, 3, 27) times the mean eigenvalue of the (metric-transformed) centred Gram.
-
-    Wider at the bottom than the probes' default grid: maps between (nearly) equivalent models
-    are nearly noiseless, and CV must be able to pick an almost unpenalised map. `moments`:
-    H's column (mean, variance) when already known."""
-    n, d = H.shape
-    mean, var = _column_moments(H) if moments is None else moments
-    if metric == "euclidean":
-        trace = float(var.sum())
-    elif metric == "standardize":
-        trace = float(np.count_nonzero(var > 1e-12 * max(float(var.max()), 1e-300)))
-    elif metric == "whiten":
-        trace = float(d)
-    else:  # tr(W S W^T) = ||(H - mu) W^T||^2 / n
-        W = np.asarray(to_numpy(readout), dtype=np.float64)
-        trace = 0.0
-        for _, block in float64_row_blocks(H):
-            if is_torch_tensor(block):
-                Wt = block.new_tensor(W)
-                trace += float((((block - block.new_tensor(mean)) @ Wt.T) ** 2).sum())
-            else:
-                trace += float(np.sum(((block - mean) @ W.T) ** 2))
-        trace /= n
-    scale = n * trace / max(d, 1)
-    if not np.isfinite(scale) or scale <= 0:
-        scale = 1.0
-    return np.logspace(-10, 3, 27) * scale
 
 
 class QuotientAligner(BaseEstimator):
@@ -263,7 +184,7 @@ class QuotientAligner(BaseEstimator):
             "rtol": [Interval("real", 0.0, 1.0, closed="left")],
             "rank": [Interval("int", 1, None), None],
             "pca_rank": [Interval("int", 1, None), None],
-            "holdout": _HOLDOUT,
+            "holdout": HOLDOUT,
             "refit": BOOL,
             "random_state": RANDOM_STATE,
             "min_coverage": _FRACTION,
@@ -333,7 +254,7 @@ class QuotientAligner(BaseEstimator):
                      keep_tensor=is_torch_tensor(H_A))  # fmt: skip
         XB = check_X(H_B, name="H_B", min_samples=5, owner="the aligner",
                      keep_tensor=is_torch_tensor(H_B))  # fmt: skip
-        XA, XB = _same_place(XA, XB)
+        XA, XB = same_place(XA, XB)
         if XA.shape[0] != XB.shape[0]:
             raise ValueError(
                 f"H_A has {XA.shape[0]} rows and H_B {XB.shape[0]}; they must be the hidden "
@@ -352,15 +273,15 @@ class QuotientAligner(BaseEstimator):
             check_readout(self.readout, XB.shape[1])
         Quotient(self.rtol, rank=self.rank)._check_params(d_A)
         n = XA.shape[0]
-        train, hold = _split(n, self.holdout, self.random_state)
-        A_tr, A_ho = _take(XA, train), _take(XA, hold)
-        B_tr, B_ho = _take(XB, train), _take(XB, hold)
-        B_moments = _column_moments(B_tr)
+        train, hold = split_pairs(n, self.holdout, self.random_state)
+        A_tr, A_ho = take_rows(XA, train), take_rows(XA, hold)
+        B_tr, B_ho = take_rows(XB, train), take_rows(XB, hold)
+        B_moments = column_moments(B_tr)
         mu_B = B_moments[0]
         # one alpha grid for every map of this fit
         alphas = self.alphas
         if alphas is None:
-            alphas = _alpha_grid(B_tr, self.metric, self.readout, B_moments)
+            alphas = alpha_grid(B_tr, self.metric, self.readout, B_moments)
         # CUDA tensors: the statistics, solves and scores stay on their device; only d x d
         # moments, coefficients and n_heldout x m score tables come to the host
         device = XA.device if is_torch_tensor(XA) and XA.device.type != "cpu" else None
@@ -455,7 +376,7 @@ class QuotientAligner(BaseEstimator):
         # after the held-out estimate: the map the monitors use, fitted on every pair
         notes = []
         if self.refit:
-            mu_all = _column_moments(XB)[0]
+            mu_all = column_moments(XB)[0]
             final_map = self._map(XB, targets_of(XA), alphas)
             moved = moved_by(final_map, mu_all)
             final_zmap = final_map if self.target == "quotient" else split_zmap
@@ -611,25 +532,10 @@ def _empty_message(report: CoverageReport) -> str:
         f"{seen}. The rule is {report.rule}. Check the pairing of H_A and H_B (row i must be "
         "the same input in both), or pass unportable='mark' to get the monitors flagged."
     )
+
+
 def _affine_of(probe: LinearProbe, centre: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(G (k, d), offset (k,)) with probe.predict(h) = G (h - centre) + offset."""
     G = np.asarray(to_numpy(probe.coef_), dtype=np.float64).reshape(k, -1)
     b = np.asarray(to_numpy(probe.intercept_), dtype=np.float64).reshape(k)
     return G, G @ centre + b
-
-
-def _same_place(XA: Any, XB: Any) -> tuple[Any, Any]:
-    """Both numpy, or both torch tensors on XA's device (else XB's): a numpy side is moved to
-    the tensor's device, a tensor on another device is moved to XA's."""
-    if not (is_torch_tensor(XA) or is_torch_tensor(XB)):
-        return XA, XB
-    import torch
-
-    device = XA.device if is_torch_tensor(XA) else XB.device
-
-    def place(X):
-        if is_torch_tensor(X):
-            return X if X.device == device else X.to(device)
-        return torch.from_numpy(np.ascontiguousarray(X)).to(device)
-
-    return place(XA), place(XB)

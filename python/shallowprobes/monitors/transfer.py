@@ -83,9 +83,9 @@ from .agreement import (
 from .aligner import (
     TARGETS,
     QuotientAligner,
-    _take,
 )
 from .bank import ProbeBank
+from .pairs import take_rows
 from .report import (
     CoverageReport,
     MonitorCoverage,
@@ -177,7 +177,7 @@ def few_label_probe(
         first = np.array([rng.choice(np.flatnonzero(y == c)) for c in classes])
         rest = rng.permutation(np.setdiff1d(np.arange(y.size), first))[: n_labels - first.size]
         rows = np.sort(np.concatenate([first, rest]))
-    return probe.fit(_take(X, rows), y[rows])
+    return probe.fit(take_rows(X, rows), y[rows])
 
 
 @dataclass
@@ -291,7 +291,7 @@ def compare_transfer(
         XB = check_X(H_B, name="H_B", keep_tensor=is_torch_tensor(H_B))
         train, hold = first.train_index_, first.heldout_index_
         src = first.heldout_scores_[0][:, : len(bank)]
-        B_tr, B_ho = _take(XB, train), _take(XB, hold)
+        B_tr, B_ho = take_rows(XB, train), take_rows(XB, hold)
         for k in n_labels:
             for j, name in enumerate(bank.names):
                 probe = few_label_probe(B_tr, Y[train, j], k, random_state=j)
