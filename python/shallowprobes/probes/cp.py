@@ -96,7 +96,6 @@ from .._params import RANDOM_STATE, Array, Interval, Options
 from .._validation import check_rows_finite
 from ..backends import (
     NUMPY_OPS,
-    copy_of,
     get_backend,
     is_torch_tensor,
     ops_of,
@@ -107,6 +106,8 @@ from ..backends import (
 from ..solve import features as _quadratic
 from ..solve.cp import (
     CPFeatureMap,
+    CPFits,
+    alternate,
     column_mean,
     cp_decision_rows,
     initial_factor,
@@ -124,7 +125,6 @@ from ..solve.subspace import (
     refit_select,
     subspace_coefficients,
 )
-from ..threads import check_interrupt
 from .base import ProbeRegressorMixin, RidgeProbeBase
 from .classifier import ProbeClassifierMixin
 from .polynomial import GammaSearch, PolynomialOutputs
@@ -254,21 +254,15 @@ class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
             return self._fit_alternating(X, Y, folds, xp, mean, geom)
         return self._fit_from_exact(X, Y, folds, xp, mean, geom, on_torch)
 
-    def _fit_alternating(self, X, Y, folds, xp, mean, geom):
+    def _fit_alternating(self, X, Y, folds, xp, mean, geom) -> tuple[None, RidgeSolution]:
         """init="moments" / "random": alternating ridge on J_als (module docstring)."""
         n, d = X.shape
         R = int(self.rank)
         centre = column_mean(X, xp) if self.fit_intercept else xp.zeros(d)
         rng = np.random.default_rng(self.random_state)
         k = Y.shape[1]
-        factors_u = xp.zeros((k, R, d))
-        factors_v = xp.zeros((k, R, d))
-        w = xp.zeros((d, k))
-        b = xp.zeros(k)
-        fitted = xp.zeros((n, k))
+        fits = CPFits(n, d, k, R, xp)
         halfsteps, selections = [], []
-        n_iter = np.zeros(k, dtype=np.intp)
-        converged = np.zeros(k, dtype=bool)
         for t in range(k):
             # The CP objective is not homogeneous in y (f is bilinear in U, V and linear in
             # w), so with the data-relative alpha grid each target is fitted in units of its
@@ -280,70 +274,59 @@ class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
                 y_unit = y_unit if np.isfinite(y_unit) and y_unit > 0 else 1.0
             y = Y[:, t : t + 1] / y_unit
             V = initial_factor(X, y[:, 0], centre, R, rng, xp, random=self.init == "random")
-            U = copy_of(V)
-            alphas = self._explicit_alphas()
-            objective = np.inf
-            for it in range(1, int(self.max_iter) + 1):
-                check_interrupt()  # Ctrl-C between alternations
-                U, _, _, _ = self._half_step(X, y, folds, centre, V, alphas)
-                V, w_t, b_t, sol = self._half_step(X, y, folds, centre, U, alphas)
-                if it == 1:
-                    # alpha is chosen by CV in the first alternation and then held, so that
-                    # every half-step decreases one objective (see the module docstring)
-                    alpha = float(sol.alphas[sol.alpha_index[0]])
-                    alphas = np.array([alpha])
-                    first = sol
-                U, V = rebalance(U, V)
-                f = cp_decision_rows(X, centre, U[None], V[None], w_t, b_t)[:, 0]
-                n_iter[t] = it
-                previous = objective
-                # J as Python floats (one scalar each from a device)
-                objective = float(((y[:, 0] - f) ** 2).sum()) + alpha * float(
-                    (U * U).sum() + (V * V).sum() + (w_t * w_t).sum()
-                )
-                if previous - objective <= self.tol * objective:
-                    converged[t] = True
-                    break
-            U, V = rebalance(U * y_unit, V)  # f scales with y_unit: scale one factor
-            factors_u[t], factors_v[t] = U, V
-            w[:, t], b[t] = w_t[:, 0] * y_unit, b_t[0] * y_unit
-            fitted[:, t] = f * y_unit
+
+            def half_step(fixed, alphas, y=y):
+                return self._half_step(X, y, folds, centre, fixed, alphas)
+
+            fit, sol, first = alternate(X, y, centre, V, half_step, self._explicit_alphas(),
+                                        int(self.max_iter), self.tol)  # fmt: skip
+            U, V = rebalance(fit.U * y_unit, fit.V)  # f scales with y_unit: scale one factor
+            fits.store(t, fit._replace(U=U, V=V, w=fit.w[:, 0] * y_unit, b=fit.b[0] * y_unit,
+                                       f=fit.f * y_unit))  # fmt: skip
             halfsteps.append(sol)
             selections.append(first)
-        if not converged.all():
-            warnings.warn(
-                f"{type(self).__name__} did not meet tol={self.tol} within max_iter="
-                f"{self.max_iter} alternations for {int((~converged).sum())} target(s); "
-                "raise max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=user_stacklevel(),
-            )
+        # alphas differ per target (each half-step has its own grid): keep the chosen ones
+        chosen = np.array([h.alphas[h.alpha_index[0]] for h in halfsteps])
+        out = self._cp_solution(fits, Y, centre, mean, geom, chosen, halfsteps, self.init,
+                                None, steps="alternations")  # fmt: skip
         if selections and selections[0].alphas.size > 1:  # the grid search of alpha
             warn_grid_edge(
                 type(self).__name__, "alpha", selections[0].alphas,
                 [h.alpha_edges[0] for h in selections], selections[0].default_grid,
                 self._cv_name(),
             )  # fmt: skip
-        # alphas differ per target (each half-step has its own grid): keep the chosen ones
-        chosen = np.array([h.alphas[h.alpha_index[0]] for h in halfsteps])
+        return None, out
+
+    def _cp_solution(self, fits: CPFits, Y: Any, centre: Any, mean: Any, geom: Any,
+                     chosen: np.ndarray, halfsteps: list, init: str, gammas: Any, *,
+                     steps: str) -> RidgeSolution:
+        """The fitted probes as the estimator's solution, in input coordinates (fits on the
+        metric's rows A h are pulled back), with a ConvergenceWarning for the target columns
+        that stopped at max_iter (`steps` says what max_iter counts)."""
+        if not fits.converged.all():
+            warnings.warn(
+                f"{type(self).__name__} did not meet tol={self.tol} within max_iter="
+                f"{self.max_iter} {steps} for {int((~fits.converged).sum())} target(s); "
+                "raise max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=user_stacklevel(),
+            )
+        factors_u, factors_v, w = fits.factors_u, fits.factors_v, fits.w
         if not geom.is_identity:
-            # u . (A z) = (A^T u) . z for every factor and the linear part
-            factors_u = geom.pull_back_linear(factors_u.reshape(-1, d).T).T.reshape(k, R, d)
-            factors_v = geom.pull_back_linear(factors_v.reshape(-1, d).T).T.reshape(k, R, d)
-            w = geom.pull_back_linear(w)
-            centre = mean if self.fit_intercept else xp.zeros(d)
-        out = RidgeSolution(w, b, chosen, np.arange(k), None, None)
+            factors_u, factors_v, w = fits.pulled_back(geom)
+            centre = mean if self.fit_intercept else fits.xp.zeros(w.shape[0])
+        out = RidgeSolution(w, fits.b, chosen, np.arange(Y.shape[1]), None, None)
         out.geometry = geom
         out.halfsteps = halfsteps
         out.centre = centre
         out.factors = (factors_u, factors_v)
-        out.n_iter = n_iter
-        out.converged = converged
-        out.init = self.init
-        out.gammas = None
+        out.n_iter = fits.n_iter
+        out.converged = fits.converged
+        out.init = init
+        out.gammas = gammas
         if self._is_classifier:
-            out.calibration = gaussian_slope_from_values(fitted, Y)  # on fitted's device
-        return None, out
+            out.calibration = gaussian_slope_from_values(fits.fitted, Y)  # on fitted's device
+        return out
 
     # ------------------------------------------------------------------ exact / sketch start
     def _resolve_init(self, n: int, d: int) -> str:
@@ -455,7 +438,7 @@ class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
             })  # fmt: skip
         return models
 
-    def _fit_from_exact(self, X, Y, folds, xp, mean, geom, on_torch):
+    def _fit_from_exact(self, X, Y, folds, xp, mean, geom, on_torch) -> tuple[None, RidgeSolution]:
         """init="auto" / "exact" / "sketch": the rank-R restriction of the exact probe's ridge
         objective J_F, started from its (or the sketch's) Q and polished by L-BFGS."""
         n, d = X.shape
@@ -468,23 +451,15 @@ class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
             models = self._start_exact(X, Y, folds, Z, xp)
         else:
             models = self._start_sketch(Y, folds, Z, xp)
-        factors_u = xp.zeros((k, R, d))
-        factors_v = xp.zeros((k, R, d))
-        w = xp.zeros((d, k))
-        b = xp.zeros(k)
-        fitted = xp.zeros((n, k))
-        n_iter = np.zeros(k, dtype=np.intp)
-        converged = np.zeros(k, dtype=bool)
+        fits = CPFits(n, d, k, R, xp)
         selections = []
         for t, mdl in enumerate(models):
-            U, V, w_t, b_t, f, it, conv = polish(
+            fit = polish(
                 Z, Y[:, t], mdl, R, bool(self.fit_intercept), int(self.max_iter),
                 float(self.tol), xp, eig_backend(self, xp),
             )  # fmt: skip
-            factors_u[t], factors_v[t] = U, V
-            w[:, t], b[t] = w_t, b_t
-            fitted[:, t] = f
-            n_iter[t], converged[t] = it, conv
+            fits.store(t, fit)
+            w_t, b_t = fit.w, fit.b
             sel = RidgeSolution(w_t[:, None] * 1.0, xp.asarray([b_t]) if xp.is_torch
                             else np.array([b_t]), np.asarray(mdl["alphas"], dtype=np.float64),
                             np.array([mdl["index"]]), np.asarray(mdl["scores"])[:, None],
@@ -495,31 +470,10 @@ class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
                         models[0]["default_grid"], cv)  # fmt: skip
         warn_grid_edge(owner, "gamma", models[0]["gammas"], [m_["gamma_edge"] for m_ in models],
                         self.gamma is None, cv)  # fmt: skip
-        if not converged.all():
-            warnings.warn(
-                f"{type(self).__name__} did not meet tol={self.tol} within max_iter="
-                f"{self.max_iter} L-BFGS iterations for {int((~converged).sum())} target(s); "
-                "raise max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=user_stacklevel(),
-            )
         chosen = np.array([m_["alpha"] for m_ in models])
-        if not geom.is_identity:
-            factors_u = geom.pull_back_linear(factors_u.reshape(-1, d).T).T.reshape(k, R, d)
-            factors_v = geom.pull_back_linear(factors_v.reshape(-1, d).T).T.reshape(k, R, d)
-            w = geom.pull_back_linear(w)
-            centre = mean if self.fit_intercept else xp.zeros(d)
-        out = RidgeSolution(w, b, chosen, np.arange(k), None, None)
-        out.geometry = geom
-        out.halfsteps = selections
-        out.centre = centre
-        out.factors = (factors_u, factors_v)
-        out.n_iter = n_iter
-        out.converged = converged
-        out.init = init
-        out.gammas = np.array([m_["gamma"] for m_ in models])
-        if self._is_classifier:
-            out.calibration = gaussian_slope_from_values(fitted, Y)  # on fitted's device
+        gammas = np.array([m_["gamma"] for m_ in models])
+        out = self._cp_solution(fits, Y, centre, mean, geom, chosen, selections, init, gammas,
+                                steps="L-BFGS iterations")  # fmt: skip
         return None, out
 
     def _half_step(self, X, y, folds, centre, fixed, alphas):

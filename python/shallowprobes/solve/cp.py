@@ -1,21 +1,66 @@
 """The CP factorisation's numerics: what the CP probes (`probes.cp`) compute without needing
-the estimator -- column statistics of the rows, the alternating ridge's feature map, start and
-rebalancing, the rank-R start from a symmetric Q and its L-BFGS polish, and the probes'
-decision values. Kept apart from the estimators, as scikit-learn keeps its ridge solvers apart
-from its ridge estimators, so that the estimators hold parameters, the choice of start and CV,
-and fitted attributes. Every function runs in the namespace of its arrays (numpy, or torch
-tensors on their device; only Python scalars reach the host).
+the estimator -- column statistics of the rows, the alternating ridge (feature map, start,
+rebalancing, and its loop around a half-step solver passed in), the rank-R start from a
+symmetric Q and its L-BFGS polish, the probes' decision values, and the per-target store of
+fitted probes both methods fill. Kept apart from the estimators, as scikit-learn keeps its
+ridge solvers apart from its ridge estimators, so that the estimators hold parameters, the
+choice of start and CV, and fitted attributes. Every function runs in the namespace of its
+arrays (numpy, or torch tensors on their device; only Python scalars reach the host).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from ..backends import copy_of, ops_of, torch_backend
 from ..threads import check_interrupt
 from .subspace import sorted_eig
+
+
+class CPFit(NamedTuple):
+    """One target column's CP probe f(z) = sum_r (U[r] . z)(V[r] . z) + w . z + b, with its
+    training decision values f, the iterations run and whether the stopping rule was met."""
+
+    U: Any
+    V: Any
+    w: Any
+    b: Any
+    f: Any
+    n_iter: int
+    converged: bool
+
+
+class CPFits:
+    """The CP probes of k target columns, filled in one column at a time (`store`): factors
+    (k, R, d) each, linear parts (d, k), intercepts (k,) and training decision values (n, k) in
+    the namespace xp; iterations and convergence per column on the host."""
+
+    def __init__(self, n: int, d: int, k: int, R: int, xp: Any) -> None:
+        self.xp = xp
+        self.factors_u = xp.zeros((k, R, d))
+        self.factors_v = xp.zeros((k, R, d))
+        self.w = xp.zeros((d, k))
+        self.b = xp.zeros(k)
+        self.fitted = xp.zeros((n, k))
+        self.n_iter = np.zeros(k, dtype=np.intp)
+        self.converged = np.zeros(k, dtype=bool)
+
+    def store(self, t: int, fit: CPFit) -> None:
+        """Column t's probe."""
+        self.factors_u[t], self.factors_v[t] = fit.U, fit.V
+        self.w[:, t], self.b[t] = fit.w, fit.b
+        self.fitted[:, t] = fit.f
+        self.n_iter[t], self.converged[t] = fit.n_iter, fit.converged
+
+    def pulled_back(self, geom: Any) -> tuple:
+        """(factors_u, factors_v, w) of probes fitted on the rows A h, in the coordinates of h:
+        u . (A z) = (A^T u) . z for every factor and the linear part."""
+        k, R, d = self.factors_u.shape
+        fu = geom.pull_back_linear(self.factors_u.reshape(-1, d).T).T.reshape(k, R, d)
+        fv = geom.pull_back_linear(self.factors_v.reshape(-1, d).T).T.reshape(k, R, d)
+        return fu, fv, geom.pull_back_linear(self.w)
 
 
 # ------------------------------------------------------------------------ row statistics
@@ -118,6 +163,45 @@ def rebalance(U: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return U * c[:, None], V / c[:, None]
 
 
+def alternate(X: Any, y: Any, centre: Any, V: Any, half_step: Callable[[Any, Any], tuple],
+              alphas: Any, max_iter: int, tol: float) -> tuple[CPFit, Any, Any]:
+    """Alternating ridge for one target column y (n, 1), started from the factors V (R, d).
+    `half_step(fixed, alphas)` is the ridge for the free factor with `fixed` held and returns
+    (free (R, d), w (d, 1), b (1,), solution). Alpha is chosen by the half-steps' CV over
+    `alphas` in the first alternation and then held, so that every later half-step (an exact
+    ridge minimiser over its block) and every rebalancing decreases one objective,
+
+        J = ||y - f||^2 + alpha (sum_r ||u_r||^2 + ||v_r||^2 + ||w||^2);
+
+    stops after the first alternation t with J_{t-1} - J_t <= tol * J_t, or after max_iter.
+    Returns (the fit, with w (d, 1) and b (1,); the last half-step's solution; the first's).
+    """
+    U = copy_of(V)
+    objective = np.inf
+    converged = False
+    for it in range(1, max_iter + 1):
+        check_interrupt()  # Ctrl-C between alternations
+        U, _, _, _ = half_step(V, alphas)
+        V, w, b, sol = half_step(U, alphas)
+        if it == 1:
+            # alpha is chosen by CV in the first alternation and then held, so that every
+            # half-step decreases one objective (see the docstring)
+            alpha = float(sol.alphas[sol.alpha_index[0]])
+            alphas = np.array([alpha])
+            first = sol
+        U, V = rebalance(U, V)
+        f = cp_decision_rows(X, centre, U[None], V[None], w, b)[:, 0]
+        previous = objective
+        # J as Python floats (one scalar each from a device)
+        objective = float(((y[:, 0] - f) ** 2).sum()) + alpha * float(
+            (U * U).sum() + (V * V).sum() + (w * w).sum()
+        )
+        if previous - objective <= tol * objective:
+            converged = True
+            break
+    return CPFit(U, V, w, b, f, it, converged), sol, first
+
+
 # ------------------------------------------------------------------------ polishing
 def cp_from_symmetric(S: Any, R: int, xp: Any, backend: Any = None) -> tuple:
     """(U, V), each (R, m), with sym(U^T V) the best Frobenius approximation of the symmetric
@@ -141,7 +225,7 @@ def cp_from_symmetric(S: Any, R: int, xp: Any, backend: Any = None) -> tuple:
 
 
 def polish(Z: Any, y: Any, model: dict, R: int, intercept: bool, max_iter: int, tol: float,
-           xp: Any, backend: Any = None) -> tuple:
+           xp: Any, backend: Any = None) -> CPFit:
     """L-BFGS on the rank-R restriction of the starting probe's ridge objective
 
         J_F = ||y - f||^2 + alpha ||w||^2 + (alpha / gamma) ||Q||_F^2,
@@ -151,7 +235,7 @@ def polish(Z: Any, y: Any, model: dict, R: int, intercept: bool, max_iter: int, 
     subspace probe minimised) and P = I for an exact start (the exact probe's objective). Run
     in units where the rows have unit root-mean-square norm and y unit spread (J scales
     exactly, so the minimiser is the same and the fit commutes with rescaling X and y).
-    Returns (U (R, d), V (R, d), w (d,), b, training decision values, iterations, converged).
+    Returns the fit: U (R, d), V (R, d), w (d,), b a float, training decision values.
     """
     n, d = Z.shape
     C = model["C"]
@@ -210,7 +294,7 @@ def polish(Z: Any, y: Any, model: dict, R: int, intercept: bool, max_iter: int, 
     U, V = U * root, V * root
     if C is not None:
         U, V = U @ C.T, V @ C.T
-    return U, V, w * (tau / rho), float(b) * tau, f, it, converged
+    return CPFit(U, V, w * (tau / rho), float(b) * tau, f, it, converged)
 
 
 def lbfgs(fg: Callable[[Any], tuple[float, Any]], x: Any, max_iter: int, tol: float,
