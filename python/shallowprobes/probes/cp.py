@@ -103,7 +103,6 @@ from ..backends import (
     torch_backend,
     uses_torch,
 )
-from ..solve import features as _quadratic
 from ..solve.cp import (
     CPFeatureMap,
     CPFits,
@@ -116,26 +115,18 @@ from ..solve.cp import (
     row_covariance,
 )
 from ..solve.degree2 import gaussian_slope_from_values
-from ..solve.ridge import RidgeSolution, best_index, edge_side, feature_blocks, warn_grid_edge
+from ..solve.ridge import RidgeSolution, feature_blocks, warn_grid_edge
 from ..solve.stats import SufficientStats
-from ..solve.subspace import (
-    WhitenedRows,
-    eig_backend,
-    fit_selected_subspace,
-    refit_select,
-    subspace_coefficients,
-)
+from ..solve.subspace import eig_backend
 from .base import ProbeRegressorMixin, RidgeProbeBase
 from .classifier import ProbeClassifierMixin
+from .cp_starts import CPStarts
 from .polynomial import GammaSearch, PolynomialOutputs
 
 __all__ = ["CPProbe", "CPProbeClassifier", "ConvergenceWarning"]
 
 _INITS = ("auto", "exact", "sketch", "moments", "random")
 _ALS_INITS = ("moments", "random")
-# init="auto" starts from the exact probe only when its primal solve (statistics n p^2, one
-# p x p eigendecomposition ~9 p^3 per gamma) costs at most this many flops
-_EXACT_INIT_FLOPS = 2e12
 
 
 try:  # the same class as scikit-learn's when it is installed
@@ -146,7 +137,7 @@ except ImportError:  # pragma: no cover
         """Alternating fit stopped at max_iter before meeting its tolerance."""
 
 
-class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
+class CPProbeBase(CPStarts, GammaSearch, PolynomialOutputs, RidgeProbeBase):
     """Shared machinery of the CP probes (not public)."""
 
     _feature_degree = 2  # products of inputs: degree-2 magnitude range
@@ -254,49 +245,6 @@ class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
             return self._fit_alternating(X, Y, folds, xp, mean, geom)
         return self._fit_from_exact(X, Y, folds, xp, mean, geom, on_torch)
 
-    def _fit_alternating(self, X, Y, folds, xp, mean, geom) -> tuple[None, RidgeSolution]:
-        """init="moments" / "random": alternating ridge on J_als (module docstring)."""
-        n, d = X.shape
-        R = int(self.rank)
-        centre = column_mean(X, xp) if self.fit_intercept else xp.zeros(d)
-        rng = np.random.default_rng(self.random_state)
-        k = Y.shape[1]
-        fits = CPFits(n, d, k, R, xp)
-        halfsteps, selections = [], []
-        for t in range(k):
-            # The CP objective is not homogeneous in y (f is bilinear in U, V and linear in
-            # w), so with the data-relative alpha grid each target is fitted in units of its
-            # own spread and scaled back at the end: the fit then commutes with rescaling y,
-            # as ridge does. Explicit alphas keep their absolute meaning (no rescaling).
-            y_unit = 1.0
-            if self.alphas is None:
-                y_unit = float(((Y[:, t] - Y[:, t].mean()) ** 2).mean()) ** 0.5
-                y_unit = y_unit if np.isfinite(y_unit) and y_unit > 0 else 1.0
-            y = Y[:, t : t + 1] / y_unit
-            V = initial_factor(X, y[:, 0], centre, R, rng, xp, random=self.init == "random")
-
-            def half_step(fixed, alphas, y=y):
-                return self._half_step(X, y, folds, centre, fixed, alphas)
-
-            fit, sol, first = alternate(X, y, centre, V, half_step, self._explicit_alphas(),
-                                        int(self.max_iter), self.tol)  # fmt: skip
-            U, V = rebalance(fit.U * y_unit, fit.V)  # f scales with y_unit: scale one factor
-            fits.store(t, fit._replace(U=U, V=V, w=fit.w[:, 0] * y_unit, b=fit.b[0] * y_unit,
-                                       f=fit.f * y_unit))  # fmt: skip
-            halfsteps.append(sol)
-            selections.append(first)
-        # alphas differ per target (each half-step has its own grid): keep the chosen ones
-        chosen = np.array([h.alphas[h.alpha_index[0]] for h in halfsteps])
-        out = self._cp_solution(fits, Y, centre, mean, geom, chosen, halfsteps, self.init,
-                                None, steps="alternations")  # fmt: skip
-        if selections and selections[0].alphas.size > 1:  # the grid search of alpha
-            warn_grid_edge(
-                type(self).__name__, "alpha", selections[0].alphas,
-                [h.alpha_edges[0] for h in selections], selections[0].default_grid,
-                self._cv_name(),
-            )  # fmt: skip
-        return None, out
-
     def _cp_solution(self, fits: CPFits, Y: Any, centre: Any, mean: Any, geom: Any,
                      chosen: np.ndarray, halfsteps: list, init: str, gammas: Any, *,
                      steps: str) -> RidgeSolution:
@@ -328,117 +276,67 @@ class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
             out.calibration = gaussian_slope_from_values(fits.fitted, Y)  # on fitted's device
         return out
 
-    # ------------------------------------------------------------------ exact / sketch start
-    def _resolve_init(self, n: int, d: int) -> str:
-        """init="auto": "exact" when the exact probe is well determined and cheap -- at least
-        as many rows as degree-2 features (p = d(d+3)/2 <= n: the primal route) and one solve
-        within _EXACT_INIT_FLOPS -- else "sketch". (Where p > n the exact probe's Q is
-        dominated by noise and a worse start than the sketch, as well as far dearer.)"""
-        if self.init != "auto":
-            return self.init
-        p = float(_quadratic.n_features(d))
-        if p > n or n * p * p + 9.0 * p**3 > _EXACT_INIT_FLOPS:
-            return "sketch"
-        inner = self._inner_exact(None)
-        try:
-            return "exact" if inner._route(n, d) == "primal" else "sketch"
-        except MemoryError:
-            return "sketch"
-
-    def _inner_exact(self, gamma: Any):
-        """The exact degree-2 probe the CP starts from (metric coordinates: euclidean)."""
-        from .quadratic import QuadraticProbe
-
-        backend = self.backend if self.backend in ("torch",) else self._host_backend()
-        inner = QuadraticProbe(
-            alphas=self.alphas, gamma=gamma, cv=self.cv, alpha_per_target=True,
-            fit_intercept=self.fit_intercept, backend=backend,
-        )  # fmt: skip
-        scoring = self._scoring()
-        inner._scoring = lambda: scoring  # CV of the classifier's codes by its own scoring
-        inner._quiet_edges = True  # the CP warns about its own choice
-        return inner
-
-    def _start_exact(self, X, Y, folds, Z, xp) -> list:
-        """Per target: the exact probe (alpha per target, gamma per target from the grid).
-        One exact fit (one eigendecomposition, all targets) per gamma."""
-        n, d = Z.shape
+    # ------------------------------------------------------------------ alternating ridge
+    def _fit_alternating(self, X: Any, Y: Any, folds: Any, xp: Any, mean: Any,
+                         geom: Any) -> tuple[None, RidgeSolution]:
+        """init="moments" / "random": alternating ridge on J_als (module docstring)."""
+        n, d = X.shape
+        R = int(self.rank)
+        centre = column_mean(X, xp) if self.fit_intercept else xp.zeros(d)
+        rng = np.random.default_rng(self.random_state)
         k = Y.shape[1]
-        gammas = [float(g) for g in self._gamma_values(float((Z * Z).sum()) / n)]
-        sols, crits = {}, {}
-
-        def fit(g: float) -> None:
-            inner = self._inner_exact(g)
-            inner._check_params()
-            _, sol = inner._fit_rows(X, Y, folds)
-            crits[g] = np.where(np.isnan(sol.scores), -np.inf, sol.scores).max(axis=0)  # (k,)
-            sols[g] = sol
-
-        for g in gammas:
-            fit(g)
-        grown = {"low": 0, "high": 0}
-        while True:
-            grid = np.asarray(gammas)
-            table = np.stack([crits[g] for g in gammas])  # (G, k)
-            best = [int(best_index(table[:, t], -grid)) for t in range(k)]
-            sides = [edge_side(table[:, t], grid, best[t]) for t in range(k)]
-            used = {gammas[i] for i in best}
-            for g in list(sols):  # keep only the fits (k x d x d each) some target uses
-                if g not in used:
-                    del sols[g]
-            side = None
-            if self.gamma is None:
-                side = next((s for s in ("low", "high") if s in sides and grown[s] < 2), None)
-            if side is None:
-                break
-            grown[side] += 1
-            if side == "low":
-                gammas.insert(0, min(gammas) / 10.0)
-                fit(gammas[0])
-            else:
-                gammas.append(max(gammas) * 10.0)
-                fit(gammas[-1])
-        models = []
+        fits = CPFits(n, d, k, R, xp)
+        halfsteps, selections = [], []
         for t in range(k):
-            g = gammas[best[t]]
-            sol = sols[g]
-            i = int(sol.alpha_index[t])
-            models.append({
-                "C": None, "S": sol.quadratic[t], "w": sol.coef[:, t], "b": float(sol.intercept[t]),
-                "alpha": float(sol.alphas[i]), "gamma": g, "alphas": sol.alphas,
-                "scores": sol.scores[:, t], "index": i, "alpha_edge": sol.alpha_edges[t],
-                "default_grid": sol.default_grid, "gamma_edge": sides[t] if len(gammas) > 1
-                else None, "gammas": np.asarray(gammas),
-            })  # fmt: skip
-        return models
+            # The CP objective is not homogeneous in y (f is bilinear in U, V and linear in
+            # w), so with the data-relative alpha grid each target is fitted in units of its
+            # own spread and scaled back at the end: the fit then commutes with rescaling y,
+            # as ridge does. Explicit alphas keep their absolute meaning (no rescaling).
+            y_unit = 1.0
+            if self.alphas is None:
+                y_unit = float(((Y[:, t] - Y[:, t].mean()) ** 2).mean()) ** 0.5
+                y_unit = y_unit if np.isfinite(y_unit) and y_unit > 0 else 1.0
+            y = Y[:, t : t + 1] / y_unit
+            V = initial_factor(X, y[:, 0], centre, R, rng, xp, random=self.init == "random")
 
-    def _start_sketch(self, Y, folds, Z, xp) -> list:
-        """Per target: the exact ridge probe restricted to a 2R-dimensional subspace of
-        principal Hessian directions (`quadratic.phd_directions`), its gamma and alpha
-        chosen by refitting K-fold CV (the subspace re-estimated in each fold)."""
-        n, d = Z.shape
-        m = max(1, min(d, 2 * int(self.rank)))
-        white = WhitenedRows(Z, xp, eig_backend(self, xp))  # no labels: shared by all targets
-        models = []
-        for t in range(Y.shape[1]):
-            y = Y[:, t : t + 1]
-            choice = refit_select(self, Z, y, [m], folds, xp, white)
-            sol, C = fit_selected_subspace(self, Z, y, folds, choice, xp, quiet=True,
-                                            white=white)  # fmt: skip
-            g = float(choice["gamma"])
-            Q, w = subspace_coefficients(sol.coef, C, g, xp)
-            S = C.T @ Q[0] @ C
-            bg = int(np.flatnonzero(choice["gammas"] == g)[0])
-            models.append({
-                "C": C, "S": 0.5 * (S + S.T), "w": w[:, 0], "b": float(sol.intercept[0]),
-                "alpha": float(sol.alphas[0]), "gamma": g, "alphas": sol.refit_alphas,
-                "scores": choice["scores"][0, bg], "index": int(choice["alpha_index"]),
-                "alpha_edge": choice["alpha_edge"], "default_grid": choice["explicit"] is None,
-                "gamma_edge": choice["gamma_edge"], "gammas": choice["gammas"],
-            })  # fmt: skip
-        return models
+            def half_step(fixed: Any, alphas: Any, y: Any = y) -> tuple:
+                return self._half_step(X, y, folds, centre, fixed, alphas)
 
-    def _fit_from_exact(self, X, Y, folds, xp, mean, geom, on_torch) -> tuple[None, RidgeSolution]:
+            fit, sol, first = alternate(X, y, centre, V, half_step, self._explicit_alphas(),
+                                        int(self.max_iter), self.tol)  # fmt: skip
+            U, V = rebalance(fit.U * y_unit, fit.V)  # f scales with y_unit: scale one factor
+            fits.store(t, fit._replace(U=U, V=V, w=fit.w[:, 0] * y_unit, b=fit.b[0] * y_unit,
+                                       f=fit.f * y_unit))  # fmt: skip
+            halfsteps.append(sol)
+            selections.append(first)
+        # alphas differ per target (each half-step has its own grid): keep the chosen ones
+        chosen = np.array([h.alphas[h.alpha_index[0]] for h in halfsteps])
+        out = self._cp_solution(fits, Y, centre, mean, geom, chosen, halfsteps, self.init,
+                                None, steps="alternations")  # fmt: skip
+        if selections and selections[0].alphas.size > 1:  # the grid search of alpha
+            warn_grid_edge(
+                type(self).__name__, "alpha", selections[0].alphas,
+                [h.alpha_edges[0] for h in selections], selections[0].default_grid,
+                self._cv_name(),
+            )  # fmt: skip
+        return None, out
+
+    def _half_step(self, X: Any, y: Any, folds: Any, centre: Any, fixed: Any,
+                   alphas: Any) -> tuple:
+        """Ridge for the free factor with `fixed` held: returns (free (R, d), w (d, 1),
+        b (1,), solution). In the namespace of `fixed` (statistics on its device)."""
+        fmap = CPFeatureMap(centre, fixed)
+        stats = self._new_stats(self._n_folds(), on_torch=ops_of(fixed).is_torch)
+        for sl, F in feature_blocks(X, fmap):
+            stats._accumulate_validated(F, y[sl], None if folds is None else folds[sl])
+        sol = self._ridge_solve(stats, (X, y, folds), alphas, feature_map=fmap, warn_edges=False)
+        R, d = fixed.shape
+        coef = sol.coef[:, 0]
+        return coef[: R * d].reshape(R, d), coef[R * d :, None], sol.intercept, sol
+
+    # ------------------------------------------------------------------ polish of a start
+    def _fit_from_exact(self, X: Any, Y: Any, folds: Any, xp: Any, mean: Any, geom: Any,
+                        on_torch: bool) -> tuple[None, RidgeSolution]:
         """init="auto" / "exact" / "sketch": the rank-R restriction of the exact probe's ridge
         objective J_F, started from its (or the sketch's) Q and polished by L-BFGS."""
         n, d = X.shape
@@ -475,18 +373,6 @@ class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
         out = self._cp_solution(fits, Y, centre, mean, geom, chosen, selections, init, gammas,
                                 steps="L-BFGS iterations")  # fmt: skip
         return None, out
-
-    def _half_step(self, X, y, folds, centre, fixed, alphas):
-        """Ridge for the free factor with `fixed` held: returns (free (R, d), w (d, 1),
-        b (1,), solution). In the namespace of `fixed` (statistics on its device)."""
-        fmap = CPFeatureMap(centre, fixed)
-        stats = self._new_stats(self._n_folds(), on_torch=ops_of(fixed).is_torch)
-        for sl, F in feature_blocks(X, fmap):
-            stats._accumulate_validated(F, y[sl], None if folds is None else folds[sl])
-        sol = self._ridge_solve(stats, (X, y, folds), alphas, feature_map=fmap, warn_edges=False)
-        R, d = fixed.shape
-        coef = sol.coef[:, 0]
-        return coef[: R * d].reshape(R, d), coef[R * d :, None], sol.intercept, sol
 
     # ------------------------------------------------------------------ prediction
     def _decision(self, X: Any) -> np.ndarray:
