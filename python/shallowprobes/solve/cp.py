@@ -312,7 +312,9 @@ def lbfgs(fg: Callable[[Any], tuple[float, Any]], x: Any, max_iter: int, tol: fl
     if gnorm == 0.0 or gnorm * float((x * x).sum()) ** 0.5 <= 1e-10 * abs(f):
         return x, 1, True
     history = [f]
-    S, Yd, rho = [], [], []
+    S: list[Any] = []  # curvature pairs (s, y) and 1 / s.y, oldest first
+    Yd: list[Any] = []
+    rho: list[float] = []
     it = 0
     for it in range(1, max_iter + 1):
         check_interrupt()
