@@ -27,7 +27,7 @@ Two fitting methods, chosen by `init`.
    * "sketch": no n x n kernel and no p x p Gram. From the statistics: the covariance S of
      the rows and the label-weighted second moment M = sum_i y_i w_i w_i^T / n of the
      ridge-whitened rows w = (S + 0.1 mean-eig(S) I)^-1/2 z (principal Hessian directions;
-     `quadratic.phd_directions`); its 2R eigenvectors of largest |eigenvalue|, mapped back
+     `solve.subspace.phd_directions`); its 2R eigenvectors of largest |eigenvalue|, mapped back
      and orthonormalised, give a subspace C. The exact ridge probe with Q restricted to
      span(C) (features [z, sqrt(gamma) phi_quad(C^T z)], width d + R(2R + 1)) is solved on
      the core's statistics, with gamma and alpha chosen by refitting K-fold CV (the folds of
@@ -82,6 +82,9 @@ Backends: with backend="torch" (or "auto" and a CUDA tensor) the whole fit -- th
 Python scalars and small CV score tables reach the host. factors_, quadratic_, linear_ (and
 intercept_ for several targets) are then float64 tensors on that device. Otherwise the fit
 runs on the host (Rust core or numpy).
+
+The numerics (polish, alternation, rebalancing, decision values) are in `solve.cp`; the starts
+of the polish in `probes.cp_starts`. This module holds the estimators.
 """
 
 from __future__ import annotations

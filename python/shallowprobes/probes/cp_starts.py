@@ -116,7 +116,7 @@ class CPStarts:
 
     def _start_sketch(self, Y: Any, folds: Any, Z: Any, xp: Any) -> list:
         """Per target: the exact ridge probe restricted to a 2R-dimensional subspace of
-        principal Hessian directions (`quadratic.phd_directions`), its gamma and alpha
+        principal Hessian directions (`solve.subspace.phd_directions`), its gamma and alpha
         chosen by refitting K-fold CV (the subspace re-estimated in each fold)."""
         n, d = Z.shape
         m = max(1, min(d, 2 * int(self.rank)))
