@@ -27,7 +27,7 @@ Two fitting methods, chosen by `init`.
    * "sketch": no n x n kernel and no p x p Gram. From the statistics: the covariance S of
      the rows and the label-weighted second moment M = sum_i y_i w_i w_i^T / n of the
      ridge-whitened rows w = (S + 0.1 mean-eig(S) I)^-1/2 z (principal Hessian directions;
-     `quadratic.phd_directions`); its 2R eigenvectors of largest |eigenvalue|, mapped back
+     `solve.subspace.phd_directions`); its 2R eigenvectors of largest |eigenvalue|, mapped back
      and orthonormalised, give a subspace C. The exact ridge probe with Q restricted to
      span(C) (features [z, sqrt(gamma) phi_quad(C^T z)], width d + R(2R + 1)) is solved on
      the core's statistics, with gamma and alpha chosen by refitting K-fold CV (the folds of
@@ -82,6 +82,9 @@ Backends: with backend="torch" (or "auto" and a CUDA tensor) the whole fit -- th
 Python scalars and small CV score tables reach the host. factors_, quadratic_, linear_ (and
 intercept_ for several targets) are then float64 tensors on that device. Otherwise the fit
 runs on the host (Rust core or numpy).
+
+The numerics (polish, alternation, rebalancing, decision values) are in `solve.cp`; the starts
+of the polish in `probes.cp_starts`. This module holds the estimators.
 """
 
 from __future__ import annotations
@@ -96,7 +99,6 @@ from .._params import RANDOM_STATE, Array, Interval, Options
 from .._validation import check_rows_finite
 from ..backends import (
     NUMPY_OPS,
-    copy_of,
     get_backend,
     is_torch_tensor,
     ops_of,
@@ -104,30 +106,30 @@ from ..backends import (
     torch_backend,
     uses_torch,
 )
-from ..solve import features as _quadratic
-from ..solve.degree2 import gaussian_slope_from_values
-from ..solve.ridge import RidgeSolution, best_index, edge_side, feature_blocks, warn_grid_edge
-from ..solve.stats import SufficientStats
-from ..solve.subspace import (
-    WhitenedRows,
-    eig_backend,
-    fit_selected_subspace,
-    refit_select,
-    sorted_eig,
-    subspace_coefficients,
+from ..solve.cp import (
+    CPFeatureMap,
+    CPFits,
+    alternate,
+    column_mean,
+    cp_decision_rows,
+    initial_factor,
+    polish,
+    rebalance,
+    row_covariance,
 )
-from ..threads import check_interrupt
+from ..solve.degree2 import gaussian_slope_from_values
+from ..solve.ridge import RidgeSolution, feature_blocks, warn_grid_edge
+from ..solve.stats import SufficientStats
+from ..solve.subspace import eig_backend
 from .base import ProbeRegressorMixin, RidgeProbeBase
 from .classifier import ProbeClassifierMixin
+from .cp_starts import CPStarts
 from .polynomial import GammaSearch, PolynomialOutputs
 
 __all__ = ["CPProbe", "CPProbeClassifier", "ConvergenceWarning"]
 
 _INITS = ("auto", "exact", "sketch", "moments", "random")
 _ALS_INITS = ("moments", "random")
-# init="auto" starts from the exact probe only when its primal solve (statistics n p^2, one
-# p x p eigendecomposition ~9 p^3 per gamma) costs at most this many flops
-_EXACT_INIT_FLOPS = 2e12
 
 
 try:  # the same class as scikit-learn's when it is installed
@@ -138,26 +140,7 @@ except ImportError:  # pragma: no cover
         """Alternating fit stopped at max_iter before meeting its tolerance."""
 
 
-class _CPFeatureMap:
-    """Half-step features [(f_1 . z) z, ..., (f_R . z) z, z] of rows, z = h - centre."""
-
-    def __init__(self, centre: np.ndarray, fixed: np.ndarray) -> None:
-        self.centre = centre
-        self.fixed = fixed  # (R, d)
-        self.width = (fixed.shape[0] + 1) * centre.shape[0]
-
-    def __call__(self, X: np.ndarray) -> np.ndarray:
-        xp = ops_of(self.fixed)
-        if xp.is_torch:  # a float64 copy of the block on the factors' device
-            Z = xp.asarray(X) - self.centre
-            P = Z @ self.fixed.T
-            return xp.concatenate([*(P[:, r : r + 1] * Z for r in range(P.shape[1])), Z], axis=1)
-        Z = X.astype(np.float64) - self.centre
-        P = Z @ self.fixed.T  # (m, R)
-        return np.hstack([*(P[:, r : r + 1] * Z for r in range(P.shape[1])), Z])
-
-
-class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
+class CPProbeBase(CPStarts, GammaSearch, PolynomialOutputs, RidgeProbeBase):
     """Shared machinery of the CP probes (not public)."""
 
     _feature_degree = 2  # products of inputs: degree-2 magnitude range
@@ -257,29 +240,56 @@ class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
             X, Y = host_array(X), np.ascontiguousarray(to_numpy(Y), dtype=np.float64)
             check_rows_finite(X, get_backend(self._host_backend()))
         n, d = X.shape
-        mean = _column_mean(X, xp)
-        geom = self._geometry(lambda: _row_covariance(X, mean, xp), d, xp=xp)
+        mean = column_mean(X, xp)
+        geom = self._geometry(lambda: row_covariance(X, mean, xp), d, xp=xp)
         if not geom.is_identity:
             X = geom.rows(X)  # fit on A h; coefficients are pulled back below
         if self.init in _ALS_INITS:
             return self._fit_alternating(X, Y, folds, xp, mean, geom)
         return self._fit_from_exact(X, Y, folds, xp, mean, geom, on_torch)
 
-    def _fit_alternating(self, X, Y, folds, xp, mean, geom):
+    def _cp_solution(self, fits: CPFits, Y: Any, centre: Any, mean: Any, geom: Any,
+                     chosen: np.ndarray, halfsteps: list, init: str, gammas: Any, *,
+                     steps: str) -> RidgeSolution:
+        """The fitted probes as the estimator's solution, in input coordinates (fits on the
+        metric's rows A h are pulled back), with a ConvergenceWarning for the target columns
+        that stopped at max_iter (`steps` says what max_iter counts)."""
+        if not fits.converged.all():
+            warnings.warn(
+                f"{type(self).__name__} did not meet tol={self.tol} within max_iter="
+                f"{self.max_iter} {steps} for {int((~fits.converged).sum())} target(s); "
+                "raise max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=user_stacklevel(),
+            )
+        factors_u, factors_v, w = fits.factors_u, fits.factors_v, fits.w
+        if not geom.is_identity:
+            factors_u, factors_v, w = fits.pulled_back(geom)
+            centre = mean if self.fit_intercept else fits.xp.zeros(w.shape[0])
+        out = RidgeSolution(w, fits.b, chosen, np.arange(Y.shape[1]), None, None)
+        out.geometry = geom
+        out.halfsteps = halfsteps
+        out.centre = centre
+        out.factors = (factors_u, factors_v)
+        out.n_iter = fits.n_iter
+        out.converged = fits.converged
+        out.init = init
+        out.gammas = gammas
+        if self._is_classifier:
+            out.calibration = gaussian_slope_from_values(fits.fitted, Y)  # on fitted's device
+        return out
+
+    # ------------------------------------------------------------------ alternating ridge
+    def _fit_alternating(self, X: Any, Y: Any, folds: Any, xp: Any, mean: Any,
+                         geom: Any) -> tuple[None, RidgeSolution]:
         """init="moments" / "random": alternating ridge on J_als (module docstring)."""
         n, d = X.shape
         R = int(self.rank)
-        centre = _column_mean(X, xp) if self.fit_intercept else xp.zeros(d)
+        centre = column_mean(X, xp) if self.fit_intercept else xp.zeros(d)
         rng = np.random.default_rng(self.random_state)
         k = Y.shape[1]
-        factors_u = xp.zeros((k, R, d))
-        factors_v = xp.zeros((k, R, d))
-        w = xp.zeros((d, k))
-        b = xp.zeros(k)
-        fitted = xp.zeros((n, k))
+        fits = CPFits(n, d, k, R, xp)
         halfsteps, selections = [], []
-        n_iter = np.zeros(k, dtype=np.intp)
-        converged = np.zeros(k, dtype=bool)
         for t in range(k):
             # The CP objective is not homogeneous in y (f is bilinear in U, V and linear in
             # w), so with the data-relative alpha grid each target is fitted in units of its
@@ -290,212 +300,67 @@ class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
                 y_unit = float(((Y[:, t] - Y[:, t].mean()) ** 2).mean()) ** 0.5
                 y_unit = y_unit if np.isfinite(y_unit) and y_unit > 0 else 1.0
             y = Y[:, t : t + 1] / y_unit
-            V = self._initial_factor(X, y[:, 0], centre, R, rng, xp)
-            U = copy_of(V)
-            alphas = self._explicit_alphas()
-            objective = np.inf
-            for it in range(1, int(self.max_iter) + 1):
-                check_interrupt()  # Ctrl-C between alternations
-                U, _, _, _ = self._half_step(X, y, folds, centre, V, alphas)
-                V, w_t, b_t, sol = self._half_step(X, y, folds, centre, U, alphas)
-                if it == 1:
-                    # alpha is chosen by CV in the first alternation and then held, so that
-                    # every half-step decreases one objective (see the module docstring)
-                    alpha = float(sol.alphas[sol.alpha_index[0]])
-                    alphas = np.array([alpha])
-                    first = sol
-                U, V = _rebalance(U, V)
-                f = _cp_decision_rows(X, centre, U[None], V[None], w_t, b_t)[:, 0]
-                n_iter[t] = it
-                previous = objective
-                # J as Python floats (one scalar each from a device)
-                objective = float(((y[:, 0] - f) ** 2).sum()) + alpha * float(
-                    (U * U).sum() + (V * V).sum() + (w_t * w_t).sum()
-                )
-                if previous - objective <= self.tol * objective:
-                    converged[t] = True
-                    break
-            U, V = _rebalance(U * y_unit, V)  # f scales with y_unit: scale one factor
-            factors_u[t], factors_v[t] = U, V
-            w[:, t], b[t] = w_t[:, 0] * y_unit, b_t[0] * y_unit
-            fitted[:, t] = f * y_unit
+            V = initial_factor(X, y[:, 0], centre, R, rng, xp, random=self.init == "random")
+
+            def half_step(fixed: Any, alphas: Any, y: Any = y) -> tuple:
+                return self._half_step(X, y, folds, centre, fixed, alphas)
+
+            fit, sol, first = alternate(X, y, centre, V, half_step, self._explicit_alphas(),
+                                        int(self.max_iter), self.tol)  # fmt: skip
+            U, V = rebalance(fit.U * y_unit, fit.V)  # f scales with y_unit: scale one factor
+            fits.store(t, fit._replace(U=U, V=V, w=fit.w[:, 0] * y_unit, b=fit.b[0] * y_unit,
+                                       f=fit.f * y_unit))  # fmt: skip
             halfsteps.append(sol)
             selections.append(first)
-        if not converged.all():
-            warnings.warn(
-                f"{type(self).__name__} did not meet tol={self.tol} within max_iter="
-                f"{self.max_iter} alternations for {int((~converged).sum())} target(s); "
-                "raise max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=user_stacklevel(),
-            )
+        # alphas differ per target (each half-step has its own grid): keep the chosen ones
+        chosen = np.array([h.alphas[h.alpha_index[0]] for h in halfsteps])
+        out = self._cp_solution(fits, Y, centre, mean, geom, chosen, halfsteps, self.init,
+                                None, steps="alternations")  # fmt: skip
         if selections and selections[0].alphas.size > 1:  # the grid search of alpha
             warn_grid_edge(
                 type(self).__name__, "alpha", selections[0].alphas,
                 [h.alpha_edges[0] for h in selections], selections[0].default_grid,
                 self._cv_name(),
             )  # fmt: skip
-        # alphas differ per target (each half-step has its own grid): keep the chosen ones
-        chosen = np.array([h.alphas[h.alpha_index[0]] for h in halfsteps])
-        if not geom.is_identity:
-            # u . (A z) = (A^T u) . z for every factor and the linear part
-            factors_u = geom.pull_back_linear(factors_u.reshape(-1, d).T).T.reshape(k, R, d)
-            factors_v = geom.pull_back_linear(factors_v.reshape(-1, d).T).T.reshape(k, R, d)
-            w = geom.pull_back_linear(w)
-            centre = mean if self.fit_intercept else xp.zeros(d)
-        out = RidgeSolution(w, b, chosen, np.arange(k), None, None)
-        out.geometry = geom
-        out.halfsteps = halfsteps
-        out.centre = centre
-        out.factors = (factors_u, factors_v)
-        out.n_iter = n_iter
-        out.converged = converged
-        out.init = self.init
-        out.gammas = None
-        if self._is_classifier:
-            out.calibration = gaussian_slope_from_values(fitted, Y)  # on fitted's device
         return None, out
 
-    # ------------------------------------------------------------------ exact / sketch start
-    def _resolve_init(self, n: int, d: int) -> str:
-        """init="auto": "exact" when the exact probe is well determined and cheap -- at least
-        as many rows as degree-2 features (p = d(d+3)/2 <= n: the primal route) and one solve
-        within _EXACT_INIT_FLOPS -- else "sketch". (Where p > n the exact probe's Q is
-        dominated by noise and a worse start than the sketch, as well as far dearer.)"""
-        if self.init != "auto":
-            return self.init
-        p = float(_quadratic.n_features(d))
-        if p > n or n * p * p + 9.0 * p**3 > _EXACT_INIT_FLOPS:
-            return "sketch"
-        inner = self._inner_exact(None)
-        try:
-            return "exact" if inner._route(n, d) == "primal" else "sketch"
-        except MemoryError:
-            return "sketch"
+    def _half_step(self, X: Any, y: Any, folds: Any, centre: Any, fixed: Any,
+                   alphas: Any) -> tuple:
+        """Ridge for the free factor with `fixed` held: returns (free (R, d), w (d, 1),
+        b (1,), solution). In the namespace of `fixed` (statistics on its device)."""
+        fmap = CPFeatureMap(centre, fixed)
+        stats = self._new_stats(self._n_folds(), on_torch=ops_of(fixed).is_torch)
+        for sl, F in feature_blocks(X, fmap):
+            stats._accumulate_validated(F, y[sl], None if folds is None else folds[sl])
+        sol = self._ridge_solve(stats, (X, y, folds), alphas, feature_map=fmap, warn_edges=False)
+        R, d = fixed.shape
+        coef = sol.coef[:, 0]
+        return coef[: R * d].reshape(R, d), coef[R * d :, None], sol.intercept, sol
 
-    def _inner_exact(self, gamma: Any):
-        """The exact degree-2 probe the CP starts from (metric coordinates: euclidean)."""
-        from .quadratic import QuadraticProbe
-
-        backend = self.backend if self.backend in ("torch",) else self._host_backend()
-        inner = QuadraticProbe(
-            alphas=self.alphas, gamma=gamma, cv=self.cv, alpha_per_target=True,
-            fit_intercept=self.fit_intercept, backend=backend,
-        )  # fmt: skip
-        scoring = self._scoring()
-        inner._scoring = lambda: scoring  # CV of the classifier's codes by its own scoring
-        inner._quiet_edges = True  # the CP warns about its own choice
-        return inner
-
-    def _start_exact(self, X, Y, folds, Z, xp) -> list:
-        """Per target: the exact probe (alpha per target, gamma per target from the grid).
-        One exact fit (one eigendecomposition, all targets) per gamma."""
-        n, d = Z.shape
-        k = Y.shape[1]
-        gammas = [float(g) for g in self._gamma_values(float((Z * Z).sum()) / n)]
-        sols, crits = {}, {}
-
-        def fit(g: float) -> None:
-            inner = self._inner_exact(g)
-            inner._check_params()
-            _, sol = inner._fit_rows(X, Y, folds)
-            crits[g] = np.where(np.isnan(sol.scores), -np.inf, sol.scores).max(axis=0)  # (k,)
-            sols[g] = sol
-
-        for g in gammas:
-            fit(g)
-        grown = {"low": 0, "high": 0}
-        while True:
-            grid = np.asarray(gammas)
-            table = np.stack([crits[g] for g in gammas])  # (G, k)
-            best = [int(best_index(table[:, t], -grid)) for t in range(k)]
-            sides = [edge_side(table[:, t], grid, best[t]) for t in range(k)]
-            used = {gammas[i] for i in best}
-            for g in list(sols):  # keep only the fits (k x d x d each) some target uses
-                if g not in used:
-                    del sols[g]
-            side = None
-            if self.gamma is None:
-                side = next((s for s in ("low", "high") if s in sides and grown[s] < 2), None)
-            if side is None:
-                break
-            grown[side] += 1
-            if side == "low":
-                gammas.insert(0, min(gammas) / 10.0)
-                fit(gammas[0])
-            else:
-                gammas.append(max(gammas) * 10.0)
-                fit(gammas[-1])
-        models = []
-        for t in range(k):
-            g = gammas[best[t]]
-            sol = sols[g]
-            i = int(sol.alpha_index[t])
-            models.append({
-                "C": None, "S": sol.quadratic[t], "w": sol.coef[:, t], "b": float(sol.intercept[t]),
-                "alpha": float(sol.alphas[i]), "gamma": g, "alphas": sol.alphas,
-                "scores": sol.scores[:, t], "index": i, "alpha_edge": sol.alpha_edges[t],
-                "default_grid": sol.default_grid, "gamma_edge": sides[t] if len(gammas) > 1
-                else None, "gammas": np.asarray(gammas),
-            })  # fmt: skip
-        return models
-
-    def _start_sketch(self, Y, folds, Z, xp) -> list:
-        """Per target: the exact ridge probe restricted to a 2R-dimensional subspace of
-        principal Hessian directions (`quadratic.phd_directions`), its gamma and alpha
-        chosen by refitting K-fold CV (the subspace re-estimated in each fold)."""
-        n, d = Z.shape
-        m = max(1, min(d, 2 * int(self.rank)))
-        white = WhitenedRows(Z, xp, eig_backend(self, xp))  # no labels: shared by all targets
-        models = []
-        for t in range(Y.shape[1]):
-            y = Y[:, t : t + 1]
-            choice = refit_select(self, Z, y, [m], folds, xp, white)
-            sol, C = fit_selected_subspace(self, Z, y, folds, choice, xp, quiet=True,
-                                            white=white)  # fmt: skip
-            g = float(choice["gamma"])
-            Q, w = subspace_coefficients(sol.coef, C, g, xp)
-            S = C.T @ Q[0] @ C
-            bg = int(np.flatnonzero(choice["gammas"] == g)[0])
-            models.append({
-                "C": C, "S": 0.5 * (S + S.T), "w": w[:, 0], "b": float(sol.intercept[0]),
-                "alpha": float(sol.alphas[0]), "gamma": g, "alphas": sol.refit_alphas,
-                "scores": choice["scores"][0, bg], "index": int(choice["alpha_index"]),
-                "alpha_edge": choice["alpha_edge"], "default_grid": choice["explicit"] is None,
-                "gamma_edge": choice["gamma_edge"], "gammas": choice["gammas"],
-            })  # fmt: skip
-        return models
-
-    def _fit_from_exact(self, X, Y, folds, xp, mean, geom, on_torch):
+    # ------------------------------------------------------------------ polish of a start
+    def _fit_from_exact(self, X: Any, Y: Any, folds: Any, xp: Any, mean: Any, geom: Any,
+                        on_torch: bool) -> tuple[None, RidgeSolution]:
         """init="auto" / "exact" / "sketch": the rank-R restriction of the exact probe's ridge
         objective J_F, started from its (or the sketch's) Q and polished by L-BFGS."""
         n, d = X.shape
         R = int(self.rank)
         k = Y.shape[1]
-        centre = _column_mean(X, xp) if self.fit_intercept else xp.zeros(d)
+        centre = column_mean(X, xp) if self.fit_intercept else xp.zeros(d)
         Z = xp.asarray(X, dtype=np.float64) - centre  # a new array: X is never written to
         init = self._resolve_init(n, d)
         if init == "exact":
             models = self._start_exact(X, Y, folds, Z, xp)
         else:
             models = self._start_sketch(Y, folds, Z, xp)
-        factors_u = xp.zeros((k, R, d))
-        factors_v = xp.zeros((k, R, d))
-        w = xp.zeros((d, k))
-        b = xp.zeros(k)
-        fitted = xp.zeros((n, k))
-        n_iter = np.zeros(k, dtype=np.intp)
-        converged = np.zeros(k, dtype=bool)
+        fits = CPFits(n, d, k, R, xp)
         selections = []
         for t, mdl in enumerate(models):
-            U, V, w_t, b_t, f, it, conv = _polish(
+            fit = polish(
                 Z, Y[:, t], mdl, R, bool(self.fit_intercept), int(self.max_iter),
                 float(self.tol), xp, eig_backend(self, xp),
             )  # fmt: skip
-            factors_u[t], factors_v[t] = U, V
-            w[:, t], b[t] = w_t, b_t
-            fitted[:, t] = f
-            n_iter[t], converged[t] = it, conv
+            fits.store(t, fit)
+            w_t, b_t = fit.w, fit.b
             sel = RidgeSolution(w_t[:, None] * 1.0, xp.asarray([b_t]) if xp.is_torch
                             else np.array([b_t]), np.asarray(mdl["alphas"], dtype=np.float64),
                             np.array([mdl["index"]]), np.asarray(mdl["scores"])[:, None],
@@ -506,89 +371,18 @@ class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
                         models[0]["default_grid"], cv)  # fmt: skip
         warn_grid_edge(owner, "gamma", models[0]["gammas"], [m_["gamma_edge"] for m_ in models],
                         self.gamma is None, cv)  # fmt: skip
-        if not converged.all():
-            warnings.warn(
-                f"{type(self).__name__} did not meet tol={self.tol} within max_iter="
-                f"{self.max_iter} L-BFGS iterations for {int((~converged).sum())} target(s); "
-                "raise max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=user_stacklevel(),
-            )
         chosen = np.array([m_["alpha"] for m_ in models])
-        if not geom.is_identity:
-            factors_u = geom.pull_back_linear(factors_u.reshape(-1, d).T).T.reshape(k, R, d)
-            factors_v = geom.pull_back_linear(factors_v.reshape(-1, d).T).T.reshape(k, R, d)
-            w = geom.pull_back_linear(w)
-            centre = mean if self.fit_intercept else xp.zeros(d)
-        out = RidgeSolution(w, b, chosen, np.arange(k), None, None)
-        out.geometry = geom
-        out.halfsteps = selections
-        out.centre = centre
-        out.factors = (factors_u, factors_v)
-        out.n_iter = n_iter
-        out.converged = converged
-        out.init = init
-        out.gammas = np.array([m_["gamma"] for m_ in models])
-        if self._is_classifier:
-            out.calibration = gaussian_slope_from_values(fitted, Y)  # on fitted's device
+        gammas = np.array([m_["gamma"] for m_ in models])
+        out = self._cp_solution(fits, Y, centre, mean, geom, chosen, selections, init, gammas,
+                                steps="L-BFGS iterations")  # fmt: skip
         return None, out
-
-    def _initial_factor(self, X, y, centre, R, rng, xp=NUMPY_OPS) -> np.ndarray:
-        """(R, d) starting factors, in X's namespace (random draws come from the host rng, so
-        both namespaces start from the same numbers).
-
-        Unit-norm factors are scaled by 1 / rms(h - centre) (the root-mean-square coordinate),
-        so that v.z stays of order one whatever the data's units and the half-step features
-        (v.z) z have the scale of the linear features z. Alpha is chosen in
-        the first alternation and then held, so without this the fit would not be
-        scale-equivariant (data at 1e20 collapsed to chance while data at 1 fitted well).
-        """
-        d = X.shape[1]
-        M = xp.zeros((d, d))
-        yc = y - y.mean()
-        col_sq = xp.zeros(d)
-        step = max(1, (1 << 22) // max(d, 1))
-        for start in range(0, X.shape[0], step):
-            Z = xp.asarray(X[start : start + step], dtype=np.float64) - centre
-            col_sq += (Z * Z).sum(axis=0)
-            if self.init != "random":
-                M += Z.T @ (Z * yc[start : start + step, None])
-        # rms per moving coordinate: constant columns (which the fit ignores) do not count
-        moving = int((col_sq > 0).sum())
-        rms = np.sqrt(float(col_sq.sum()) / max(X.shape[0] * moving, 1))
-        unit = 1.0 / rms if np.isfinite(rms) and rms > 0 else 1.0
-        if self.init == "random":
-            V = rng.standard_normal((R, d)) / np.sqrt(d) * unit
-            return xp.asarray(V) if xp.is_torch else V
-        lam, vecs = xp.eigh(0.5 * (M + M.T))
-        if xp.is_torch:
-            order = (-lam.abs()).argsort(stable=True)[:R]
-        else:
-            order = np.argsort(-np.abs(lam), kind="stable")[:R]
-        V = copy_of(vecs[:, order].T) * unit
-        if V.shape[0] < R:  # d < R: pad with random directions
-            pad = rng.standard_normal((R - V.shape[0], d)) / np.sqrt(d) * unit
-            V = xp.concatenate([V, xp.asarray(pad) if xp.is_torch else pad], axis=0)
-        return V
-
-    def _half_step(self, X, y, folds, centre, fixed, alphas):
-        """Ridge for the free factor with `fixed` held: returns (free (R, d), w (d, 1),
-        b (1,), solution). In the namespace of `fixed` (statistics on its device)."""
-        fmap = _CPFeatureMap(centre, fixed)
-        stats = self._new_stats(self._n_folds(), on_torch=ops_of(fixed).is_torch)
-        for sl, F in feature_blocks(X, fmap):
-            stats._accumulate_validated(F, y[sl], None if folds is None else folds[sl])
-        sol = self._ridge_solve(stats, (X, y, folds), alphas, feature_map=fmap, warn_edges=False)
-        R, d = fixed.shape
-        coef = sol.coef[:, 0]
-        return coef[: R * d].reshape(R, d), coef[R * d :, None], sol.intercept, sol
 
     # ------------------------------------------------------------------ prediction
     def _decision(self, X: Any) -> np.ndarray:
         sol = self._solution()
         Xa, prm = self._predict_inputs(X, sol)
         fu, fv = prm["factors"]
-        return _cp_decision_rows(Xa, prm["centre"], fu, fv, prm["coef"], prm["intercept"])
+        return cp_decision_rows(Xa, prm["centre"], fu, fv, prm["coef"], prm["intercept"])
 
     # ------------------------------------------------------------------ fitted attributes
     _coefficient_names = "factors_ (U, V), quadratic_, linear_ and intercept_"
@@ -662,221 +456,6 @@ class CPProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
         hs = self._solution().halfsteps
         best = np.array([h.joint_scores[h.alpha_index[0]] for h in hs])
         return float(best[0]) if best.size == 1 else best
-
-
-def _column_mean(X: Any, xp: Any) -> Any:
-    """Float64 column means of the rows X (numpy, or a tensor in its own namespace)."""
-    if xp.is_torch:
-        return X.detach().mean(dim=0, dtype=torch_backend().F64)
-    return X.mean(axis=0, dtype=np.float64)
-
-
-def _row_covariance(X: Any, mean: Any, xp: Any) -> Any:
-    """Centred covariance (d, d), /n, of the rows X (as numpy.cov(bias=True)); a tensor X
-    is centred in float64 row blocks on its device."""
-    n, d = X.shape
-    if not xp.is_torch:
-        return np.cov(np.asarray(X, dtype=np.float64), rowvar=False, bias=True).reshape(d, d)
-    S = xp.zeros((d, d))
-    step = max(1, (1 << 22) // max(d, 1))
-    for start in range(0, n, step):
-        Z = xp.asarray(X[start : start + step]) - mean
-        S += Z.T @ Z
-    return S / n
-
-
-def _rebalance(U: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scale u_r up and v_r down (or vice versa) to equal norms: the product is unchanged
-    and ||u_r||^2 + ||v_r||^2 is minimal (numpy, or tensors on their device)."""
-    xp = ops_of(U, V)
-    if xp.is_torch:
-        nu = (U * U).sum(axis=1).sqrt()
-        nv = (V * V).sum(axis=1).sqrt()
-        ok = (nu > 0) & (nv > 0)
-        c = xp.where(ok, (nv / xp.where(ok, nu, 1.0)).sqrt(), 1.0)
-        return U * c[:, None], V / c[:, None]
-    nu = np.linalg.norm(U, axis=1)
-    nv = np.linalg.norm(V, axis=1)
-    ok = (nu > 0) & (nv > 0)
-    c = np.ones_like(nu)
-    c[ok] = np.sqrt(nv[ok] / nu[ok])
-    return U * c[:, None], V / c[:, None]
-
-
-# ---------------------------------------------------------------------------------- polishing
-def _cp_from_symmetric(S: Any, R: int, xp: Any, backend: Any = None) -> tuple:
-    """(U, V), each (R, m), with sym(U^T V) the best Frobenius approximation of the symmetric
-    S that a rank-R CP term sum can hold: the R largest positive and the R most negative
-    eigenpairs, one of each per pair (u, v) = (a + c, a - c), a = sqrt(l+) q+,
-    c = sqrt(-l-) q-, since sym((a + c)(a - c)^T) = a a^T - c c^T. (A sum of R terms has at
-    most R positive and R negative eigenvalues, so this is exact when S has; u and v have
-    equal norms.) This contains the R eigenpairs of largest |eigenvalue|."""
-    lam, E = sorted_eig(S, xp, by_abs=False, backend=backend)  # descending
-    m = lam.shape[0]
-    pos = [i for i in range(m) if lam[i] > 0]
-    neg = [i for i in range(m - 1, -1, -1) if lam[i] < 0]
-    U = xp.zeros((R, m))
-    V = xp.zeros((R, m))
-    for r in range(R):
-        a = E[:, pos[r]] * float(np.sqrt(lam[pos[r]])) if r < len(pos) else xp.zeros(m)
-        c = E[:, neg[r]] * float(np.sqrt(-lam[neg[r]])) if r < len(neg) else xp.zeros(m)
-        U[r] = a + c
-        V[r] = a - c
-    return U, V
-
-
-def _polish(Z, y, model: dict, R: int, intercept: bool, max_iter: int, tol: float, xp,
-            backend: Any = None):
-    """L-BFGS on the rank-R restriction of the starting probe's ridge objective
-
-        J_F = ||y - f||^2 + alpha ||w||^2 + (alpha / gamma) ||Q||_F^2,
-        f(z) = sum_r (u_r . P z)(v_r . P z) + w . z + b,  Q = P^T sym(U^T V) P,
-
-    with P = C^T for a sketch start (the factors stay in its subspace: the objective the
-    subspace probe minimised) and P = I for an exact start (the exact probe's objective). Run
-    in units where the rows have unit root-mean-square norm and y unit spread (J scales
-    exactly, so the minimiser is the same and the fit commutes with rescaling X and y).
-    Returns (U (R, d), V (R, d), w (d,), b, training decision values, iterations, converged).
-    """
-    n, d = Z.shape
-    C = model["C"]
-    rho = float(((Z * Z).sum() / max(n, 1)) ** 0.5)  # rms row norm: zero columns do not count
-    rho = rho if np.isfinite(rho) and rho > 0 else 1.0
-    yv = xp.asarray(y, dtype=np.float64)
-    tau = float((((yv - yv.mean()) ** 2).mean()) ** 0.5)
-    tau = tau if np.isfinite(tau) and tau > 0 else 1.0
-    Zn = Z / rho
-    Zq = Zn if C is None else Zn @ C
-    yn = yv / tau
-    alpha = float(model["alpha"]) / rho**2
-    gamma = float(model["gamma"]) * rho**2
-    U0, V0 = _cp_from_symmetric(model["S"] * (rho**2 / tau), R, xp, backend)
-    m = U0.shape[1]
-    w0 = xp.asarray(model["w"]) * (rho / tau)
-    b0 = float(model["b"]) / tau if intercept else 0.0
-    size = R * m
-
-    def unpack(theta):
-        U = theta[:size].reshape(R, m)
-        V = theta[size : 2 * size].reshape(R, m)
-        w = theta[2 * size : 2 * size + d]
-        b = theta[2 * size + d] if intercept else 0.0
-        return U, V, w, b
-
-    def decision(U, V, w, b):
-        PU, PV = Zq @ U.T, Zq @ V.T
-        return (PU * PV).sum(axis=1) + Zn @ w + b, PU, PV
-
-    pen = alpha / gamma
-
-    def fg(theta):
-        U, V, w, b = unpack(theta)
-        f, PU, PV = decision(U, V, w, b)
-        r = f - yn
-        GUU, GVV, GUV = U @ U.T, V @ V.T, U @ V.T
-        q2 = 0.5 * float((GUU * GVV).sum()) + 0.5 * float((GUV * GUV.T).sum())  # ||Q||_F^2
-        J = float((r * r).sum()) + alpha * float((w * w).sum()) + pen * q2
-        gU = 2.0 * ((r[:, None] * PV).T @ Zq) + pen * (GUV.T @ V + GVV @ U)
-        gV = 2.0 * ((r[:, None] * PU).T @ Zq) + pen * (GUV @ U + GUU @ V)
-        gw = 2.0 * (Zn.T @ r) + 2.0 * alpha * w
-        parts = [gU.reshape(-1), gV.reshape(-1), gw]
-        if intercept:
-            parts.append((2.0 * r.sum()).reshape(1))
-        return J, xp.concatenate(parts)
-
-    parts = [U0.reshape(-1), V0.reshape(-1), w0.reshape(-1)]
-    if intercept:
-        parts.append(xp.asarray(np.array([b0])))
-    theta, it, converged = _lbfgs(fg, xp.concatenate(parts), max_iter, tol)
-    U, V, w, b = unpack(theta)
-    U, V = _rebalance(U * 1.0, V * 1.0)
-    f = decision(U, V, w, b)[0] * tau
-    root = float(np.sqrt(tau)) / rho
-    U, V = U * root, V * root
-    if C is not None:
-        U, V = U @ C.T, V @ C.T
-    return U, V, w * (tau / rho), float(b) * tau, f, it, converged
-
-
-def _lbfgs(fg, x, max_iter: int, tol: float, memory: int = 10):
-    """Minimise J with limited-memory BFGS (two-loop recursion, Armijo backtracking, curvature
-    pairs with s.y <= 0 skipped), in the namespace of x (numpy, or a tensor: only scalars
-    reach the host). Stops at once when x is already stationary (|grad J| |x| <= 1e-10 J:
-    reported as 1 iteration, the gradient evaluation), at the first iteration t >= 2 with
-    J_{t-2} - J_t <= tol * J_t (converged), when no step decreases J any more (converged: the
-    round-off floor), or after max_iter iterations. Returns (x, iterations, converged)."""
-    f, g = fg(x)
-    gnorm = float((g * g).sum()) ** 0.5
-    # already stationary (an exact start that the rank constraint does not bind): no step of
-    # the size of x could change J by more than round-off, so stop before the first iteration
-    if gnorm == 0.0 or gnorm * float((x * x).sum()) ** 0.5 <= 1e-10 * abs(f):
-        return x, 1, True
-    history = [f]
-    S, Yd, rho = [], [], []
-    it = 0
-    for it in range(1, max_iter + 1):
-        check_interrupt()
-        q = g * 1.0
-        coeffs = []
-        for s, yv, r in zip(reversed(S), reversed(Yd), reversed(rho)):
-            a = r * float((s * q).sum())
-            coeffs.append(a)
-            q = q - yv * a
-        if S:
-            h0 = float((S[-1] * Yd[-1]).sum()) / max(float((Yd[-1] * Yd[-1]).sum()), 1e-300)
-        else:  # first step: a tenth of |x| (or unit length) along -g
-            gn = float((g * g).sum()) ** 0.5
-            xn = float((x * x).sum()) ** 0.5
-            h0 = (0.1 * xn if xn > 0 else 1.0) / max(gn, 1e-300)
-        d = q * h0
-        for (s, yv, r), a in zip(zip(S, Yd, rho), reversed(coeffs)):
-            d = d + s * (a - r * float((yv * d).sum()))
-        d = -d
-        slope = float((g * d).sum())
-        if not slope < 0:  # not a descent direction: restart from steepest descent
-            S, Yd, rho = [], [], []
-            d = -g * (1.0 / max(float((g * g).sum()) ** 0.5, 1e-300))
-            slope = float((g * d).sum())
-        step, accepted = 1.0, False
-        for _ in range(40):
-            x_new = x + d * step
-            f_new, g_new = fg(x_new)
-            if np.isfinite(f_new) and f_new <= f + 1e-4 * step * slope:
-                accepted = True
-                break
-            step *= 0.5
-        if not accepted or not f_new < f:
-            return x, it, True  # no decrease left: the minimum to round-off
-        s, yv = x_new - x, g_new - g
-        sy = float((s * yv).sum())
-        if sy > 1e-12 * float((s * s).sum()) ** 0.5 * float((yv * yv).sum()) ** 0.5:
-            S.append(s)
-            Yd.append(yv)
-            rho.append(1.0 / sy)
-            if len(S) > memory:
-                S.pop(0), Yd.pop(0), rho.pop(0)
-        x, f, g = x_new, f_new, g_new
-        history.append(f)
-        if len(history) >= 3 and history[-3] - f <= tol * abs(f):
-            return x, it, True
-    return x, it, False
-
-def _cp_decision_rows(X, centre, fu, fv, w, b) -> np.ndarray:
-    """(n, k) decision values of CP probes with factors fu, fv (k, R, d), w (d, k), b (k,)."""
-    n, d = X.shape
-    k = fu.shape[0]
-    xp = ops_of(fu, X)
-    out = xp.empty((n, k))
-    step = max(16, (1 << 22) // max(d, 1))
-    for start in range(0, n, step):
-        Z = xp.asarray(X[start : start + step], dtype=np.float64) - centre
-        for t in range(k):
-            if xp.is_torch:
-                out[start : start + step, t] = ((Z @ fu[t].T) * (Z @ fv[t].T)).sum(axis=1)
-            else:
-                out[start : start + step, t] = np.einsum("nr,nr->n", Z @ fu[t].T, Z @ fv[t].T)
-        out[start : start + step] += Z @ w + b
-    return out
 
 
 # ---------------------------------------------------------------------------------- public
