@@ -251,9 +251,9 @@ class QuotientAligner(BaseEstimator):
             raise TypeError("bank must be a non-empty ProbeBank of monitors on model A.")
         d_A = bank.n_features_in_
         XA = check_X(H_A, name="H_A", n_features=d_A, min_samples=5, owner="the bank",
-                     keep_tensor=is_torch_tensor(H_A))  # fmt: skip
+                     keep_tensor=True)  # fmt: skip
         XB = check_X(H_B, name="H_B", min_samples=5, owner="the aligner",
-                     keep_tensor=is_torch_tensor(H_B))  # fmt: skip
+                     keep_tensor=True)  # fmt: skip
         XA, XB = same_place(XA, XB)
         if XA.shape[0] != XB.shape[0]:
             raise ValueError(

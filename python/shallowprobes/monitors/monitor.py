@@ -53,7 +53,7 @@ def as_float64(value: Any) -> np.ndarray:
 
 def check_rows(H: Any, d: int, owner: str) -> Any:
     """Validated hidden states: a torch tensor stays a tensor where it lives."""
-    return check_X(H, name="H", n_features=d, owner=owner, keep_tensor=is_torch_tensor(H))
+    return check_X(H, name="H", n_features=d, owner=owner, keep_tensor=True)
 
 
 def _check_finite(arr: np.ndarray, what: str) -> np.ndarray:

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from .._params import RANDOM_STATE, Interval, ParameterError, check_param
-from ..backends import float64_row_blocks, is_torch_tensor, to_numpy
+from ..backends import copy_of, float64_row_blocks, is_torch_tensor, ops_of, to_numpy, torch_backend
+from .monitor import as_float64
 
 HOLDOUT = [
     Interval("real", 0.0, 1.0, closed="neither", desc="a fraction in (0, 1)"),
@@ -48,7 +49,7 @@ def column_moments(X: Any) -> tuple[np.ndarray, np.ndarray]:
     s1 = s2 = shift = None
     for _, block in float64_row_blocks(X):
         if shift is None:
-            shift = block[0].clone() if is_torch_tensor(block) else block[0].copy()
+            shift = copy_of(block[0])
             s1, s2 = 0.0 * shift, 0.0 * shift
         u = block - shift
         s1 = s1 + u.sum(0)
@@ -60,11 +61,9 @@ def column_moments(X: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def take_rows(X: Any, idx: np.ndarray) -> Any:
     """Rows idx of X (numpy or a tensor; a tensor's rows are gathered on its device)."""
-    if is_torch_tensor(X):
-        import torch
-
-        return X[torch.as_tensor(idx, device=X.device)]
-    return np.asarray(X[idx])
+    xp = ops_of(X)
+    rows = X[xp.index(idx)]
+    return rows if xp.is_torch else np.asarray(rows)
 
 
 def alpha_grid(H: Any, metric: str, readout: Any, moments: Any = None) -> np.ndarray:
@@ -82,14 +81,11 @@ def alpha_grid(H: Any, metric: str, readout: Any, moments: Any = None) -> np.nda
     elif metric == "whiten":
         trace = float(d)
     else:  # tr(W S W^T) = ||(H - mu) W^T||^2 / n
-        W = np.asarray(to_numpy(readout), dtype=np.float64)
+        xp = ops_of(H)  # the blocks' namespace: the readout and mean are placed there once
+        W, centre = xp.asarray(as_float64(readout)), xp.asarray(mean)
         trace = 0.0
         for _, block in float64_row_blocks(H):
-            if is_torch_tensor(block):
-                Wt = block.new_tensor(W)
-                trace += float((((block - block.new_tensor(mean)) @ Wt.T) ** 2).sum())
-            else:
-                trace += float(np.sum(((block - mean) @ W.T) ** 2))
+            trace += float((((block - centre) @ W.T) ** 2).sum())
         trace /= n
     scale = n * trace / max(d, 1)
     if not np.isfinite(scale) or scale <= 0:
@@ -100,15 +96,14 @@ def alpha_grid(H: Any, metric: str, readout: Any, moments: Any = None) -> np.nda
 def same_place(XA: Any, XB: Any) -> tuple[Any, Any]:
     """Both numpy, or both torch tensors on XA's device (else XB's): a numpy side is moved to
     the tensor's device, a tensor on another device is moved to XA's."""
-    if not (is_torch_tensor(XA) or is_torch_tensor(XB)):
+    xp = ops_of(XA, XB)
+    if not xp.is_torch:
         return XA, XB
-    import torch
 
-    device = XA.device if is_torch_tensor(XA) else XB.device
-
-    def place(X):
+    def place(X: Any) -> Any:
+        # keeps a tensor's dtype (the fits choose their own precision); numpy rows go over as-is
         if is_torch_tensor(X):
-            return X if X.device == device else X.to(device)
-        return torch.from_numpy(np.ascontiguousarray(X)).to(device)
+            return X if X.device == xp.device else X.to(xp.device)
+        return torch_backend().host_tensor(np.ascontiguousarray(X)).to(xp.device)
 
     return place(XA), place(XB)

@@ -332,7 +332,7 @@ class Quotient(BaseEstimator):
         device for a torch tensor H, computed there in row blocks)."""
         self._check_fitted()
         X = check_X(H, name="H", n_features=self.n_features_in_, owner="this quotient",
-                    keep_tensor=is_torch_tensor(H))  # fmt: skip
+                    keep_tensor=True)  # fmt: skip
         if is_torch_tensor(X):
             return project_rows(X, *self._placed(X.device)[:2])
         return project_rows(X, self.centre_, self.visible_basis_)
@@ -343,7 +343,7 @@ class Quotient(BaseEstimator):
         Mahalanobis distance, centre_ + S C z (reference metric)."""
         self._check_fitted()
         Z = check_X(Z, name="Z", n_features=self.rank_, owner="this quotient",
-                    keep_tensor=is_torch_tensor(Z))  # fmt: skip
+                    keep_tensor=True)  # fmt: skip
         if is_torch_tensor(Z):
             centre, _, lift = self._placed(Z.device)
             return centre + Z.double() @ lift.T

@@ -72,7 +72,7 @@ from .._params import (
     shown,
 )
 from .._validation import check_X
-from ..backends import is_torch_tensor, to_numpy
+from ..backends import to_numpy
 from ..threads import interruptible
 from .agreement import (
     DEFAULT_MIN_DECISION_AUROC,
@@ -158,7 +158,7 @@ def few_label_probe(
     probe = cls(**params)  # TypeError naming an unknown parameter
     probe._check_params()  # every probe parameter, before any work
     X = check_X(H_B, name="H_B", min_samples=2, owner="the few-label probe",
-                keep_tensor=is_torch_tensor(H_B))  # fmt: skip
+                keep_tensor=True)  # fmt: skip
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"labels has {y.shape[0]} entries but H_B has {X.shape[0]} rows.")
     classes = np.unique(y)
@@ -288,7 +288,7 @@ def compare_transfer(
                                                                  Y[al.heldout_index_, j]),
             })  # fmt: skip
     if Y is not None and n_labels:
-        XB = check_X(H_B, name="H_B", keep_tensor=is_torch_tensor(H_B))
+        XB = check_X(H_B, name="H_B", keep_tensor=True)
         train, hold = first.train_index_, first.heldout_index_
         src = first.heldout_scores_[0][:, : len(bank)]
         B_tr, B_ho = take_rows(XB, train), take_rows(XB, hold)

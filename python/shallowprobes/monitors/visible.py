@@ -173,7 +173,7 @@ def reference_moments(
     the tensor's device for a CUDA tensor or backend="torch"); the small results come back
     as numpy."""
     X = check_X(reference, name="reference", n_features=d, min_samples=2, owner="the quotient",
-                keep_tensor=is_torch_tensor(reference))  # fmt: skip
+                keep_tensor=True)  # fmt: skip
     stats = SufficientStats(backend=backend).update(X)
     return np.asarray(to_numpy(stats.input_mean)), np.asarray(to_numpy(stats.input_covariance()))
 
@@ -204,14 +204,9 @@ def metric_basis(U_r: np.ndarray, s: np.ndarray, M: Any, M_raw: Any, L: np.ndarr
     strong = s_r > 1e-13 * max(float(s[0]), 1e-300)
     C = np.zeros((d, r))
     if np.any(strong):
-        if is_torch_tensor(M):
-            import torch
-
-            u = torch.from_numpy(np.ascontiguousarray(U_r[:, strong])).to(M.device)
-            coef = (M.T @ u) / torch.from_numpy(s_r[strong] ** 2).to(M.device)
-            C[:, strong] = to_numpy(M_raw @ coef)
-        else:
-            C[:, strong] = M_raw @ ((M.T @ U_r[:, strong]) / s_r[strong] ** 2)
+        xp = ops_of(M)  # M's namespace (a tensor stays on its device); only C comes back
+        coef = (M.T @ xp.asarray(U_r[:, strong])) / xp.asarray(s_r[strong] ** 2)
+        C[:, strong] = to_numpy(M_raw @ coef)
     if not np.all(strong):
         C[:, ~strong] = np.linalg.lstsq(L, U_r[:, ~strong], rcond=1e-12)[0]
     # one Loewdin step: C^T S C = I to round-off, however the columns were found
