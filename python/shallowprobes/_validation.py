@@ -20,6 +20,7 @@ __all__ = [
     "check_X",
     "check_targets",
     "check_fold_ids",
+    "check_folds_leave_rows",
     "check_magnitude",
     "is_torch_tensor",
     "all_finite",
@@ -298,6 +299,14 @@ def check_fold_ids(fold_ids: Any, n_samples: int, n_folds: int) -> np.ndarray:
             f"[{arr.min()}, {arr.max()}]."
         )
     return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def check_folds_leave_rows(counts: Any, n_samples: int) -> None:
+    """K-fold CV trains each fold's model on the other folds' rows: a fold holding every row
+    leaves none (explicit fold_ids that put all rows in one fold)."""
+    for f, c in enumerate(np.asarray(counts).ravel()):
+        if c > 0 and n_samples - c < 1:
+            raise ValueError(f"fold {f} holds every row; K-fold CV needs rows in other folds.")
 
 
 def check_rows_finite(X: np.ndarray, backend: Any) -> None:

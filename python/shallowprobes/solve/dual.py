@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_folds_leave_rows
 from ..backends import formulas, ops_of, to_numpy
 from ..solve.scoring import score_predictions
 
@@ -101,6 +102,7 @@ def dual_scores(lam, U, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit_
             loo[one_minus_h <= 1e-12] = np.nan
             preds[i] = loo
     else:
+        check_folds_leave_rows(np.bincount(folds, minlength=K), n)
         for i, a in enumerate(alphas):
             r = lam * inv_shifted(lam, float(a))
             fitted = y_mean + U @ (r[:, None] * Bv)

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .._validation import is_torch_tensor
+from .._validation import check_folds_leave_rows, is_torch_tensor
 from ..backends import ops_of, to_numpy
 from ..errors import GridEdgeWarning
 from ..solve.geometry import Geometry
@@ -352,9 +352,7 @@ def kfold_spectra(stats: SufficientStats, ne, fit_intercept: bool, backend):
     """
     folds = [f for f in range(stats.n_folds) if stats.count[f] > 0]
     n = stats.n_samples
-    for f in folds:
-        if n - stats.count[f] < 1:
-            raise ValueError(f"fold {f} holds every row; K-fold CV needs rows in other folds.")
+    check_folds_leave_rows(stats.count, n)
     fold_nes = [stats.normal_equations(fit_intercept, exclude_fold=f) for f in folds]
     everything = [ne, *fold_nes]
     d = ne.gram.shape[0]
