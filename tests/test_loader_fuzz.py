@@ -455,7 +455,7 @@ def test_brackets_inside_strings_do_not_count_as_depth(bank_dir):
 
 
 def test_oversized_json_is_refused_before_parsing(bank_dir, monkeypatch):
-    monkeypatch.setattr(sp.io, "MAX_JSON_BYTES", 100)
+    monkeypatch.setattr(sp.io.json_schema, "MAX_JSON_BYTES", 100)  # load_json reads it there
     raises_naming(lambda: ProbeBank.load(bank_dir), "bank.json", "larger than 100 bytes")
     assert MAX_JSON_BYTES > 1 << 20
 

@@ -50,7 +50,7 @@ def no_conversion(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a half-precision block was converted to float32 in the pass")
 
-    monkeypatch.setattr(cache_pass_module, "_convert_into", refuse)
+    monkeypatch.setattr(cache_pass_module, "convert_into", refuse)
     monkeypatch.setattr(Layer, "read", refuse)
 
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from .backends import get_backend
 from .backends.rust_kernels import HalfRows
-from .caches import DEFAULT_MEMORY_BUDGET, ActivationCache, _convert_into
+from .caches import DEFAULT_MEMORY_BUDGET, ActivationCache
+from .caches.segments import convert_into
 from .errors import ShallowProbesError
 from .solve.stats import SufficientStats
 
@@ -86,7 +87,7 @@ class _HostBlock:
             return self.raw
         if self._converted is None:
             out = np.empty(self.raw.shape, dtype=self.out_dtype)
-            _convert_into(self.raw, self.storage, out)
+            convert_into(self.raw, self.storage, out)
             self._converted = out
         return self._converted
 
