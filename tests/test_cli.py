@@ -440,8 +440,12 @@ def test_grid_and_precision_options_reach_the_probes(data, tmp_path):
                     "--out", str(tmp_path / "f")])  # fmt: skip
     assert got == 0
     fitted = {x["target"]: x for x in read_csv(tmp_path / "f" / "scores.csv")}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", GridEdgeWarning)  # the table's at_grid_edge says it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GridEdgeWarning)
         ref = sp.QuadraticProbeClassifier(cv=4, gamma="scale", alphas=[1.0, 10.0]).fit(
             data["layers"]["layer_0"], data["xor"])
+    # fit's at_grid_edge follows the probe's own rule (an improving edge), as sweep's does
+    warned = any(issubclass(w.category, GridEdgeWarning) for w in caught)
+    assert bool(fitted["t1"]["at_grid_edge"]) == warned
+    assert fitted["t1"]["at_grid_edge"] in ("", "alpha low", "alpha high")
     assert float(fitted["t1"]["alpha"]) == pytest.approx(ref.alpha_, rel=1e-12)

@@ -47,7 +47,7 @@ from .monitors.bank import ProbeBank
 from .probes.quadratic import QuadraticProbe
 from .solve import features as _quadratic
 from .solve.degree2 import physical_memory
-from .sweep_result import SweepResult, SweepTable, json_name
+from .sweep_result import SweepResult, SweepTable, grid_edge, json_name
 from .sweep_solve import score_test_rows, solve_probes
 from .sweep_targets import Target, open_test_set, prepare_targets, read_targets
 
@@ -453,7 +453,7 @@ def _table_rows(
                         "test_auroc": sc.get("auroc"),
                         "n_test": n_test or None,
                         "selected": selected[(lay, t.name)] == deg,
-                        "at_grid_edge": _grid_edge(est),
+                        "at_grid_edge": grid_edge(est),
                     }
                 )
     return rows
@@ -469,16 +469,6 @@ def _banks(names: list, tlist: list[Target], probes: dict, selected: dict, cv: A
             metadata={"layer": json_name(lay), "degrees": chosen, "cv": str(cv)},
         )
     return banks
-
-
-def _grid_edge(est: Any) -> Optional[str]:
-    """Which of a probe's choices sit at an improving edge of their grid ("alpha low",
-    "gamma high", both joined by ", "), or None."""
-    sol = est._solution()
-    parts = [f"alpha {side}" for side in sorted({e for e in (sol.alpha_edges or []) if e})]
-    if sol.gamma_edge:
-        parts.append(f"gamma {sol.gamma_edge}")
-    return ", ".join(parts) or None
 
 
 def _warn_edges(rows: list[dict]) -> None:

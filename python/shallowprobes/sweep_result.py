@@ -11,7 +11,7 @@ import numpy as np
 
 from .monitors.bank import ProbeBank
 
-__all__ = ["SweepResult", "SweepTable", "json_name"]
+__all__ = ["SweepResult", "SweepTable", "grid_edge", "json_name"]
 
 _COLUMNS = (
     "layer",
@@ -31,6 +31,18 @@ _COLUMNS = (
     "selected",
     "at_grid_edge",
 )
+
+
+def grid_edge(probe: Any) -> Optional[str]:
+    """The results tables' at_grid_edge entry for a fitted linear or degree-2 probe: which of
+    its choices sit at an edge of their grid where the CV score was still improving ("alpha
+    low", "gamma high", both joined by ", "), or None. The same rule as the probes' own
+    GridEdgeWarning (`solve.ridge.edge_side`): a choice at an edge on a plateau is not flagged."""
+    sol = probe._solution()
+    parts = [f"alpha {side}" for side in sorted({e for e in (sol.alpha_edges or []) if e})]
+    if sol.gamma_edge:
+        parts.append(f"gamma {sol.gamma_edge}")
+    return ", ".join(parts) or None
 
 
 # ---------------------------------------------------------------------------------- results

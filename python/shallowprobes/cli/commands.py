@@ -59,17 +59,12 @@ def _make_probe(degree: int, task: str, cv: Any, metric: str, alphas: Any = None
     return cls(cv=cv, metric=metric, alphas=alphas, **extra)
 
 
-def _at_edge(probe: Any) -> bool:
-    alphas = np.sort(np.asarray(probe.alphas_, dtype=float).ravel())
-    chosen = np.asarray(probe.alpha_, dtype=float).ravel()
-    return bool(alphas.size > 1 and np.any(np.isclose(chosen, alphas[0]) |
-                                           np.isclose(chosen, alphas[-1])))  # fmt: skip
-
-
 def cmd_fit(args: argparse.Namespace) -> int:
     import warnings
 
     import shallowprobes as sp
+
+    from ..sweep_result import grid_edge
 
     cache = _open_cache(args.cache)
     if args.layer is None:
@@ -104,7 +99,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         row = {"layer": str(layer), "degree": args.degree, "target": name, "task": task,
                "n_train": n_train, "cv": str(args.cv), "metric": args.metric,
                "alpha": float(np.asarray(probe.alpha_).ravel()[0]),
-               "at_grid_edge": _at_edge(probe), "cv_score": float(probe.best_score_),
+               "at_grid_edge": grid_edge(probe), "cv_score": float(probe.best_score_),
                "test_metric": None, "test_score": None, "n_test": n_test or None}  # fmt: skip
         if n_test:
             row["test_metric"] = "accuracy" if task == "classification" else "r2"
