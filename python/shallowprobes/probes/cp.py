@@ -246,7 +246,7 @@ class CPProbeBase(CPStarts, GammaSearch, PolynomialOutputs, RidgeProbeBase):
             X = geom.rows(X)  # fit on A h; coefficients are pulled back below
         if self.init in _ALS_INITS:
             return self._fit_alternating(X, Y, folds, xp, mean, geom)
-        return self._fit_from_exact(X, Y, folds, xp, mean, geom, on_torch)
+        return self._fit_from_exact(X, Y, folds, xp, mean, geom)
 
     def _cp_solution(self, fits: CPFits, Y: Any, centre: Any, mean: Any, geom: Any,
                      chosen: np.ndarray, halfsteps: list, init: str, gammas: Any, *,
@@ -338,8 +338,8 @@ class CPProbeBase(CPStarts, GammaSearch, PolynomialOutputs, RidgeProbeBase):
         return coef[: R * d].reshape(R, d), coef[R * d :, None], sol.intercept, sol
 
     # ------------------------------------------------------------------ polish of a start
-    def _fit_from_exact(self, X: Any, Y: Any, folds: Any, xp: Any, mean: Any, geom: Any,
-                        on_torch: bool) -> tuple[None, RidgeSolution]:
+    def _fit_from_exact(self, X: Any, Y: Any, folds: Any, xp: Any, mean: Any,
+                        geom: Any) -> tuple[None, RidgeSolution]:
         """init="auto" / "exact" / "sketch": the rank-R restriction of the exact probe's ridge
         objective J_F, started from its (or the sketch's) Q and polished by L-BFGS."""
         n, d = X.shape
