@@ -60,22 +60,10 @@ from ..solve.degree2 import (
     DEFAULT_QUADRATIC_RANKS,
     PREDICT_ENTRIES,
     QuadraticFeatureMap,
-    default_alpha_grid_from_trace,
     gaussian_slope_from_values,
 )
-from ..solve.dual import (
-    double_centre,
-    dual_scores,
-    inv_shifted,
-    poly_kernel,
-    row_covariance,
-    torch_ops_of_backend,
-)
-from ..solve.ridge import (
-    RidgeSolution,
-    best_index,
-    select_alpha,
-)
+from ..solve.dual import centred_copy, dual_polynomial, fit_dual_gamma, row_covariance
+from ..solve.ridge import RidgeSolution, best_index
 from ..solve.stats import SufficientStats
 from ..solve.subspace import (
     WhitenedRows,
@@ -297,23 +285,22 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
         return sol
 
     # ------------------------------------------------------------------ dual
-    def _solve_dual(self, X: np.ndarray, Y: np.ndarray, folds, backend) -> RidgeSolution:
-        n, d = X.shape
-        p = _quadratic.n_features(d)
-        fit_intercept = bool(self.fit_intercept)
-        scoring = self._scoring()
-        cv_name = self._cv_name()
-        on_host = backend.name != "torch" or ops_of(X).is_torch
-        xp = ops_of(X) if on_host else torch_ops_of_backend(backend)
-        if xp.is_torch:
-            Uc, Y = xp.array(X), xp.asarray(Y)  # a private float64 copy on the device
-        else:
-            Uc = X.astype(np.float64)  # a private copy, centred in place
-        centre = Uc.mean(axis=0) if fit_intercept else xp.zeros(d)
-        Uc -= centre
+    def _centred_rows(self, X: np.ndarray, Y: np.ndarray, backend: Any) -> tuple:
+        """(xp, rows A (X - centre) as a private float64 copy, Y, centre, geometry) for the
+        routes that solve from the rows (dual, subspace; `solve.dual.centred_copy`)."""
+        d = X.shape[1]
+        xp, Uc, Y, centre = centred_copy(X, Y, backend, bool(self.fit_intercept))
         geom = self._geometry(lambda: row_covariance(Uc, xp), d, xp=xp)
         if not geom.is_identity:
-            Uc = geom.rows(Uc)  # the dual route sees A (h - centre)
+            Uc = geom.rows(Uc)  # these routes see A (h - centre)
+        return xp, Uc, Y, centre, geom
+
+    def _solve_dual(self, X: np.ndarray, Y: np.ndarray, folds, backend) -> RidgeSolution:
+        """The dual route: one n x n kernel eigendecomposition per gamma (`solve.dual`)."""
+        n, d = X.shape
+        fit_intercept = bool(self.fit_intercept)
+        cv_name, scoring, n_folds = self._cv_name(), self._scoring(), self._n_folds()
+        xp, Uc, Y, centre, geom = self._centred_rows(X, Y, backend)
         y_mean = Y.mean(axis=0) if fit_intercept else xp.zeros(Y.shape[1])
         Yc = Y - y_mean
         G = Uc @ Uc.T
@@ -322,60 +309,19 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
         one_kernel = len(gammas) == 1 and self.gamma is not None  # G may become the kernel
 
         def fit_one(g: float) -> RidgeSolution:
-            K = poly_kernel(G, float(g), in_place=one_kernel)
-            if fit_intercept:
-                double_centre(K)
-            default = explicit is None
-            alphas = explicit if not default else default_alpha_grid_from_trace(
-                float(K.trace()), p
-            )
-            lam, Ue, Bv = backend.spectrum(K, Yc)
-            del K
-
-            def scores(grid):
-                return dual_scores(
-                    lam, Ue, Bv, Y, Yc, y_mean, grid, cv_name, scoring, folds, fit_intercept,
-                    self._n_folds(),
-                )  # fmt: skip
-
-            alphas, per, joint, idx, edges, searched = select_alpha(
-                scores, alphas, default, bool(self.alpha_per_target)
-            )
-            sol = RidgeSolution(None, None, alphas, idx, per, joint, searched=searched)
-            sol.alpha_edges, sol.default_grid = edges, default
-            sol.spectrum = (lam, Ue, Bv)
-            return sol
+            return fit_dual_gamma(
+                G, g, in_place=one_kernel, alphas=explicit, n_features=_quadratic.n_features(d),
+                backend=backend, Y=Y, Yc=Yc, y_mean=y_mean, fit_intercept=fit_intercept,
+                cv_name=cv_name, scoring=scoring, folds=folds, n_folds=n_folds,
+                alpha_per_target=bool(self.alpha_per_target),
+            )  # fmt: skip
 
         gammas, solutions, best = self._search_gammas(gammas, fit_one)
         sol = solutions[best]
         g = float(gammas[best])
         self._warn_edges(sol, gammas, solutions, best)
-        lam, Ue, Bv = sol.__dict__.pop("spectrum")
         G = None  # the row Gram (or the kernel it became) is no longer needed
-        k = Y.shape[1]
-        dual = xp.empty((n, k))
-        fitted = xp.empty((n, k))
-        for t in range(k):
-            alpha = float(sol.alphas[sol.alpha_index[t]])
-            inv = inv_shifted(lam, alpha)
-            dual[:, t] = Ue @ (inv * Bv[:, t])
-            fitted[:, t] = y_mean[t] + Ue @ (lam * inv * Bv[:, t])
-        if fit_intercept:
-            # exactly in the centred subspace (sum_i a_i = 0): round-off along the constant
-            # vector would otherwise add gamma sum(a) Uc^T Uc / n to Q below
-            dual -= dual.mean(axis=0)
-        # the kernel expansion sum_i a_i k(h, h_i) as a quadratic polynomial of u = h - mu
-        w = Uc.T @ dual
-        Q = xp.empty((k, d, d))
-        for t in range(k):
-            Qt = g * (Uc.T @ (Uc * dual[:, t : t + 1]))
-            Q[t] = 0.5 * (Qt + Qt.T)
-        if fit_intercept:
-            S = Uc.T @ Uc
-            intercept = y_mean - xp.einsum("tij,ij->t", Q, S) / n
-        else:
-            intercept = xp.zeros(k)
-        sol.intercept = intercept
+        Q, w, fitted = dual_polynomial(sol, g, Uc, y_mean, fit_intercept, xp)
         if self._is_classifier:
             sol.calibration = gaussian_slope_from_values(fitted, Y)
         Q, w = geom.pull_back_quadratic(Q), geom.pull_back_linear(w)
@@ -396,18 +342,8 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
         """quadratic_rank: the exact ridge probe with Q restricted to an m-dimensional subspace
         of the metric's coordinates (see `phd_directions`); m (when several), gamma and
         alpha chosen by refitting K-fold CV (`refit_select`)."""
-        n, d = X.shape
-        fit_intercept = bool(self.fit_intercept)
-        on_host = backend.name != "torch" or ops_of(X).is_torch
-        xp = ops_of(X) if on_host else torch_ops_of_backend(backend)
-        Uc = xp.array(X) if xp.is_torch else X.astype(np.float64)
-        if xp.is_torch:
-            Y = xp.asarray(Y)
-        centre = Uc.mean(axis=0) if fit_intercept else xp.zeros(d)
-        Uc -= centre
-        geom = self._geometry(lambda: row_covariance(Uc, xp), d, xp=xp)
-        if not geom.is_identity:
-            Uc = geom.rows(Uc)
+        d = X.shape[1]
+        xp, Uc, Y, centre, geom = self._centred_rows(X, Y, backend)
         ranks = self._quadratic_ranks(d)
         white = WhitenedRows(Uc, xp, eig_backend(self, xp))
         choice = refit_select(self, Uc, Y, ranks, folds, xp, white)
