@@ -73,8 +73,9 @@ from ..solve.subspace import (
     refit_select,
     subspace_coefficients,
 )
-from .base import ProbeRegressorMixin, RidgeProbeBase
+from .base import RidgeProbeBase
 from .classifier import ProbeClassifierMixin
+from .outputs import ProbeRegressorMixin
 from .polynomial import GammaSearch, PolynomialOutputs, _quadratic_rank_constraints
 
 __all__ = ["QuadraticProbe", "QuadraticProbeClassifier"]
