@@ -1,7 +1,8 @@
 """The scaffolding every ridge probe shares: parameters and validation, fit / partial_fit /
-update over `SufficientStats`, the lazy solve through `solve.ridge`, device placement, and the
-regressor and classifier mixins (predict, score, decision_function, predict_proba, label
-coding). `probes.linear`, `probes.quadratic` and `probes.cp` are thin subclasses.
+update over `SufficientStats`, and the lazy solve through `solve.ridge`. What the fitted probe
+gives back (predictions, device placement, fitted attributes, the regressors' predict / score)
+is `probes.outputs`; the classifiers' label coding is `probes.classifier`. `probes.linear`,
+`probes.quadratic` and `probes.cp` are thin subclasses.
 """
 
 from __future__ import annotations
@@ -33,17 +34,16 @@ from ..solve.ridge import (
     select_alpha,
     warn_grid_edge,
 )
-from ..solve.scoring import (
-    SCORINGS,
-    mean_r2,
-    score_predictions,
-)
+from ..solve.scoring import SCORINGS, score_predictions
 from ..solve.stats import SufficientStats
 from ..threads import commit_guard, interruptible
+from .outputs import ProbeRegressorMixin, RidgeOutputs
+
+__all__ = ["RidgeProbeBase", "ProbeRegressorMixin"]  # the regressor mixin's home is .outputs
 
 
 # ---------------------------------------------------------------------------------- base
-class RidgeProbeBase(BaseEstimator):
+class RidgeProbeBase(RidgeOutputs, BaseEstimator):
     """Shared machinery of the linear ridge probes (not public)."""
 
     _is_classifier = False
@@ -497,132 +497,3 @@ class RidgeProbeBase(BaseEstimator):
             per = -sse / n_total
             return per, per.mean(axis=1)
         return score_predictions(preds, Y, scoring)
-
-    # ------------------------------------------------------------------ prediction
-    def _decision(self, X: Any) -> np.ndarray:
-        sol = self._solution()
-        Xa, params = self._predict_inputs(X, sol)
-        return linear_decision(Xa, params["coef"], params["intercept"])
-
-    def _predict_inputs(self, X: Any, sol: RidgeSolution) -> tuple[Any, dict]:
-        """Validated rows and the predict-time arrays next to them: a torch tensor stays on
-        its device (the arrays are copied there once, cached), anything else is numpy."""
-        if is_torch_tensor(X):
-            Xa = check_X(X, n_features=self.n_features_in_, owner=type(self).__name__,
-                         keep_tensor=True)  # fmt: skip
-            return Xa, sol.placed(Xa.device)
-        Xa = check_X(X, n_features=self.n_features_in_, owner=type(self).__name__)
-        return Xa, sol.placed(None)
-
-    def to(self, device: Any) -> RidgeProbeBase:
-        """Move the fitted arrays used at predict time to a torch device ("cpu", "cuda:0",
-        torch.device), or to numpy with device=None / "numpy"; returns self.
-
-        Predictions work on numpy and torch inputs wherever the arrays live (they are copied
-        next to the input once and cached); `to` only chooses their home, e.g. so that
-        predicting on CUDA tensors moves nothing. Fitted attributes (coef_, ...) follow.
-        """
-        sol = self._solution()
-        if device is None or (isinstance(device, str) and device == "numpy"):
-            sol.to(None)
-            return self
-        from ..backends import torch_backend
-
-        torch_backend()
-        import torch
-
-        sol.to(torch.device(device))
-        return self
-
-    # ------------------------------------------------------------------ fitted attributes
-    @property
-    def coef_(self) -> np.ndarray:
-        """Coefficients in input coordinates: (n_features,) for 1-D y, else (n_targets, d)."""
-        coef = self._solution().coef
-        return copy_of(coef[:, 0]) if self._single_output() else copy_of(coef.T)
-
-    @property
-    def intercept_(self):
-        intercept = self._solution().intercept
-        return float(intercept[0]) if self._single_output() else copy_of(intercept)
-
-    @property
-    def alpha_(self):
-        """Selected alpha: a float, or one per target with alpha_per_target=True."""
-        sol = self._solution()
-        chosen = sol.alphas[sol.alpha_index]
-        if self.alpha_per_target and not self._single_output():
-            return chosen
-        return float(chosen[0])
-
-    @property
-    def alphas_(self) -> np.ndarray:
-        """The alpha grid that was searched (the default grid is relative to the data scale)."""
-        return self._solution().alphas.copy()
-
-    @property
-    def cv_results_(self) -> dict:
-        """CV results: 'alphas' (A,), 'scores' (A, n_targets) per-target score (higher is
-        better: negative mean squared error, accuracy or AUROC), 'mean_scores' (A,) the
-        criterion used for a shared alpha, 'scoring' and 'cv'."""
-        sol = self._solution()
-        return {
-            "alphas": sol.alphas.copy(),
-            "scores": sol.scores.copy(),
-            "mean_scores": sol.joint_scores.copy(),
-            "scoring": self._scoring(),
-            "cv": self._cv_name(),
-        }
-
-    @property
-    def best_score_(self):
-        sol = self._solution()
-        if self.alpha_per_target:
-            return sol.scores[sol.alpha_index, np.arange(sol.scores.shape[1])]
-        return float(sol.joint_scores[sol.alpha_index[0]])
-
-    @property
-    def geometry_(self) -> Geometry:
-        """The fitted metric: `geometry_.as_matrix(d)` is A (features are A (x - mu))."""
-        return self._solution().geometry
-
-    @property
-    def stats_(self) -> SufficientStats:
-        """The sufficient statistics the probe was solved from."""
-        stats = getattr(self, "_stats", None)
-        if stats is None:
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
-        return stats
-
-    def _single_output(self) -> bool:
-        return bool(self._target_state.get("y_1d", False))
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return (
-            getattr(self, "_stats", None) is not None
-            or getattr(self, "_solution_cache", None) is not None
-        )
-
-
-# ---------------------------------------------------------------------------------- regression
-class ProbeRegressorMixin:
-    """predict / score of the ridge probe regressors (linear and degree-2)."""
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted targets: (n,) for 1-D training y, else (n, n_targets)."""
-        out = self._decision(X)
-        return out[:, 0] if self._single_output() else out
-
-    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Coefficient of determination R^2 (averaged uniformly over targets)."""
-        if sample_weight is not None:
-            raise ValueError("sample_weight is not supported by score yet.")
-        P = to_numpy(self._decision(X))
-        Y, _ = check_targets(y, P.shape[0])
-        return mean_r2(Y, P)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = True
-        return tags

@@ -21,8 +21,9 @@ from .._base import (
 from ..solve.ridge import (
     default_alpha_grid,
 )
-from .base import ProbeRegressorMixin, RidgeProbeBase
+from .base import RidgeProbeBase
 from .classifier import ProbeClassifierMixin
+from .outputs import ProbeRegressorMixin
 
 __all__ = ["LinearProbe", "LinearProbeClassifier", "default_alpha_grid"]
 

@@ -47,7 +47,6 @@ rows) the probe is affine-invariant and, unlike the full whitened probe, works a
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -56,28 +55,15 @@ from .._base import ClassifierMixin, NotFittedError, RegressorMixin, streaming_m
 from .._validation import check_rows_finite, check_X
 from ..backends import ops_of, resolve_backend
 from ..solve import features as _quadratic
+from ..solve import routes
 from ..solve.degree2 import (
     DEFAULT_QUADRATIC_RANKS,
     PREDICT_ENTRIES,
     QuadraticFeatureMap,
-    default_alpha_grid_from_trace,
-    format_bytes,
     gaussian_slope_from_values,
-    physical_memory,
 )
-from ..solve.dual import (
-    double_centre,
-    dual_scores,
-    inv_shifted,
-    poly_kernel,
-    row_covariance,
-    torch_ops_of_backend,
-)
-from ..solve.ridge import (
-    RidgeSolution,
-    best_index,
-    select_alpha,
-)
+from ..solve.dual import centred_copy, dual_polynomial, fit_dual_gamma, row_covariance
+from ..solve.ridge import RidgeSolution, best_index
 from ..solve.stats import SufficientStats
 from ..solve.subspace import (
     WhitenedRows,
@@ -87,13 +73,12 @@ from ..solve.subspace import (
     refit_select,
     subspace_coefficients,
 )
-from .base import ProbeRegressorMixin, RidgeProbeBase
+from .base import RidgeProbeBase
 from .classifier import ProbeClassifierMixin
+from .outputs import ProbeRegressorMixin
 from .polynomial import GammaSearch, PolynomialOutputs, _quadratic_rank_constraints
 
 __all__ = ["QuadraticProbe", "QuadraticProbeClassifier"]
-
-_SOLVERS = ("auto", "primal", "dual")
 
 
 class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
@@ -151,7 +136,7 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
                 ),
                 None,
             ],
-            "solver": [Options(_SOLVERS)],
+            "solver": [Options(routes.SOLVERS)],
             "quadratic_rank": _quadratic_rank_constraints(),
             "memory_limit": [
                 Interval("real", 0.0, math.inf, closed="right", desc="a positive number of bytes"),
@@ -164,125 +149,38 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
         self._gamma_values(1.0)
         self._memory_limit()
 
-    def _memory_limit(self) -> float:
-        if self.memory_limit is None:
-            return 0.5 * physical_memory()
-        lim = self.memory_limit
-        if isinstance(lim, bool) or not isinstance(lim, numbers.Real) or not lim > 0:
-            raise ValueError(f"memory_limit must be a positive number of bytes, got {lim!r}.")
-        return float(lim)
-
     # ------------------------------------------------------------------ route
-    # Peak memory of fit(), in bytes (what memory_limit is compared with): an upper bound of
-    # the peak RSS increase measured in fresh processes (data allocated first; Linux, glibc),
-    # 1.0x-1.6x of it (mostly 1.05x-1.3x) for p ~ 1000-3000 / n ~ 1000-3500, cv gcv / loo /
-    # K-fold (batched and one fold at a time), 1-10 gammas, alpha_per_target either way,
-    # 1-8 core threads (tests/test_memory_limit.py). The terms count float64 arrays in units
-    # of p x p (primal) or n x n (dual). Below glibc's largest mmap threshold (32 MiB) such
-    # blocks come from the heap, and freed ones stay resident (in the main thread's arena and
-    # the core threads') and are only partly reused: the "heap" allowances. Not counted: a
-    # few MiB of fixed overhead (interpreter, thread stacks), which exceeds the estimate's
-    # slack only for tiny problems (p, n below ~1000); the (alphas, n, k) decision values of
-    # LOO / K-fold on the primal route (it gets no n: small next to p x p unless n >~ p^2/40)
-    # and the target count k (taken as 1: the dual route's Q is k d x d).
-    def _memory_knobs(self) -> tuple:
-        """(K folds, G gammas, T eigendecompositions the Rust core runs at once)."""
-        K = self._n_folds()
-        G = self._n_gammas_hint()
-        T = 1
-        if self.backend in ("auto", "rust"):
-            from ..backends import rust_core
-            from ..threads import get_num_threads
+    # The memory model and the route decision are `solve.routes`; these read the settings that
+    # change the peak off the parameters (sweep's and dask's planners call them too).
+    def _memory_limit(self) -> float:
+        return routes.memory_limit_bytes(self.memory_limit)
 
-            T = max(1, int(get_num_threads())) if rust_core is not None else 1
-        return K, G, T
+    def _memory_knobs(self) -> tuple[int, int, int]:
+        """(K folds, G gammas, T eigendecompositions the Rust core runs at once)."""
+        return self._n_folds(), self._n_gammas_hint(), routes.eigensolver_threads(self.backend)
 
     def _bytes_primal(self, p: int) -> float:
-        from ..solve.ridge import BATCH_ENTRIES
-
+        """Peak bytes of a primal-route fit with p features (`solve.routes.bytes_primal`)."""
         K, G, T = self._memory_knobs()
-        pp = float(p) * float(p)
-        # live at the peak: the statistics (K), their re-centred copy (K), the per-gamma copy
-        # when several gammas are tried (K), the normal equations of all rows (1)
-        live = K * (2 + (G > 1)) + 1
-        if K == 1:
-            # one eigendecomposition: the core's copy of the Gram and its workspace (~3, a
-            # little more with threads), the eigenvectors (1) and their numpy copy (1)
-            solve = 5.0 + 0.08 * min(T, 16)
-        elif (K + 1) * pp <= BATCH_ENTRIES:
-            # decomposed together (linear.kfold_spectra): the K fold normal equations, their
-            # stack with the full one (K + 1), the K + 1 eigenvector matrices, then either
-            # min(T, K + 1) workspaces in flight (~2.9 each) or the copy out to numpy (K + 1,
-            # + 1 staging); B, the per-fold copies for the coefficient paths and such (+1.5)
-            solve = K + 2 * (K + 1) + max(2.9 * min(T, K + 1), K + 2) + 1.5
-        else:
-            # one at a time: the fold normal equations (K), the eigenvectors so far (K + 1),
-            # one decomposition in flight (~4), B and such (+1.5)
-            solve = K + (K + 1) + 4.0 + 1.5
-        units = live + solve
-        if self._cv_name() == "loo":
-            # after the solve: the eigenvectors (1), the core's copy of them (1), +1.5, and
-            # the row blocks of features (the Python block of the feature map, the core's
-            # centred copy, its projection on V and the square: <= 2^22 entries each)
-            step = (1 << 22) // max(p, 1)
-            rows = min(8192, max(16, step)) + 3 * min(4096, max(256, step))
-            units = max(units, live + 3.5 + rows * p / pp)
-        if 8.0 * pp < 32 * 2**20:  # heap: freed p x p blocks stay resident (see above)
-            units += 1.0 + 0.4 * solve + (1.0 + 0.25 * min(T, 8)) * min(G - 1, 5)
-            if 8.0 * pp <= 16 * 2**20:  # several blocks per 64 MiB thread heap: more kept
-                units += 0.4 * (live + K)
-        return 8.0 * pp * units * 1.05  # 5% margin
+        return routes.bytes_primal(p, K, G, T, loo=self._cv_name() == "loo")
 
     def _bytes_dual(self, n: int, d: int, n_gammas: int) -> float:
+        """Peak bytes of a dual-route fit on n rows of d inputs (`solve.routes.bytes_dual`)."""
         _, _, T = self._memory_knobs()
-        nn = float(n) * float(n)
-        several = n_gammas > 1
-        # at the eigendecomposition: the kernel (1); with several gammas the row Gram and the
-        # best gamma's eigenvectors so far (2); the eigenvectors (1) and their numpy copy
-        # (1); the core's copy and workspace (~3, a little more with threads). Then the
-        # centred rows (n d; twice with a metric). CV scoring (K-fold blocks (n/K) x n,
-        # LOO row blocks) needs less than this.
-        # (+0.6 for n >= 2048: the gamma search state, which the heap terms below cover for
-        # smaller n)
-        eig = 3.0 + 0.6 * (n >= 2048) + 2.0 * several + 2.9 + 0.05 * min(T, 8)
-        rows = float(n) * d * (1 + (self.metric != "euclidean"))
-        # building the polynomial: the eigenvectors (1), the row Gram (1; the kernel itself
-        # with one gamma), the centred rows and a scaled copy (2 n d), Q and two d x d
-        # temporaries (3 d^2, per target: here one)
-        tail = 2.0
-        if n < 2048:  # heap: freed n x n blocks stay resident (see above)
-            eig += 0.9 + (1.5 + 2.0 * (n <= 1448)) * several
-            tail += 1.5 + 2.5 * several + (n <= 1448)
-        peak = max(eig * nn + rows, tail * nn + 2.0 * n * d + 3.0 * float(d) * d)
-        if self._cv_name() != "gcv":  # held-out predictions (alphas, n) and a temporary
+        heldout = 0
+        if self._cv_name() != "gcv":  # held-out predictions for each alpha of the grid
             alphas = self._explicit_alphas()
-            peak += 2.0 * (19 if alphas is None else alphas.size) * n
-        return 8.0 * peak * 1.05  # 5% margin
+            heldout = 19 if alphas is None else alphas.size  # 19: the default grid's length
+        euclidean = self.metric == "euclidean"
+        return routes.bytes_dual(n, d, n_gammas, T, euclidean=euclidean, heldout_alphas=heldout)
 
     def _route(self, n: Optional[int], d: int) -> str:
+        """"primal" or "dual" for a fit of n rows (None: partial_fit) of d inputs."""
         p = _quadratic.n_features(d)
         limit = self._memory_limit()
         primal = self._bytes_primal(p)
         dual = None if n is None else self._bytes_dual(n, d, self._n_gammas_hint())
-        if self.solver == "primal" or (self.solver == "auto" and n is None):
-            return "primal"
-        if self.solver == "dual":
-            return "dual"
-        if p <= n and primal <= limit:
-            return "primal"
-        if dual <= limit:
-            return "dual"
-        if primal <= limit:
-            return "primal"
-        raise MemoryError(
-            f"{type(self).__name__}: d={d} inputs give p={p:,} degree-2 features; the primal "
-            f"route needs about {format_bytes(primal)} (p x p Gram and eigenvectors) and the "
-            f"dual route with n={n:,} rows about {format_bytes(dual)} (n x n kernel), both over "
-            f"memory_limit={format_bytes(limit)}. Options: CPProbe(rank=R) (low-rank degree-2 "
-            f"probe, memory O(n R d)); fewer rows for the dual route (n <= "
-            f"{int(np.sqrt(limit / 70.0)):,} fits); fewer inputs (e.g. PCA of h) for the "
-            "primal route; or a larger memory_limit if the machine has it."
-        )
+        return routes.choose_route(self.solver, n, d, primal, dual, limit, type(self).__name__)
 
     # ------------------------------------------------------------------ fitting
     def _new_stats(self, n_folds: int) -> SufficientStats:
@@ -334,13 +232,7 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
             self._check_params()
             p = _quadratic.n_features(d)
             need, limit = self._bytes_primal(p), self._memory_limit()
-            if need > limit:
-                raise MemoryError(
-                    f"{type(self).__name__}.partial_fit: d={d} gives p={p:,} degree-2 "
-                    f"features whose statistics need about {format_bytes(need)}, over "
-                    f"memory_limit={format_bytes(limit)}. Use fit() with the dual route "
-                    "(n x n kernel), CPProbe, or fewer inputs."
-                )
+            routes.check_streaming_fits(type(self).__name__, d, p, need, limit)
         return RidgeProbeBase.partial_fit.fn(self, X, y, **kwargs)
 
     # ------------------------------------------------------------------ primal
@@ -394,23 +286,22 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
         return sol
 
     # ------------------------------------------------------------------ dual
-    def _solve_dual(self, X: np.ndarray, Y: np.ndarray, folds, backend) -> RidgeSolution:
-        n, d = X.shape
-        p = _quadratic.n_features(d)
-        fit_intercept = bool(self.fit_intercept)
-        scoring = self._scoring()
-        cv_name = self._cv_name()
-        on_host = backend.name != "torch" or ops_of(X).is_torch
-        xp = ops_of(X) if on_host else torch_ops_of_backend(backend)
-        if xp.is_torch:
-            Uc, Y = xp.array(X), xp.asarray(Y)  # a private float64 copy on the device
-        else:
-            Uc = X.astype(np.float64)  # a private copy, centred in place
-        centre = Uc.mean(axis=0) if fit_intercept else xp.zeros(d)
-        Uc -= centre
+    def _centred_rows(self, X: np.ndarray, Y: np.ndarray, backend: Any) -> tuple:
+        """(xp, rows A (X - centre) as a private float64 copy, Y, centre, geometry) for the
+        routes that solve from the rows (dual, subspace; `solve.dual.centred_copy`)."""
+        d = X.shape[1]
+        xp, Uc, Y, centre = centred_copy(X, Y, backend, bool(self.fit_intercept))
         geom = self._geometry(lambda: row_covariance(Uc, xp), d, xp=xp)
         if not geom.is_identity:
-            Uc = geom.rows(Uc)  # the dual route sees A (h - centre)
+            Uc = geom.rows(Uc)  # these routes see A (h - centre)
+        return xp, Uc, Y, centre, geom
+
+    def _solve_dual(self, X: np.ndarray, Y: np.ndarray, folds, backend) -> RidgeSolution:
+        """The dual route: one n x n kernel eigendecomposition per gamma (`solve.dual`)."""
+        n, d = X.shape
+        fit_intercept = bool(self.fit_intercept)
+        cv_name, scoring, n_folds = self._cv_name(), self._scoring(), self._n_folds()
+        xp, Uc, Y, centre, geom = self._centred_rows(X, Y, backend)
         y_mean = Y.mean(axis=0) if fit_intercept else xp.zeros(Y.shape[1])
         Yc = Y - y_mean
         G = Uc @ Uc.T
@@ -419,60 +310,19 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
         one_kernel = len(gammas) == 1 and self.gamma is not None  # G may become the kernel
 
         def fit_one(g: float) -> RidgeSolution:
-            K = poly_kernel(G, float(g), in_place=one_kernel)
-            if fit_intercept:
-                double_centre(K)
-            default = explicit is None
-            alphas = explicit if not default else default_alpha_grid_from_trace(
-                float(K.trace()), p
-            )
-            lam, Ue, Bv = backend.spectrum(K, Yc)
-            del K
-
-            def scores(grid):
-                return dual_scores(
-                    lam, Ue, Bv, Y, Yc, y_mean, grid, cv_name, scoring, folds, fit_intercept,
-                    self._n_folds(),
-                )  # fmt: skip
-
-            alphas, per, joint, idx, edges, searched = select_alpha(
-                scores, alphas, default, bool(self.alpha_per_target)
-            )
-            sol = RidgeSolution(None, None, alphas, idx, per, joint, searched=searched)
-            sol.alpha_edges, sol.default_grid = edges, default
-            sol.spectrum = (lam, Ue, Bv)
-            return sol
+            return fit_dual_gamma(
+                G, g, in_place=one_kernel, alphas=explicit, n_features=_quadratic.n_features(d),
+                backend=backend, Y=Y, Yc=Yc, y_mean=y_mean, fit_intercept=fit_intercept,
+                cv_name=cv_name, scoring=scoring, folds=folds, n_folds=n_folds,
+                alpha_per_target=bool(self.alpha_per_target),
+            )  # fmt: skip
 
         gammas, solutions, best = self._search_gammas(gammas, fit_one)
         sol = solutions[best]
         g = float(gammas[best])
         self._warn_edges(sol, gammas, solutions, best)
-        lam, Ue, Bv = sol.__dict__.pop("spectrum")
         G = None  # the row Gram (or the kernel it became) is no longer needed
-        k = Y.shape[1]
-        dual = xp.empty((n, k))
-        fitted = xp.empty((n, k))
-        for t in range(k):
-            alpha = float(sol.alphas[sol.alpha_index[t]])
-            inv = inv_shifted(lam, alpha)
-            dual[:, t] = Ue @ (inv * Bv[:, t])
-            fitted[:, t] = y_mean[t] + Ue @ (lam * inv * Bv[:, t])
-        if fit_intercept:
-            # exactly in the centred subspace (sum_i a_i = 0): round-off along the constant
-            # vector would otherwise add gamma sum(a) Uc^T Uc / n to Q below
-            dual -= dual.mean(axis=0)
-        # the kernel expansion sum_i a_i k(h, h_i) as a quadratic polynomial of u = h - mu
-        w = Uc.T @ dual
-        Q = xp.empty((k, d, d))
-        for t in range(k):
-            Qt = g * (Uc.T @ (Uc * dual[:, t : t + 1]))
-            Q[t] = 0.5 * (Qt + Qt.T)
-        if fit_intercept:
-            S = Uc.T @ Uc
-            intercept = y_mean - xp.einsum("tij,ij->t", Q, S) / n
-        else:
-            intercept = xp.zeros(k)
-        sol.intercept = intercept
+        Q, w, fitted = dual_polynomial(sol, g, Uc, y_mean, fit_intercept, xp)
         if self._is_classifier:
             sol.calibration = gaussian_slope_from_values(fitted, Y)
         Q, w = geom.pull_back_quadratic(Q), geom.pull_back_linear(w)
@@ -493,18 +343,8 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
         """quadratic_rank: the exact ridge probe with Q restricted to an m-dimensional subspace
         of the metric's coordinates (see `phd_directions`); m (when several), gamma and
         alpha chosen by refitting K-fold CV (`refit_select`)."""
-        n, d = X.shape
-        fit_intercept = bool(self.fit_intercept)
-        on_host = backend.name != "torch" or ops_of(X).is_torch
-        xp = ops_of(X) if on_host else torch_ops_of_backend(backend)
-        Uc = xp.array(X) if xp.is_torch else X.astype(np.float64)
-        if xp.is_torch:
-            Y = xp.asarray(Y)
-        centre = Uc.mean(axis=0) if fit_intercept else xp.zeros(d)
-        Uc -= centre
-        geom = self._geometry(lambda: row_covariance(Uc, xp), d, xp=xp)
-        if not geom.is_identity:
-            Uc = geom.rows(Uc)
+        d = X.shape[1]
+        xp, Uc, Y, centre, geom = self._centred_rows(X, Y, backend)
         ranks = self._quadratic_ranks(d)
         white = WhitenedRows(Uc, xp, eig_backend(self, xp))
         choice = refit_select(self, Uc, Y, ranks, folds, xp, white)

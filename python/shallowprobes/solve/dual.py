@@ -1,17 +1,23 @@
 """The dual (kernel) route of the exact degree-2 probe: the polynomial kernel from the row Gram,
-double centring, and exact GCV / LOO / K-fold scores for every alpha from one
-eigendecomposition of the n x n kernel (docs/design.md section 2).
+double centring, exact GCV / LOO / K-fold scores for every alpha from one eigendecomposition of
+the n x n kernel (docs/design.md section 2), the solve for one gamma, and the polynomial
+(Q, w, b) that the dual coefficients of the chosen solve expand to.
+
+Estimator-free: `probes.quadratic` passes in the rows and its CV settings and keeps the gamma
+search, the metric and the fitted attributes.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from .._validation import check_folds_leave_rows
 from ..backends import formulas, ops_of, to_numpy
 from ..solve.scoring import score_predictions
+from .degree2 import default_alpha_grid_from_trace
+from .ridge import RidgeSolution, select_alpha
 
 
 def poly_kernel(G: np.ndarray, gamma: float, in_place: bool) -> np.ndarray:
@@ -123,3 +129,104 @@ def dual_scores(lam, U, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit_
         per = -np.mean((preds - Y[None]) ** 2, axis=1)
         return per, per.mean(axis=1)
     return score_predictions(preds, Y, scoring)
+
+
+def centred_copy(X: Any, Y: Any, backend: Any, fit_intercept: bool) -> tuple:
+    """(xp, Uc, Y, centre) for the routes that solve from the rows (dual, subspace): Uc is a
+    private float64 copy of X centred at its mean (at 0 without an intercept), in the
+    namespace xp where the solve runs (torch's CPU device for numpy rows with
+    backend="torch"), and Y is in that namespace too."""
+    d = X.shape[1]
+    on_host = backend.name != "torch" or ops_of(X).is_torch
+    xp = ops_of(X) if on_host else torch_ops_of_backend(backend)
+    if xp.is_torch:
+        Uc, Y = xp.array(X), xp.asarray(Y)  # a private float64 copy on the device
+    else:
+        Uc = X.astype(np.float64)  # a private copy, centred in place
+    centre = Uc.mean(axis=0) if fit_intercept else xp.zeros(d)
+    Uc -= centre
+    return xp, Uc, Y, centre
+
+
+def fit_dual_gamma(
+    G: Any,
+    gamma: float,
+    *,
+    in_place: bool,
+    alphas: Optional[np.ndarray],
+    n_features: int,
+    backend: Any,
+    Y: Any,
+    Yc: Any,
+    y_mean: Any,
+    fit_intercept: bool,
+    cv_name: str,
+    scoring: str,
+    folds: Optional[np.ndarray],
+    n_folds: int,
+    alpha_per_target: bool,
+) -> RidgeSolution:
+    """Kernel ridge with the kernel G + gamma G∘G of the row Gram G (double-centred with an
+    intercept; in_place: G itself becomes the kernel), alpha chosen by CV on `alphas` (None:
+    the default grid from the kernel's trace, p = n_features, extended at improving edges).
+
+    The solution has no coefficients yet: it keeps the spectrum (lam, U, B) of the kernel in
+    `spectrum` for `dual_polynomial` (of the gamma finally chosen)."""
+    K = poly_kernel(G, float(gamma), in_place=in_place)
+    if fit_intercept:
+        double_centre(K)
+    default = alphas is None
+    if alphas is None:
+        alphas = default_alpha_grid_from_trace(float(K.trace()), n_features)
+    lam, Ue, Bv = backend.spectrum(K, Yc)
+    del K
+
+    def scores(grid: np.ndarray) -> tuple:
+        return dual_scores(
+            lam, Ue, Bv, Y, Yc, y_mean, grid, cv_name, scoring, folds, fit_intercept, n_folds
+        )
+
+    alphas, per, joint, idx, edges, searched = select_alpha(
+        scores, alphas, default, alpha_per_target
+    )
+    sol = RidgeSolution(None, None, alphas, idx, per, joint, searched=searched)
+    sol.alpha_edges, sol.default_grid = edges, default
+    sol.spectrum = (lam, Ue, Bv)
+    return sol
+
+
+def dual_polynomial(
+    sol: RidgeSolution, gamma: float, Uc: Any, y_mean: Any, fit_intercept: bool, xp: Any
+) -> tuple:
+    """(Q (k, d, d), w (d, k), fitted (n, k)): the kernel expansion sum_i a_i k(h, h_i) of
+    the solution `sol` of `fit_dual_gamma` at its chosen alphas, as a quadratic polynomial of
+    u = h - mu (Uc: the centred rows, in namespace xp); sets sol.intercept and drops the
+    spectrum."""
+    n, d = Uc.shape
+    g = float(gamma)
+    lam, Ue, Bv = sol.__dict__.pop("spectrum")
+    k = Bv.shape[1]
+    dual = xp.empty((n, k))
+    fitted = xp.empty((n, k))
+    for t in range(k):
+        alpha = float(sol.alphas[sol.alpha_index[t]])
+        inv = inv_shifted(lam, alpha)
+        dual[:, t] = Ue @ (inv * Bv[:, t])
+        fitted[:, t] = y_mean[t] + Ue @ (lam * inv * Bv[:, t])
+    if fit_intercept:
+        # exactly in the centred subspace (sum_i a_i = 0): round-off along the constant
+        # vector would otherwise add gamma sum(a) Uc^T Uc / n to Q below
+        dual -= dual.mean(axis=0)
+    # the kernel expansion sum_i a_i k(h, h_i) as a quadratic polynomial of u = h - mu
+    w = Uc.T @ dual
+    Q = xp.empty((k, d, d))
+    for t in range(k):
+        Qt = g * (Uc.T @ (Uc * dual[:, t : t + 1]))
+        Q[t] = 0.5 * (Qt + Qt.T)
+    if fit_intercept:
+        S = Uc.T @ Uc
+        intercept = y_mean - xp.einsum("tij,ij->t", Q, S) / n
+    else:
+        intercept = xp.zeros(k)
+    sol.intercept = intercept
+    return Q, w, fitted

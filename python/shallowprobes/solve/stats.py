@@ -1,9 +1,14 @@
-"""Sufficient statistics of (X, Y): the additive summary every probe is solved from."""
+"""Sufficient statistics of (X, Y): the additive summary every probe is solved from.
+
+`SufficientStats` accumulates, merges, converts and saves them; the ridge normal equations it
+yields are formed in `solve.normal_equations`, the exact re-centring of degree-2 statistics is
+`solve.recentring`, and the file format `solve.stats_file`.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -19,28 +24,14 @@ from ..backends import (
 from ..backends.numpy_kernels import NON_FINITE
 from ..errors import NonFiniteError
 from ..threads import commit_guard, interruptible
-from . import features as _quadratic
+from .normal_equations import NormalEquations, check_fold_args, normal_equations_of, symmetric
+from .recentring import checked_centre, fill_recentred
 from .stats_file import FIELDS as _FIELDS
 from .stats_file import read_stats_file, write_stats_file
 
 __all__ = ["SufficientStats", "NormalEquations"]
 
 _PRECISIONS = ("auto", "float64", "float32")
-
-
-class NormalEquations(NamedTuple):
-    """Ridge normal equations for one selection of rows, in float64.
-
-    With an intercept these are centred (gram = Xc^T Xc, cxy = Xc^T Yc, cyy = ||Yc||^2 per
-    target); without one they are raw. Means are zero without an intercept.
-    """
-
-    n: float
-    gram: np.ndarray  # (d, d)
-    cxy: np.ndarray  # (d, k)
-    cyy: np.ndarray  # (k,)
-    x_mean: np.ndarray  # (d,)
-    y_mean: np.ndarray  # (k,)
 
 
 class SufficientStats:
@@ -431,75 +422,19 @@ class SufficientStats:
         d = self.n_inputs
         sx = self.sum_x[:, :d].sum(axis=0)
         xtx = self.xtx[:, :d, :d].sum(axis=0)
-        return _sym(xtx - self._ops().outer(sx, sx) / n) / n
+        return symmetric(xtx - self._ops().outer(sx, sx) / n) / n
 
     def recentred(self, centre: Any) -> SufficientStats:
         """Degree-2 statistics of the same rows about another centre (exact; a new object).
 
-        The features become phi(h - centre). Costs O(p^2) per fold (see `_quadratic`).
+        The features become phi(h - centre). Costs O(p^2) per fold (see `solve.recentring`).
         """
         if self.degree != 2:
             raise ValueError("recentred() applies to degree-2 statistics only.")
         self._require_data()
-        centre = self._checked_centre(centre)
-        delta = centre - self.input_shift
-        shift_x = self.shift_x.clone() if self._device is not None else self.shift_x.copy()
-        _quadratic.recentre_rows(shift_x, delta)
-        shift_x += _quadratic.recentre_constant(delta)
+        centre = checked_centre(centre, self.n_inputs, self._ops())
         out = SufficientStats(self.n_folds, self.backend, 2)
-        out._device = self._device
-        out.rows_seen = self.rows_seen
-        out._allocate(self.n_features, self.n_targets, shift_x, self.shift_y, centre)
-        out.count[...] = self.count
-        out.sum_y[...] = self.sum_y
-        out.yty[...] = self.yty
-        for f in range(self.n_folds):
-            out.sum_x[f] = self.sum_x[f]
-            _quadratic.recentre_rows(out.sum_x[f], delta)
-            out.xty[f] = self.xty[f]
-            _quadratic.recentre_rows(out.xty[f], delta)
-            out.xtx[f] = _quadratic.recentre_gram(self.xtx[f] * 1.0, delta)
-        return out
-
-    def _checked_centre(self, centre: Any) -> Any:
-        """centre as a float64 (d,) array in these statistics' namespace: ParameterError
-        unless it is a real 1-D vector of length n_inputs, NonFiniteError (a
-        NonFiniteParameterError) for NaN or infinity."""
-        from .._params import (
-            NonFiniteParameterError,
-            ParameterError,
-            ParameterTypeError,
-            shown,
-        )
-
-        d, who = self.n_inputs, "SufficientStats.recentred: "
-        if centre is None or isinstance(centre, (str, bytes, bool, np.bool_)):
-            raise ParameterTypeError(
-                f"{who}centre must be a real 1-D array of length {d}, got {shown(centre)}."
-            )
-        if not is_torch_tensor(centre):
-            try:
-                raw = np.asarray(centre)
-            except (TypeError, ValueError):  # ragged sequences
-                raw = np.asarray(None)
-            if raw.dtype.kind not in "iuf":
-                raise ParameterTypeError(
-                    f"{who}centre must be a real 1-D array of length {d}, got {shown(centre)} "
-                    f"(dtype {raw.dtype})."
-                )
-        elif centre.is_complex():
-            raise ParameterTypeError(f"{who}centre must be real, got a {centre.dtype} tensor.")
-        xp = self._ops()
-        out = xp.ascontiguousarray(centre, dtype=np.float64)
-        if tuple(out.shape) != (d,):
-            raise ParameterError(
-                f"{who}centre must be a 1-D array of shape ({d},) (one entry per input), got "
-                f"shape {tuple(out.shape)}."
-            )
-        if not xp.all_finite(out):
-            raise NonFiniteParameterError(
-                f"{who}centre contains NaN or infinity ({shown(centre)}); it must be finite."
-            )
+        fill_recentred(out, self, centre)  # solve.recentring
         return out
 
     def feature_stats(self, centre: Any = None, quad_scale: float = 1.0) -> SufficientStats:
@@ -533,29 +468,6 @@ class SufficientStats:
         if self.count is None:
             raise ValueError("these statistics are empty: call update(X, Y) first.")
 
-    def _check_fold_args(self, fit_intercept: Any, exclude_fold: Any, only_fold: Any) -> None:
-        """Validate the arguments of `normal_equations` (cheap: it runs once per fold)."""
-        from .._params import (
-            BOOL,
-            Interval,
-            ParameterError,
-            ParameterIndexError,
-            check_param,
-        )
-
-        owner = "SufficientStats.normal_equations"
-        check_param("fit_intercept", fit_intercept, BOOL, owner=owner)
-        fold = [Interval("int", 0, self.n_folds, closed="left", error=ParameterIndexError,
-                         desc=f"a fold index in [0, {self.n_folds}) (these statistics have "
-                              f"{self.n_folds} fold(s))"), None]  # fmt: skip
-        check_param("exclude_fold", exclude_fold, fold, owner=owner)
-        check_param("only_fold", only_fold, fold, owner=owner)
-        if exclude_fold is not None and only_fold is not None:
-            raise ParameterError(
-                f"{owner}: pass exclude_fold or only_fold, not both (got "
-                f"exclude_fold={exclude_fold!r}, only_fold={only_fold!r})."
-            )
-
     def normal_equations(
         self,
         fit_intercept: bool = True,
@@ -566,33 +478,9 @@ class SufficientStats:
 
         exclude_fold / only_fold: a fold index in [0, n_folds) (at most one of them);
         ParameterError (also an IndexError) for anything else."""
-        self._check_fold_args(fit_intercept, exclude_fold, only_fold)
+        check_fold_args(self.n_folds, fit_intercept, exclude_fold, only_fold)
         self._require_data()
-        xp = self._ops()
-        K = self.n_folds
-        if exclude_fold is not None:
-            sel = [f for f in range(K) if f != exclude_fold]
-        elif only_fold is not None:
-            sel = [only_fold]
-        else:
-            sel = list(range(K))
-        n = float(self.count[sel].sum())
-        sx = self.sum_x[sel].sum(axis=0)
-        sy = self.sum_y[sel].sum(axis=0)
-        xtx = self.xtx[sel].sum(axis=0)
-        xty = self.xty[sel].sum(axis=0)
-        yy = xp.einsum("fjj->j", self.yty[sel]) if self.n_targets else xp.zeros(0)
-        s, t = self.shift_x, self.shift_y
-        if fit_intercept:
-            gram = xtx - xp.outer(sx, sx) / n
-            cxy = xty - xp.outer(sx, sy) / n
-            cyy = yy - sy * sy / n
-            return NormalEquations(n, _sym(gram), cxy, xp.maximum(cyy, 0.0), s + sx / n, t + sy / n)
-        gram = xtx + xp.outer(s, sx) + xp.outer(sx, s) + n * xp.outer(s, s)
-        cxy = xty + xp.outer(sx, t) + xp.outer(s, sy) + n * xp.outer(s, t)
-        cyy = yy + 2.0 * t * sy + n * t * t
-        d, k = self.n_features, self.n_targets
-        return NormalEquations(n, _sym(gram), cxy, cyy, xp.zeros(d), xp.zeros(k))
+        return normal_equations_of(self, fit_intercept, exclude_fold, only_fold)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Union[str, os.PathLike]) -> None:
@@ -637,10 +525,6 @@ class SufficientStats:
             f"SufficientStats(n_samples={self.n_samples}, n_features={self.n_features}, "
             f"n_targets={self.n_targets}, n_folds={self.n_folds}{deg})"
         )
-
-
-def _sym(a: np.ndarray) -> np.ndarray:
-    return 0.5 * (a + a.T)
 
 
 def host_array(a: Any) -> Any:
