@@ -334,7 +334,7 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
             )
         try:
             R = check_X(ref, name="reference", n_features=d, min_samples=2, owner="the probe",
-                        check_finite=False, keep_tensor=is_torch_tensor(ref))  # fmt: skip
+                        check_finite=False, keep_tensor=True)  # fmt: skip
         except ValueError as exc:
             raise ParameterError(f"reference (the whitening rows) is invalid: {exc}") from None
         if not all_finite(R):
