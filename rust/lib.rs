@@ -1,9 +1,11 @@
-//! shallowprobes core: sufficient statistics and exact multi-alpha ridge solves.
+//! shallowprobes core: sufficient statistics, exact multi-alpha ridge solves, and the row-block
+//! kernels of the monitors (projection, polynomial scores).
 //!
 //! Pure Rust, free of Python types, testable with `cargo test`. The PyO3 bindings live in
 //! [`bindings`] behind the `python` feature, which maturin enables.
 
 pub mod error;
+pub mod project;
 pub mod quadratic;
 pub mod ridge;
 pub mod stats;

@@ -160,3 +160,39 @@ def test_spectra_of_a_stack_equal_one_by_one(name):
         lam, _, B = be.spectrum(put(name, grams[i]), put(name, cxys[i]))
         np.testing.assert_allclose(host(lams[i]), host(lam), rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(np.abs(host(Bs[i])), np.abs(host(B)), rtol=1e-8, atol=1e-8)
+
+
+# --- the monitors' kernels: the quotient projection and a bank's scores -----------------------
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("n, d, r", [(1, 4, 1), (57, 9, 3), (300, 20, 16)])
+def test_project_rows_equals_the_numpy_expression(name, n, d, r):
+    rng = np.random.default_rng(n + d)
+    X = rng.normal(size=(n, d)) * 2.0 + 5.0
+    c, M = X.mean(axis=0), rng.normal(size=(d, r))
+    got = host(kernels(name).project_rows(put(name, X), put(name, c), put(name, M)))
+    np.testing.assert_allclose(got, (X - c) @ M, rtol=1e-12, atol=1e-12 * np.abs(X - c).sum())
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("kinds", ["l", "q", "lqlq", "qqlq"])
+def test_evaluate_polynomials_equals_the_scores_written_out(name, kinds):
+    """kinds: one letter per monitor, l = degree 1, q = degree 2 (the last two q's of "qqlq"
+    share a centre)."""
+    rng = np.random.default_rng(len(kinds))
+    n, d, m = 70, 8, len(kinds)
+    X = rng.normal(size=(n, d)) + 1.0
+    W, C, b = rng.normal(size=(m, d)), rng.normal(size=(m, d)), rng.normal(size=m)
+    if kinds == "qqlq":
+        C[3] = C[1]
+    Qs = [None if k == "l" else (lambda A: A + A.T)(rng.normal(size=(d, d))) for k in kinds]
+    Qs_in = [None if Q is None else put(name, Q) for Q in Qs]
+    be = kernels(name)
+    got = host(be.evaluate_polynomials(put(name, X), put(name, W), put(name, C), put(name, b),
+                                       Qs_in))  # fmt: skip
+    want = np.empty((n, m))
+    for j in range(m):
+        U = X - C[j]
+        want[:, j] = U @ W[j] + b[j]
+        if Qs[j] is not None:
+            want[:, j] += np.einsum("ia,ab,ib->i", U, Qs[j], U)
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11 * np.abs(want).max())

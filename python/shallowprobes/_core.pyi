@@ -140,6 +140,44 @@ def loo_sse(
     """Sums (A, k) of squared leave-one-out errors of the rows x, fused into the LOO pass
     (no (A, n, k) predictions are formed; NaN where a leverage reaches 1)."""
 
+def project_rows(
+    x: Floats | npt.NDArray[np.uint16],
+    centre: F64,
+    m: F64,
+    out: Optional[F64] = None,
+    cancel: Flag = None,
+    raw: Optional[str] = None,
+) -> F64:
+    """(x - centre) @ m as an (n, r) float64 array: x (n, d), centre (d,), m (d, r). Written
+    into `out` (a C-contiguous (n, r) float64 array, returned) when given, else into a new
+    array. In float64 whatever x's dtype, in fixed row blocks in parallel (the same bits for
+    any thread count). raw: as in `accumulate` (x uint16 bit patterns). NaN and infinity in x
+    are not checked: they propagate to their rows' outputs, as in the numpy expression."""
+
+def evaluate_polynomials(
+    x: Floats | npt.NDArray[np.uint16],
+    weights: F64,
+    constants: F64,
+    linear_columns: npt.NDArray[np.int64],
+    centres: F64,
+    linears: F64,
+    intercepts: F64,
+    quadratics: list[F64],
+    quadratic_columns: npt.NDArray[np.int64],
+    out: Optional[F64] = None,
+    cancel: Flag = None,
+    raw: Optional[str] = None,
+) -> F64:
+    """(n, m) float64 scores of a bank of m polynomial monitors on the rows of x (n, d), into
+    `out` (C-contiguous (n, m), returned) when given. Degree-1 members: weights (d, k),
+    constants (k,), scores x @ weights + constants in columns linear_columns (k,). Degree-2
+    members j < q: (x - centres[j]) @ Q_j @ (x - centres[j]) + linears[j] @ (x - centres[j]) +
+    intercepts[j] with Q_j = quadratics[j] (d, d, exactly symmetric: ValueError otherwise; the
+    core reads its upper triangle, a triangular product of half the flops of a full one), in
+    column quadratic_columns[j]; centres and linears (q, d) C-contiguous. The columns together
+    must be 0..m, each once. Members with bit-identical centres share one shifted block. raw,
+    NaN and thread counts as in `project_rows`."""
+
 def set_num_threads(n: int) -> None:
     """Use n threads in the core (0 = the default from the environment)."""
 

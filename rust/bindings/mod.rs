@@ -7,8 +7,8 @@
 //! By concern: [`arrays`] (numpy views and copies, the dtype dispatch of X), [`errors`] (the
 //! conversion of core errors), [`pool`] (cancel flags, the thread pool and its size),
 //! [`accumulate`] (degree-1 statistics), [`degree2`] (quadratic features), [`ridge`]
-//! (spectra, ridge paths, held-out errors) and [`loo`] (leave-one-out); the module
-//! registration is here.
+//! (spectra, ridge paths, held-out errors), [`loo`] (leave-one-out) and [`project`] (the
+//! monitors' projection and bank scores); the module registration is here.
 
 mod accumulate;
 mod arrays;
@@ -16,6 +16,7 @@ mod degree2;
 mod errors;
 mod loo;
 mod pool;
+mod project;
 mod ridge;
 
 use pyo3::prelude::*;
@@ -34,6 +35,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ridge::heldout_sse, m)?)?;
     m.add_function(wrap_pyfunction!(loo::loo_predictions, m)?)?;
     m.add_function(wrap_pyfunction!(loo::loo_sse, m)?)?;
+    m.add_function(wrap_pyfunction!(project::project_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(project::evaluate_polynomials, m)?)?;
     m.add_function(wrap_pyfunction!(pool::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(pool::get_num_threads, m)?)?;
     Ok(())

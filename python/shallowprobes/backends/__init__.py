@@ -2,7 +2,8 @@
 
 One small module so that every estimator resolves `backend=` the same way. All backends expose
 the same functions (see `numpy_kernels`): `all_finite`, `accumulate`, `spectrum`, `spectra`,
-`ridge_path`, `heldout_sse`, `loo_predictions`, `accumulate_quadratic`, `expand_quadratic`.
+`ridge_path`, `heldout_sse`, `loo_predictions`, `accumulate_quadratic`, `expand_quadratic`, and
+the monitors' `project_rows` and `evaluate_polynomials`.
 
 Dispatch (`resolve_backend`), from the ``backend=`` parameter and the data:
 

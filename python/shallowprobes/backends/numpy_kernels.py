@@ -255,3 +255,93 @@ def accumulate_quadratic(
         return _expand_block(xb - shift_in, a, b, weights)
 
     _accumulate_blocks(X, Y, fold_ids, shift_x, shift_y, stats, step, features)
+
+
+# --- monitors: the quotient projection and the scores of a bank -------------------------------
+# Rows per block: about this many float64 entries of X at a time (as the monitors' code does).
+_MONITOR_BLOCK_ENTRIES = 1 << 22
+
+
+def check_projection(X, centre, M) -> None:
+    """ValueError unless X is (n, d), centre (d,) and M (d, r) (shapes only: any array type)."""
+    shape = tuple(np.shape(X))
+    if len(shape) != 2:
+        raise ValueError(f"X must be a 2-D array (n, d), got shape {shape}")
+    d = shape[1]
+    if tuple(np.shape(centre)) != (d,):
+        raise ValueError(f"centre has shape {tuple(np.shape(centre))}, X has {d} columns")
+    m_shape = tuple(np.shape(M))
+    if len(m_shape) != 2 or m_shape[0] != d:
+        raise ValueError(f"M has shape {m_shape}, expected ({d}, r) for X's {d} columns")
+
+
+def check_polynomials(X, linear, centres, intercepts, quadratics) -> int:
+    """The number m of monitors; ValueError unless X is (n, d), linear and centres (m, d),
+    intercepts (m,) and quadratics a sequence of m entries, each None or (d, d)."""
+    shape = tuple(np.shape(X))
+    if len(shape) != 2:
+        raise ValueError(f"X must be a 2-D array (n, d), got shape {shape}")
+    d = shape[1]
+    w_shape = tuple(np.shape(linear))
+    if len(w_shape) != 2 or w_shape[1] != d:
+        raise ValueError(f"linear has shape {w_shape}, expected (m, {d}) for X's {d} columns")
+    m = w_shape[0]
+    for what, arr, want in (("centres", centres, (m, d)), ("intercepts", intercepts, (m,))):
+        if tuple(np.shape(arr)) != want:
+            raise ValueError(f"{what} has shape {tuple(np.shape(arr))}, expected {want}")
+    if isinstance(quadratics, np.ndarray) or len(quadratics) != m:
+        raise ValueError(f"quadratics must be a sequence of {m} entries (None or ({d}, {d}))")
+    for j, Q in enumerate(quadratics):
+        if Q is not None and tuple(np.shape(Q)) != (d, d):
+            raise ValueError(f"quadratics[{j}] has shape {tuple(np.shape(Q))}, expected "
+                             f"({d}, {d})")  # fmt: skip
+    return m
+
+
+def _monitor_blocks(X):
+    """(rows, float64 block) of X, about `_MONITOR_BLOCK_ENTRIES` entries at a time."""
+    step = max(16, _MONITOR_BLOCK_ENTRIES // max(X.shape[1], 1))
+    for start in range(0, X.shape[0], step):
+        check_interrupt()  # Ctrl-C between row blocks
+        rows = slice(start, start + step)
+        yield rows, np.asarray(X[rows], dtype=np.float64)
+
+
+def project_rows(X, centre, M) -> np.ndarray:
+    """(X - centre) @ M as (n, r) float64, in float64 row blocks (never a float64 copy of all
+    of X). NaN and infinity in X propagate to their rows' outputs."""
+    check_projection(X, centre, M)
+    centre, M = np.asarray(centre, dtype=np.float64), np.asarray(M, dtype=np.float64)
+    out = np.empty((X.shape[0], M.shape[1]))
+    for rows, Xb in _monitor_blocks(X):
+        out[rows] = (Xb - centre) @ M
+    return out
+
+
+def evaluate_polynomials(X, linear, centres, intercepts, quadratics) -> np.ndarray:
+    """(n, m) float64 scores of m polynomial monitors
+    f_j(x) = (x - c_j)^T Q_j (x - c_j) + w_j . (x - c_j) + b_j on the rows of X (n, d).
+
+    linear: (m, d) covectors w_j; centres: (m, d); intercepts: (m,); quadratics: m entries,
+    None for a degree-1 monitor or Q_j (d, d) (only its symmetric part enters the score). The
+    degree-1 monitors are one product X @ W + (b - w . c); each degree-2 one is
+    U @ w + b + ((U @ Q) * U).sum(1) with U = X - c; float64 row blocks. NaN and infinity in
+    X propagate to their rows' outputs.
+    """
+    m = check_polynomials(X, linear, centres, intercepts, quadratics)
+    W, C = np.asarray(linear, dtype=np.float64), np.asarray(centres, dtype=np.float64)
+    b = np.asarray(intercepts, dtype=np.float64)
+    Qs = [None if Q is None else np.asarray(Q, dtype=np.float64) for Q in quadratics]
+    out = np.empty((X.shape[0], m))
+    lin = [j for j in range(m) if Qs[j] is None]
+    quad = [j for j in range(m) if Qs[j] is not None]
+    if lin:
+        W_lin = np.stack([W[j] for j in lin], axis=1)
+        const = np.asarray([b[j] - float(W[j] @ C[j]) for j in lin])
+    for rows, Xb in _monitor_blocks(X):
+        if lin:
+            out[rows, lin] = Xb @ W_lin + const
+        for j in quad:
+            U = Xb - C[j]
+            out[rows, j] = U @ W[j] + b[j] + ((U @ Qs[j]) * U).sum(1)
+    return out

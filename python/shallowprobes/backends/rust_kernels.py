@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _core
 from .._interrupt import cancel_flag
+from .numpy_kernels import check_polynomials, check_projection
 
 name = "rust"
 
@@ -200,3 +201,67 @@ def expand_quadratic(X, shift_in, quad_scale: float) -> np.ndarray:
     if not readable_in_place(X):
         X = _native(X)  # the output is n x p, far larger than this copy
     return _core.expand_quadratic(X, _f64(shift_in), float(quad_scale), cancel_flag())
+
+
+# --- monitors: the quotient projection and the scores of a bank -------------------------------
+def _monitor_input(X: Any) -> Any:
+    """X as the monitor kernels hand it over: `HalfRows` for float16/bfloat16 rows, else a
+    numpy array (lists and CPU tensors viewed through np.asarray)."""
+    half = half_rows(X)
+    if half is not None:
+        return half
+    return X if isinstance(X, np.ndarray) else np.asarray(X)
+
+
+def project_rows(X: Any, centre: Any, M: Any) -> np.ndarray:
+    """(X - centre) @ M as (n, r) float64, the core's row blocks (`_core.project_rows`):
+    float32/float64 X read in place, float16/bfloat16 X as raw bits decoded per block, other
+    layouts and dtypes copied one row block at a time. NaN and infinity in X propagate to their
+    rows' outputs, as in `numpy_kernels.project_rows`."""
+    X = _monitor_input(X)
+    check_projection(X, centre, M)
+    centre, M = _f64(centre), _f64(M)
+    out = np.empty((X.shape[0], M.shape[1]))
+    if isinstance(X, HalfRows):
+        _core.project_rows(X.bits, centre, M, out, cancel_flag(), X.kind)
+        return out
+    for rows, block in _row_blocks(X):
+        _core.project_rows(block, centre, M, out[rows], cancel_flag())
+    return out
+
+
+def _symmetric(Q: Any) -> np.ndarray:
+    """Q as float64, itself when exactly symmetric (a monitor's Q is), else (Q + Q^T) / 2:
+    the core reads one triangle, and only the symmetric part enters the score."""
+    Q = _f64(Q)
+    return Q if np.array_equal(Q, Q.T, equal_nan=True) else 0.5 * (Q + Q.T)
+
+
+def evaluate_polynomials(
+    X: Any, linear: Any, centres: Any, intercepts: Any, quadratics: Any
+) -> np.ndarray:
+    """(n, m) float64 scores of m polynomial monitors, in the core
+    (`_core.evaluate_polynomials`); same arguments and values as
+    `numpy_kernels.evaluate_polynomials`: linear (m, d), centres (m, d), intercepts (m,),
+    quadratics m entries, None (degree 1) or (d, d) (symmetrised here unless it is exactly
+    symmetric). X is read as in `project_rows`."""
+    X = _monitor_input(X)
+    m = check_polynomials(X, linear, centres, intercepts, quadratics)
+    W, C, b = _f64(linear), _f64(centres), _f64(intercepts)
+    lin = [j for j in range(m) if quadratics[j] is None]
+    quad = [j for j in range(m) if quadratics[j] is not None]
+    d = W.shape[1]
+    # the degree-1 members as X @ W + (b - w . c), the constants formed as the numpy path does
+    const = np.array([b[j] - float(W[j] @ C[j]) for j in lin], dtype=np.float64)
+    args = (
+        np.ascontiguousarray(W[lin].T), const,
+        np.array(lin, dtype=np.int64), C[quad].reshape(-1, d), W[quad].reshape(-1, d), b[quad],
+        [_symmetric(quadratics[j]) for j in quad], np.array(quad, dtype=np.int64),
+    )  # fmt: skip
+    out = np.empty((X.shape[0], m))
+    if isinstance(X, HalfRows):
+        _core.evaluate_polynomials(X.bits, *args, out, cancel_flag(), X.kind)
+        return out
+    for rows, block in _row_blocks(X):
+        _core.evaluate_polynomials(block, *args, out[rows], cancel_flag())
+    return out

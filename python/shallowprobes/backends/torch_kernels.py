@@ -28,6 +28,7 @@ import torch
 from .._interrupt import check_interrupt
 from ..errors import NonFiniteError
 from . import formulas
+from .numpy_kernels import check_polynomials, check_projection
 
 name = "torch"
 
@@ -309,6 +310,52 @@ def accumulate_quadratic(
 
     step = _quadratic_rows_per_block(p)
     _accumulate_blocks(X, Y, fold_ids, shift_x, shift_y, stats, step, features)
+
+
+# --- monitors: the quotient projection and the scores of a bank -------------------------------
+def project_rows(X: Any, centre: Any, M: Any) -> torch.Tensor:
+    """(X - centre) @ M as (n, r) float64 on X's device (see `numpy_kernels.project_rows`),
+    in float64 row blocks."""
+    check_projection(X, centre, M)
+    dev = device_of(X, centre, M)
+    centre, M = as_f64(centre, dev), as_f64(M, dev)
+    n, d = _shape(X)
+    out = torch.empty((n, M.shape[1]), dtype=F64, device=dev)
+    step = _rows_per_block(d)
+    for start in range(0, n, step):
+        check_interrupt()  # Ctrl-C between row blocks
+        sl = slice(start, start + step)
+        out[sl] = (_rows(X, sl, dev) - centre) @ M
+    return out
+
+
+def evaluate_polynomials(X: Any, linear: Any, centres: Any, intercepts: Any,
+                         quadratics: Any) -> torch.Tensor:  # fmt: skip
+    """(n, m) float64 scores of m polynomial monitors on X's device (same arguments and
+    formulas as `numpy_kernels.evaluate_polynomials`), in float64 row blocks."""
+    m = check_polynomials(X, linear, centres, intercepts, quadratics)
+    dev = device_of(X, linear, centres)
+    W, C = as_f64(linear, dev), as_f64(centres, dev)
+    b = [float(v) for v in as_f64(intercepts, "cpu")]
+    Qs = [None if Q is None else as_f64(Q, dev) for Q in quadratics]
+    n, d = _shape(X)
+    out = torch.empty((n, m), dtype=F64, device=dev)
+    lin = [j for j in range(m) if Qs[j] is None]
+    quad = [j for j in range(m) if Qs[j] is not None]
+    if lin:
+        W_lin = torch.stack([W[j] for j in lin], dim=1)
+        const = torch.tensor([b[j] - float(W[j] @ C[j]) for j in lin], dtype=F64, device=dev)
+    step = _rows_per_block(d)
+    for start in range(0, n, step):
+        check_interrupt()  # Ctrl-C between row blocks
+        sl = slice(start, start + step)
+        Xb = _rows(X, sl, dev)
+        if lin:
+            out[sl, lin] = Xb @ W_lin + const
+        for j in quad:
+            U = Xb - C[j]
+            out[sl, j] = U @ W[j] + b[j] + ((U @ Qs[j]) * U).sum(1)
+    return out
 
 
 # ---------------------------------------------------------------------------------- namespace
