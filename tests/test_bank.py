@@ -261,11 +261,16 @@ def test_bank_mapping_and_evaluation():
     assert "2 monitors" in repr(bank) and "d=5" in repr(bank)
 
 
-def test_bank_blocked_evaluation_matches_numpy(monkeypatch):
-    # force many small row blocks (the real block is 4M entries / d rows)
-    import shallowprobes.monitors.monitor as monitor_module
+@pytest.mark.parametrize("kernels", ["default", "numpy, small blocks"])
+def test_bank_blocked_evaluation_matches_numpy(monkeypatch, kernels):
+    if kernels != "default":
+        # the numpy statement, forced into many small row blocks (its real block is 4M
+        # entries / d rows); the default is the Rust core wherever the extension is built
+        import shallowprobes.backends.numpy_kernels as numpy_kernels
+        import shallowprobes.monitors.monitor as monitor_module
 
-    monkeypatch.setattr(monitor_module, "_BLOCK_ENTRIES", 64)
+        monkeypatch.setattr(numpy_kernels, "_MONITOR_BLOCK_ENTRIES", 64)
+        monkeypatch.setattr(monitor_module, "host_kernels", lambda: numpy_kernels)
     rng = np.random.default_rng(11)
     d, n = 6, 1000
     H = rng.standard_normal((n, d)).astype(np.float32)

@@ -125,3 +125,28 @@ def loo_block(Z: Any, yb: Any, lam: Any, B: Any, y_mean: Any, alphas: Any, base:
     safe = xp.where(ok, one_minus_h, 1.0)
     loo = yb[None] - (yb[None] - fitted) / safe
     return xp.where(ok, loo, float("nan"))
+
+
+def polynomial_scores(blocks: Any, W: Any, C: Any, b: Any, Qs: list, out: Any, xp: Any) -> Any:
+    """Fill `out` (n, m) with the scores of m polynomial monitors
+    f_j(x) = (x - c_j)^T Q_j (x - c_j) + w_j . (x - c_j) + b_j over float64 row `blocks`
+    ((rows, block) pairs in the namespace of W, C and Qs).
+
+    W, C (m, d), b (m,) floats, Qs m entries (None for a degree-1 monitor). The degree-1
+    monitors are one product X @ W + (b - w . c); each degree-2 one is
+    U @ w + b + ((U @ Q) * U).sum(1) with U = X - c. NaN and infinity in X propagate to their
+    rows' outputs. (The Rust core, rust/project.rs, is the other statement: it reads one
+    triangle of Q, half the arithmetic.)"""
+    m = len(Qs)
+    lin = [j for j in range(m) if Qs[j] is None]
+    quad = [j for j in range(m) if Qs[j] is not None]
+    if lin:
+        W_lin = xp.stack([W[j] for j in lin], axis=1)
+        const = xp.asarray([float(b[j]) - float(W[j] @ C[j]) for j in lin])
+    for rows, Xb in blocks:
+        if lin:
+            out[rows, lin] = Xb @ W_lin + const
+        for j in quad:
+            U = Xb - C[j]
+            out[rows, j] = U @ W[j] + float(b[j]) + ((U @ Qs[j]) * U).sum(1)
+    return out

@@ -328,20 +328,9 @@ def evaluate_polynomials(X, linear, centres, intercepts, quadratics) -> np.ndarr
     U @ w + b + ((U @ Q) * U).sum(1) with U = X - c; float64 row blocks. NaN and infinity in
     X propagate to their rows' outputs.
     """
-    m = check_polynomials(X, linear, centres, intercepts, quadratics)
+    check_polynomials(X, linear, centres, intercepts, quadratics)
     W, C = np.asarray(linear, dtype=np.float64), np.asarray(centres, dtype=np.float64)
     b = np.asarray(intercepts, dtype=np.float64)
     Qs = [None if Q is None else np.asarray(Q, dtype=np.float64) for Q in quadratics]
-    out = np.empty((X.shape[0], m))
-    lin = [j for j in range(m) if Qs[j] is None]
-    quad = [j for j in range(m) if Qs[j] is not None]
-    if lin:
-        W_lin = np.stack([W[j] for j in lin], axis=1)
-        const = np.asarray([b[j] - float(W[j] @ C[j]) for j in lin])
-    for rows, Xb in _monitor_blocks(X):
-        if lin:
-            out[rows, lin] = Xb @ W_lin + const
-        for j in quad:
-            U = Xb - C[j]
-            out[rows, j] = U @ W[j] + b[j] + ((U @ Qs[j]) * U).sum(1)
-    return out
+    out = np.empty((X.shape[0], len(Qs)))
+    return formulas.polynomial_scores(_monitor_blocks(X), W, C, b, Qs, out, NUMPY_OPS)

@@ -313,19 +313,25 @@ def accumulate_quadratic(
 
 
 # --- monitors: the quotient projection and the scores of a bank -------------------------------
+def _blocks(X: Any, dev: torch.device):
+    """(rows, float64 block of X on dev), `_rows_per_block` rows at a time; Ctrl-C between."""
+    n, d = _shape(X)
+    step = _rows_per_block(d)
+    for start in range(0, n, step):
+        check_interrupt()  # Ctrl-C between row blocks
+        sl = slice(start, start + step)
+        yield sl, _rows(X, sl, dev)
+
+
 def project_rows(X: Any, centre: Any, M: Any) -> torch.Tensor:
     """(X - centre) @ M as (n, r) float64 on X's device (see `numpy_kernels.project_rows`),
     in float64 row blocks."""
     check_projection(X, centre, M)
     dev = device_of(X, centre, M)
     centre, M = as_f64(centre, dev), as_f64(M, dev)
-    n, d = _shape(X)
-    out = torch.empty((n, M.shape[1]), dtype=F64, device=dev)
-    step = _rows_per_block(d)
-    for start in range(0, n, step):
-        check_interrupt()  # Ctrl-C between row blocks
-        sl = slice(start, start + step)
-        out[sl] = (_rows(X, sl, dev) - centre) @ M
+    out = torch.empty((_shape(X)[0], M.shape[1]), dtype=F64, device=dev)
+    for sl, Xb in _blocks(X, dev):
+        out[sl] = (Xb - centre) @ M
     return out
 
 
@@ -340,22 +346,7 @@ def evaluate_polynomials(X: Any, linear: Any, centres: Any, intercepts: Any,
     Qs = [None if Q is None else as_f64(Q, dev) for Q in quadratics]
     n, d = _shape(X)
     out = torch.empty((n, m), dtype=F64, device=dev)
-    lin = [j for j in range(m) if Qs[j] is None]
-    quad = [j for j in range(m) if Qs[j] is not None]
-    if lin:
-        W_lin = torch.stack([W[j] for j in lin], dim=1)
-        const = torch.tensor([b[j] - float(W[j] @ C[j]) for j in lin], dtype=F64, device=dev)
-    step = _rows_per_block(d)
-    for start in range(0, n, step):
-        check_interrupt()  # Ctrl-C between row blocks
-        sl = slice(start, start + step)
-        Xb = _rows(X, sl, dev)
-        if lin:
-            out[sl, lin] = Xb @ W_lin + const
-        for j in quad:
-            U = Xb - C[j]
-            out[sl, j] = U @ W[j] + b[j] + ((U @ Qs[j]) * U).sum(1)
-    return out
+    return formulas.polynomial_scores(_blocks(X, dev), W, C, b, Qs, out, ops_for(dev))
 
 
 # ---------------------------------------------------------------------------------- namespace

@@ -34,12 +34,11 @@ from .._params import (
     shown,
 )
 from .._validation import check_X
-from ..backends import float64_row_blocks, is_torch_tensor, ops_of
+from ..backends import get_backend, is_torch_tensor, ops_of, torch_backend
 
 __all__ = ["PolynomialMonitor"]
 
 MONITOR_KINDS = ("linear", "quadratic", "cp")
-_BLOCK_ENTRIES = 1 << 22  # rows x features evaluated at a time
 
 
 def as_float64(value: Any) -> np.ndarray:
@@ -330,27 +329,27 @@ def output_labels(probe: Any, n_out: int) -> list[str]:
     return [str(j) for j in range(n_out)]
 
 
+def host_kernels() -> Any:
+    """The kernels that evaluate monitors on host (numpy) rows: the Rust core, or the numpy
+    statement when the extension is missing."""
+    return get_backend("auto")
+
+
 def evaluate_monitors(X: Any, monitors: list[PolynomialMonitor]) -> Any:
-    """(n, m) float64 scores, in row blocks so no n x d float64 temporary is larger than
-    needed: numpy for numpy X, a tensor on X's device for a torch X (the coefficients are
-    copied there once, see `PolynomialMonitor._on`). The degree-1 monitors are evaluated
-    together with one matrix product."""
-    xp = ops_of(X)
-    if xp.is_torch:
-        params = [m._on(X.device) for m in monitors]
-    else:
-        params = [(m.linear, m.centre, m.intercept, m.quadratic) for m in monitors]
-    out = xp.empty((X.shape[0], len(monitors)))
-    lin = [j for j, m in enumerate(monitors) if m.quadratic is None]
-    quad = [j for j, m in enumerate(monitors) if m.quadratic is not None]
-    if lin:
-        W = xp.stack([params[j][0] for j in lin], axis=1)
-        const = xp.asarray([params[j][2] - float(params[j][0] @ params[j][1]) for j in lin])
-    for rows, Xb in float64_row_blocks(X, _BLOCK_ENTRIES):
-        if lin:
-            out[rows, lin] = Xb @ W + const
-        for j in quad:
-            w, c, b, Q = params[j]
-            U = Xb - c
-            out[rows, j] = U @ w + b + ((U @ Q) * U).sum(1)
-    return out
+    """(n, m) float64 scores of the monitors on the rows X, in row blocks (no float64 copy of
+    all of X): numpy X in the Rust core (`backends.rust_kernels.evaluate_polynomials`, the
+    numpy statement without the extension), a torch X on its device
+    (`torch_kernels.evaluate_polynomials`; the coefficients are copied there once, see
+    `PolynomialMonitor._on`)."""
+    if is_torch_tensor(X):
+        xp = ops_of(X)
+        placed = [m._on(X.device) for m in monitors]
+        return torch_backend().evaluate_polynomials(
+            X, xp.stack([p[0] for p in placed]), xp.stack([p[1] for p in placed]),
+            [p[2] for p in placed], [p[3] for p in placed],
+        )  # fmt: skip
+    return host_kernels().evaluate_polynomials(
+        X, np.stack([m.linear for m in monitors]), np.stack([m.centre for m in monitors]),
+        np.array([m.intercept for m in monitors], dtype=np.float64),
+        [m.quadratic for m in monitors],
+    )  # fmt: skip

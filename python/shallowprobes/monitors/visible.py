@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_X
-from ..backends import float64_row_blocks, is_torch_tensor, ops_of, to_numpy
+from ..backends import is_torch_tensor, ops_of, to_numpy, torch_backend
 from ..solve.stats import SufficientStats
 from .bank import ProbeBank
+from .monitor import host_kernels
 
 __all__ = [
     "visible_covectors",
@@ -182,12 +183,9 @@ def project_rows(X: Any, centre: Any, M: Any) -> Any:
     """(X - centre) @ M in float64 row blocks (never a float64 copy of all of X). X numpy, or
     a torch tensor (then centre and M may be numpy or tensors; the result is a tensor on X's
     device)."""
-    xp = ops_of(X)
-    centre, M = xp.asarray(centre), xp.asarray(M)
-    out = xp.empty((X.shape[0], M.shape[1]))
-    for rows, Xb in float64_row_blocks(X):
-        out[rows] = (Xb - centre) @ M
-    return out
+    if is_torch_tensor(X):
+        return torch_backend().project_rows(X, centre, M)
+    return host_kernels().project_rows(X, centre, M)  # the Rust core's row blocks
 
 
 def metric_basis(U_r: np.ndarray, s: np.ndarray, M: Any, M_raw: Any, L: np.ndarray) -> np.ndarray:
