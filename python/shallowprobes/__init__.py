@@ -11,7 +11,8 @@ from . import caches, datasets, io, metrics, stability  # noqa: F401
 from ._base import NotFittedError
 from .backends import rust_available
 from .caches import ActivationCache, open_cache
-from .monitors.bank import PolynomialMonitor, ProbeBank
+from .monitors.bank import ProbeBank
+from .monitors.monitor import PolynomialMonitor
 from .monitors.quotient import Quotient
 from .monitors.transfer import (
     CoverageReport,

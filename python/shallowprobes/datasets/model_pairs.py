@@ -129,7 +129,8 @@ def readout_equivalent_models(
     check_param("visible_variance", visible_variance, [Options(tuple(_VARIANCE_RANGES))])
     dt = _check_dtype(dtype)
     check_param("random_state", random_state, RANDOM_STATE)
-    from ..monitors.bank import PolynomialMonitor, ProbeBank
+    from ..monitors.bank import ProbeBank
+    from ..monitors.monitor import PolynomialMonitor
 
     rng = np.random.default_rng(random_state)
     (vis_lo, vis_hi), (inv_lo, inv_hi) = _VARIANCE_RANGES[visible_variance]
@@ -277,7 +278,8 @@ def concept_model_pair(
     condition = _check_float(condition, "condition", 1.0)
     dt = _check_dtype(dtype)
     check_param("random_state", random_state, RANDOM_STATE)
-    from ..monitors.bank import PolynomialMonitor, ProbeBank
+    from ..monitors.bank import ProbeBank
+    from ..monitors.monitor import PolynomialMonitor
     from ..probes.linear import LinearProbeClassifier
 
     rng = np.random.default_rng(random_state)

@@ -121,9 +121,10 @@ from ..solve.degree2 import gaussian_slope_from_values
 from ..solve.ridge import RidgeSolution, feature_blocks, warn_grid_edge
 from ..solve.stats import SufficientStats
 from ..solve.subspace import eig_backend
-from .base import ProbeRegressorMixin, RidgeProbeBase
+from .base import RidgeProbeBase
 from .classifier import ProbeClassifierMixin
 from .cp_starts import CPStarts
+from .outputs import ProbeRegressorMixin
 from .polynomial import GammaSearch, PolynomialOutputs
 
 __all__ = ["CPProbe", "CPProbeClassifier", "ConvergenceWarning"]
