@@ -29,6 +29,20 @@ fn activations(seed: u64, n: usize, d: usize) -> Vec<f64> {
         .collect()
 }
 
+/// x rounded to float32, float16 and bfloat16 (the half types as the raw bits the core reads).
+fn narrowed(x: &[f64]) -> (Vec<f32>, Vec<F16>, Vec<Bf16>) {
+    let x32 = x.iter().map(|&v| v as f32).collect();
+    let x16 = x
+        .iter()
+        .map(|&v| F16(half::f16::from_f64(v).to_bits()))
+        .collect();
+    let xbf = x
+        .iter()
+        .map(|&v| Bf16(half::bf16::from_f64(v).to_bits()))
+        .collect();
+    (x32, x16, xbf)
+}
+
 fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -122,15 +136,7 @@ fn projection_equals_loops_for_f64_in_every_layout() {
 fn projection_equals_loops_for_f32_and_half_input() {
     for (s, &(n, d, r)) in SHAPES.iter().enumerate() {
         let x = activations(20 + s as u64, n, d);
-        let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-        let x16: Vec<F16> = x
-            .iter()
-            .map(|&v| F16(half::f16::from_f64(v).to_bits()))
-            .collect();
-        let xbf: Vec<Bf16> = x
-            .iter()
-            .map(|&v| Bf16(half::bf16::from_f64(v).to_bits()))
-            .collect();
+        let (x32, x16, xbf) = narrowed(&x);
         let label = format!("{n}x{d}x{r}");
         for layout in [Layout::RowMajor, Layout::NegStrided] {
             let a = Stored::new(&x32, n, d, layout, f32::NAN);
@@ -353,15 +359,7 @@ fn bank_scores_equal_loops_for_every_kind_of_bank() {
 fn bank_scores_equal_loops_for_f32_and_half_input() {
     let (n, d) = (700, 20);
     let x = activations(7, n, d);
-    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-    let x16: Vec<F16> = x
-        .iter()
-        .map(|&v| F16(half::f16::from_f64(v).to_bits()))
-        .collect();
-    let xbf: Vec<Bf16> = x
-        .iter()
-        .map(|&v| Bf16(half::bf16::from_f64(v).to_bits()))
-        .collect();
+    let (x32, x16, xbf) = narrowed(&x);
     let bank = Bank::new(3, d, &[true, false, true, false], &[1, 2, 1, 3]);
     let check = |got: Vec<f64>, xd: Vec<f64>, what: &str| {
         let (want, scale) = bank.naive(&xd, n);

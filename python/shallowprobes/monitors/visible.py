@@ -40,6 +40,19 @@ _EIG_ROUNDOFF = 1e-14
 _CHOLESKY_JITTER = 1e-12
 
 
+def _namespace(device: Any) -> tuple:
+    """(array module, its eigh, a function placing an array there): numpy for device None,
+    else torch on `device` (float64 copies of the inputs)."""
+    if device is None:
+        return np, np.linalg.eigh, np.asarray
+    import torch
+
+    def put(a: Any) -> Any:
+        return torch.from_numpy(np.array(a)).to(device)
+
+    return torch, torch.linalg.eigh, put
+
+
 def visible_covectors(bank: ProbeBank, device: Any = None) -> Any:
     """(d, m) covector matrix whose column span is the bank's visible span.
 
@@ -48,17 +61,7 @@ def visible_covectors(bank: ProbeBank, device: Any = None) -> Any:
     equally in the relative cut-off whatever the scale of its scores. With a torch `device`
     the eigendecompositions run there and the result is a float64 tensor on it.
     """
-    if device is None:
-        xp, eigh = np, np.linalg.eigh
-        put = np.asarray
-    else:
-        import torch
-
-        xp, eigh = torch, torch.linalg.eigh
-
-        def put(a):
-            return torch.from_numpy(np.array(a)).to(device)
-
+    xp, eigh, put = _namespace(device)
     blocks = []
     for monitor in bank.values():
         cols = [put(monitor.linear)[:, None]]
@@ -114,17 +117,7 @@ def metric_covectors(bank: ProbeBank, L: Any, device: Any = None) -> tuple[Any, 
     score on the data, not by the size of its coefficients. Monitors constant on the data are
     left out. With a torch `device` the work runs there (float64 tensors come back).
     """
-    if device is None:
-        xp, eigh = np, np.linalg.eigh
-        put = np.asarray
-    else:
-        import torch
-
-        xp, eigh = torch, torch.linalg.eigh
-
-        def put(a):
-            return torch.from_numpy(np.array(a)).to(device)
-
+    xp, eigh, put = _namespace(device)
     Lx = put(L)
     white, raw = [], []
     for monitor in bank.values():
