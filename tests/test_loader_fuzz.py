@@ -706,10 +706,13 @@ def normalised_meta(kind, meta):
                 row.setdefault("reason", "")
                 # statistics are floats: an integer written into one (10**30) loads as a float
                 for key, value in row.items():
-                    if isinstance(value, int) and not isinstance(value, bool) and key not in (
-                        "index", "n", "n_heldout", "rank"
-                    ):
+                    if key in ("index", "n", "n_heldout", "rank"):
+                        continue
+                    if isinstance(value, int) and not isinstance(value, bool):
                         row[key] = float(value)
+                    elif isinstance(value, list):  # intervals [lo, hi]: floats as well
+                        row[key] = [float(v) if isinstance(v, int) and not isinstance(v, bool)
+                                    else v for v in value]  # fmt: skip
     if kind == "quotient":
         meta["rtol"] = float(meta["rtol"])
     return meta
