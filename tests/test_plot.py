@@ -84,8 +84,11 @@ def test_alpha_curves_marks_choice_and_grid_edge(tmp_path):
     # a grid that stops well below the optimum: the choice is its largest value
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        noise = sp.LinearProbe(cv=5, alphas=[1e-6, 1e-5, 1e-4]).fit(X, rng.normal(size=80))
-    assert noise.alpha_ == pytest.approx(1e-4)  # the premise of the edge flag
+        noise = sp.LinearProbe(cv=5, alphas=[0.1, 1.0, 10.0]).fit(X, rng.normal(size=80))
+    # the premise of the edge flag: chosen at the top, with the CV score still improving there
+    from shallowprobes.sweep_result import grid_edge
+
+    assert noise.alpha_ == pytest.approx(10.0) and grid_edge(noise) == "alpha high"
     fig = plot.alpha_curves({"signal": good, "noise": noise}, path=tmp_path / "a.png")
     ax = fig.get_axes()[0]
     assert len(ax.get_lines()) == 2
@@ -98,6 +101,81 @@ def test_alpha_curves_marks_choice_and_grid_edge(tmp_path):
     assert offsets[0] == pytest.approx(good.alpha_) and offsets[1] == pytest.approx(
         good.best_score_)
     assert _png_shape(tmp_path / "a.png") == (450, 800)
+
+
+def _flagged_labels(fig):
+    return [t.get_text() for t in fig.get_axes()[0].get_legend().get_texts()
+            if t.get_text().endswith("(at grid edge)")]  # fmt: skip
+
+
+def test_alpha_curves_does_not_flag_a_plateau_at_the_edge():
+    # alphas 12 decades below the Gram's eigenvalues: the CV error is flat to round-off over
+    # the grid, so the tie goes to its largest value, an edge, but there is no reason to
+    # widen the grid
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(120, 6))
+    y = X @ rng.normal(size=6) + rng.normal(size=120)
+    flat = sp.LinearProbe(cv=5, alphas=[1e-12, 1e-11, 1e-10]).fit(X, y)
+    assert flat.alpha_ == pytest.approx(1e-10)  # the premise: chosen at the top edge
+    from shallowprobes.sweep_result import grid_edge
+
+    assert grid_edge(flat) is None
+    fig = plot.alpha_curves({"flat": flat})
+    assert _flagged_labels(fig) == []
+    plt = pytest.importorskip("matplotlib.pyplot")
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("per_target", [False, True])
+def test_alpha_curves_flags_what_the_tables_flag(seed, per_target):
+    """The figure's red crosses agree with `sweep_result.grid_edge`, the rule of the CLI's
+    at_grid_edge column and of GridEdgeWarning, target by target."""
+    from shallowprobes.sweep_result import grid_edge
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(90, 12))
+    # one target with signal, one pure noise (wants a large alpha), one exact (a plateau)
+    Y = np.stack([X @ rng.normal(size=12) + rng.normal(size=90), rng.normal(size=90),
+                  X[:, 0] - X[:, 1]], axis=1)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        probe = sp.LinearProbe(cv=4, alphas=np.logspace(-8, -1, 6),
+                               alpha_per_target=per_target).fit(X, Y)  # fmt: skip
+    fig = plot.alpha_curves({"p": probe})
+    flagged = {label.split("  ")[0] for label in _flagged_labels(fig)}
+    expected = set()
+    for t in range(3):
+        single = sp.LinearProbe(cv=4, alphas=np.logspace(-8, -1, 6))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            single.fit(X, Y[:, t]) if per_target else None
+        if per_target and grid_edge(single) is not None:
+            expected.add(f"p[{t}]")
+    if not per_target and grid_edge(probe) is not None:
+        expected = {f"p[{t}]" for t in range(3)}
+    assert flagged == expected
+    plt = pytest.importorskip("matplotlib.pyplot")
+    plt.close(fig)
+
+
+def test_alpha_curves_applies_the_edge_rule_to_duck_typed_probes():
+    """Objects with only alphas_, alpha_ and cv_results_ (no solution record) are judged by
+    the same rule (`solve.ridge.edge_side`) on the curve drawn."""
+
+    class Fitted:
+        def __init__(self, scores, alpha):
+            self.alphas_ = np.array([1e-3, 1e-2, 1e-1, 1.0])
+            self.cv_results_ = {"scores": np.asarray(scores, dtype=float)}
+            self.alpha_ = alpha
+
+    rising = Fitted([-4.0, -3.0, -2.0, -1.0], 1.0)  # still improving at the top edge
+    plateau = Fitted([-4.0, -3.0, -1.0, -1.0], 1.0)  # at the edge, but flat there
+    inner = Fitted([-4.0, -1.0, -2.0, -3.0], 1e-2)
+    fig = plot.alpha_curves({"rising": rising, "plateau": plateau, "inner": inner})
+    assert _flagged_labels(fig) == ["rising  (at grid edge)"]
+    plt = pytest.importorskip("matplotlib.pyplot")
+    plt.close(fig)
 
 
 def test_alpha_curves_needs_fitted_probe():

@@ -25,6 +25,8 @@ from typing import Any, Optional, Union, cast
 
 import numpy as np
 
+from .solve.ridge import edge_side
+
 __all__ = [
     "layer_curves",
     "degree_gap",
@@ -205,8 +207,25 @@ def degree_gap(
     return _finish(fig, path)
 
 
-def _probe_curves(name: str, probe: Any) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
-    """(label, alphas, scores, chosen alpha) per target column of a fitted probe."""
+def _alpha_edges(probe: Any, alphas: np.ndarray, scores: np.ndarray, chosen: np.ndarray) -> list:
+    """Per target column: whether its chosen alpha sits at an edge of the grid where the CV
+    score still improves. The probe's own record when it has one (the rule behind its
+    GridEdgeWarning and the tables' at_grid_edge column, `solve.ridge.edge_side`), else the
+    same rule applied to the curve drawn; a choice at an edge on a plateau is not flagged."""
+    solution = getattr(probe, "_solution", None)
+    edges = getattr(solution(), "alpha_edges", None) if callable(solution) else None
+    if edges is not None and len(edges) == scores.shape[1]:
+        return [e is not None for e in edges]
+    flags = []
+    for j in range(scores.shape[1]):
+        at = np.flatnonzero(alphas == chosen[j])
+        flags.append(at.size > 0 and edge_side(scores[:, j], alphas, int(at[0])) is not None)
+    return flags
+
+
+def _probe_curves(name: str, probe: Any) -> list[tuple[str, np.ndarray, np.ndarray, float, bool]]:
+    """(label, alphas, scores, chosen alpha, at an improving grid edge) per target column of a
+    fitted probe."""
     for attr in ("alphas_", "alpha_", "cv_results_"):
         if not hasattr(probe, attr):
             raise ValueError(
@@ -216,9 +235,10 @@ def _probe_curves(name: str, probe: Any) -> list[tuple[str, np.ndarray, np.ndarr
     scores = np.asarray(probe.cv_results_["scores"], dtype=float)
     scores = scores.reshape(alphas.size, -1)
     chosen = np.broadcast_to(np.asarray(probe.alpha_, dtype=float).ravel(), (scores.shape[1],))
+    edges = _alpha_edges(probe, alphas, scores, chosen)
     if scores.shape[1] == 1:
-        return [(name, alphas, scores[:, 0], float(chosen[0]))]
-    return [(f"{name}[{j}]", alphas, scores[:, j], float(chosen[j]))
+        return [(name, alphas, scores[:, 0], float(chosen[0]), edges[0])]
+    return [(f"{name}[{j}]", alphas, scores[:, j], float(chosen[j]), edges[j])
             for j in range(scores.shape[1])]  # fmt: skip
 
 
@@ -237,7 +257,8 @@ def alpha_curves(
 
     A chosen alpha at the first or last grid value, where the score still improves towards
     the edge, is drawn as a red cross and named in the legend ("at grid edge"): the grid
-    should be widened there.
+    should be widened there. The rule is the probe's GridEdgeWarning's (and the at_grid_edge
+    column of the CLI's tables): a choice at an edge on a plateau of the score is not flagged.
     """
     if not isinstance(probes, Mapping):
         probes = {type(probes).__name__: probes}
@@ -247,12 +268,11 @@ def alpha_curves(
     fig, axes = _new_figure(figsize, dpi)
     ax = axes[0][0]
     flagged = []
-    for i, (label, alphas, scores, chosen) in enumerate(curves):
+    for i, (label, alphas, scores, chosen, at_edge) in enumerate(curves):
         ys = scores - np.nanmax(scores) if relative else scores
         order = np.argsort(alphas)
         alphas, ys = alphas[order], ys[order]
         k = int(np.argmin(np.abs(np.log(np.maximum(alphas, 1e-300) / max(chosen, 1e-300)))))
-        at_edge = alphas.size > 1 and k in (0, alphas.size - 1)
         colour = f"C{i % 10}"
         ax.plot(alphas, ys, color=colour, label=label + ("  (at grid edge)" if at_edge else ""))
         ax.scatter([alphas[k]], [ys[k]], color="red" if at_edge else colour,
