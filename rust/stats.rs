@@ -451,12 +451,13 @@ where
         fold_rows,
         out,
         block_rows(p),
+        p,
         &mut fb,
         &mut yb,
         stage,
-        |fbr, yb, g, gxy, par| {
-            let ybr = col_major(yb, fbr.nrows(), k);
-            gram_update(fbr, ybr, g, gxy, par);
+        |fb, m, yb, g, gxy, par| {
+            let ybr = col_major(yb, m, k);
+            gram_update(col_major(fb, m, p), ybr, g, gxy, par);
         },
     )
 }
@@ -479,26 +480,32 @@ where
     let (p, k) = (out.d, out.k);
     let bs = block_rows(p).min(F32_GRAM_ROWS);
     let cap = staging_rows(fold_rows, p).min(bs);
-    let mut fb = try_zeros_f32(cap * p, "the float32 feature staging block")?;
+    // The staging block holds the p feature columns and, after them, the k targets rounded to
+    // f32: one lower-triangle product of [X̃ | Ỹ] gives the block's X̃ᵀX̃ and (in its bottom-left
+    // k × p part) Ỹᵀ X̃ at the GEMM's full rate, where a separate narrow X̃ᵀỸ product ran at a
+    // fraction of it (measured: 15% of the whole f32 pass at p = 768, k = 16). Its Ỹᵀ Ỹ corner
+    // is not used: YᵀY stays in f64.
+    let q = p + k;
+    let mut fb = try_zeros_f32(cap * q, "the float32 feature staging block")?;
     let mut yb = crate::error::try_zeros(cap * k, "the target staging block")?;
-    let mut yb32 = try_zeros_f32(cap * k, "the float32 target staging block")?;
-    let mut g32 = try_zeros_f32(p * p, "the float32 block Gram")?;
-    let mut gxy32 = try_zeros_f32(p * k, "the float32 block cross-product")?;
+    let mut g32 = try_zeros_f32(q * q, "the float32 block Gram")?;
     block_loop(
         fold_rows,
         out,
         bs,
+        q,
         &mut fb,
         &mut yb,
         stage,
-        |fbr, yb, g, gxy, par| {
-            let m = fbr.nrows();
-            for (o, &v) in yb32[..m * k].iter_mut().zip(yb) {
+        |fb, m, yb, g, gxy, par| {
+            // target column t goes to staging column p + t (column-major, leading dimension m)
+            for (o, &v) in fb[m * p..m * q].iter_mut().zip(yb) {
                 *o = v as f32;
             }
-            // SAFETY: g32 holds p·p f32 (column-major p × p); only its lower triangle is
+            let fbr = col_major(&fb[..m * q], m, q);
+            // SAFETY: g32 holds q·q f32 (column-major q × q); only its lower triangle is
             // written and read.
-            let gm = unsafe { MatMut::from_raw_parts_mut(g32.as_mut_ptr(), p, p, 1, p as isize) };
+            let gm = unsafe { MatMut::from_raw_parts_mut(g32.as_mut_ptr(), q, q, 1, q as isize) };
             triangular::matmul(
                 gm,
                 BlockStructure::TriangularLower,
@@ -510,44 +517,49 @@ where
                 1.0f32,
                 par,
             );
-            // lower triangle (i ≥ j) of column j lives at j·p + i, in g and g32 alike
-            g.par_chunks_mut(p)
-                .zip(g32.par_chunks(p))
-                .enumerate()
-                .for_each(|(j, (gc, hc))| {
-                    for (a, &b) in gc[j..].iter_mut().zip(&hc[j..]) {
-                        *a += b as f64;
-                    }
-                });
-            if k > 0 {
-                let ybr32 = col_major(&yb32[..m * k], m, k);
-                matmul(
-                    row_major_mut(&mut gxy32, p, k),
-                    Accum::Replace,
-                    fbr.transpose(),
-                    ybr32,
-                    1.0f32,
-                    par,
-                );
-                for (a, &b) in gxy.iter_mut().zip(&gxy32) {
+            // Column j of the product: rows j..p are X̃ᵀX̃'s lower triangle (at j·p + i in g),
+            // rows p..q are Ỹᵀ x̃_j (row j of the row-major p × k XᵀY).
+            let add_column = |j: usize, gc: &mut [f64], hc: &[f32]| {
+                for (a, &b) in gc[j..].iter_mut().zip(&hc[j..p]) {
                     *a += b as f64;
                 }
+            };
+            if k == 0 {
+                g.par_chunks_mut(p)
+                    .zip(g32.par_chunks(q))
+                    .enumerate()
+                    .for_each(|(j, (gc, hc))| add_column(j, gc, hc));
+            } else {
+                g.par_chunks_mut(p)
+                    .zip(gxy.par_chunks_mut(k))
+                    .zip(g32.par_chunks(q))
+                    .enumerate()
+                    .for_each(|(j, ((gc, xyc), hc))| {
+                        add_column(j, gc, hc);
+                        for (a, &b) in xyc.iter_mut().zip(&hc[p..q]) {
+                            *a += b as f64;
+                        }
+                    });
             }
         },
     )
 }
 
 /// The fold-and-block loop of [`accumulate_blocks`] and [`accumulate_blocks_f32`], which differ
-/// only in the staging element type `X`, the block size `bs` and how a block's Gram and XᵀY are
+/// only in the staging element type `X`, the block size `bs`, the staging columns `cols` (p, or
+/// p + k when the targets are staged with the features) and how a block's Gram and XᵀY are
 /// formed and added: for each non-empty fold, blocks of at most `bs` rows (in `fold_rows` order)
-/// are staged into `fb` and `yb` by `stage` (after a cancel check; a non-finite block
-/// returns [`CoreError::NonFinite`]), `gram_xy(fb, yb, xtx, xty, par)` adds the block's
-/// lower-triangle Gram and XᵀY into the fold's, and the target sums, YᵀY and the count are
-/// added here; each fold's Gram is mirrored at the end.
+/// have their p feature columns staged into `fb` (column-major, leading dimension m, room for
+/// `cols` columns) and their targets into `yb` by `stage` (after a cancel check; a non-finite
+/// block returns [`CoreError::NonFinite`]); `gram_xy(fb, m, yb, xtx, xty, par)` adds the
+/// block's lower-triangle Gram and XᵀY into the fold's, and the target sums, YᵀY and the count
+/// are added here; each fold's Gram is mirrored at the end.
+#[allow(clippy::too_many_arguments)]
 fn block_loop<X, F, U>(
     fold_rows: &[Vec<usize>],
     out: StatsMut<'_>,
     bs: usize,
+    cols: usize,
     fb: &mut [X],
     yb: &mut [f64],
     mut stage: F,
@@ -555,7 +567,7 @@ fn block_loop<X, F, U>(
 ) -> Result<(), CoreError>
 where
     F: FnMut(&[usize], &mut [X], &mut [f64], &mut [f64]) -> bool,
-    U: FnMut(MatRef<'_, X>, &[f64], &mut [f64], &mut [f64], Par),
+    U: FnMut(&mut [X], usize, &[f64], &mut [f64], &mut [f64], Par),
 {
     let StatsMut {
         d: p,
@@ -587,7 +599,7 @@ where
                 // The caller discards or restores these statistics (see the Python layer).
                 return Err(CoreError::NonFinite);
             }
-            gram_xy(col_major(&fb[..m * p], m, p), &yb[..m * k], g, gxy, par);
+            gram_xy(&mut fb[..m * cols], m, &yb[..m * k], g, gxy, par);
             let ybr = col_major(&yb[..m * k], m, k);
             column_sums_add(ybr, sy);
             // YᵀY is k × k: tiny, sequential.
@@ -707,43 +719,51 @@ pub(crate) fn stage_block<T: Element, O: Staged>(
         .map(|(g, group)| {
             let base = out.get();
             let i0 = g * GROUP;
+            // Column sums of this group's rounded values, each summed in row order; added
+            // into `sum_x` in group order below.
             let mut sums = vec![0.0f64; d];
             let mut finite = true;
-            let mut tile = vec![0.0f64; GROUP * GROUP];
+            let mut tile = vec![O::from_f64(0.0); GROUP * GROUP];
             for j0 in (0..d).step_by(GROUP) {
                 let w = GROUP.min(d - j0);
-                // gather a (rows × w) tile, row-major, shifted and in f64
+                let shift = &shift_x[j0..j0 + w];
+                // gather a (rows × w) tile, row-major, shifted and rounded once; the column
+                // sums advance row by row (independent across columns, so they vectorise)
                 for (ii, &r) in group.iter().enumerate() {
                     let dst = &mut tile[ii * GROUP..ii * GROUP + w];
+                    let acc = &mut sums[j0..j0 + w];
                     if contiguous_rows {
                         // SAFETY: with unit column stride, row r's entries j0..j0+w are
                         // contiguous in memory and inside the array.
                         let src =
                             unsafe { std::slice::from_raw_parts(x.row(r).as_ptr().add(j0), w) };
-                        for ((o, &v), &s) in dst.iter_mut().zip(src).zip(&shift_x[j0..j0 + w]) {
+                        for (((o, &v), &s), a) in dst.iter_mut().zip(src).zip(shift).zip(&mut *acc)
+                        {
                             finite &= v.finite();
-                            *o = v.to_f64() - s;
+                            *o = O::from_f64(v.to_f64() - s);
+                            *a += o.to_f64();
                         }
                     } else {
                         let row = x.row(r);
-                        for (jj, o) in dst.iter_mut().enumerate() {
+                        for (jj, (o, a)) in dst.iter_mut().zip(acc.iter_mut()).enumerate() {
                             let v = row[j0 + jj];
                             finite &= v.finite();
-                            *o = v.to_f64() - shift_x[j0 + jj];
+                            *o = O::from_f64(v.to_f64() - shift[jj]);
+                            *a += o.to_f64();
                         }
                     }
                 }
                 // write it column by column: `group.len()` contiguous values per column
+                let rows_here = group.len();
                 for jj in 0..w {
-                    let mut acc = 0.0f64;
-                    for ii in 0..group.len() {
-                        let v = O::from_f64(tile[ii * GROUP + jj]);
-                        acc += v.to_f64();
-                        // SAFETY: (i0 + ii, j0 + jj) is inside the m × d buffer, and rows
-                        // i0..i0 + group.len() belong to this task only.
-                        unsafe { *base.add((j0 + jj) * m + i0 + ii) = v };
+                    // SAFETY: column j0 + jj, rows i0..i0 + rows_here, is inside the m × d
+                    // buffer, and those rows belong to this task only.
+                    let col = unsafe {
+                        std::slice::from_raw_parts_mut(base.add((j0 + jj) * m + i0), rows_here)
+                    };
+                    for (ii, o) in col.iter_mut().enumerate() {
+                        *o = tile[ii * GROUP + jj];
                     }
-                    sums[j0 + jj] = acc;
                 }
             }
             (sums, finite)

@@ -16,7 +16,8 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from .. import _core
-from .._interrupt import cancel_flag
+from .._interrupt import cancel_flag, check_interrupt
+from . import numpy_kernels
 from .numpy_kernels import check_polynomials, check_projection
 
 name = "rust"
@@ -150,8 +151,32 @@ def accumulate_quadratic(
         )  # fmt: skip
 
 
+# From this order on, one symmetric eigendecomposition runs faster in LAPACK's
+# divide-and-conquer solver (dsyevd, through numpy) than in faer's. Measured side by side
+# (benches/bench_eigh.py, 2 threads, several runs on the shared development machine), faer's
+# time over LAPACK's: 1.21-1.37 at d = 768, 1.02-1.11 at 1024, 1.01-1.02 at 1536, 1.32-1.34 at
+# 2048, 1.37 at 3000 and about 2 at the dual route's n = 5000; below 640 the runs disagreed
+# (0.69-1.39 at 384 and 512), so the core's own solver stays there. Batches of Grams
+# (`spectra`, the K-fold solves) stay in the core, which runs one sequential decomposition per
+# thread and there matches or beats LAPACK (0.5 s against 0.55 s for six Grams of order 768).
+LAPACK_EIGH_MIN_ORDER = 640
+
+
 def spectrum(gram: np.ndarray, cxy: np.ndarray):
-    return _core.spectrum(_f64(gram), _f64(cxy), cancel_flag())
+    """(lam ascending, V, B) of one symmetric Gram (lower triangle read), null directions
+    zeroed as in the core: LAPACK's dsyevd for orders >= LAPACK_EIGH_MIN_ORDER, faer below."""
+    gram, cxy = _f64(gram), _f64(cxy)
+    if gram.ndim == 2 and gram.shape[0] >= LAPACK_EIGH_MIN_ORDER and gram.shape[0] == gram.shape[1]:
+        if cxy.ndim != 2 or cxy.shape[0] != gram.shape[0]:
+            raise ValueError(
+                f"gram is {gram.shape[0]}x{gram.shape[1]} and cxy has shape {cxy.shape}; "
+                "expected a square Gram matching cxy"
+            )
+        check_interrupt()
+        out = numpy_kernels.spectrum(gram, cxy)  # numpy.linalg.eigh, then the core's clamp
+        check_interrupt()
+        return out
+    return _core.spectrum(gram, cxy, cancel_flag())
 
 
 def spectra(grams: np.ndarray, cxys: np.ndarray):
