@@ -327,8 +327,8 @@ fn loo_blocks<T: Element>(
         crate::threads::check_cancel()?;
         let m = bs.min(n - r0);
         let rows: Vec<usize> = (r0..r0 + m).collect();
-        // the rows were validated by the caller (finite): the flag is not needed here
-        crate::stats::stage_block(
+        // the rows were validated by the caller (finite): the result is not needed here
+        let _ = crate::stats::stage_block(
             x,
             no_targets,
             &rows,

@@ -230,7 +230,7 @@ impl SufficientStats {
     ) -> Result<(), CoreError> {
         let sx = self.shift_x.clone();
         let sy = self.shift_y.clone();
-        accumulate(x, y, folds, &sx, &sy, self.view_mut())
+        accumulate(x, y, folds, &sx, &sy, self.view_mut()).map(|_| ())
     }
 
     /// Adds another set of statistics about the same shifts (fold by fold).
@@ -331,11 +331,15 @@ pub fn accumulate<T: Element>(
     shift_x: &[f64],
     shift_y: &[f64],
     out: StatsMut<'_>,
-) -> Result<(), CoreError> {
+) -> Result<f64, CoreError> {
     accumulate_with(x, y, folds, shift_x, shift_y, out, Precision::F64)
 }
 
 /// [`accumulate`] with the Gram arithmetic chosen by `precision` (see [`Precision`]).
+///
+/// Returns the largest |x_ij| of the rows read (0 for none), found while staging them, so a
+/// caller that must check the magnitude of X (the Python layer's range check) needs no
+/// separate pass over the rows.
 pub fn accumulate_with<T: Element>(
     x: MatRef<'_, T>,
     y: MatRef<'_, f64>,
@@ -344,7 +348,7 @@ pub fn accumulate_with<T: Element>(
     shift_y: &[f64],
     out: StatsMut<'_>,
     precision: Precision,
-) -> Result<(), CoreError> {
+) -> Result<f64, CoreError> {
     let (n, d, k) = (x.nrows(), out.d, out.k);
     let n_folds = out.n_folds();
     out.check_shapes()?;
@@ -356,14 +360,29 @@ pub fn accumulate_with<T: Element>(
     }
     check_targets(y, shift_y, n, k)?;
     let fold_rows = fold_rows(folds, n, n_folds)?;
+    let mut max_abs = 0.0f64;
+    let mut stage = |rows: &[usize], yb: &mut [f64], sum_x: &mut [f64], xb: StagingOut<'_>| {
+        let got = match xb {
+            StagingOut::F64(xb) => stage_block(x, y, rows, shift_x, shift_y, xb, yb, sum_x),
+            StagingOut::F32(xb) => stage_block(x, y, rows, shift_x, shift_y, xb, yb, sum_x),
+        };
+        got.map(|m| max_abs = max_abs.max(m)).is_some()
+    };
     match precision {
         Precision::F64 => accumulate_blocks(&fold_rows, out, |rows, xb, yb, sum_x| {
-            stage_block(x, y, rows, shift_x, shift_y, xb, yb, sum_x)
+            stage(rows, yb, sum_x, StagingOut::F64(xb))
         }),
         Precision::F32 => accumulate_blocks_f32(&fold_rows, out, |rows, xb, yb, sum_x| {
-            stage_block(x, y, rows, shift_x, shift_y, xb, yb, sum_x)
+            stage(rows, yb, sum_x, StagingOut::F32(xb))
         }),
-    }
+    }?;
+    Ok(max_abs)
+}
+
+/// The staging buffer of one block, in the element type of the chosen [`Precision`].
+enum StagingOut<'a> {
+    F64(&'a mut [f64]),
+    F32(&'a mut [f32]),
 }
 
 /// Checks that Y is n × k and that its shift has k entries (the error names Y's shape).
@@ -687,8 +706,8 @@ impl Staged for f32 {
 }
 
 /// Copies the chosen rows into the column-major staging buffer (f64, or rounded once to f32 for
-/// the float32 Gram path), minus the shifts, and
-/// adds their column sums into `sum_x`.
+/// the float32 Gram path), minus the shifts, and adds their column sums into `sum_x`. Returns
+/// the largest |x_ij| read (in f64; 0 for no rows), or `None` when a value is not finite.
 ///
 /// Parallel over groups of 64 rows: a task reads its rows (contiguous slices when X is
 /// C-ordered) and writes each column's 64 values contiguously, so both sides use whole cache
@@ -705,7 +724,7 @@ pub(crate) fn stage_block<T: Element, O: Staged>(
     xb: &mut [O],
     yb: &mut [f64],
     sum_x: &mut [f64],
-) -> bool {
+) -> Option<f64> {
     const GROUP: usize = 64;
     let m = rows.len();
     let d = shift_x.len();
@@ -713,7 +732,7 @@ pub(crate) fn stage_block<T: Element, O: Staged>(
     assert!(xb.len() == m * d && yb.len() == m * k && sum_x.len() == d);
     let out = SharedOut(xb.as_mut_ptr());
     let contiguous_rows = x.col_stride() == 1;
-    let partial: Vec<(Vec<f64>, bool)> = rows
+    let partial: Vec<(Vec<f64>, bool, f64)> = rows
         .par_chunks(GROUP)
         .enumerate()
         .map(|(g, group)| {
@@ -723,6 +742,7 @@ pub(crate) fn stage_block<T: Element, O: Staged>(
             // into `sum_x` in group order below.
             let mut sums = vec![0.0f64; d];
             let mut finite = true;
+            let mut max_abs = 0.0f64;
             let mut tile = vec![O::from_f64(0.0); GROUP * GROUP];
             for j0 in (0..d).step_by(GROUP) {
                 let w = GROUP.min(d - j0);
@@ -740,7 +760,9 @@ pub(crate) fn stage_block<T: Element, O: Staged>(
                         for (((o, &v), &s), a) in dst.iter_mut().zip(src).zip(shift).zip(&mut *acc)
                         {
                             finite &= v.finite();
-                            *o = O::from_f64(v.to_f64() - s);
+                            let f = v.to_f64();
+                            max_abs = max_abs.max(f.abs());
+                            *o = O::from_f64(f - s);
                             *a += o.to_f64();
                         }
                     } else {
@@ -748,7 +770,9 @@ pub(crate) fn stage_block<T: Element, O: Staged>(
                         for (jj, (o, a)) in dst.iter_mut().zip(acc.iter_mut()).enumerate() {
                             let v = row[j0 + jj];
                             finite &= v.finite();
-                            *o = O::from_f64(v.to_f64() - shift[jj]);
+                            let f = v.to_f64();
+                            max_abs = max_abs.max(f.abs());
+                            *o = O::from_f64(f - shift[jj]);
                             *a += o.to_f64();
                         }
                     }
@@ -766,12 +790,14 @@ pub(crate) fn stage_block<T: Element, O: Staged>(
                     }
                 }
             }
-            (sums, finite)
+            (sums, finite, max_abs)
         })
         .collect();
     let mut all_finite = true;
-    for (sums, finite) in &partial {
+    let mut max_abs = 0.0f64;
+    for (sums, finite, group_max) in &partial {
         all_finite &= finite;
+        max_abs = max_abs.max(*group_max);
         for (s, p) in sum_x.iter_mut().zip(sums) {
             *s += p;
         }
@@ -782,7 +808,7 @@ pub(crate) fn stage_block<T: Element, O: Staged>(
             *dst = y[(r, t)] - shift_y[t];
         }
     }
-    all_finite
+    all_finite.then_some(max_abs)
 }
 
 /// Lower-triangle Gram update G += XbᵀXb (half the flops of a full GEMM) and XᵀY += Xbᵀ Yb.

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_rel, requires_rust
-
 import shallowprobes as sp
+from conftest import assert_rel, requires_rust
 
 pytestmark = requires_rust
 

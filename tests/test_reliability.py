@@ -102,21 +102,33 @@ def cases(draw):
     }
 
 
-def expected_error(parts, degree: int):
+def expected_error(parts, degree: int, targets_first: bool = False):
     """The documented exception for these chunks (X_chunk, y_chunk), or None when a fit must
-    succeed. Each chunk is checked as it arrives: X first (NaN/inf, then its magnitude, which
-    must lie in the degree's range unless the chunk is all zero), then y."""
+    succeed. Each chunk is checked as it arrives: X's values (NaN/inf, then its magnitude,
+    which must lie in the degree's range unless the chunk is all zero) and y's. X comes first,
+    except where X's values are checked inside the statistics' pass over the rows
+    (`targets_first`: linear probes and `SufficientStats.update`), after y."""
     lo, hi = RANGES[degree]
-    for Xc, yc in parts:
+
+    def x_error(Xc):
         X64 = np.array(Xc, dtype=np.float64)
         if not np.isfinite(X64).all():
             return NonFiniteError
         amax = np.abs(X64).max()
         if amax != 0 and not lo <= amax <= hi:
             return ScaleError
+        return None
+
+    def y_error(yc):
         ymax = np.abs(yc).max()
-        if ymax != 0 and not 1e-100 <= ymax <= 1e100:
-            return ScaleError
+        return ScaleError if ymax != 0 and not 1e-100 <= ymax <= 1e100 else None
+
+    for Xc, yc in parts:
+        checks = (y_error, x_error) if targets_first else (x_error, y_error)
+        for check, arg in zip(checks, (yc, Xc) if targets_first else (Xc, yc)):
+            err = check(arg)
+            if err is not None:
+                return err
     return None
 
 
@@ -204,7 +216,7 @@ def test_fuzz_public_api_raises_or_matches_reference(case, route, alpha_unit):
         if np.unique(y).size < 2:
             return
     parts = chunks(X, y, case["n_chunks"]) if kind.endswith("partial") else [(X, y)]
-    err = expected_error(parts, degree)
+    err = expected_error(parts, degree, targets_first=degree == 1)
     if err is not None:
         est = make(kind, alpha_unit, 1.0)
         with pytest.raises(err):
@@ -253,7 +265,7 @@ def test_fuzz_statistics_update_matches_numpy(case, degree, n_folds):
     X, y = case["X"], case["y"]
     X64 = np.array(X, dtype=np.float64)
     parts = chunks(X, y, case["n_chunks"])
-    err = expected_error(parts, degree)
+    err = expected_error(parts, degree, targets_first=True)
     # exact float64 arithmetic here; precision="auto" (a float32 Gram for half input) below
     stats = SufficientStats(n_folds=n_folds, degree=degree, precision="float64")
     if err is not None:

@@ -46,10 +46,12 @@ def accumulate(
     cancel: Flag = None,
     precision: str = "float64",
     raw: Optional[str] = None,
-) -> None:
+) -> float:
     """Add the statistics of (x - shift_x, y - shift_y) into the per-fold accumulators
     count (K,), sum_x (K, d), sum_y (K, k), xtx (K, d, d), xty (K, d, k), yty (K, k, k),
-    in place (C-contiguous). Earlier blocks may have been added when it raises.
+    in place (C-contiguous), and return the largest |x_ij| read (0.0 for no rows), found
+    while staging, so the caller's magnitude check needs no pass of its own. Earlier blocks
+    may have been added when it raises.
     precision: "float64" (exact) or "float32" (block Grams by float32 GEMM, accumulated in
     float64; error bound in docs/design.md §8). raw: None, or "bfloat16"/"float16" for a
     uint16 x of those bit patterns (decoded per block in the core)."""

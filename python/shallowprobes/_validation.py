@@ -119,11 +119,11 @@ def check_X(
             ) from None
     check_shape(arr.shape, name, n_features, min_samples, owner)
     if check_finite:
-        _check_values(arr, name, degree)
+        check_values(arr, name, degree)
     return arr
 
 
-def _check_values(arr: Any, name: str, degree: Optional[int]) -> None:
+def check_values(arr: Any, name: str, degree: Optional[int]) -> None:
     """One pass over an array (numpy or tensor): finiteness, and the magnitude for `degree`."""
     if degree is None:
         if not all_finite(arr):
@@ -194,7 +194,7 @@ def _check_tensor_X(
         t = t.to(torch.float64)  # integers, booleans, other float formats
     check_shape(tuple(t.shape), name, n_features, min_samples, owner)
     if finite:
-        _check_values(t, name, degree)
+        check_values(t, name, degree)
     return t
 
 

@@ -38,13 +38,13 @@ class _SharedStats(SufficientStats):
 
     _SHARED = ("count", "sum_x", "xtx", "shift_x", "input_shift")
 
-    def _accumulate_validated(self, X, Y, folds):
+    def _accumulate_validated(self, X, Y, folds, check_values=False):
         for name in self._SHARED:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value.copy())
         self.__class__ = SufficientStats  # private from now on
-        return SufficientStats._accumulate_validated(self, X, Y, folds)
+        return SufficientStats._accumulate_validated(self, X, Y, folds, check_values)
 
 
 def _select_targets(stats: SufficientStats, cols: Sequence[int]) -> SufficientStats:

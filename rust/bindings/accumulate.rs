@@ -83,7 +83,8 @@ pub(super) fn all_finite(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool>
     with_float_view!(x, |m| py.detach(|| pool(None, |_| stats::all_finite(m))))
 }
 
-/// Adds the shifted statistics of (X, Y) into the per-fold accumulators, in place.
+/// Adds the shifted statistics of (X, Y) into the per-fold accumulators, in place, and returns
+/// the largest |x_ij| read (found while staging, for the caller's magnitude check).
 ///
 /// `precision`: "float64" (exact) or "float32" (block Grams by f32 GEMM, see
 /// `stats::F32_GRAM_ROWS` for the error bound). `raw`: None for float32/float64 X, or
@@ -107,7 +108,7 @@ pub(super) fn accumulate(
     cancel: CancelFlag<'_>,
     precision: &str,
     raw: Option<&str>,
-) -> PyResult<()> {
+) -> PyResult<f64> {
     let flag = flag_ref(&cancel)?;
     let prec = precision_of(precision)?;
     let folds = fold_vec(&fold_ids)?;

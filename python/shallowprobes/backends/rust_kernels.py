@@ -123,21 +123,23 @@ def _folds_of(fold_ids: Optional[np.ndarray], rows: slice) -> Optional[np.ndarra
 
 def accumulate(
     X, Y, fold_ids, shift_x, shift_y, count, sum_x, sum_y, xtx, xty, yty, precision="float64"
-) -> None:
+) -> float:
     """precision: "float64" (exact) or "float32" (float32 block Grams, docs/design.md §8).
-    X may be `HalfRows` (raw bfloat16/float16 bits, decoded in the core)."""
+    X may be `HalfRows` (raw bfloat16/float16 bits, decoded in the core). Returns the largest
+    |x_ij| read, found while staging (callers check the magnitude of X with it)."""
     Y, sx, sy = _f64(Y), _f64(shift_x), _f64(shift_y)
     if isinstance(X, HalfRows):
-        _core.accumulate(
+        return _core.accumulate(
             X.bits, Y, _folds_of(fold_ids, slice(None)), sx, sy,
             count, sum_x, sum_y, xtx, xty, yty, cancel_flag(), precision, X.kind,
         )  # fmt: skip
-        return
+    largest = 0.0
     for rows, block in _row_blocks(X):
-        _core.accumulate(
+        largest = max(largest, _core.accumulate(
             block, Y[rows], _folds_of(fold_ids, rows), sx, sy,
             count, sum_x, sum_y, xtx, xty, yty, cancel_flag(), precision,
-        )  # fmt: skip
+        ))  # fmt: skip
+    return largest
 
 
 def accumulate_quadratic(

@@ -48,6 +48,11 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
 
     _is_classifier = False
     _feature_degree = 1  # degree of the features the statistics hold (input magnitude range)
+    # Whether fit/partial_fit leave the finiteness and magnitude checks of X to the statistics
+    # (`SufficientStats._accumulate_validated(check_values=True)`: inside the Rust core's pass
+    # over the rows, no pass of its own). Estimators whose rows may take another route (the
+    # dual solve, CP) check X up front instead.
+    _stats_check_values = True
     _takes_precision = False  # whether `precision` is a parameter (the linear probes)
 
     def __init__(
@@ -179,11 +184,12 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
         if is_dask_array(X):
             return fit_estimator(self, X, y, fold_ids)
         # --- end dask ---
-        # One pass over X checks finiteness and magnitude (the kernels also catch NaN/inf).
+        # Finiteness and magnitude: one pass over X here, or inside the statistics' own pass
+        # (`_stats_check_values`).
         on_torch = uses_torch(self.backend, X)
         Xa = check_X(
             X, min_samples=2, owner=type(self).__name__, keep_tensor=on_torch,
-            degree=self._feature_degree,
+            degree=self._feature_degree, check_finite=not self._stats_check_values,
         )  # fmt: skip
         self._check_metric_inputs(Xa.shape[1])
         n = Xa.shape[0]
@@ -220,7 +226,7 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
     def _fit_rows(self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]):
         """(statistics, solution) from validated rows; subclasses may solve without statistics."""
         stats = self._new_stats(self._n_folds())
-        stats._accumulate_validated(X, Y, folds)
+        stats._accumulate_validated(X, Y, folds, check_values=self._stats_check_values)
         return stats, self._solve(stats, rows=(X, Y, folds))
 
     def _streams(self) -> bool:
@@ -245,7 +251,7 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
         on_torch = uses_torch(self.backend, X) if first else self._stats._keeps_tensors(X)
         Xa = check_X(
             X, n_features=n_features, owner=type(self).__name__, keep_tensor=on_torch,
-            degree=self._feature_degree,
+            degree=self._feature_degree, check_finite=not self._stats_check_values,
         )  # fmt: skip
         if first:
             self._check_metric_inputs(Xa.shape[1])
@@ -273,7 +279,8 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
             # derived from the statistics, recomputed lazily: dropped before they change, so
             # an interrupted update never leaves a stale solution next to new statistics
             self._solution_cache = None
-        stats._accumulate_validated(Xa, Y, folds)  # all-or-nothing
+        # all-or-nothing, X's values checked on the way (`_stats_check_values`)
+        stats._accumulate_validated(Xa, Y, folds, check_values=self._stats_check_values)
         if first:
             with commit_guard():
                 self._stats = stats

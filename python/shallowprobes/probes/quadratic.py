@@ -85,6 +85,7 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
     """Shared machinery of the degree-2 probes (not public)."""
 
     _feature_degree = 2  # products of inputs: degree-2 magnitude range
+    _stats_check_values = False  # X is checked up front: its rows may not reach statistics
 
     def __init__(
         self,

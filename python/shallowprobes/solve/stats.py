@@ -12,7 +12,14 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .._validation import check_fold_ids, check_targets, check_X, non_finite_error
+from .._validation import (
+    check_fold_ids,
+    check_magnitude,
+    check_targets,
+    check_X,
+    non_finite_error,
+)
+from .._validation import check_values as check_values_of
 from ..backends import (
     NUMPY_OPS,
     get_backend,
@@ -203,11 +210,11 @@ class SufficientStats:
             return update_stats(self, X, Y, fold_ids)
         # --- end dask ---
         keep = self._keeps_tensors(X)
-        half = self._half_rows(X, keep)
+        half = self._half_rows(X, keep)  # validated there
         if half is not None:
             X = half
-        else:
-            X = check_X(X, n_features=self.n_inputs, keep_tensor=keep, degree=self.degree)
+        else:  # finiteness and magnitude: in `_accumulate_validated` (check_values)
+            X = check_X(X, n_features=self.n_inputs, keep_tensor=keep, check_finite=False)
         n = X.shape[0]
         if Y is None:
             Yarr = np.zeros((n, 0))
@@ -226,7 +233,7 @@ class SufficientStats:
                 )
         else:
             folds = check_fold_ids(fold_ids, n, self.n_folds)
-        self._accumulate_validated(X, Yarr, folds)
+        self._accumulate_validated(X, Yarr, folds, check_values=half is None)
         return self
 
     def _half_rows(self, X: Any, keep_tensor: bool) -> Any:
@@ -255,19 +262,29 @@ class SufficientStats:
         return "float32" if isinstance(X, HalfRows) else "float64"
 
     def _accumulate_validated(
-        self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]
+        self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray],
+        check_values: bool = False,
     ) -> None:
         """Accumulate validated rows, all-or-nothing (see `update`).
 
         Fresh statistics are accumulated in place and discarded on any failure; existing ones
         through scratch statistics about the same shifts, committed by one addition.
+
+        check_values: X (shape and dtype already checked) has not been checked for finite
+        values and magnitude yet (`_validation.check_X`'s value checks, for the range of
+        degree-`degree` statistics). The Rust core's degree-1 pass reports the largest |x_ij|
+        while staging the rows (and NaN/inf as it meets them), so there the check costs no
+        pass of its own and runs before anything is committed; elsewhere X is checked first.
         """
+        backend = self._backend_module()
+        fused = check_values and self.degree == 1 and getattr(backend, "name", None) == "rust"
+        if check_values and not fused:
+            check_values_of(X, "X", self.degree)
         fresh = self.count is None
         if fresh and uses_torch(self.backend, X):
             self._device = X.device if is_torch_tensor(X) else torch_backend().device_of()
         if self._device is None:  # host statistics: host rows
             X, Y = host_array(X), host_array(Y)
-        backend = self._backend_module()
         xp = self._ops()
         try:
             if fresh:
@@ -286,9 +303,11 @@ class SufficientStats:
                 extra = {}
                 if getattr(backend, "name", None) == "rust":
                     extra["precision"] = self._gram_precision(X)
-                backend.accumulate(
+                largest = backend.accumulate(
                     X, Y, folds, self.shift_x, self.shift_y, *kernel_args, **extra
                 )
+                if fused:
+                    check_magnitude(float(largest), "X", 1)
             with commit_guard():
                 if not fresh:
                     for field in _FIELDS:
