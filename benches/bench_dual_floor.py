@@ -1,0 +1,101 @@
+"""The dual (kernel) route of the degree-2 probe against its floor and against KernelRidge.
+
+Run from the repository root::
+
+    PYTHONPATH=python python benches/bench_dual_floor.py               # n = 5000, d = 256
+    PYTHONPATH=python python benches/bench_dual_floor.py --n 3000 --d 384
+
+One gamma (the default scale, 1 / mean ||h - mu||^2, which the loop uses too) and the
+20-alpha grid of `bench_quadratic`, in rotated order for ``--repeats`` rounds, one process:
+
+* ours: ``QuadraticProbe(alphas=grid, gamma=g, cv="gcv", solver="dual")`` (kernel by one
+  symmetric rank-d product, one eigendecomposition by the core's choice of solver, exact GCV
+  for every alpha, then the polynomial (Q, w, b));
+* floor: what no implementation of this method avoids: the row Gram ``Uc @ Uc.T`` (numpy
+  dispatches it to SYRK), the elementwise polynomial, and one eigendecomposition of the n x n
+  kernel by the fastest solver of the run (min of LAPACK dsyevd via numpy and faer);
+* KRloop: scikit-learn ``KernelRidge(kernel="poly", degree=2)`` fitted once per alpha (20
+  Cholesky solves, no cross-validation at all).
+
+The table shows medians and the ratios ours / floor and KRloop / ours, with the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import add_threads_option, fmt_table, loadavg, set_threads  # noqa: E402
+from bench_quadratic import alpha_grid, make_data  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--d", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--no-sklearn", action="store_true")
+    add_threads_option(ap)
+    args = ap.parse_args()
+    _limiter = set_threads(args.threads, with_torch=False, with_probes=True)
+    import shallowprobes as sp
+    from shallowprobes import _core
+    from shallowprobes._interrupt import cancel_flag
+
+    X, y = make_data(args.n, args.d, 0, 1)
+    grid, gamma = alpha_grid(X)
+    Uc = X.astype(np.float64) - X.astype(np.float64).mean(axis=0)
+
+    def ours() -> None:
+        sp.QuadraticProbe(alphas=grid, gamma=gamma, cv="gcv", solver="dual").fit(X, y)
+
+    def kernel() -> np.ndarray:
+        G = Uc @ Uc.T  # numpy runs a @ a.T as SYRK
+        G += gamma * G * G
+        return G
+
+    def floor_lapack() -> None:
+        np.linalg.eigh(kernel())
+
+    def floor_faer() -> None:
+        _core.spectrum(kernel(), np.zeros((args.n, 1)), cancel_flag())
+
+    def krloop() -> None:
+        from sklearn.kernel_ridge import KernelRidge
+
+        yc = y - y.mean()
+        for a in grid:
+            KernelRidge(alpha=float(a), kernel="poly", degree=2, gamma=float(np.sqrt(gamma)),
+                        coef0=float(0.5 / np.sqrt(gamma))).fit(Uc, yc)  # fmt: skip
+
+    fns = {"ours": ours, "floor (LAPACK eigh)": floor_lapack, "floor (faer eigh)": floor_faer}
+    if not args.no_sklearn:
+        fns["KRloop (20 KernelRidge fits)"] = krloop
+    names = list(fns)
+    before = loadavg()
+    times: dict[str, list[float]] = {m: [] for m in names}
+    for r in range(args.repeats):
+        for m in names[r % len(names):] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            fns[m]()
+            times[m].append(time.perf_counter() - t0)
+            print(f"  {m}: {times[m][-1]:.2f}s (load {loadavg()})", file=sys.stderr, flush=True)
+    med = {m: statistics.median(t) for m, t in times.items()}
+    floor = min(med["floor (LAPACK eigh)"], med["floor (faer eigh)"])
+    rows = [[m, f"{med[m]:.2f}", f"{med[m] / floor:.2f}", f"{med[m] / med['ours']:.2f}"]
+            for m in names]  # fmt: skip
+    print(f"bench_dual_floor: n={args.n}, d={args.d} (p = {args.d + args.d * (args.d + 1) // 2}"
+          f" features), 20 alphas, one gamma, {args.threads} threads")  # fmt: skip
+    print(f"load average before: {before}, after: {loadavg()}")
+    print(fmt_table(["method", "median s", "/ floor", "/ ours"], rows))
+    print("(floor: the faster of the two floor rows)")
+
+
+if __name__ == "__main__":
+    main()
