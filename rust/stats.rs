@@ -743,7 +743,7 @@ pub(crate) fn stage_block<T: Element, O: Staged>(
             let mut sums = vec![0.0f64; d];
             let mut finite = true;
             let mut max_abs = 0.0f64;
-            let mut tile = vec![O::from_f64(0.0); GROUP * GROUP];
+            let mut tile = [O::from_f64(0.0); GROUP * GROUP];
             for j0 in (0..d).step_by(GROUP) {
                 let w = GROUP.min(d - j0);
                 let shift = &shift_x[j0..j0 + w];

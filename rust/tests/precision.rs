@@ -299,3 +299,71 @@ fn f32_gram_reports_non_finite_and_changes_no_shapes() {
     )
     .is_err());
 }
+
+#[test]
+fn accumulate_returns_the_largest_magnitude_it_read() {
+    // The Python layer checks X's range with this value instead of a pass of its own: it must
+    // be the exact largest |x_ij| for every element type, precision, layout and fold split.
+    let (n, d, k) = (2300, 21, 1);
+    let mut r = rng(12);
+    let mut vals: Vec<f64> = (0..n * d)
+        .map(|i| (1 + i % 7) as f64 * gauss(&mut r) * 10f64.powi((i % 5) as i32 - 2))
+        .collect();
+    vals[1777 * d + 4] = -3.5e6; // a negative extreme in a later block
+    let want = vals.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let y: Vec<f64> = (0..n * k).map(|_| gauss(&mut r)).collect();
+    let yv = MatRef::from_row_major_slice(&y, n, k);
+    let folds: Vec<usize> = (0..n).map(|i| (i * 7) % 4).collect();
+    let sx = vec![0.5; d];
+    let sy = vec![0.0; k];
+    fn largest<T: Element>(
+        x: MatRef<'_, T>,
+        yv: MatRef<'_, f64>,
+        folds: Option<&[usize]>,
+        sx: &[f64],
+        sy: &[f64],
+        prec: Precision,
+    ) -> f64 {
+        let mut st = SufficientStats::new(4, sx.to_vec(), sy.to_vec());
+        accumulate_with(x, yv, folds, sx, sy, st.view_mut(), prec).unwrap()
+    }
+    let v32: Vec<f32> = vals.iter().map(|&v| v as f32).collect();
+    let want32 = v32.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
+    let bf: Vec<Bf16> = v32
+        .iter()
+        .map(|&v| Bf16(half::bf16::from_f32(v).to_bits()))
+        .collect();
+    let want_bf = bf.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs()));
+    for prec in [Precision::F64, Precision::F32] {
+        for folds in [None, Some(folds.as_slice())] {
+            let c = MatRef::from_row_major_slice(&vals, n, d);
+            assert_eq!(largest(c, yv, folds, &sx, &sy, prec), want, "f64 {prec:?}");
+            let c32 = MatRef::from_row_major_slice(&v32, n, d);
+            assert_eq!(
+                largest(c32, yv, folds, &sx, &sy, prec),
+                want32,
+                "f32 {prec:?}"
+            );
+            let cbf = MatRef::from_row_major_slice(&bf, n, d);
+            assert_eq!(
+                largest(cbf, yv, folds, &sx, &sy, prec),
+                want_bf,
+                "bf16 {prec:?}"
+            );
+        }
+    }
+    // a column-major copy (the strided staging branch) reads the same values
+    let mut colmajor = vec![0.0f64; n * d];
+    for i in 0..n {
+        for j in 0..d {
+            colmajor[j * n + i] = vals[i * d + j];
+        }
+    }
+    let cm = MatRef::from_column_major_slice(&colmajor, n, d);
+    assert_eq!(largest(cm, yv, None, &sx, &sy, Precision::F64), want);
+    assert_eq!(largest(cm, yv, None, &sx, &sy, Precision::F32), want);
+    // no rows: zero
+    let none = MatRef::from_row_major_slice(&vals[..0], 0, d);
+    let y0 = MatRef::from_row_major_slice(&y[..0], 0, k);
+    assert_eq!(largest(none, y0, None, &sx, &sy, Precision::F64), 0.0);
+}

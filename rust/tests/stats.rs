@@ -570,14 +570,14 @@ fn accumulate_errors_leave_statistics_unchanged() {
             "shift_x too short",
             Box::new(|s| {
                 let sy = s.shift_y.clone();
-                accumulate(xv, yv, None, &sx[..d - 1], &sy, s.view_mut())
+                accumulate(xv, yv, None, &sx[..d - 1], &sy, s.view_mut()).map(|_| ())
             }),
         ),
         (
             "shift_y too long",
             Box::new(|s| {
                 let sx = s.shift_x.clone();
-                accumulate(xv, yv, None, &sx, &[0.0; 3], s.view_mut())
+                accumulate(xv, yv, None, &sx, &[0.0; 3], s.view_mut()).map(|_| ())
             }),
         ),
     ];
