@@ -29,6 +29,9 @@ def set_num_threads(n: int) -> None:
     $RAYON_NUM_THREADS, else one per CPU core).
 
     Results do not depend on this: statistics are reduced in a fixed order, bit for bit.
+    Single eigendecompositions of order >= 640 run in LAPACK through numpy (faster there,
+    `backends.rust_kernels.LAPACK_EIGH_MIN_ORDER`) and use numpy's BLAS threads instead; limit
+    those with threadpoolctl.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}.")
