@@ -210,10 +210,10 @@ class SufficientStats:
             return update_stats(self, X, Y, fold_ids)
         # --- end dask ---
         keep = self._keeps_tensors(X)
-        half = self._half_rows(X, keep)  # validated there
+        half = self._half_rows(X, keep)
         if half is not None:
             X = half
-        else:  # finiteness and magnitude: in `_accumulate_validated` (check_values)
+        else:  # finiteness and magnitude (of half rows too): in `_accumulate_validated`
             X = check_X(X, n_features=self.n_inputs, keep_tensor=keep, check_finite=False)
         n = X.shape[0]
         if Y is None:
@@ -233,25 +233,23 @@ class SufficientStats:
                 )
         else:
             folds = check_fold_ids(fold_ids, n, self.n_folds)
-        self._accumulate_validated(X, Yarr, folds, check_values=half is None)
+        self._accumulate_validated(X, Yarr, folds, check_values=True)
         return self
 
     def _half_rows(self, X: Any, keep_tensor: bool) -> Any:
-        """bfloat16/float16 rows as raw bits for the Rust core (validated like `check_X`),
-        or None: other dtypes, degree 2, or another backend (they convert as before)."""
+        """bfloat16/float16 rows as raw bits for the Rust core (shape checked like `check_X`;
+        their values are checked in the core's pass, see `_accumulate_validated`), or None:
+        other dtypes, degree 2, or another backend (they convert as before)."""
         if keep_tensor or self.degree != 1 or get_backend(self.backend).name != "rust":
             return None
-        from .._validation import check_magnitude, check_shape
+        from .._validation import check_shape
         from ..backends import rust_kernels as _rust_backend
 
         half = _rust_backend.half_rows(X)
         if half is not None:
             check_shape(half.shape, "X", self.n_inputs, 1, "this probe")
-            amax = _rust_backend.finite_max_abs(half)
-            if np.isnan(amax):
-                raise non_finite_error("X")
-            check_magnitude(amax, "X", 1)
         return half
+
 
     def _gram_precision(self, X: Any) -> str:
         """The precision the Rust core uses for rows X (see the class docs)."""
