@@ -102,3 +102,25 @@ def test_partial_fit_and_update_leave_statistics_unchanged_on_a_bad_chunk():
     probe.partial_fit(X[100:], y[100:])
     ref = sp.LinearProbe(cv=3).fit(X, y)
     np.testing.assert_allclose(probe.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
+
+
+def test_fresh_device_statistics_take_the_torch_kernels(monkeypatch):
+    """Where `backend="auto"` puts fresh statistics on a torch device (a CUDA first chunk),
+    the kernels and the value check must be torch's, decided from that device before anything
+    is accumulated. Simulated on the CPU by making every chunk count as a device chunk."""
+    torch = pytest.importorskip("torch")
+    from shallowprobes.solve import stats as stats_module
+
+    monkeypatch.setattr(stats_module, "uses_torch", lambda backend, X: True)
+    rng = np.random.default_rng(6)
+    X, y = rng.standard_normal((120, 4)), rng.standard_normal(120)
+    s = sp.SufficientStats(backend="auto").update(torch.from_numpy(X), torch.from_numpy(y))
+    assert s._device is not None and isinstance(s.xtx, torch.Tensor)
+    ref = sp.SufficientStats(backend="numpy").update(X, y)
+    np.testing.assert_allclose(s.xtx.cpu().numpy(), ref.xtx, rtol=1e-12, atol=1e-10)
+    bad = X.copy()
+    bad[2, 1] = 1e160
+    fresh = sp.SufficientStats(backend="auto")
+    with pytest.raises(ScaleError):
+        fresh.update(torch.from_numpy(bad), torch.from_numpy(y))
+    assert fresh.count is None and fresh._device is None  # nothing half set

@@ -274,13 +274,15 @@ class SufficientStats:
         while staging the rows (and NaN/inf as it meets them), so there the check costs no
         pass of its own and runs before anything is committed; elsewhere X is checked first.
         """
-        backend = self._backend_module()
+        fresh = self.count is None
+        device = self._device  # where the statistics live (fresh ones: decided by X)
+        if fresh and uses_torch(self.backend, X):
+            device = X.device if is_torch_tensor(X) else torch_backend().device_of()
+        backend = torch_backend() if device is not None else get_backend(self.backend)
         fused = check_values and self.degree == 1 and getattr(backend, "name", None) == "rust"
         if check_values and not fused:
-            check_values_of(X, "X", self.degree)
-        fresh = self.count is None
-        if fresh and uses_torch(self.backend, X):
-            self._device = X.device if is_torch_tensor(X) else torch_backend().device_of()
+            check_values_of(X, "X", self.degree)  # before anything changes
+        self._device = device
         if self._device is None:  # host statistics: host rows
             X, Y = host_array(X), host_array(Y)
         xp = self._ops()
