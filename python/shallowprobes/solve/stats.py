@@ -250,7 +250,6 @@ class SufficientStats:
             check_shape(half.shape, "X", self.n_inputs, 1, "this probe")
         return half
 
-
     def _gram_precision(self, X: Any) -> str:
         """The precision the Rust core uses for rows X (see the class docs)."""
         from ..backends.rust_kernels import HalfRows
