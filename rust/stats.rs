@@ -361,28 +361,27 @@ pub fn accumulate_with<T: Element>(
     check_targets(y, shift_y, n, k)?;
     let fold_rows = fold_rows(folds, n, n_folds)?;
     let mut max_abs = 0.0f64;
-    let mut stage = |rows: &[usize], yb: &mut [f64], sum_x: &mut [f64], xb: StagingOut<'_>| {
-        let got = match xb {
-            StagingOut::F64(xb) => stage_block(x, y, rows, shift_x, shift_y, xb, yb, sum_x),
-            StagingOut::F32(xb) => stage_block(x, y, rows, shift_x, shift_y, xb, yb, sum_x),
-        };
-        got.map(|m| max_abs = max_abs.max(m)).is_some()
-    };
     match precision {
         Precision::F64 => accumulate_blocks(&fold_rows, out, |rows, xb, yb, sum_x| {
-            stage(rows, yb, sum_x, StagingOut::F64(xb))
+            keep_largest(
+                &mut max_abs,
+                stage_block(x, y, rows, shift_x, shift_y, xb, yb, sum_x),
+            )
         }),
         Precision::F32 => accumulate_blocks_f32(&fold_rows, out, |rows, xb, yb, sum_x| {
-            stage(rows, yb, sum_x, StagingOut::F32(xb))
+            keep_largest(
+                &mut max_abs,
+                stage_block(x, y, rows, shift_x, shift_y, xb, yb, sum_x),
+            )
         }),
     }?;
     Ok(max_abs)
 }
 
-/// The staging buffer of one block, in the element type of the chosen [`Precision`].
-enum StagingOut<'a> {
-    F64(&'a mut [f64]),
-    F32(&'a mut [f32]),
+/// Folds one block's [`stage_block`] result into the running largest |x|; whether the block
+/// was finite.
+fn keep_largest(max_abs: &mut f64, block: Option<f64>) -> bool {
+    block.map(|m| *max_abs = max_abs.max(m)).is_some()
 }
 
 /// Checks that Y is n × k and that its shift has k entries (the error names Y's shape).
@@ -538,27 +537,21 @@ where
             );
             // Column j of the product: rows j..p are X̃ᵀX̃'s lower triangle (at j·p + i in g),
             // rows p..q are Ỹᵀ x̃_j (row j of the row-major p × k XᵀY).
-            let add_column = |j: usize, gc: &mut [f64], hc: &[f32]| {
-                for (a, &b) in gc[j..].iter_mut().zip(&hc[j..p]) {
-                    *a += b as f64;
+            g.par_chunks_mut(p)
+                .zip(g32.par_chunks(q))
+                .enumerate()
+                .for_each(|(j, (gc, hc))| {
+                    for (a, &b) in gc[j..].iter_mut().zip(&hc[j..p]) {
+                        *a += b as f64;
+                    }
+                });
+            // Ỹᵀ x̃_j, p × k entries: small, sequential (gxy is empty when k = 0)
+            if k > 0 {
+                for (j, xyc) in gxy.chunks_mut(k).enumerate() {
+                    for (a, &b) in xyc.iter_mut().zip(&g32[j * q + p..(j + 1) * q]) {
+                        *a += b as f64;
+                    }
                 }
-            };
-            if k == 0 {
-                g.par_chunks_mut(p)
-                    .zip(g32.par_chunks(q))
-                    .enumerate()
-                    .for_each(|(j, (gc, hc))| add_column(j, gc, hc));
-            } else {
-                g.par_chunks_mut(p)
-                    .zip(gxy.par_chunks_mut(k))
-                    .zip(g32.par_chunks(q))
-                    .enumerate()
-                    .for_each(|(j, ((gc, xyc), hc))| {
-                        add_column(j, gc, hc);
-                        for (a, &b) in xyc.iter_mut().zip(&hc[p..q]) {
-                            *a += b as f64;
-                        }
-                    });
             }
         },
     )
