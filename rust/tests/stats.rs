@@ -9,7 +9,8 @@
 
 use faer::{Mat, MatRef};
 use shallowprobes_core::stats::{
-    accumulate, all_finite, block_rows, Element, StatsMut, SufficientStats,
+    accumulate, accumulate_with, all_finite, block_rows, Element, Precision, StatsMut,
+    SufficientStats, F32_GRAM_ROWS,
 };
 
 mod common;
@@ -689,4 +690,51 @@ fn all_finite_detects_nan_and_inf() {
         1,
         1
     )));
+}
+
+/// The blocks of interleaved folds are taken in row order, but each fold's own blocks keep its
+/// row order: the statistics are bit for bit those of the same rows grouped fold by fold (the
+/// order the accumulation used before), for f64 and f32 Grams and several block counts.
+#[test]
+fn interleaved_folds_sum_each_fold_in_its_own_row_order() {
+    for (n, d, k, kf) in [(30000, 8, 2, 5), (13000, 40, 1, 3), (9, 3, 0, 2)] {
+        // more than one block per fold: block_rows(d) rows in f64, F32_GRAM_ROWS in f32
+        assert!(n < 10 || n / kf > block_rows(d).min(F32_GRAM_ROWS));
+        let mut r = rng(n as u64);
+        let x: Vec<f64> = (0..n * d).map(|_| 1.0 + gauss(&mut r)).collect();
+        let y: Vec<f64> = (0..n * k).map(|_| gauss(&mut r)).collect();
+        let folds: Vec<usize> = (0..n).map(|i| i % kf).collect();
+        // the same rows, grouped by fold (each fold's rows in their original order)
+        let order: Vec<usize> = (0..kf).flat_map(|f| (f..n).step_by(kf)).collect();
+        let xg: Vec<f64> = order
+            .iter()
+            .flat_map(|&i| x[i * d..(i + 1) * d].to_vec())
+            .collect();
+        let yg: Vec<f64> = order
+            .iter()
+            .flat_map(|&i| y[i * k..(i + 1) * k].to_vec())
+            .collect();
+        let fg: Vec<usize> = order.iter().map(|&i| folds[i]).collect();
+        let (sx, sy) = (vec![0.9; d], vec![0.1; k]);
+        for precision in [Precision::F64, Precision::F32] {
+            let mut a = SufficientStats::new(kf, sx.clone(), sy.clone());
+            let mut b = SufficientStats::new(kf, sx.clone(), sy.clone());
+            let (xa, ya) = (
+                MatRef::from_row_major_slice(&x, n, d),
+                MatRef::from_row_major_slice(&y, n, k),
+            );
+            let (xb, yb) = (
+                MatRef::from_row_major_slice(&xg, n, d),
+                MatRef::from_row_major_slice(&yg, n, k),
+            );
+            accumulate_with(xa, ya, Some(&folds), &sx, &sy, a.view_mut(), precision).unwrap();
+            accumulate_with(xb, yb, Some(&fg), &sx, &sy, b.view_mut(), precision).unwrap();
+            let label = format!("n = {n}, d = {d}, {precision:?}");
+            assert_eq!(bits(&a.xtx), bits(&b.xtx), "{label}: XᵀX");
+            assert_eq!(bits(&a.xty), bits(&b.xty), "{label}: XᵀY");
+            assert_eq!(bits(&a.yty), bits(&b.yty), "{label}: YᵀY");
+            assert_eq!(bits(&a.sum_x), bits(&b.sum_x), "{label}: Σx");
+            assert_eq!(a.count, b.count, "{label}: counts");
+        }
+    }
 }
