@@ -227,8 +227,6 @@ pub fn heldout_sse(
     if coefs.len() != offsets.len() {
         return Err("one offset vector per model is needed".into());
     }
-    let mut out = Vec::with_capacity(coefs.len());
-    let mut gw = Mat::<f64>::zeros(d, k);
     for (w, c) in coefs.iter().zip(offsets) {
         if w.nrows() != d || w.ncols() != k || c.len() != k {
             return Err(crate::invalid!(
@@ -237,7 +235,27 @@ pub fn heldout_sse(
                 w.ncols()
             ));
         }
-        matmul(gw.as_mut(), Accum::Replace, fold.xtx, *w, 1.0, par);
+    }
+    // X̃ᵀX̃ W for all models in one d × (models·k) product: one wide GEMM runs near the
+    // machine's peak where one d × k product per model does not.
+    let width = coefs.len() * k;
+    crate::error::ensure_allocatable(
+        crate::error::bytes_of(d * width, 8) * 2,
+        "the held-out products",
+    )?;
+    let all = Mat::<f64>::from_fn(d, width, |j, c| coefs[c / k.max(1)][(j, c % k.max(1))]);
+    let mut gw_all = Mat::<f64>::zeros(d, width);
+    matmul(
+        gw_all.as_mut(),
+        Accum::Replace,
+        fold.xtx,
+        all.as_ref(),
+        1.0,
+        par,
+    );
+    let mut out = Vec::with_capacity(coefs.len());
+    for (m, (w, c)) in coefs.iter().zip(offsets).enumerate() {
+        let gw = gw_all.as_ref().subcols(m * k, k);
         let mut row = Vec::with_capacity(k);
         for t in 0..k {
             let (mut quad, mut cross, mut wsx) = (0.0, 0.0, 0.0);
