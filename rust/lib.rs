@@ -10,6 +10,7 @@ pub mod quadratic;
 pub mod ridge;
 pub mod stats;
 pub mod threads;
+pub mod tridiagonal;
 
 pub use error::CoreError;
 

@@ -111,6 +111,20 @@ def heldout_sse(
     """Sum of squared errors (A, k) of models (coefs (A, d, k), offsets (A, k)) on rows known
     through their shifted statistics."""
 
+def tridiagonalize(grams: F64, cancel: Flag = None) -> tuple[F64, F64, list[bool]]:
+    """Householder reductions G = Q T Q^T of a stack of Grams (K, d, d), one sequential
+    reduction per thread: (packed (K, d, d): T on the diagonal and subdiagonal, Q's vectors
+    below; factors (K, b, d - 1): Q's block factors; usable: per Gram, whether no eigenvalue
+    lies at or below the spectrum's round-off clamp, a Sturm count on T). Both arrays are
+    column-major within each matrix (views of the core's buffers, not C-contiguous)."""
+
+def tridiagonal_ridge_paths(
+    packed: F64, factors: F64, cxys: F64, alphas: F64, cancel: Flag = None
+) -> F64:
+    """Coefficients (K, A, d, k) of (G_i + alpha I)^-1 cxy_i for every alpha (each > 0) from
+    the reductions of `tridiagonalize` (read in place, any layout), one path per thread:
+    Q^T cxy, one LDL^T solve of T + alpha I per alpha, Q applied once to all alphas."""
+
 def loo_predictions(
     x: Floats,
     x_mean: F64,

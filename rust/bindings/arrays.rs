@@ -84,6 +84,21 @@ pub(super) fn rows_to_numpy2<'py>(
     PyArray1::from_vec(py, data).reshape([rows.len(), ncols])
 }
 
+/// faer views of the K matrices of a 3-D array (K, r, c), each with the array's own strides.
+pub(super) fn slices_of<'a>(a: &numpy::ndarray::ArrayView3<'a, f64>) -> Vec<MatRef<'a, f64>> {
+    let s = a.strides();
+    let (nk, r, c) = a.dim();
+    (0..nk)
+        .map(|i| {
+            // SAFETY: slice i of a live 3-D array (laid out as checked by `check_layout`),
+            // described by its own strides.
+            unsafe {
+                MatRef::from_raw_parts(a.as_ptr().offset(i as isize * s[0]), r, c, s[1], s[2])
+            }
+        })
+        .collect()
+}
+
 pub(super) fn owned_mat(m: MatRef<'_, f64>) -> Mat<f64> {
     Mat::from_fn(m.nrows(), m.ncols(), |i, j| m[(i, j)])
 }

@@ -33,6 +33,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ridge::spectra, m)?)?;
     m.add_function(wrap_pyfunction!(ridge::ridge_path, m)?)?;
     m.add_function(wrap_pyfunction!(ridge::heldout_sse, m)?)?;
+    m.add_function(wrap_pyfunction!(ridge::tridiagonalize, m)?)?;
+    m.add_function(wrap_pyfunction!(ridge::tridiagonal_ridge_paths, m)?)?;
     m.add_function(wrap_pyfunction!(loo::loo_predictions, m)?)?;
     m.add_function(wrap_pyfunction!(loo::loo_sse, m)?)?;
     m.add_function(wrap_pyfunction!(project::project_rows, m)?)?;

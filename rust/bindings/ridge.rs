@@ -2,12 +2,13 @@
 //! from a spectrum, and the errors of models on rows known through their statistics.
 
 use super::arrays::{
-    check_layout, owned_mat, row_major_vec, rows_to_numpy2, slice_of, to_numpy2, view,
+    check_layout, owned_mat, row_major_vec, rows_to_numpy2, slice_of, slices_of, to_numpy2, view,
 };
 use super::errors::{core_err, value_err};
 use super::pool::{flag_ref, pool, CancelFlag};
 use crate::error::try_zeros;
 use crate::ridge::{self, FoldStats, Spectrum};
+use crate::tridiagonal::{self, TridiagonalRef};
 use faer::{Mat, MatRef};
 use numpy::{
     PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
@@ -70,21 +71,8 @@ pub(super) fn spectra<'py>(
             c.dim()
         )));
     }
-    let view3 = |a: &numpy::ndarray::ArrayView3<'_, f64>, i: usize| {
-        let s = a.strides();
-        // SAFETY: slice i of a live 3-D array, described by its own strides.
-        unsafe {
-            MatRef::from_raw_parts(
-                a.as_ptr().offset(i as isize * s[0]),
-                a.dim().1,
-                a.dim().2,
-                s[1],
-                s[2],
-            )
-        }
-    };
-    let gv: Vec<MatRef<'_, f64>> = (0..nk).map(|i| view3(&g, i)).collect();
-    let cv: Vec<MatRef<'_, f64>> = (0..nk).map(|i| view3(&c, i)).collect();
+    let gv = slices_of(&g);
+    let cv = slices_of(&c);
     let specs = py
         .detach(|| pool(flag, |_| ridge::spectra(&gv, &cv)))?
         .map_err(core_err)?;
@@ -222,4 +210,124 @@ pub(super) fn heldout_sse<'py>(
         .detach(|| pool(None, |par| ridge::heldout_sse(&fold, &refs, &offs, par)))?
         .map_err(core_err)?;
     rows_to_numpy2(py, &sse, k)
+}
+
+/// K r × c matrices as one C-ordered (K, c, r) numpy array: each matrix's columns as faer
+/// stores them, without reordering (the caller views it as it needs, e.g. its (0, 2, 1)
+/// transpose is the (K, r, c) stack).
+fn col_major_stack<'py>(
+    py: Python<'py>,
+    mats: &[MatRef<'_, f64>],
+    what: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (r, c) = mats.first().map_or((0, 0), |m| (m.nrows(), m.ncols()));
+    let mut data = try_zeros(0, what).map_err(core_err)?;
+    data.try_reserve_exact(mats.len() * r * c).map_err(|_| {
+        core_err(crate::CoreError::OutOfMemory {
+            what: what.to_string(),
+            bytes: crate::error::bytes_of(mats.len() * r * c, 8),
+        })
+    })?;
+    for m in mats {
+        for j in 0..c {
+            data.extend(m.col(j).iter().copied());
+        }
+    }
+    Ok(PyArray1::from_vec(py, data)
+        .reshape([mats.len(), c, r])?
+        .into_any())
+}
+
+/// Tridiagonal reductions of a stack of Grams (K, d, d), in parallel over K: the packed
+/// reductions (K, d, d), their Householder block factors (K, b, d - 1), and per Gram whether
+/// the eigendecomposition route would clamp nothing (where the tridiagonal path applies).
+/// The two arrays are column-major within each matrix (faer's layout, handed over without
+/// reordering).
+#[pyfunction]
+#[pyo3(signature = (grams, cancel=None))]
+#[allow(clippy::type_complexity)]
+pub(super) fn tridiagonalize<'py>(
+    py: Python<'py>,
+    grams: PyReadonlyArray3<'py, f64>,
+    cancel: CancelFlag<'py>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Vec<bool>)> {
+    let flag = flag_ref(&cancel)?;
+    check_layout(&grams, "grams")?;
+    let g = grams.as_array();
+    let (_, d, d2) = g.dim();
+    if d != d2 {
+        return Err(value_err(format!(
+            "grams have shape {:?}; expected (K, d, d)",
+            g.dim()
+        )));
+    }
+    let gv = slices_of(&g);
+    let reductions = py
+        .detach(|| pool(flag, |_| tridiagonal::tridiagonalize_all(&gv)))?
+        .map_err(core_err)?;
+    let packed: Vec<MatRef<'_, f64>> = reductions.iter().map(|r| r.packed.as_ref()).collect();
+    let factors: Vec<MatRef<'_, f64>> = reductions.iter().map(|r| r.factors.as_ref()).collect();
+    let usable = reductions
+        .iter()
+        .map(|r| r.as_ref().clamps_nothing())
+        .collect();
+    let transposed = |m: Bound<'py, PyAny>| m.call_method1("transpose", (0, 2, 1));
+    Ok((
+        transposed(col_major_stack(py, &packed, "tridiagonal reductions")?)?,
+        transposed(col_major_stack(py, &factors, "Householder factors")?)?,
+        usable,
+    ))
+}
+
+/// Coefficients (K, A, d, k) of (G_i + αI)⁻¹ cxy_i for every alpha (each > 0), from the
+/// reductions (K, d, d) and factors (K, b, d - 1) of `tridiagonalize` (read in place, any
+/// layout), in parallel over K.
+#[pyfunction]
+#[pyo3(signature = (packed, factors, cxys, alphas, cancel=None))]
+pub(super) fn tridiagonal_ridge_paths<'py>(
+    py: Python<'py>,
+    packed: PyReadonlyArray3<'py, f64>,
+    factors: PyReadonlyArray3<'py, f64>,
+    cxys: PyReadonlyArray3<'py, f64>,
+    alphas: PyReadonlyArray1<'py, f64>,
+    cancel: CancelFlag<'py>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let flag = flag_ref(&cancel)?;
+    for (a, what) in [(&packed, "packed"), (&factors, "factors"), (&cxys, "cxys")] {
+        check_layout(a, what)?;
+    }
+    let (p, f, c) = (packed.as_array(), factors.as_array(), cxys.as_array());
+    let (nk, d, d2) = p.dim();
+    let (nf, b, h) = f.dim();
+    let (nc, dc, k) = c.dim();
+    if d2 != d || nf != nk || nc != nk || h != d.saturating_sub(1) || b == 0 || dc != d {
+        return Err(value_err(format!(
+            "packed {:?}, factors {:?} and cxys {:?}; expected (K, d, d), (K, b, d - 1) from \
+             tridiagonalize and (K, d, k)",
+            p.dim(),
+            f.dim(),
+            c.dim()
+        )));
+    }
+    let reductions: Vec<TridiagonalRef<'_>> = slices_of(&p)
+        .into_iter()
+        .zip(slices_of(&f))
+        .map(|(packed, factors)| TridiagonalRef { packed, factors })
+        .collect();
+    let cv = slices_of(&c);
+    let alphas = slice_of(&alphas, "alphas")?.to_vec();
+    let n_alphas = alphas.len();
+    let solved = py
+        .detach(|| {
+            pool(flag, |_| {
+                tridiagonal::ridge_paths(&reductions, &cv, &alphas)
+            })
+        })?
+        .map_err(core_err)?;
+    // each solution is d × (A·k), column a·k + t holding alpha a's target t: stacked as
+    // (K, A·k, d) = (K, A, k, d), viewed as (K, A, d, k)
+    let refs: Vec<MatRef<'_, f64>> = solved.iter().map(|w| w.as_ref()).collect();
+    col_major_stack(py, &refs, "coefficients")?
+        .call_method1("reshape", ((nk, n_alphas, k, d),))?
+        .call_method1("transpose", (0, 1, 3, 2))
 }
