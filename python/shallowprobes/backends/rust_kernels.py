@@ -185,6 +185,26 @@ def spectra(grams: np.ndarray, cxys: np.ndarray):
     return _core.spectra(_f64(grams), _f64(cxys), cancel_flag())
 
 
+def tridiagonalize(grams: np.ndarray):
+    """Householder reductions G = Q T Q^T of a stack of Grams (K, d, d), one per thread:
+    (packed (K, d, d), factors (K, b, d - 1), usable: list of K bools). `usable[i]` is False
+    where the eigendecomposition route would clamp round-off eigenvalues of Gram i, whose
+    solves must then come from its spectrum (see `_core.tridiagonalize`)."""
+    return _core.tridiagonalize(_f64(grams), cancel_flag())
+
+
+def tridiagonal_ridge_paths(packed: np.ndarray, factors: np.ndarray, cxys: np.ndarray,
+                            alphas: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Coefficients (K, A, d, k) of (G_i + alpha I)^-1 cxy_i for every alpha > 0 from the
+    reductions of `tridiagonalize`, one sequential path per thread."""
+    # the reductions are read in place in any layout (`tridiagonalize` returns them
+    # column-major within each matrix, as the core stores them): no reordering copy
+    return _core.tridiagonal_ridge_paths(
+        np.asarray(packed, dtype=np.float64), np.asarray(factors, dtype=np.float64),
+        _f64(cxys), _f64(alphas), cancel_flag(),
+    )  # fmt: skip
+
+
 def ridge_path(lam, V, B, perp, alphas, with_coefs: bool = True):
     return _core.ridge_path(
         _f64(lam), _f64(V), _f64(B), _f64(perp), _f64(alphas), with_coefs, cancel_flag()

@@ -23,14 +23,16 @@ from ..backends.numpy_kernels import residual_outside_span
 from ..solve.calibration import gaussian_calibration
 from ..solve.geometry import Geometry, check_readout, fit_geometry
 from ..solve.ridge import (
+    EigenPath,
     RidgeSolution,
     RowMap,
     default_alpha_grid,
     feature_blocks,
     gcv_scores,
-    kfold_spectra,
+    kfold_paths,
     linear_decision,
     loo_scores,
+    path_coefs,
     select_alpha,
     warn_grid_edge,
 )
@@ -409,22 +411,25 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
                 "the Gram matrix overflowed float64: some features or targets have magnitude "
                 "around 1e150 or more. Rescale X (and y) before fitting."
             )
-        fold_specs = None
-        if cv_name not in ("gcv", "loo"):
-            (lam, V, B), fold_specs = kfold_spectra(stats, ne, fit_intercept, backend)
-        else:
-            lam, V, B = backend.spectrum(ne.gram, ne.cxy)
         default_grid = alphas is None
         if default_grid:
             alphas = default_alpha_grid(ne.gram)
         alphas = np.asarray(alphas, dtype=np.float64)
-        k = B.shape[1]
-        # Residual degrees of freedom left at alpha -> 0, and the part of y outside the span of
-        # X (exactly zero when the rows are interpolated): both enter GCV without cancellation.
-        rank = int((lam > 0).sum())
-        free = ne.n - (1.0 if fit_intercept else 0.0) - rank
-        span = backend.residual_outside_span if xp.is_torch else residual_outside_span
-        perp = span(lam, B, ne.cyy) if free > 0 else xp.zeros(k)
+        k = ne.cxy.shape[1]
+        if cv_name in ("gcv", "loo"):
+            lam, V, B = backend.spectrum(ne.gram, ne.cxy)
+            # Residual degrees of freedom left at alpha -> 0, and the part of y outside the
+            # span of X (exactly zero when the rows are interpolated): both enter GCV without
+            # cancellation.
+            rank = int((lam > 0).sum())
+            free = ne.n - (1.0 if fit_intercept else 0.0) - rank
+            span = backend.residual_outside_span if xp.is_torch else residual_outside_span
+            perp = span(lam, B, ne.cyy) if free > 0 else xp.zeros(k)
+            path: Any = EigenPath(backend, (lam, V, B))
+        else:
+            # K-fold needs coefficients only: of the folds for the scores, of all rows for the
+            # chosen alphas
+            path, fold_paths = kfold_paths(stats, ne, fit_intercept, backend)
 
         def scores(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """(per (A, k), joint (A,)) CV scores of the alphas in `grid`."""
@@ -439,7 +444,7 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
                     )
                 return loo_scores(backend, xp, ne, (lam, V, B), rows, grid, scoring,
                                   fit_intercept, feature_map)  # fmt: skip
-            return self._kfold_scores(stats, grid, rows, backend, scoring, fold_specs,
+            return self._kfold_scores(stats, grid, rows, backend, scoring, fold_paths,
                                       feature_map)  # fmt: skip
 
         alphas, per, joint, idx, edges, searched = select_alpha(
@@ -448,7 +453,7 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
         if warn_edges:
             warn_grid_edge(type(self).__name__, "alpha", alphas, edges, default_grid, cv_name)
         chosen = np.unique(idx)
-        coefs, _, _ = backend.ridge_path(lam, V, B, perp, alphas[chosen], True)
+        coefs = path.coefs(alphas[chosen])
         pos = np.searchsorted(chosen, idx)
         coef = copy_of(coefs[xp.index(pos), :, xp.index(np.arange(k))].T)  # (d, k)
         intercept = ne.y_mean - ne.x_mean @ coef
@@ -459,7 +464,7 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
             sol.calibration = gaussian_calibration(stats, coef, intercept)
         return sol
 
-    def _kfold_scores(self, stats, alphas, rows, backend, scoring, fold_specs, feature_map=None):
+    def _kfold_scores(self, stats, alphas, rows, backend, scoring, fold_paths, feature_map=None):
         xp = stats._ops()
         K = stats.n_folds
         k = stats.n_targets
@@ -476,11 +481,10 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
                 )
             X, Y, folds = rows
             preds = xp.empty((A, X.shape[0], k))
-        for f in range(K):
-            if stats.count[f] == 0:
-                continue
-            ne, (lam, V, B) = fold_specs[f]
-            coefs, _, _ = backend.ridge_path(lam, V, B, xp.zeros(k), alphas, True)
+        active = [f for f in range(K) if stats.count[f] > 0]
+        fold_coefs = path_coefs([fold_paths[f][1] for f in active], alphas)
+        for f, coefs in zip(active, fold_coefs):
+            ne = fold_paths[f][0]
             intercepts = ne.y_mean[None, :] - xp.einsum("d,adk->ak", ne.x_mean, coefs)
             if scoring == "squared_error":
                 # held-out error from the fold's own (shifted) statistics

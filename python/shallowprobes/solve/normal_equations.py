@@ -74,12 +74,42 @@ def normal_equations_of(
         sel = [only_fold]
     else:
         sel = list(range(K))
-    n = float(stats.count[sel].sum())
-    sx = stats.sum_x[sel].sum(axis=0)
-    sy = stats.sum_y[sel].sum(axis=0)
-    xtx = stats.xtx[sel].sum(axis=0)
-    xty = stats.xty[sel].sum(axis=0)
     yy = xp.einsum("fjj->j", stats.yty[sel]) if stats.n_targets else xp.zeros(0)
+    return _centred(
+        stats, fit_intercept, float(stats.count[sel].sum()), stats.sum_x[sel].sum(axis=0),
+        stats.sum_y[sel].sum(axis=0), stats.xtx[sel].sum(axis=0), stats.xty[sel].sum(axis=0), yy,
+    )  # fmt: skip
+
+
+def training_normal_equations(stats: Any, fit_intercept: bool, folds: list) -> list:
+    """The normal equations of every K-fold training set (all rows but fold f, for each f in
+    `folds`), as `normal_equations_of(stats, fit_intercept, exclude_fold=f)` gives them.
+
+    Formed as the totals minus each fold: one pass over the per-fold statistics, then one
+    subtraction per fold, instead of summing K - 1 folds for each of the K training sets. Each
+    fold holds part of the training set's rows, so the subtraction loses no more than a few
+    units of rounding relative to the totals (no cancellation of the training set's own
+    size)."""
+    xp = stats._ops()
+    totals = [stats.sum_x.sum(axis=0), stats.sum_y.sum(axis=0), stats.xtx.sum(axis=0),
+              stats.xty.sum(axis=0)]  # fmt: skip
+    yy_folds = xp.einsum("fjj->fj", stats.yty) if stats.n_targets else None
+    yy_total = yy_folds.sum(axis=0) if yy_folds is not None else xp.zeros(0)
+    out = []
+    for f in folds:
+        sx, sy, xtx, xty = (t - part[f] for t, part in zip(
+            totals, (stats.sum_x, stats.sum_y, stats.xtx, stats.xty)))  # fmt: skip
+        yy = yy_total - yy_folds[f] if yy_folds is not None else yy_total
+        n = float(stats.count.sum() - stats.count[f])
+        out.append(_centred(stats, fit_intercept, n, sx, sy, xtx, xty, yy))
+    return out
+
+
+def _centred(stats: Any, fit_intercept: bool, n: float, sx: Any, sy: Any, xtx: Any, xty: Any,
+             yy: Any) -> NormalEquations:  # fmt: skip
+    """NormalEquations from the sums of a selection of rows in the statistics' shifted frame:
+    centred with an intercept, moved back to the raw frame without one."""
+    xp = stats._ops()
     s, t = stats.shift_x, stats.shift_y
     if fit_intercept:
         gram = xtx - xp.outer(sx, sx) / n

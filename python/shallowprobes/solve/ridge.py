@@ -19,6 +19,7 @@ from ..backends import ops_of, to_numpy
 from ..errors import GridEdgeWarning
 from ..solve.geometry import Geometry
 from ..solve.stats import SufficientStats
+from .normal_equations import training_normal_equations
 from .scoring import score_predictions
 
 PREDICT_BLOCK = 8192
@@ -343,28 +344,129 @@ def warn_grid_edge(owner: str, what: str, grid: np.ndarray, sides: list, default
 BATCH_ENTRIES = 1 << 27
 
 
-def kfold_spectra(stats: SufficientStats, ne, fit_intercept: bool, backend):
-    """Spectrum of the full data and of every K-fold training set.
+class EigenPath:
+    """Coefficient paths of one training set from its spectrum (lam, V, B): any alpha >= 0,
+    with the pseudo-inverse's null directions (the route of every backend)."""
 
-    Decomposed together (one sequential eigendecomposition per thread, which scales far better
-    than one threaded eigendecomposition) unless the stack of Grams would exceed 1 GiB.
-    Returns ((lam, V, B) of all rows, {fold: (normal equations, (lam, V, B))}).
+    def __init__(self, backend: Any, spectrum: tuple) -> None:
+        self.backend = backend
+        self.spectrum = spectrum
+
+    def coefs(self, alphas: np.ndarray) -> Any:
+        """(A, d, k) coefficients of the alphas."""
+        lam, V, B = self.spectrum
+        zeros = ops_of(B).zeros(B.shape[1])
+        coefs, _, _ = self.backend.ridge_path(lam, V, B, zeros, alphas, True)
+        return coefs
+
+
+class TridiagonalPath:
+    """Coefficient paths of one training set from a Householder reduction G = Q T Q^T of its
+    Gram (the Rust core's `tridiagonalize`): O(d k) per alpha after a reduction that costs a
+    fraction of an eigendecomposition. Built only for Grams whose spectrum would clamp
+    nothing, where the two routes solve the same systems; an alpha <= 0 (a pseudo-inverse)
+    takes the spectrum, computed then."""
+
+    def __init__(self, backend: Any, ne: Any, reductions: tuple, index: int) -> None:
+        """reductions: (packed, factors) stacks of `tridiagonalize`; index: this Gram's."""
+        self.backend = backend
+        self.ne = ne
+        self.reductions = reductions
+        self.index = index
+        self._eigen: Optional[EigenPath] = None
+
+    def coefs(self, alphas: np.ndarray) -> Any:
+        """(A, d, k) coefficients of the alphas."""
+        return path_coefs([self], alphas)[0]
+
+    def eigen(self) -> EigenPath:
+        """The same training set's `EigenPath` (its spectrum computed on first use)."""
+        if self._eigen is None:
+            self._eigen = EigenPath(self.backend, self.backend.spectrum(self.ne.gram, self.ne.cxy))
+        return self._eigen
+
+
+def path_coefs(paths: list, alphas: np.ndarray) -> list:
+    """[(A, d, k) coefficients of the alphas] of each path: the tridiagonal ones in one call of
+    their backend (one path per thread), unless an alpha is <= 0 (a pseudo-inverse, which
+    only a spectrum gives: computed then for each of them)."""
+    alphas = np.asarray(alphas, dtype=np.float64)
+    out: list = [None] * len(paths)
+    batch = [i for i, p in enumerate(paths) if isinstance(p, TridiagonalPath)]
+    if batch and alphas.size and not np.all(alphas > 0):
+        for i in batch:
+            out[i] = paths[i].eigen().coefs(alphas)
+        batch = []
+    if batch:
+        first = paths[batch[0]]
+        where = [paths[i].index for i in batch]
+        if all(paths[i].reductions is first.reductions for i in batch) and where == list(
+            range(where[0], where[0] + len(where))
+        ):
+            # consecutive Grams of one stack: views, not copies
+            packed, factors = (r[where[0] : where[0] + len(where)] for r in first.reductions)
+        else:
+            packed, factors = (
+                np.stack([paths[i].reductions[j][paths[i].index] for i in batch]) for j in (0, 1)
+            )
+        coefs = first.backend.tridiagonal_ridge_paths(
+            packed, factors, np.stack([paths[i].ne.cxy for i in batch]), alphas
+        )
+        for j, i in enumerate(batch):
+            out[i] = coefs[j]
+    for i, p in enumerate(paths):
+        if out[i] is None:
+            out[i] = p.coefs(alphas)
+    return out
+
+
+def kfold_paths(stats: SufficientStats, ne, fit_intercept: bool, backend):
+    """The coefficient paths of all rows and of every K-fold training set.
+
+    Returns (path of all rows, {fold: (normal equations, path)}), each path an `EigenPath` or
+    a `TridiagonalPath` with `.coefs(alphas)`: K-fold CV needs coefficients only, so where the
+    backend offers a tridiagonal reduction (the Rust core) that replaces the
+    eigendecompositions (measured 0.19-0.26 s for six Grams of order 768 on 2 cores, against
+    0.51 s for five spectra in a batch and 0.11 s for the sixth). Grams with round-off
+    eigenvalues, and other backends, take their spectra. Several Grams are reduced or
+    decomposed together (one sequential factorisation per thread, which scales far better
+    than one threaded factorisation) unless the stack would exceed 1 GiB.
     """
     folds = [f for f in range(stats.n_folds) if stats.count[f] > 0]
-    n = stats.n_samples
-    check_folds_leave_rows(stats.count, n)
-    fold_nes = [stats.normal_equations(fit_intercept, exclude_fold=f) for f in folds]
-    everything = [ne, *fold_nes]
+    check_folds_leave_rows(stats.count, stats.n_samples)
+    nes = [ne, *training_normal_equations(stats, fit_intercept, folds)]
     d = ne.gram.shape[0]
     xp = stats._ops()
-    if len(everything) * d * d <= BATCH_ENTRIES:
-        lams, Vs, Bs = backend.spectra(
-            xp.stack([e.gram for e in everything]), xp.stack([e.cxy for e in everything])
-        )
-        specs = [(lams[i], Vs[i], Bs[i]) for i in range(len(everything))]
+    together = len(nes) * d * d <= BATCH_ENTRIES
+
+    def spectra_of(chosen: list) -> list:
+        if together and len(chosen) > 1:
+            lams, Vs, Bs = backend.spectra(
+                xp.stack([e.gram for e in chosen]), xp.stack([e.cxy for e in chosen])
+            )
+            return [(lams[i], Vs[i], Bs[i]) for i in range(len(chosen))]
+        return [backend.spectrum(e.gram, e.cxy) for e in chosen]
+
+    if hasattr(backend, "tridiagonalize"):
+        if together:
+            packed, factors, usable = backend.tridiagonalize(np.stack([e.gram for e in nes]))
+            stacks = [((packed, factors), i) for i in range(len(nes))]
+        else:
+            stacks, usable = [], []
+            for e in nes:
+                packed, factors, ok = backend.tridiagonalize(e.gram[None])
+                stacks.append(((packed, factors), 0))
+                usable.append(ok[0])
+        paths: list = [
+            TridiagonalPath(backend, e, *stacks[i]) if usable[i] else None
+            for i, e in enumerate(nes)
+        ]
     else:
-        specs = [backend.spectrum(e.gram, e.cxy) for e in everything]
-    return specs[0], {f: (fold_nes[i], specs[i + 1]) for i, f in enumerate(folds)}
+        paths = [None] * len(nes)
+    left = [i for i, p in enumerate(paths) if p is None]
+    for i, spectrum in zip(left, spectra_of([nes[i] for i in left])):
+        paths[i] = EigenPath(backend, spectrum)
+    return paths[0], {f: (nes[i + 1], paths[i + 1]) for i, f in enumerate(folds)}
 
 
 class RowMap:
