@@ -41,8 +41,11 @@ against the machine's measured GEMM peak):
   update needs, executed at GEMM peak.
 * Dual cases (n x n kernel; the route for LLM widths, p = 8.4M at d = 4096):
   ours    ``QuadraticProbe(alphas=grid, cv="loo", solver="dual")`` (``--dual-cv``): exact
-          leave-one-out for all 20 alphas from one n x n eigendecomposition;
-  numpy   the same with ``backend="numpy"``;
+          leave-one-out for all 20 alphas from one n x n eigendecomposition per gamma of
+          the default gamma search (so several decompositions);
+  ours 1g the same at the one gamma the loop below uses (``gamma=g``): like for like with
+          KRloop, one decomposition (``bench_dual_floor.py`` adds the floor);
+  numpy   the same as ours with ``backend="numpy"``;
   KRloop  sklearn ``KernelRidge(kernel="poly", degree=2, gamma=sqrt(g), coef0=1/(2 sqrt(g)))``
           fitted once per alpha of the grid on the centred float64 rows and centred y, which
           is what users write. Its kernel is g <u,v>^2 + <u,v> + 1/(4g): ours plus a constant
@@ -213,7 +216,7 @@ def child(spec: dict) -> dict:
     out: dict[str, Any] = {"method": method}
     warm_X, warm_y = make_data(400, 6, spec["seed"] + 1, 1)
     warm_grid, warm_gamma = alpha_grid(warm_X)
-    if method in ("ours", "numpy"):
+    if method in ("ours", "ours_1g", "numpy"):
         import shallowprobes as sp
         from shallowprobes import QuadraticProbe, SufficientStats
 
@@ -222,8 +225,15 @@ def child(spec: dict) -> dict:
         backend = "auto" if method == "ours" else "numpy"
         cv = "gcv" if kind == "primal" else spec["dual_cv"]
 
+        # ours_1g: the one gamma the KernelRidge loop uses (the probe's default gamma), for a
+        # like-for-like dual row; ours searches its default gammas (three decompositions)
+        one_gamma = method == "ours_1g"
+
         def fit(Xa, ya, alphas):
-            return QuadraticProbe(alphas=alphas, cv=cv, solver=kind, backend=backend).fit(Xa, ya)
+            g = alpha_grid(Xa)[1] if one_gamma else None
+            return QuadraticProbe(
+                alphas=alphas, cv=cv, solver=kind, backend=backend, gamma=g
+            ).fit(Xa, ya)
 
         fit(warm_X, warm_y, warm_grid)  # thread pools, lazy imports
         SufficientStats(backend=backend, degree=2).update(warm_X, warm_y)
@@ -353,7 +363,7 @@ class Bench:
         args = self.args
         label = case_label(kind, d, n)
         n_test = 5000 if kind == "primal" else 2000
-        methods = ["ours", "numpy"]
+        methods = ["ours", "ours_1g", "numpy"] if kind == "dual" else ["ours", "numpy"]
         sk_skip = None
         if self.use_sklearn:
             need = sklearn_bytes(kind, n, d)
@@ -424,8 +434,8 @@ class Bench:
                   if len(ts := [r["t_fit"] for r in ok(m)]) > 1]  # fmt: skip
         row: dict[str, Any] = {
             "label": label, "n": n, "d": d, "p": p,
-            "t": {m: t(m) for m in ("ours", "numpy", "sklearn")},
-            "err": {m: err(m) for m in ("ours", "numpy", "sklearn")},
+            "t": {m: t(m) for m in ("ours", "ours_1g", "numpy", "sklearn")},
+            "err": {m: err(m) for m in ("ours", "ours_1g", "numpy", "sklearn")},
             "mem": {m: mem(m) for m in ("ours", "numpy", "sklearn")},
             "r2": {m: last(m, "r2") for m in ("ours", "numpy", "sklearn")},
             "alpha_index": {m: last(m, "alpha_index") for m in ("ours", "numpy", "sklearn")},
@@ -437,6 +447,8 @@ class Bench:
         t_ours = row["t"]["ours"]
         ratio = {m: (row["t"][m] / t_ours if row["t"][m] and t_ours else None)
                  for m in ("numpy", "sklearn")}  # fmt: skip
+        t_one = row["t"]["ours_1g"]
+        ratio["sklearn_1g"] = row["t"]["sklearn"] / t_one if row["t"]["sklearn"] and t_one else None
         row["ratio"] = ratio
         if kind == "primal":
             flops = float(n) * p * (p + 1)
@@ -479,6 +491,8 @@ class Bench:
             if g:
                 line += f"; Gram {g:.1f} GF/s = {g / self.peak_best:.2f} of GEMM peak"
         else:
+            one = r["sklearn_1g"]
+            line += f"; KernelRidge-loop/ours at its one gamma {one:.2f}x" if one else ""
             line += f"; ours gives exact {self.args.dual_cv.upper()} for all {N_ALPHAS} alphas"
             line += ", the loop gives no CV"
         return line
@@ -601,10 +615,11 @@ class Bench:
         for r in self.dual_rows:
             ai = r["alpha_index"]
             rows_t.append([
-                r["label"], f"{r['p']:,}", self.cell_t(r, "ours"), self.cell_t(r, "numpy"),
-                self.cell_t(r, "sklearn"),
+                r["label"], f"{r['p']:,}", self.cell_t(r, "ours"), self.cell_t(r, "ours_1g"),
+                self.cell_t(r, "numpy"), self.cell_t(r, "sklearn"),
                 fs(r["t"]["sklearn"] / N_ALPHAS, 2) if r["t"]["sklearn"] else "-",
                 fx(r["t"]["numpy"], r["t"]["ours"]), fx(r["t"]["sklearn"], r["t"]["ours"]),
+                fx(r["t"]["sklearn"], r["t"]["ours_1g"]),
                 fr2(r["r2"]["ours"]), fr2(r["r2"]["numpy"]), fr2(r["r2"].get("kr_at_ours")),
                 fr2(r["r2"].get("kr_oracle")),
                 f"{'-' if ai['ours'] is None else ai['ours']}/{r.get('kr_oracle_index', '-')}",
@@ -621,8 +636,10 @@ class Bench:
         cv = self.args.dual_cv.upper()
         return [
             f"DUAL route (n x n kernel). Fit time, seconds; ours/numpy = exact {cv} over all "
-            f"{N_ALPHAS} alphas from one eigendecomposition; KRloop = {N_ALPHAS} x sklearn "
-            "KernelRidge(kernel='poly', degree=2) fits, one per alpha (no CV at all)",
+            f"{N_ALPHAS} alphas from one eigendecomposition per gamma, searching the default "
+            "gammas; ours 1g = ours at the one gamma the loop uses (like for like); KRloop = "
+            f"{N_ALPHAS} x sklearn KernelRidge(kernel='poly', degree=2) fits, one per alpha "
+            "(no CV at all; benches/bench_dual_floor.py adds the floor)",
             "R2 = held-out R^2 on 2000 new rows; KR @ours a = KernelRidge at the alpha ours "
             "chose; KR oracle = its best alpha on the test set (needs test labels);",
             "alpha idx = ours' chosen index / the oracle's; pred diff = max|X - ours| / max|ours|"
@@ -632,11 +649,13 @@ class Bench:
                     "case",
                     "p",
                     "ours",
+                    "ours 1g",
                     "numpy",
                     "KRloop",
                     "KR/fit",
                     "numpy/ours",
                     "KRloop/ours",
+                    "KRloop/ours 1g",
                     "R2 ours",
                     "R2 numpy",
                     "KR @ours a",
