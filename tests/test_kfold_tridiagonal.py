@@ -307,3 +307,22 @@ def test_training_normal_equations_of_torch_statistics():
         for field in ("gram", "cxy", "cyy", "x_mean"):
             assert_rel(to_numpy(getattr(got[f], field)), to_numpy(getattr(want, field)), 1e-12,
                        f"fold {f} {field}")  # fmt: skip
+
+
+def test_reductions_one_at_a_time_when_the_stack_is_too_large(monkeypatch):
+    """Above BATCH_ENTRIES the Grams are reduced (and decomposed) one by one: same fit."""
+    from shallowprobes.solve import ridge
+    from shallowprobes.solve.ridge import TridiagonalPath
+
+    X, Y = make_regression(11, 400, 24, 2)
+    together = LinearProbe(cv=4, backend="rust").fit(X, Y)
+    monkeypatch.setattr(ridge, "BATCH_ENTRIES", 10)
+    full, folds, _ = _fold_routes(X, Y, 4)
+    assert isinstance(full, TridiagonalPath)
+    assert all(isinstance(p, TridiagonalPath) and p.index == 0 for _, p in folds.values())
+    alone = LinearProbe(cv=4, backend="rust").fit(X, Y)
+    _same_fit(alone, together, 1e-12)
+    # rank-deficient training sets one at a time take their spectra one at a time
+    Xs, Ys = make_regression(12, 30, 40, 1)
+    _same_fit(LinearProbe(cv=3, backend="rust").fit(Xs, Ys),
+              LinearProbe(cv=3, backend="numpy").fit(Xs, Ys), 1e-8)  # fmt: skip
