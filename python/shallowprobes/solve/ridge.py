@@ -387,36 +387,31 @@ class TridiagonalPath:
 
 
 def path_coefs(paths: list, alphas: np.ndarray) -> list:
-    """[(A, d, k) coefficients of the alphas] of each path: the tridiagonal ones in one call of
-    their backend (one path per thread), unless an alpha is <= 0 (a pseudo-inverse, which
-    only a spectrum gives: computed then for each of them)."""
+    """[(A, d, k) coefficients of the alphas] of each path: the tridiagonal ones in one backend
+    call per stack of reductions they come from (one path per thread), unless an alpha is <= 0
+    (a pseudo-inverse, which only a spectrum gives: computed then for each of them)."""
     alphas = np.asarray(alphas, dtype=np.float64)
+    tridiagonal = alphas.size == 0 or bool(np.all(alphas > 0))
     out: list = [None] * len(paths)
-    batch = [i for i, p in enumerate(paths) if isinstance(p, TridiagonalPath)]
-    if batch and alphas.size and not np.all(alphas > 0):
-        for i in batch:
-            out[i] = paths[i].eigen().coefs(alphas)
-        batch = []
-    if batch:
+    stacks: dict = {}  # id of a (packed, factors) stack -> positions of its paths
+    for i, p in enumerate(paths):
+        if isinstance(p, TridiagonalPath) and tridiagonal:
+            stacks.setdefault(id(p.reductions), []).append(i)
+        else:
+            out[i] = p.eigen().coefs(alphas) if isinstance(p, TridiagonalPath) else p.coefs(alphas)
+    for batch in stacks.values():
         first = paths[batch[0]]
         where = [paths[i].index for i in batch]
-        if all(paths[i].reductions is first.reductions for i in batch) and where == list(
-            range(where[0], where[0] + len(where))
-        ):
-            # consecutive Grams of one stack: views, not copies
-            packed, factors = (r[where[0] : where[0] + len(where)] for r in first.reductions)
-        else:
-            packed, factors = (
-                np.stack([paths[i].reductions[j][paths[i].index] for i in batch]) for j in (0, 1)
-            )
+        # consecutive Grams of the stack (the usual case) as views; never a new stack of
+        # reductions (kfold_paths reduces one at a time when their stack would be too large)
+        consecutive = where == list(range(where[0], where[-1] + 1))
+        sel = slice(where[0], where[-1] + 1) if consecutive else where
+        packed, factors = (r[sel] for r in first.reductions)
         coefs = first.backend.tridiagonal_ridge_paths(
             packed, factors, np.stack([paths[i].ne.cxy for i in batch]), alphas
         )
         for j, i in enumerate(batch):
             out[i] = coefs[j]
-    for i, p in enumerate(paths):
-        if out[i] is None:
-            out[i] = p.coefs(alphas)
     return out
 
 

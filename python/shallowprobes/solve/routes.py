@@ -71,9 +71,8 @@ def bytes_primal(p: int, n_folds: int, n_gammas: int, n_threads: int, loo: bool)
         # decomposed together (ridge.kfold_paths; the Rust core's tridiagonal reductions hold
         # less: the stack and K + 1 reductions, twice while copied out): the K fold normal
         # equations, their stack with the full one (K + 1), the K + 1 eigenvector matrices,
-        # then either
-        # min(T, K + 1) workspaces in flight (~2.9 each) or the copy out to numpy (K + 1,
-        # + 1 staging); B, the per-fold copies for the coefficient paths and such (+1.5)
+        # then either min(T, K + 1) workspaces in flight (~2.9 each) or the copy out to numpy
+        # (K + 1, + 1 staging); B, the per-fold copies for the coefficient paths and such (+1.5)
         solve = K + 2 * (K + 1) + max(2.9 * min(T, K + 1), K + 2) + 1.5
     else:
         # one at a time: the fold normal equations (K), the eigenvectors so far (K + 1),
