@@ -1,7 +1,7 @@
 """K-fold solves through one tridiagonal reduction per training set (the Rust backend).
 
 `_core.tridiagonalize` / `_core.tridiagonal_ridge_paths` against plain numpy solves of
-(G + alpha I) W = C; the route each fold takes in `ridge.kfold_paths` (tridiagonal where the
+(G + alpha I) W = C; the route each fold takes in `paths.kfold_paths` (tridiagonal where the
 spectrum would clamp nothing, the spectrum otherwise and for alpha = 0); K-fold fits through it
 against the numpy backend (eigendecompositions) and explicit refits; and the training-set
 normal equations formed as totals minus each fold against the fold-by-fold sums.
@@ -116,7 +116,7 @@ def test_paths_reject_mismatched_shapes():
 
 # ----------------------------------------------------------------- the route of each fold
 def _fold_routes(X, Y, K, backend="rust", alphas=None, fit_intercept=True):
-    from shallowprobes.solve.ridge import kfold_paths
+    from shallowprobes.solve.paths import kfold_paths
 
     stats = SufficientStats(K, backend).update(X, Y, np.arange(X.shape[0]) % K)
     ne = stats.normal_equations(fit_intercept)
@@ -125,7 +125,7 @@ def _fold_routes(X, Y, K, backend="rust", alphas=None, fit_intercept=True):
 
 
 def test_full_rank_folds_take_the_tridiagonal_route():
-    from shallowprobes.solve.ridge import TridiagonalPath
+    from shallowprobes.solve.paths import TridiagonalPath
 
     X, Y = make_regression(0, 300, 20, 2)
     full, folds, _ = _fold_routes(X, Y, 5)
@@ -135,7 +135,7 @@ def test_full_rank_folds_take_the_tridiagonal_route():
 
 
 def test_rank_deficient_folds_take_their_spectra():
-    from shallowprobes.solve.ridge import EigenPath, TridiagonalPath
+    from shallowprobes.solve.paths import EigenPath, TridiagonalPath
 
     # d = 40 features, 30 rows: all rows (rank 29 once centred) and every training set (24
     # rows) are rank-deficient
@@ -151,7 +151,7 @@ def test_rank_deficient_folds_take_their_spectra():
 
 
 def test_numpy_backend_keeps_the_eigendecompositions():
-    from shallowprobes.solve.ridge import EigenPath
+    from shallowprobes.solve.paths import EigenPath
 
     X, Y = make_regression(0, 200, 10, 2)
     full, folds, _ = _fold_routes(X, Y, 3, backend="numpy")
@@ -160,7 +160,7 @@ def test_numpy_backend_keeps_the_eigendecompositions():
 
 
 def test_zero_alpha_takes_the_spectrum_and_matches_it():
-    from shallowprobes.solve.ridge import EigenPath, path_coefs
+    from shallowprobes.solve.paths import EigenPath, path_coefs
 
     X, Y = make_regression(3, 200, 12, 2)
     full, folds, _ = _fold_routes(X, Y, 4)
@@ -311,12 +311,12 @@ def test_training_normal_equations_of_torch_statistics():
 
 def test_reductions_one_at_a_time_when_the_stack_is_too_large(monkeypatch):
     """Above BATCH_ENTRIES the Grams are reduced (and decomposed) one by one: same fit."""
-    from shallowprobes.solve import ridge
-    from shallowprobes.solve.ridge import TridiagonalPath
+    from shallowprobes.solve import paths
+    from shallowprobes.solve.paths import TridiagonalPath
 
     X, Y = make_regression(11, 400, 24, 2)
     together = LinearProbe(cv=4, backend="rust").fit(X, Y)
-    monkeypatch.setattr(ridge, "BATCH_ENTRIES", 10)
+    monkeypatch.setattr(paths, "BATCH_ENTRIES", 10)
     full, folds, _ = _fold_routes(X, Y, 4)
     assert isinstance(full, TridiagonalPath)
     assert all(isinstance(p, TridiagonalPath) and p.index == 0 for _, p in folds.values())

@@ -125,6 +125,18 @@ def tridiagonal_ridge_paths(
     the reductions of `tridiagonalize` (read in place, any layout), one path per thread:
     Q^T cxy, one LDL^T solve of T + alpha I per alpha, Q applied once to all alphas."""
 
+def tridiagonal_gcv(
+    packed: F64, factors: F64, cxy: F64, alphas: F64, cancel: Flag = None
+) -> tuple[F64, F64]:
+    """(explained (k,), rss (A, k)) of one reduction (packed (d, d), factors (b, d - 1)) of
+    `tridiagonalize`: per target c^T G^-1 c, and per alpha (each > 0) the residual sum of
+    squares inside the span of X, (alpha u)^T T^-1 (alpha u), u = (T + alpha I)^-1 Q^T c. Raises
+    ValueError for a reduction whose Gram has round-off eigenvalues (not `usable`)."""
+
+def tridiagonal_eigenvalues(packed: F64, factors: F64, cancel: Flag = None) -> F64:
+    """Eigenvalues (d,), ascending, of one reduction's Gram from its tridiagonal T alone
+    (implicit QL with Wilkinson's shift, no eigenvectors)."""
+
 def loo_predictions(
     x: Floats,
     x_mean: F64,

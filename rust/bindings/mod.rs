@@ -35,6 +35,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ridge::heldout_sse, m)?)?;
     m.add_function(wrap_pyfunction!(ridge::tridiagonalize, m)?)?;
     m.add_function(wrap_pyfunction!(ridge::tridiagonal_ridge_paths, m)?)?;
+    m.add_function(wrap_pyfunction!(ridge::tridiagonal_gcv, m)?)?;
+    m.add_function(wrap_pyfunction!(ridge::tridiagonal_eigenvalues, m)?)?;
     m.add_function(wrap_pyfunction!(loo::loo_predictions, m)?)?;
     m.add_function(wrap_pyfunction!(loo::loo_sse, m)?)?;
     m.add_function(wrap_pyfunction!(project::project_rows, m)?)?;

@@ -263,7 +263,7 @@ pub(super) fn tridiagonalize<'py>(
     }
     let gv = slices_of(&g);
     let reductions = py
-        .detach(|| pool(flag, |_| tridiagonal::tridiagonalize_all(&gv)))?
+        .detach(|| pool(flag, |par| tridiagonal::tridiagonalize_all(&gv, par)))?
         .map_err(core_err)?;
     let packed: Vec<MatRef<'_, f64>> = reductions.iter().map(|r| r.packed.as_ref()).collect();
     let factors: Vec<MatRef<'_, f64>> = reductions.iter().map(|r| r.factors.as_ref()).collect();
@@ -330,4 +330,75 @@ pub(super) fn tridiagonal_ridge_paths<'py>(
     col_major_stack(py, &refs, "coefficients")?
         .call_method1("reshape", ((nk, n_alphas, k, d),))?
         .call_method1("transpose", (0, 1, 3, 2))
+}
+
+/// One reduction (d, d) and its factors (b, d - 1) of `tridiagonalize` (read in place, any
+/// layout), checked against each other and against cxy's d rows.
+fn reduction_of<'a>(
+    packed: &'a PyReadonlyArray2<'_, f64>,
+    factors: &'a PyReadonlyArray2<'_, f64>,
+    rows: Option<usize>,
+) -> PyResult<TridiagonalRef<'a>> {
+    let (packed, factors) = (view(packed)?, view(factors)?);
+    let d = packed.nrows();
+    let fits = packed.ncols() == d
+        && factors.ncols() == d.saturating_sub(1)
+        && factors.nrows() > 0
+        && rows.is_none_or(|r| r == d);
+    if !fits {
+        return Err(value_err(format!(
+            "packed ({}, {}) and factors ({}, {}) are not one reduction of tridiagonalize{}",
+            packed.nrows(),
+            packed.ncols(),
+            factors.nrows(),
+            factors.ncols(),
+            rows.map_or(String::new(), |r| format!(" for cxy with {r} rows"))
+        )));
+    }
+    Ok(TridiagonalRef { packed, factors })
+}
+
+/// (explained (k,), rss (A, k)) of one reduction along `alphas` (each > 0): per target
+/// cᵀG⁻¹c, the part of ‖y_c‖² the least-squares fit explains, and per alpha the residual sum
+/// of squares inside the span of X (see `TridiagonalRef::gcv_path`).
+#[pyfunction]
+#[pyo3(signature = (packed, factors, cxy, alphas, cancel=None))]
+#[allow(clippy::type_complexity)]
+pub(super) fn tridiagonal_gcv<'py>(
+    py: Python<'py>,
+    packed: PyReadonlyArray2<'py, f64>,
+    factors: PyReadonlyArray2<'py, f64>,
+    cxy: PyReadonlyArray2<'py, f64>,
+    alphas: PyReadonlyArray1<'py, f64>,
+    cancel: CancelFlag<'py>,
+) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray2<f64>>)> {
+    let flag = flag_ref(&cancel)?;
+    let c = view(&cxy)?;
+    let reduction = reduction_of(&packed, &factors, Some(c.nrows()))?;
+    let alphas = slice_of(&alphas, "alphas")?.to_vec();
+    let path = py
+        .detach(|| pool(flag, |par| reduction.gcv_path(c, &alphas, par)))?
+        .map_err(core_err)?;
+    Ok((
+        PyArray1::from_vec(py, path.explained),
+        rows_to_numpy2(py, &path.rss, c.ncols())?,
+    ))
+}
+
+/// The eigenvalues (ascending) of one reduction's tridiagonal T, those of its Gram
+/// (implicit QL, no eigenvectors).
+#[pyfunction]
+#[pyo3(signature = (packed, factors, cancel=None))]
+pub(super) fn tridiagonal_eigenvalues<'py>(
+    py: Python<'py>,
+    packed: PyReadonlyArray2<'py, f64>,
+    factors: PyReadonlyArray2<'py, f64>,
+    cancel: CancelFlag<'py>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let flag = flag_ref(&cancel)?;
+    let reduction = reduction_of(&packed, &factors, None)?;
+    let lam = py
+        .detach(|| pool(flag, |_| reduction.eigenvalues()))?
+        .map_err(core_err)?;
+    Ok(PyArray1::from_vec(py, lam))
 }

@@ -205,6 +205,27 @@ def tridiagonal_ridge_paths(packed: np.ndarray, factors: np.ndarray, cxys: np.nd
     )  # fmt: skip
 
 
+def tridiagonal_gcv(packed: np.ndarray, factors: np.ndarray, cxy: np.ndarray,
+                    alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(explained (k,), rss (A, k)) of one reduction of `tridiagonalize` (packed (d, d),
+    factors (b, d - 1)): per target c^T G^-1 c, the part of ||y_c||^2 the least-squares fit
+    explains, and per alpha > 0 the residual sum of squares inside the span of X. Only for a
+    reduction that `tridiagonalize` marked usable."""
+    return _core.tridiagonal_gcv(
+        np.asarray(packed, dtype=np.float64), np.asarray(factors, dtype=np.float64),
+        _f64(cxy), _f64(alphas), cancel_flag(),
+    )  # fmt: skip
+
+
+def tridiagonal_eigenvalues(packed: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Eigenvalues (ascending) of one reduction's Gram, from its tridiagonal alone (implicit
+    QL: O(d^2), no eigenvectors)."""
+    return _core.tridiagonal_eigenvalues(
+        np.asarray(packed, dtype=np.float64), np.asarray(factors, dtype=np.float64),
+        cancel_flag(),
+    )  # fmt: skip
+
+
 def ridge_path(lam, V, B, perp, alphas, with_coefs: bool = True):
     return _core.ridge_path(
         _f64(lam), _f64(V), _f64(B), _f64(perp), _f64(alphas), with_coefs, cancel_flag()

@@ -19,20 +19,16 @@ from .._base import (
 )
 from .._validation import check_fold_ids, check_targets, check_X, is_torch_tensor
 from ..backends import copy_of, get_backend, ops_of, to_numpy, uses_torch
-from ..backends.numpy_kernels import residual_outside_span
 from ..solve.calibration import gaussian_calibration
 from ..solve.geometry import Geometry, check_readout, fit_geometry
+from ..solve.paths import EigenPath, GcvScorer, kfold_paths, path_coefs
 from ..solve.ridge import (
-    EigenPath,
     RidgeSolution,
     RowMap,
     default_alpha_grid,
     feature_blocks,
-    gcv_scores,
-    kfold_paths,
     linear_decision,
     loo_scores,
-    path_coefs,
     select_alpha,
     warn_grid_edge,
 )
@@ -416,16 +412,12 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
             alphas = default_alpha_grid(ne.gram)
         alphas = np.asarray(alphas, dtype=np.float64)
         k = ne.cxy.shape[1]
-        if cv_name in ("gcv", "loo"):
+        if cv_name == "gcv":
+            gcv = GcvScorer(backend, ne, fit_intercept)
+            path: Any = gcv.path
+        elif cv_name == "loo":
             lam, V, B = backend.spectrum(ne.gram, ne.cxy)
-            # Residual degrees of freedom left at alpha -> 0, and the part of y outside the
-            # span of X (exactly zero when the rows are interpolated): both enter GCV without
-            # cancellation.
-            rank = int((lam > 0).sum())
-            free = ne.n - (1.0 if fit_intercept else 0.0) - rank
-            span = backend.residual_outside_span if xp.is_torch else residual_outside_span
-            perp = span(lam, B, ne.cyy) if free > 0 else xp.zeros(k)
-            path: Any = EigenPath(backend, (lam, V, B))
+            path = EigenPath(backend, (lam, V, B))
         else:
             # K-fold needs coefficients only: of the folds for the scores, of all rows for the
             # chosen alphas
@@ -434,7 +426,7 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
         def scores(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """(per (A, k), joint (A,)) CV scores of the alphas in `grid`."""
             if cv_name == "gcv":
-                return gcv_scores(backend, lam, V, B, perp, grid, ne.n, free)
+                return gcv(grid)
             if cv_name == "loo":
                 if rows is None:
                     raise ValueError(

@@ -1,6 +1,7 @@
-"""The ridge selection engine shared by every probe: the spectral solution for a grid of alphas,
-exact alpha selection with tie and grid-edge rules, K-fold spectra, and the row-block helpers
-the routes use to form features and decision values.
+"""The ridge selection engine shared by every probe: the solution for a grid of alphas, exact
+alpha selection with tie and grid-edge rules, leave-one-out scores, and the row-block helpers
+the routes use to form features and decision values (the coefficient paths, K-fold and GCV
+routes are in `solve.paths`).
 
 Written against the statistics (`solve.stats.SufficientStats`) and a kernel backend
 (`backends`), never against an estimator: the probes in `shallowprobes.probes` call it.
@@ -14,12 +15,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .._validation import check_folds_leave_rows, is_torch_tensor
+from .._validation import is_torch_tensor
 from ..backends import ops_of, to_numpy
 from ..errors import GridEdgeWarning
 from ..solve.geometry import Geometry
-from ..solve.stats import SufficientStats
-from .normal_equations import training_normal_equations
 from .scoring import score_predictions
 
 PREDICT_BLOCK = 8192
@@ -340,130 +339,6 @@ def warn_grid_edge(owner: str, what: str, grid: np.ndarray, sides: list, default
     )
 
 
-# Largest number of float64 entries in a stack of Grams decomposed together (1 GiB).
-BATCH_ENTRIES = 1 << 27
-
-
-class EigenPath:
-    """Coefficient paths of one training set from its spectrum (lam, V, B): any alpha >= 0,
-    with the pseudo-inverse's null directions (the route of every backend)."""
-
-    def __init__(self, backend: Any, spectrum: tuple) -> None:
-        self.backend = backend
-        self.spectrum = spectrum
-
-    def coefs(self, alphas: np.ndarray) -> Any:
-        """(A, d, k) coefficients of the alphas."""
-        lam, V, B = self.spectrum
-        zeros = ops_of(B).zeros(B.shape[1])
-        coefs, _, _ = self.backend.ridge_path(lam, V, B, zeros, alphas, True)
-        return coefs
-
-
-class TridiagonalPath:
-    """Coefficient paths of one training set from a Householder reduction G = Q T Q^T of its
-    Gram (the Rust core's `tridiagonalize`): O(d k) per alpha after a reduction that costs a
-    fraction of an eigendecomposition. Built only for Grams whose spectrum would clamp
-    nothing, where the two routes solve the same systems; an alpha <= 0 (a pseudo-inverse)
-    takes the spectrum, computed then."""
-
-    def __init__(self, backend: Any, ne: Any, reductions: tuple, index: int) -> None:
-        """reductions: (packed, factors) stacks of `tridiagonalize`; index: this Gram's."""
-        self.backend = backend
-        self.ne = ne
-        self.reductions = reductions
-        self.index = index
-        self._eigen: Optional[EigenPath] = None
-
-    def coefs(self, alphas: np.ndarray) -> Any:
-        """(A, d, k) coefficients of the alphas."""
-        return path_coefs([self], alphas)[0]
-
-    def eigen(self) -> EigenPath:
-        """The same training set's `EigenPath` (its spectrum computed on first use)."""
-        if self._eigen is None:
-            self._eigen = EigenPath(self.backend, self.backend.spectrum(self.ne.gram, self.ne.cxy))
-        return self._eigen
-
-
-def path_coefs(paths: list, alphas: np.ndarray) -> list:
-    """[(A, d, k) coefficients of the alphas] of each path: the tridiagonal ones in one backend
-    call per stack of reductions they come from (one path per thread), unless an alpha is <= 0
-    (a pseudo-inverse, which only a spectrum gives: computed then for each of them)."""
-    alphas = np.asarray(alphas, dtype=np.float64)
-    tridiagonal = alphas.size == 0 or bool(np.all(alphas > 0))
-    out: list = [None] * len(paths)
-    stacks: dict = {}  # id of a (packed, factors) stack -> positions of its paths
-    for i, p in enumerate(paths):
-        if isinstance(p, TridiagonalPath) and tridiagonal:
-            stacks.setdefault(id(p.reductions), []).append(i)
-        else:
-            out[i] = p.eigen().coefs(alphas) if isinstance(p, TridiagonalPath) else p.coefs(alphas)
-    for batch in stacks.values():
-        first = paths[batch[0]]
-        where = [paths[i].index for i in batch]
-        # consecutive Grams of the stack (the usual case) as views; never a new stack of
-        # reductions (kfold_paths reduces one at a time when their stack would be too large)
-        consecutive = where == list(range(where[0], where[-1] + 1))
-        sel = slice(where[0], where[-1] + 1) if consecutive else where
-        packed, factors = (r[sel] for r in first.reductions)
-        coefs = first.backend.tridiagonal_ridge_paths(
-            packed, factors, np.stack([paths[i].ne.cxy for i in batch]), alphas
-        )
-        for j, i in enumerate(batch):
-            out[i] = coefs[j]
-    return out
-
-
-def kfold_paths(stats: SufficientStats, ne, fit_intercept: bool, backend):
-    """The coefficient paths of all rows and of every K-fold training set.
-
-    Returns (path of all rows, {fold: (normal equations, path)}), each path an `EigenPath` or
-    a `TridiagonalPath` with `.coefs(alphas)`: K-fold CV needs coefficients only, so where the
-    backend offers a tridiagonal reduction (the Rust core) that replaces the
-    eigendecompositions (measured 0.19-0.26 s for six Grams of order 768 on 2 cores, against
-    0.51 s for five spectra in a batch and 0.11 s for the sixth). Grams with round-off
-    eigenvalues, and other backends, take their spectra. Several Grams are reduced or
-    decomposed together (one sequential factorisation per thread, which scales far better
-    than one threaded factorisation) unless the stack would exceed 1 GiB.
-    """
-    folds = [f for f in range(stats.n_folds) if stats.count[f] > 0]
-    check_folds_leave_rows(stats.count, stats.n_samples)
-    nes = [ne, *training_normal_equations(stats, fit_intercept, folds)]
-    d = ne.gram.shape[0]
-    xp = stats._ops()
-    together = len(nes) * d * d <= BATCH_ENTRIES
-
-    def spectra_of(chosen: list) -> list:
-        if together and len(chosen) > 1:
-            lams, Vs, Bs = backend.spectra(
-                xp.stack([e.gram for e in chosen]), xp.stack([e.cxy for e in chosen])
-            )
-            return [(lams[i], Vs[i], Bs[i]) for i in range(len(chosen))]
-        return [backend.spectrum(e.gram, e.cxy) for e in chosen]
-
-    if hasattr(backend, "tridiagonalize"):
-        if together:
-            packed, factors, usable = backend.tridiagonalize(np.stack([e.gram for e in nes]))
-            stacks = [((packed, factors), i) for i in range(len(nes))]
-        else:
-            stacks, usable = [], []
-            for e in nes:
-                packed, factors, ok = backend.tridiagonalize(e.gram[None])
-                stacks.append(((packed, factors), 0))
-                usable.append(ok[0])
-        paths: list = [
-            TridiagonalPath(backend, e, *stacks[i]) if usable[i] else None
-            for i, e in enumerate(nes)
-        ]
-    else:
-        paths = [None] * len(nes)
-    left = [i for i, p in enumerate(paths) if p is None]
-    for i, spectrum in zip(left, spectra_of([nes[i] for i in left])):
-        paths[i] = EigenPath(backend, spectrum)
-    return paths[0], {f: (nes[i + 1], paths[i + 1]) for i, f in enumerate(folds)}
-
-
 class RowMap:
     """Feature map x -> A x of a fitted metric (block-wise; see `feature_blocks`)."""
 
@@ -505,24 +380,6 @@ def linear_decision(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> n
         np.matmul(block, coef, out=out[start : start + PREDICT_BLOCK])
     out += intercept
     return out
-
-
-def gcv_scores(backend: Any, lam: Any, V: Any, B: Any, perp: Any, grid: np.ndarray, n: float,
-               free: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(per (A, k), joint (A,)) generalised cross-validation scores, -n RSS / (n - dof)^2, of
-    the alphas in `grid` from one spectrum; `free` is the residual degrees of freedom left at
-    alpha -> 0 (n - intercept - rank) and `perp` the part of y outside the span of X."""
-    _, rss, _ = backend.ridge_path(lam, V, B, perp, grid, False)
-    rss = to_numpy(rss)
-    lam_pos = to_numpy(lam[lam > 0])
-    resid_dof = np.array(
-        [max(free, 0.0) + float(np.sum(a / (lam_pos + a))) if a > 0 else free for a in grid]
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gcv = n * rss / (resid_dof * resid_dof)[:, None]
-    gcv[resid_dof <= 0] = np.inf
-    per = -gcv
-    return per, per.mean(axis=1)
 
 
 def loo_scores(backend: Any, xp: Any, ne: Any, spectrum: tuple, rows: tuple, grid: np.ndarray,

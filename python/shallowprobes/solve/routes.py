@@ -28,7 +28,7 @@ import numpy as np
 
 from . import features
 from .degree2 import format_bytes, physical_memory
-from .ridge import BATCH_ENTRIES
+from .paths import BATCH_ENTRIES
 
 SOLVERS = ("auto", "primal", "dual")
 
@@ -68,7 +68,7 @@ def bytes_primal(p: int, n_folds: int, n_gammas: int, n_threads: int, loo: bool)
         # little more with threads), the eigenvectors (1) and their numpy copy (1)
         solve = 5.0 + 0.08 * min(T, 16)
     elif (K + 1) * pp <= BATCH_ENTRIES:
-        # decomposed together (ridge.kfold_paths; the Rust core's tridiagonal reductions hold
+        # decomposed together (paths.kfold_paths; the Rust core's tridiagonal reductions hold
         # less: the stack and K + 1 reductions, twice while copied out): the K fold normal
         # equations, their stack with the full one (K + 1), the K + 1 eigenvector matrices,
         # then either min(T, K + 1) workspaces in flight (~2.9 each) or the copy out to numpy
