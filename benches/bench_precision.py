@@ -18,7 +18,9 @@ the median of those paired ratios (docs/design.md §5; the machine is shared). R
 * torch: the same algorithm in torch on CPU, float64 (`bench_linear.fit_torch`);
 * sklearn: ``RidgeCV(alphas=grid)`` (efficient LOO);
 * sklearnex: ``sklearnex.linear_model.Ridge`` at one alpha (it has no alpha search), when
-  scikit-learn-intelex is installed;
+  scikit-learn-intelex is installed; then ``--pairs`` extra rounds run ours f32 (20 alphas,
+  GCV) and sklearnex back to back and print the median of ours f32 / sklearnex directly (the
+  issue's head-to-head; the table's two rows are each paired with a different run of ours f64);
 * floor f64 / floor f32: the Gram at the measured GEMM peak of that precision (2 n d² flops,
   counted like a full GEMM) plus one measured d × d ``eigh``.
 
@@ -100,6 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--no-sklearn", action="store_true")
+    p.add_argument(
+        "--pairs", type=int, default=8, help="head-to-head rounds of ours f32 and sklearnex"
+    )
     p.add_argument(
         "--sklearn-repeats", type=int, default=1, help="rounds that time RidgeCV (slow)"
     )
@@ -222,6 +227,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     if sklearnex_note:
         print(sklearnex_note)
+    elif args.pairs > 0:
+        head = [timed("ours f32 Gram (GCV)") / timed("sklearnex Ridge (1 alpha)")
+                for _ in range(args.pairs)]  # fmt: skip
+        print(
+            f"head to head, {args.pairs} back-to-back rounds (load {loadavg()}): ours f32 "
+            f"(20 alphas, GCV) / sklearnex Ridge (1 alpha) = median {statistics.median(head):.2f} "
+            f"(range {min(head):.2f}-{max(head):.2f})"
+        )
 
 
 if __name__ == "__main__":
