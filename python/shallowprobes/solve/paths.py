@@ -187,16 +187,14 @@ class GcvScorer:
         self.ne = ne
         self.intercept = 1.0 if fit_intercept else 0.0
         self.path: Any = None
-        self._tridiagonal: Optional[tuple] = None  # (packed, factors, eigenvalues, perp, free)
+        self._tridiagonal: Optional[tuple] = None  # (packed, factors, eigenvalues, free)
         if hasattr(backend, "tridiagonal_gcv"):
             packed, factors, usable = backend.tridiagonalize(ne.gram[None])
             if usable[0]:
                 self.path = TridiagonalPath(backend, ne, (packed, factors), 0)
                 lam = backend.tridiagonal_eigenvalues(packed[0], factors[0])
                 free = ne.n - self.intercept - lam.size
-                explained, _ = backend.tridiagonal_gcv(packed[0], factors[0], ne.cxy, [])
-                perp = np.maximum(ne.cyy - explained, 0.0) if free > 0 else 0.0 * explained
-                self._tridiagonal = (packed[0], factors[0], lam, perp, free)
+                self._tridiagonal = (packed[0], factors[0], lam, free)
         if self.path is None:
             self.path = EigenPath(backend, backend.spectrum(ne.gram, ne.cxy))
 
@@ -219,8 +217,10 @@ class GcvScorer:
         grid = np.asarray(grid, dtype=np.float64)
         n = self.ne.n
         if self._tridiagonal is not None and bool(np.all(grid > 0)):
-            packed, factors, lam, perp, free = self._tridiagonal
-            _, rss = self.backend.tridiagonal_gcv(packed, factors, self.ne.cxy, grid)
+            packed, factors, lam, free = self._tridiagonal
+            explained, rss = self.backend.tridiagonal_gcv(packed, factors, self.ne.cxy, grid)
+            # the part of y outside the span of X (exactly zero when the rows are interpolated)
+            perp = np.maximum(self.ne.cyy - explained, 0.0) if free > 0 else 0.0 * explained
             return gcv_from_rss(rss + perp[None, :], lam, grid, n, free)
         lam, V, B, perp, free = self._spectral()
         return gcv_scores(self.backend, lam, V, B, perp, grid, n, free)
