@@ -18,6 +18,9 @@ pub enum CoreError {
     Interrupted,
     /// An iterative decomposition did not converge.
     NoConvergence(String),
+    /// A Cholesky factorisation met a non-positive pivot: the matrix is not positive definite
+    /// (numerically), so the caller must take a route that does not need it to be.
+    NotPositiveDefinite(String),
     /// The thread pool could not be built.
     Threads(String),
 }
@@ -28,9 +31,10 @@ pub const NON_FINITE: &str = "X contains NaN or infinity";
 impl fmt::Display for CoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CoreError::Invalid(msg) | CoreError::NoConvergence(msg) | CoreError::Threads(msg) => {
-                f.write_str(msg)
-            }
+            CoreError::Invalid(msg)
+            | CoreError::NoConvergence(msg)
+            | CoreError::NotPositiveDefinite(msg)
+            | CoreError::Threads(msg) => f.write_str(msg),
             CoreError::NonFinite => f.write_str(NON_FINITE),
             CoreError::OutOfMemory { what, bytes } => write!(
                 f,

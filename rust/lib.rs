@@ -4,6 +4,7 @@
 //! Pure Rust, free of Python types, testable with `cargo test`. The PyO3 bindings live in
 //! [`bindings`] behind the `python` feature, which maturin enables.
 
+pub mod band;
 pub mod error;
 pub mod project;
 pub mod quadratic;

@@ -11,7 +11,8 @@ pub(super) fn value_err(msg: impl Into<String>) -> PyErr {
 
 /// The one place where core errors become Python exceptions: the library's own classes from
 /// `shallowprobes.errors` (NonFiniteError, CoreMemoryError), KeyboardInterrupt for a raised
-/// cancel flag, ValueError/RuntimeError for the rest.
+/// cancel flag, numpy's LinAlgError (a ValueError) for a matrix that is not positive
+/// definite, ValueError/RuntimeError for the rest.
 pub(super) fn core_err(e: CoreError) -> PyErr {
     let msg = e.to_string();
     let library_class = |name: &str| -> Option<PyErr> {
@@ -27,6 +28,15 @@ pub(super) fn core_err(e: CoreError) -> PyErr {
         }
         CoreError::Interrupted => PyKeyboardInterrupt::new_err(msg),
         CoreError::Invalid(_) => value_err(msg),
+        CoreError::NotPositiveDefinite(_) => Python::attach(|py| -> Option<PyErr> {
+            let cls = py
+                .import("numpy.linalg")
+                .ok()?
+                .getattr("LinAlgError")
+                .ok()?;
+            Some(PyErr::from_type(cls.cast_into().ok()?, msg.clone()))
+        })
+        .unwrap_or_else(|| value_err(msg)),
         CoreError::NoConvergence(_) | CoreError::Threads(_) => PyRuntimeError::new_err(msg),
     }
 }

@@ -7,11 +7,12 @@
 //! By concern: [`arrays`] (numpy views and copies, the dtype dispatch of X), [`errors`] (the
 //! conversion of core errors), [`pool`] (cancel flags, the thread pool and its size),
 //! [`accumulate`] (degree-1 statistics), [`degree2`] (quadratic features), [`ridge`]
-//! (spectra, ridge paths, held-out errors), [`loo`] (leave-one-out) and [`project`] (the
+//! (spectra, ridge paths, held-out errors), [`band`] (the dual route's band GCV), [`loo`] (leave-one-out) and [`project`] (the
 //! monitors' projection and bank scores); the module registration is here.
 
 mod accumulate;
 mod arrays;
+mod band;
 mod degree2;
 mod errors;
 mod loo;
@@ -37,6 +38,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ridge::tridiagonal_ridge_paths, m)?)?;
     m.add_function(wrap_pyfunction!(ridge::tridiagonal_gcv, m)?)?;
     m.add_function(wrap_pyfunction!(ridge::tridiagonal_eigenvalues, m)?)?;
+    m.add_function(wrap_pyfunction!(band::band_reduce, m)?)?;
+    m.add_function(wrap_pyfunction!(band::band_gcv, m)?)?;
+    m.add_function(wrap_pyfunction!(band::band_solve, m)?)?;
     m.add_function(wrap_pyfunction!(loo::loo_predictions, m)?)?;
     m.add_function(wrap_pyfunction!(loo::loo_sse, m)?)?;
     m.add_function(wrap_pyfunction!(project::project_rows, m)?)?;

@@ -226,6 +226,37 @@ def tridiagonal_eigenvalues(packed: np.ndarray, factors: np.ndarray) -> np.ndarr
     )  # fmt: skip
 
 
+# Half-bandwidth of the dual route's band reduction (`_core.band_reduce`): measured at n = 5000
+# on our 2-core machine (benches/bench_dual_floor.py), the rank-2b updates of wider bands run
+# nearer the GEMM rate while each alpha's O(n b^2) band Cholesky and trace grow.
+DUAL_BANDWIDTH = 64
+
+
+def band_reduce(kernel: np.ndarray, bandwidth: int = DUAL_BANDWIDTH) -> np.ndarray:
+    """Reduces the symmetric float64 `kernel` (n, n; lower triangle read) IN PLACE to band
+    form K = Q B Q^T and returns Q's block factors (b, n - b). `kernel` then holds the
+    reduction for `band_gcv` / `band_solve`, not the kernel."""
+    if not (isinstance(kernel, np.ndarray) and kernel.dtype == np.float64
+            and kernel.flags.writeable and kernel.flags.aligned):  # fmt: skip
+        raise TypeError("band_reduce reduces a writable, aligned float64 numpy array in place")
+    return _core.band_reduce(kernel, int(bandwidth), cancel_flag())
+
+
+def band_gcv(reduced: np.ndarray, factors: np.ndarray, y: np.ndarray,
+             alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(rss (A, k), resid (A,)) along alphas > 0: alpha^2 ||(K + alpha I)^-1 y_t||^2 and
+    alpha tr((K + alpha I)^-1), from a reduction of `band_reduce`. numpy.linalg.LinAlgError
+    where K + alpha I is not positive definite."""
+    return _core.band_gcv(reduced, _f64(factors), _f64(y), _f64(alphas), cancel_flag())
+
+
+def band_solve(reduced: np.ndarray, factors: np.ndarray, y: np.ndarray,
+               alphas: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The dual coefficients (n, k): (K + alphas[t] I)^-1 y_t, from a reduction of
+    `band_reduce`."""
+    return _core.band_solve(reduced, _f64(factors), _f64(y), _f64(alphas), cancel_flag())
+
+
 def ridge_path(lam, V, B, perp, alphas, with_coefs: bool = True):
     return _core.ridge_path(
         _f64(lam), _f64(V), _f64(B), _f64(perp), _f64(alphas), with_coefs, cancel_flag()

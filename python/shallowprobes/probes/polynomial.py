@@ -160,13 +160,13 @@ class GammaSearch:
             self._drop_spectra(solutions, gammas)
 
     def _drop_spectra(self, solutions: list, gammas: list) -> None:
-        """Keep the eigendecomposition (dual route) of the best solution so far only."""
+        """Keep the kernel decomposition (dual route) of the best solution so far only."""
         if len(solutions) < 2:
             return
         best = int(best_index(self._gamma_criteria(solutions), -np.asarray(gammas)))
         for i, sol in enumerate(solutions):
             if i != best:
-                sol.__dict__.pop("spectrum", None)
+                sol.__dict__.pop("kernel_solve", None)
 
     def _gamma_criteria(self, solutions: list) -> np.ndarray:
         crit = []

@@ -1,7 +1,8 @@
 """The dual (kernel) route of the exact degree-2 probe: the polynomial kernel from the row Gram,
-double centring, exact GCV / LOO / K-fold scores for every alpha from one eigendecomposition of
-the n x n kernel (docs/design.md section 2), the solve for one gamma, and the polynomial
-(Q, w, b) that the dual coefficients of the chosen solve expand to.
+double centring, exact GCV / LOO / K-fold scores for every alpha from one decomposition of the
+n x n kernel (GCV: a band reduction in the core; otherwise its eigendecomposition;
+docs/design.md section 2), the solve for one gamma, and the polynomial (Q, w, b) that the dual
+coefficients of the chosen solve expand to.
 
 Estimator-free: `probes.quadratic` passes in the rows and its CV settings and keeps the gamma
 search, the metric and the fitted attributes.
@@ -148,6 +149,110 @@ def centred_copy(X: Any, Y: Any, backend: Any, fit_intercept: bool) -> tuple:
     return xp, Uc, Y, centre
 
 
+class KernelSolve:
+    """Kernel ridge on one (centred) kernel K along alpha grids, and the dual coefficients of
+    the alphas finally chosen, from one decomposition of K.
+
+    GCV with every alpha > 0 on the core (the rust backend, numpy arrays) goes through the
+    core's band reduction K = Q B Q^T (`_core.band_reduce`): RSS(alpha) and the degrees of
+    freedom from a band Cholesky per alpha, no eigenvectors (docs/design.md section 2), about
+    a quarter of an eigendecomposition at n = 5000. That needs K numerically positive definite
+    apart from known null directions, so it is taken only where K's rank is n (n - 1 with an
+    intercept, whose null direction, the constant vector, is deflated exactly below) by
+    construction: at most `n_features` + 1 rows. Everything else (LOO, K-fold, alpha = 0,
+    more rows than features, the numpy and torch backends) uses K's spectrum (lam, U, B =
+    U^T Yc), round-off eigenvalues clamped. If B + alpha I is not positive definite for some
+    alpha anyway (round-off eigenvalues below -alpha, e.g. from duplicated rows), K's spectrum
+    takes over from then on; K itself is kept until `release_kernel` for that case."""
+
+    def __init__(self, K: Any, Yc: Any, backend: Any, cv_name: str,
+                 alphas: Optional[np.ndarray], fit_intercept: bool, n_features: int):  # fmt: skip
+        self.backend, self.Yc = backend, Yc
+        self.kernel: Any = K
+        self.band: Optional[tuple] = None  # (reduced, factors) of `_core.band_reduce`
+        self.spectrum: Optional[tuple] = None  # (lam, U, B)
+        self.null_shift = 0.0
+        n = K.shape[0]
+        usable = (
+            cv_name == "gcv"
+            and getattr(backend, "name", "") == "rust"
+            and isinstance(K, np.ndarray)
+            and isinstance(Yc, np.ndarray)
+            and n - int(fit_intercept) <= n_features
+            and (alphas is None or bool(np.all(np.asarray(alphas) > 0)))
+        )
+        if usable:
+            reduced = np.array(K, dtype=np.float64, order="C", copy=True)
+            if fit_intercept and n > 1:
+                # The double-centred K has the constant vector as an exact null direction,
+                # computed as a round-off eigenvalue whose alpha / (lam + alpha) would carry an
+                # error of lam / alpha into the degrees of freedom at small alphas. Lifting it
+                # to the mean eigenvalue c (K + c 11^T / n) changes nothing Yc (orthogonal to
+                # 1) sees, and its term in alpha tr((K + alpha I)^-1) becomes alpha / (c +
+                # alpha), which `scores` takes out exactly.
+                self.null_shift = max(float(np.trace(K)) / (n - 1), np.finfo(float).tiny)
+                reduced += self.null_shift / n
+            self.band = (reduced, backend.band_reduce(reduced))
+        else:
+            self._use_spectrum()
+
+    def _use_spectrum(self) -> None:
+        if self.spectrum is None:
+            if self.kernel is None:
+                raise RuntimeError("the kernel was released before its spectrum was needed")
+            self.spectrum = self.backend.spectrum(self.kernel, self.Yc)
+        self.band = None
+        self.kernel = None
+
+    def release_kernel(self) -> None:
+        """Drops K (alpha selection is over; the coefficients need only the decomposition)."""
+        self.kernel = None
+
+    def scores(self, alphas, Y, y_mean, cv_name, scoring, folds, fit_intercept, n_folds):
+        """(per (A, k), joint (A,)) CV scores along `alphas` (`dual_scores` for the spectrum)."""
+        grid = np.asarray(alphas, dtype=np.float64)
+        if self.band is not None and cv_name == "gcv" and bool(np.all(grid > 0)):
+            try:
+                rss, resid = self.backend.band_gcv(*self.band, self.Yc, grid)
+            except np.linalg.LinAlgError:
+                self._use_spectrum()  # round-off eigenvalues below -alpha: clamp them
+            else:
+                n = self.Yc.shape[0]
+                # the intercept's null direction is not a residual degree of freedom: take
+                # out its term alpha / (c + alpha) (see __init__)
+                if self.null_shift > 0:
+                    resid = resid - grid / (self.null_shift + grid)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    per = np.where(
+                        resid[:, None] > 0, -(n * rss) / (resid * resid)[:, None], -np.inf
+                    )
+                return per, per.mean(axis=1)
+        self._use_spectrum()
+        lam, U, Bv = self.spectrum  # type: ignore[misc]
+        return dual_scores(
+            lam, U, Bv, Y, self.Yc, y_mean, grid, cv_name, scoring, folds, fit_intercept, n_folds
+        )
+
+    def coefficients(self, alphas: list, y_mean: Any, xp: Any) -> tuple:
+        """(dual (n, k), fitted (n, k)) of target t at alphas[t]."""
+        n, k = self.Yc.shape
+        if self.band is not None:
+            al = np.asarray(alphas, dtype=np.float64)
+            dual = self.backend.band_solve(*self.band, self.Yc, al)
+            # (K + c 11^T / n + alpha I) a = Yc, so K a = Yc - alpha a - c mean(a) 1: the
+            # fitted values without a product by K
+            fitted = y_mean + self.Yc - al * dual - self.null_shift * dual.mean(axis=0)
+            return dual, fitted
+        lam, Ue, Bv = self.spectrum  # type: ignore[misc]
+        dual = xp.empty((n, k))
+        fitted = xp.empty((n, k))
+        for t in range(k):
+            inv = inv_shifted(lam, float(alphas[t]))
+            dual[:, t] = Ue @ (inv * Bv[:, t])
+            fitted[:, t] = y_mean[t] + Ue @ (lam * inv * Bv[:, t])
+        return dual, fitted
+
+
 def fit_dual_gamma(
     G: Any,
     gamma: float,
@@ -170,28 +275,29 @@ def fit_dual_gamma(
     intercept; in_place: G itself becomes the kernel), alpha chosen by CV on `alphas` (None:
     the default grid from the kernel's trace, p = n_features, extended at improving edges).
 
-    The solution has no coefficients yet: it keeps the spectrum (lam, U, B) of the kernel in
-    `spectrum` for `dual_polynomial` (of the gamma finally chosen)."""
+    The solution has no coefficients yet: it keeps the kernel's decomposition (a
+    `KernelSolve`) in `kernel_solve` for `dual_polynomial` (of the gamma finally chosen)."""
     K = poly_kernel(G, float(gamma), in_place=in_place)
     if fit_intercept:
         double_centre(K)
     default = alphas is None
     if alphas is None:
         alphas = default_alpha_grid_from_trace(float(K.trace()), n_features)
-    lam, Ue, Bv = backend.spectrum(K, Yc)
+    solve = KernelSolve(
+        K, Yc, backend, cv_name, None if default else alphas, fit_intercept, n_features
+    )
     del K
 
     def scores(grid: np.ndarray) -> tuple:
-        return dual_scores(
-            lam, Ue, Bv, Y, Yc, y_mean, grid, cv_name, scoring, folds, fit_intercept, n_folds
-        )
+        return solve.scores(grid, Y, y_mean, cv_name, scoring, folds, fit_intercept, n_folds)
 
     alphas, per, joint, idx, edges, searched = select_alpha(
         scores, alphas, default, alpha_per_target
     )
+    solve.release_kernel()
     sol = RidgeSolution(None, None, alphas, idx, per, joint, searched=searched)
     sol.alpha_edges, sol.default_grid = edges, default
-    sol.spectrum = (lam, Ue, Bv)
+    sol.kernel_solve = solve
     return sol
 
 
@@ -201,18 +307,15 @@ def dual_polynomial(
     """(Q (k, d, d), w (d, k), fitted (n, k)): the kernel expansion sum_i a_i k(h, h_i) of
     the solution `sol` of `fit_dual_gamma` at its chosen alphas, as a quadratic polynomial of
     u = h - mu (Uc: the centred rows, in namespace xp); sets sol.intercept and drops the
-    spectrum."""
+    kernel's decomposition."""
     n, d = Uc.shape
     g = float(gamma)
-    lam, Ue, Bv = sol.__dict__.pop("spectrum")
-    k = Bv.shape[1]
-    dual = xp.empty((n, k))
-    fitted = xp.empty((n, k))
-    for t in range(k):
-        alpha = float(sol.alphas[sol.alpha_index[t]])
-        inv = inv_shifted(lam, alpha)
-        dual[:, t] = Ue @ (inv * Bv[:, t])
-        fitted[:, t] = y_mean[t] + Ue @ (lam * inv * Bv[:, t])
+    solve = sol.__dict__.pop("kernel_solve")
+    k = solve.Yc.shape[1]
+    dual, fitted = solve.coefficients(
+        [float(sol.alphas[sol.alpha_index[t]]) for t in range(k)], y_mean, xp
+    )
+    del solve
     if fit_intercept:
         # exactly in the centred subspace (sum_i a_i = 0): round-off along the constant
         # vector would otherwise add gamma sum(a) Uc^T Uc / n to Q below

@@ -68,7 +68,7 @@ class RidgeSolution:
     gamma_edge: Optional[str] = None  # "low" / "high" when the gamma sits at an improving edge
     all_scores: Optional[list] = None  # per gamma: (alphas, scores, joint, searched)
     route: Optional[str] = None  # "primal", "dual", "subspace", "cp"
-    spectrum: Optional[tuple] = None  # dual route: (lam, U, B) until the solve has used it
+    kernel_solve: Any = None  # dual route: the kernel's decomposition until the solve used it
     quadratic_rank: Optional[int] = None  # the cut-off's subspace dimension m
     rank_table: Optional[dict] = None  # the refitting CV over m (and gamma, alpha)
     refit_alphas: Optional[np.ndarray] = None

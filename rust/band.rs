@@ -1,0 +1,492 @@
+//! Generalised cross-validation of kernel ridge through a band reduction of the kernel.
+//!
+//! GCV of kernel ridge on an n × n kernel K needs, along a grid of α, two things:
+//!
+//!   RSS(α) = α²‖(K + αI)⁻¹ y‖²   and   α·tr((K + αI)⁻¹)   (n minus the degrees of freedom).
+//!
+//! An eigendecomposition gives both for every α, but at n = 5000 it is the whole cost of the
+//! dual route (dsyevd forms all n eigenvectors). Neither quantity needs eigenvectors, and
+//! neither needs the kernel to be diagonal: both are invariant under K → QᵀKQ. So K is reduced
+//! once to a symmetric band matrix of half-bandwidth b,
+//!
+//!   K = Q B Qᵀ,
+//!
+//! by the first stage of LAPACK's two-stage tridiagonalisation: panels of b columns are
+//! QR-factored and each block reflector is applied to the trailing matrix from both sides by
+//! rank-2b updates, so almost all of the 4n³/3 flops run in matrix products (a one-stage
+//! Householder tridiagonalisation spends half of them in matrix-vector products bound by
+//! memory bandwidth). Then every α costs O(n·b²):
+//!
+//! * the band Cholesky factor L of B + αI (positive definite for α > 0 when K is positive
+//!   semi-definite: a failure means round-off eigenvalues below −α, and the caller then uses
+//!   the eigendecomposition, which clamps them);
+//! * u = (B + αI)⁻¹ Qᵀy by two band triangular solves, so RSS(α) = α²‖u‖²;
+//! * tr((B + αI)⁻¹) by the Takahashi recurrences LᵀZ = L⁻¹, which give the entries of
+//!   Z = (B + αI)⁻¹ inside the band from the bottom row up without forming the rest of it.
+//!
+//! The α's are independent and run in parallel. The dual coefficients of a chosen α are
+//! Q (B + αI)⁻¹ Qᵀy from the same reduction.
+//!
+//! Q is a faer block Householder sequence: the reflector of column c starts at row c + b and
+//! is stored below the band, and the factors of panel j (columns j .. j + b) are in
+//! `factors[.., j .. j + b]` (b = `factors.nrows()`). The tridiagonal reduction of
+//! [`crate::tridiagonal`] is the same layout with b = 1.
+
+use crate::error::CoreError;
+use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
+use faer::linalg::householder::{
+    apply_block_householder_sequence_on_the_left_in_place_scratch,
+    apply_block_householder_sequence_on_the_left_in_place_with_conj,
+    apply_block_householder_sequence_transpose_on_the_left_in_place_scratch,
+    apply_block_householder_sequence_transpose_on_the_left_in_place_with_conj,
+};
+use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::linalg::qr::no_pivoting::factor::{qr_in_place, qr_in_place_scratch};
+use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
+use faer::reborrow::{Reborrow, ReborrowMut};
+use faer::{Accum, Conj, Mat, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+/// Half-bandwidth of the reduction: wide enough for the rank-2b updates to run near the
+/// machine's GEMM rate, narrow enough that the O(n·b²) work per α stays small next to the
+/// reduction (measured at n = 5000 on our 2-core machine, `benches/bench_dual_floor.py`).
+pub const BANDWIDTH: usize = 64;
+
+/// Reduces the symmetric `a` (n × n, lower triangle read; the upper triangle is left as
+/// scratch) in place to K = Q B Qᵀ: B in the lower band of half-bandwidth b =
+/// `factors.nrows()`, Q's reflectors below the band and their block factors in `factors`
+/// (b × max(n − b, 0)). `a` is fully overwritten only when this returns Ok; on error (bad
+/// shapes are checked first, so only cancellation) it is partly reduced.
+pub fn reduce_in_place(
+    mut a: MatMut<'_, f64>,
+    mut factors: MatMut<'_, f64>,
+    par: Par,
+) -> Result<(), CoreError> {
+    let n = a.nrows();
+    let b = factors.nrows();
+    if a.ncols() != n || b == 0 || factors.ncols() != n.saturating_sub(b) {
+        return Err(crate::invalid!(
+            "a band reduction needs a square matrix and factors (b ≥ 1, n − b); got a {}×{} \
+             matrix and {}×{} factors",
+            a.nrows(),
+            a.ncols(),
+            factors.nrows(),
+            factors.ncols()
+        ));
+    }
+    let h = n.saturating_sub(b);
+    if h == 0 {
+        return Ok(());
+    }
+    let first_rows = n - b;
+    let qr_scratch = qr_in_place_scratch::<f64>(first_rows, b, b, par, Default::default());
+    // faer aborts the process when an allocation fails: reserve first (see `ridge::spectrum`).
+    let need =
+        crate::error::bytes_of(3 * first_rows * b + 2 * b * b, 8) + qr_scratch.size_bytes() as u128;
+    crate::error::ensure_allocatable(need, &format!("the band reduction of a {n}×{n} kernel"))?;
+    let mut mem = MemBuffer::new(qr_scratch);
+    let mut j = 0;
+    while j < h {
+        crate::threads::check_cancel()?;
+        let m = n - j - b; // rows of the panel and of the trailing matrix
+        let w = b.min(m); // reflectors of this panel
+        let mut t = factors.rb_mut().submatrix_mut(0, j, w, w);
+        {
+            // all b columns even when fewer rows remain (m < b, the last panel): its rows
+            // below the band in columns j + w .. j + b must see the reflectors too
+            let panel = a.rb_mut().submatrix_mut(j + b, j, m, b);
+            qr_in_place(
+                panel,
+                t.rb_mut(),
+                par,
+                MemStack::new(&mut mem),
+                Default::default(),
+            );
+        }
+        if m > 1 {
+            let v = unit_lower_basis(a.rb().submatrix(j + b, j, m, w));
+            let trailing = a.rb_mut().submatrix_mut(j + b, j + b, m, m);
+            two_sided_update(trailing, v.as_ref(), t.rb(), par);
+        }
+        j += w;
+    }
+    Ok(())
+}
+
+/// The Householder basis V (m × w, unit diagonal, zeros above) of a QR-factored panel whose
+/// essential parts sit below its diagonal.
+fn unit_lower_basis(panel: MatRef<'_, f64>) -> Mat<f64> {
+    let (m, w) = (panel.nrows(), panel.ncols());
+    Mat::from_fn(m, w, |r, c| match r.cmp(&c) {
+        std::cmp::Ordering::Less => 0.0,
+        std::cmp::Ordering::Equal => 1.0,
+        std::cmp::Ordering::Greater => panel[(r, c)],
+    })
+}
+
+/// A ← HᵀAH on the lower triangle of the symmetric `a`, with H = I − V T⁻¹ Vᵀ (faer's block
+/// reflector, T upper triangular). With Y = A V T⁻¹ and S = T⁻ᵀ Vᵀ Y (symmetric),
+///
+///   HᵀAH = A − V Yᵀ − Y Vᵀ + V S Vᵀ = A − V Zᵀ − Z Vᵀ,   Z = Y − ½ V S,
+///
+/// one symmetric product A V and one rank-2w update, each on the lower triangle only.
+fn two_sided_update(mut a: MatMut<'_, f64>, v: MatRef<'_, f64>, t: MatRef<'_, f64>, par: Par) {
+    let (m, w) = (v.nrows(), v.ncols());
+    // Y = A V from the lower triangle: tril(A) V + strict_tril(A)ᵀ V
+    let mut y = Mat::<f64>::zeros(m, w);
+    triangular::matmul(
+        y.as_mut(),
+        BlockStructure::Rectangular,
+        Accum::Replace,
+        a.rb(),
+        BlockStructure::TriangularLower,
+        v,
+        BlockStructure::Rectangular,
+        1.0,
+        par,
+    );
+    triangular::matmul(
+        y.as_mut(),
+        BlockStructure::Rectangular,
+        Accum::Add,
+        a.rb().transpose(),
+        BlockStructure::StrictTriangularUpper,
+        v,
+        BlockStructure::Rectangular,
+        1.0,
+        par,
+    );
+    // Y ← Y T⁻¹ (Yᵀ ← T⁻ᵀ Yᵀ)
+    solve_lower_triangular_in_place(t.transpose(), y.as_mut().transpose_mut(), par);
+    // S = T⁻ᵀ (Vᵀ Y)
+    let mut s = Mat::<f64>::zeros(w, w);
+    matmul(
+        s.as_mut(),
+        Accum::Replace,
+        v.transpose(),
+        y.as_ref(),
+        1.0,
+        par,
+    );
+    solve_lower_triangular_in_place(t.transpose(), s.as_mut(), par);
+    // Z = Y − ½ V S, then A −= [V Z] [Z V]ᵀ: one product of inner dimension 2w (half the
+    // traffic through A of two rank-w products)
+    matmul(y.as_mut(), Accum::Add, v, s.as_ref(), -0.5, par);
+    let left = Mat::from_fn(
+        m,
+        2 * w,
+        |r, c| if c < w { v[(r, c)] } else { y[(r, c - w)] },
+    );
+    let right = Mat::from_fn(
+        m,
+        2 * w,
+        |r, c| if c < w { y[(r, c)] } else { v[(r, c - w)] },
+    );
+    triangular::matmul(
+        a.rb_mut(),
+        BlockStructure::TriangularLower,
+        Accum::Add,
+        left.as_ref(),
+        BlockStructure::Rectangular,
+        right.as_ref().transpose(),
+        BlockStructure::Rectangular,
+        -1.0,
+        par,
+    );
+}
+
+/// A borrowed band reduction: `reduced` (n × n) and `factors` (b × (n − b)) as left by
+/// [`reduce_in_place`] (any strides: the bindings read numpy's arrays in place).
+#[derive(Clone, Copy, Debug)]
+pub struct BandRef<'a> {
+    pub reduced: MatRef<'a, f64>,
+    pub factors: MatRef<'a, f64>,
+}
+
+/// Per α of a grid: RSS(α) = α²‖(K + αI)⁻¹y_t‖² per target (`rss[a][t]`) and α·tr((K +
+/// αI)⁻¹) (`resid[a]`, the residual degrees of freedom plus the kernel's null dimension).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BandGcv {
+    pub rss: Vec<Vec<f64>>,
+    pub resid: Vec<f64>,
+}
+
+/// B's lower band, column by column: `data[c·(b + 1) + t]` = B[c + t, c] (zero past n).
+struct Band {
+    n: usize,
+    b: usize,
+    data: Vec<f64>,
+}
+
+impl BandRef<'_> {
+    pub fn dim(&self) -> usize {
+        self.reduced.nrows()
+    }
+
+    pub fn bandwidth(&self) -> usize {
+        self.factors.nrows()
+    }
+
+    /// Shapes of the reduction against each other and of y (n rows); alphas > 0, finite.
+    fn check(&self, y: MatRef<'_, f64>, alphas: &[f64]) -> Result<(), CoreError> {
+        let (n, b) = (self.dim(), self.bandwidth());
+        if self.reduced.ncols() != n || b == 0 || self.factors.ncols() != n.saturating_sub(b) {
+            return Err(crate::invalid!(
+                "reduced ({}, {}) and factors ({}, {}) are not one band reduction",
+                self.reduced.nrows(),
+                self.reduced.ncols(),
+                self.factors.nrows(),
+                self.factors.ncols()
+            ));
+        }
+        if y.nrows() != n {
+            return Err(crate::invalid!(
+                "y has {} rows for a {n}×{n} kernel",
+                y.nrows()
+            ));
+        }
+        match alphas.iter().find(|a| !(**a > 0.0 && a.is_finite())) {
+            Some(a) => Err(crate::invalid!(
+                "the band route needs alphas > 0 and finite, got {a}"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn band(&self) -> Band {
+        let (n, b) = (self.dim(), self.bandwidth());
+        let mut data = vec![0.0; n * (b + 1)];
+        for c in 0..n {
+            for t in 0..=b.min(n - 1 - c) {
+                data[c * (b + 1) + t] = self.reduced[(c + t, c)];
+            }
+        }
+        Band { n, b, data }
+    }
+
+    fn householder_scratch(&self, width: usize) -> StackReq {
+        let (h, b) = (
+            self.dim().saturating_sub(self.bandwidth()),
+            self.bandwidth(),
+        );
+        StackReq::any_of(&[
+            apply_block_householder_sequence_transpose_on_the_left_in_place_scratch::<f64>(
+                h, b, width,
+            ),
+            apply_block_householder_sequence_on_the_left_in_place_scratch::<f64>(h, b, width),
+        ])
+    }
+
+    /// Qᵀy (`transpose`) or Q y, in place.
+    fn apply_q(&self, mut y: MatMut<'_, f64>, transpose: bool, par: Par) {
+        let (n, b) = (self.dim(), self.bandwidth());
+        if n <= b {
+            return; // B is K itself
+        }
+        let h = n - b;
+        let basis = self.reduced.submatrix(b, 0, h, h);
+        let mut mem = MemBuffer::new(self.householder_scratch(y.ncols()));
+        let rows = y.rb_mut().subrows_mut(b, h);
+        if transpose {
+            apply_block_householder_sequence_transpose_on_the_left_in_place_with_conj(
+                basis,
+                self.factors,
+                Conj::No,
+                rows,
+                par,
+                MemStack::new(&mut mem),
+            );
+        } else {
+            apply_block_householder_sequence_on_the_left_in_place_with_conj(
+                basis,
+                self.factors,
+                Conj::No,
+                rows,
+                par,
+                MemStack::new(&mut mem),
+            );
+        }
+    }
+
+    /// RSS and α·tr((K + αI)⁻¹) along `alphas` (each > 0), one α per thread. Fails with
+    /// [`CoreError::NotPositiveDefinite`] naming the α where B + αI is not positive definite.
+    pub fn gcv_path(
+        &self,
+        y: MatRef<'_, f64>,
+        alphas: &[f64],
+        par: Par,
+    ) -> Result<BandGcv, CoreError> {
+        self.check(y, alphas)?;
+        let (n, b, k) = (self.dim(), self.bandwidth(), y.ncols());
+        let need = crate::error::bytes_of(n * k + n * (b + 1) * (2 + 2 * alphas.len()), 8);
+        crate::error::ensure_allocatable(need, "the band GCV path")?;
+        let mut qy = y.to_owned();
+        self.apply_q(qy.as_mut(), true, par);
+        let band = self.band();
+        let cancel = crate::threads::cancel_handle();
+        let per_alpha: Vec<(Vec<f64>, f64)> = alphas
+            .par_iter()
+            .map(|&alpha| {
+                cancel.check()?;
+                let chol = cholesky_shifted(&band, alpha)?;
+                let mut rss = vec![0.0; k];
+                let mut u = vec![0.0; n];
+                for (t, out) in rss.iter_mut().enumerate() {
+                    for (i, ui) in u.iter_mut().enumerate() {
+                        *ui = qy[(i, t)];
+                    }
+                    chol.solve(&mut u);
+                    // α²‖u‖² as ‖αu‖²: no overflow of α² at extreme scales
+                    *out = u.iter().map(|x| (alpha * x) * (alpha * x)).sum();
+                }
+                Ok((rss, alpha * chol.trace_of_inverse()))
+            })
+            .collect::<Result<_, CoreError>>()?;
+        let (rss, resid) = per_alpha.into_iter().unzip();
+        Ok(BandGcv { rss, resid })
+    }
+
+    /// (K + α_t I)⁻¹ y_t for each target t with its own α_t (> 0): the dual coefficients.
+    pub fn solve(
+        &self,
+        y: MatRef<'_, f64>,
+        alphas: &[f64],
+        par: Par,
+    ) -> Result<Mat<f64>, CoreError> {
+        self.check(y, alphas)?;
+        let (n, k) = (self.dim(), y.ncols());
+        if alphas.len() != k {
+            return Err(crate::invalid!("{} alphas for {k} targets", alphas.len()));
+        }
+        let mut out = y.to_owned();
+        self.apply_q(out.as_mut(), true, par);
+        let band = self.band();
+        for (t, &alpha) in alphas.iter().enumerate() {
+            crate::threads::check_cancel()?;
+            let chol = cholesky_shifted(&band, alpha)?;
+            let col = out.as_mut().col_mut(t);
+            let col = col
+                .try_as_col_major_mut()
+                .expect("faer columns are contiguous");
+            chol.solve(col.as_slice_mut());
+        }
+        debug_assert_eq!(out.nrows(), n);
+        self.apply_q(out.as_mut(), false, par);
+        Ok(out)
+    }
+}
+
+/// Band Cholesky factor L of B + αI (same storage as [`Band`]).
+struct BandCholesky {
+    n: usize,
+    b: usize,
+    data: Vec<f64>,
+}
+
+/// L Lᵀ = B + αI, right-looking: each column scales, then updates the b × b triangle after it.
+fn cholesky_shifted(band: &Band, alpha: f64) -> Result<BandCholesky, CoreError> {
+    let (n, b) = (band.n, band.b);
+    let s = b + 1;
+    let mut l = band.data.clone();
+    for c in 0..n {
+        l[c * s] += alpha;
+    }
+    for c in 0..n {
+        let pivot = l[c * s];
+        if !(pivot > 0.0 && pivot.is_finite()) {
+            return Err(CoreError::NotPositiveDefinite(format!(
+                "the kernel plus {alpha:e}·I is not positive definite (pivot {pivot:e} at row \
+                 {c}): round-off eigenvalues below −alpha"
+            )));
+        }
+        let root = pivot.sqrt();
+        let len = b.min(n - 1 - c);
+        let (head, tail) = l.split_at_mut((c + 1) * s);
+        let col = &mut head[c * s..];
+        col[0] = root;
+        for x in &mut col[1..=len] {
+            *x /= root;
+        }
+        for kk in 1..=len {
+            let lk = col[kk];
+            let target = &mut tail[(kk - 1) * s..(kk - 1) * s + (len - kk + 1)];
+            for (dst, src) in target.iter_mut().zip(&col[kk..=len]) {
+                *dst -= src * lk;
+            }
+        }
+    }
+    Ok(BandCholesky { n, b, data: l })
+}
+
+impl BandCholesky {
+    fn col(&self, c: usize) -> &[f64] {
+        let s = self.b + 1;
+        &self.data[c * s..(c + 1) * s]
+    }
+
+    /// u ← (L Lᵀ)⁻¹ u.
+    fn solve(&self, u: &mut [f64]) {
+        let (n, b) = (self.n, self.b);
+        for c in 0..n {
+            let col = self.col(c);
+            let x = u[c] / col[0];
+            u[c] = x;
+            let len = b.min(n - 1 - c);
+            for (dst, l) in u[c + 1..=c + len].iter_mut().zip(&col[1..=len]) {
+                *dst -= l * x;
+            }
+        }
+        for c in (0..n).rev() {
+            let col = self.col(c);
+            let len = b.min(n - 1 - c);
+            let dot: f64 = u[c + 1..=c + len]
+                .iter()
+                .zip(&col[1..=len])
+                .map(|(x, l)| x * l)
+                .sum();
+            u[c] = (u[c] - dot) / col[0];
+        }
+    }
+
+    /// tr((L Lᵀ)⁻¹) by the Takahashi recurrences: Z = (L Lᵀ)⁻¹ solves LᵀZ = L⁻¹, whose upper
+    /// triangle is diag(1/L_ii), so from the last row up
+    ///
+    ///   Z[j, i] = −(1/L_ii) Σ_{k>i} L[k, i] Z[k, j]   (i < j ≤ i + b),
+    ///   Z[i, i] = (1/L_ii) (1/L_ii − Σ_{k>i} L[k, i] Z[k, i]),
+    ///
+    /// where every Z[k, j] needed lies inside the band already computed (O(n·b²)).
+    fn trace_of_inverse(&self) -> f64 {
+        let (n, b) = (self.n, self.b);
+        let s = b + 1;
+        let mut z = vec![0.0; n * s]; // z[c·s + t] = Z[c + t, c]
+        let mut acc = vec![0.0; b + 1]; // acc[q] = Σ_k L[i+k, i] Z[i+k, i+q], q = 1..=len
+        let mut trace = 0.0;
+        for i in (0..n).rev() {
+            let col = self.col(i);
+            let len = b.min(n - 1 - i);
+            acc[..=len].fill(0.0);
+            // symmetric product of the window Z[i+1 ..= i+len] with l = L[i+1 ..= i+len, i],
+            // column by column of Z's band storage
+            for q in 1..=len {
+                let zq = &z[(i + q) * s..(i + q) * s + (len - q + 1)]; // Z[i+q+t, i+q]
+                let lq = col[q];
+                acc[q] += zq[0] * lq;
+                for (t, &zv) in zq.iter().enumerate().skip(1) {
+                    acc[q + t] += zv * lq;
+                    acc[q] += zv * col[q + t];
+                }
+            }
+            let inv = 1.0 / col[0];
+            let zi = &mut z[i * s..i * s + len + 1];
+            let mut diag = inv;
+            for q in 1..=len {
+                zi[q] = -acc[q] * inv;
+                diag -= col[q] * zi[q];
+            }
+            zi[0] = diag * inv;
+            trace += zi[0];
+        }
+        trace
+    }
+}

@@ -1,0 +1,298 @@
+"""GCV of the dual route through the core's band reduction K = Q B Q^T (the Rust backend).
+
+`_core.band_reduce` / `band_gcv` / `band_solve` against plain numpy (explicit inverses and
+solves of K + alpha I) over sizes and bandwidths, with their bad input; the route
+`solve.dual.KernelSolve` takes (band for GCV on a kernel of full rank by construction, the
+spectrum for LOO/K-fold, more rows than features, the numpy backend, alpha = 0, and after a
+failed band Cholesky); dual GCV fits against the kernel-ridge GCV formula evaluated from the
+explicit kernel, against the numpy backend's eigendecomposition route and against the primal
+route, with a Hypothesis fuzz over scales and offsets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_rel, requires_rust
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from shallowprobes import QuadraticProbe, QuadraticProbeClassifier
+
+pytestmark = requires_rust
+
+
+def _kernel(seed: int, n: int, r: int, graded: bool = False) -> np.ndarray:
+    """A positive semi-definite n x n kernel of rank min(n, r) (the degree-2 shape G + G∘G)."""
+    rng = np.random.default_rng(seed)
+    U = rng.standard_normal((n, r))
+    if graded:
+        U *= np.logspace(0, -3, r)
+    G = U @ U.T
+    return G + 0.1 * G * G
+
+
+def _rk():
+    from shallowprobes.backends import rust_kernels
+
+    return rust_kernels
+
+
+# ------------------------------------------------------------------------ the core functions
+@pytest.mark.parametrize("n, b", [(1, 1), (2, 1), (5, 2), (64, 64), (65, 64), (130, 7), (300, 64)])
+@pytest.mark.parametrize("graded", [False, True])
+def test_band_gcv_and_solve_match_explicit_inverses(n, b, graded):
+    rk = _rk()
+    K = _kernel(n + b, n, n + 3, graded)
+    Y = np.random.default_rng(n).standard_normal((n, 3))
+    alphas = np.logspace(-4, 3, 6) * np.trace(K) / n
+    reduced = K.copy()
+    factors = rk.band_reduce(reduced, b)
+    assert factors.shape == (b, max(n - b, 0))
+    rss, resid = rk.band_gcv(reduced, factors, Y, alphas)
+    assert rss.shape == (alphas.size, 3) and resid.shape == (alphas.size,)
+    for a, alpha in enumerate(alphas):
+        inv = np.linalg.inv(K + alpha * np.eye(n))
+        assert_rel(resid[a], alpha * np.trace(inv), 1e-9, f"alpha tr(inv) at {alpha:.1e}")
+        assert_rel(rss[a], np.sum((alpha * inv @ Y) ** 2, axis=0), 1e-9, f"rss at {alpha:.1e}")
+    per_target = alphas[[0, 2, 5]]
+    dual = rk.band_solve(reduced, factors, Y, per_target)
+    for t, alpha in enumerate(per_target):
+        want = np.linalg.solve(K + alpha * np.eye(n), Y[:, t])
+        assert_rel(dual[:, t], want, 1e-9, f"dual coefficients of target {t}")
+
+
+def test_band_reduce_reads_any_layout_in_place():
+    rk = _rk()
+    K = _kernel(3, 90, 90)
+    Y = np.random.default_rng(4).standard_normal((90, 2))
+    alphas = np.array([0.1, 10.0])
+    want = rk.band_gcv(*(lambda r: (r, rk.band_reduce(r, 8)))(K.copy()), Y, alphas)
+    big = np.zeros((180, 180))
+    for layout in (np.asfortranarray(K.copy()), big[::2, ::2]):
+        layout[...] = K
+        factors = rk.band_reduce(layout, 8)
+        got = rk.band_gcv(layout, factors, Y, alphas)
+        for g, w in zip(got, want):
+            assert_rel(g, w, 1e-12, "layout")
+    # the reduction overwrote the array in place: it no longer holds the kernel
+    assert not np.allclose(big[::2, ::2], K)
+
+
+def test_band_functions_reject_bad_input():
+    rk = _rk()
+    K = _kernel(5, 20, 20)
+    with pytest.raises(TypeError, match="float64"):
+        rk.band_reduce(K.astype(np.float32))
+    ro = K.copy()
+    ro.flags.writeable = False
+    with pytest.raises(TypeError, match="writable"):
+        rk.band_reduce(ro)
+    with pytest.raises(ValueError, match="square"):
+        rk.band_reduce(np.zeros((4, 5)))
+    with pytest.raises(ValueError, match="bandwidth"):
+        rk.band_reduce(K.copy(), 0)
+    reduced = K.copy()
+    factors = rk.band_reduce(reduced, 4)
+    Y = np.ones((20, 1))
+    with pytest.raises(ValueError, match="rows"):
+        rk.band_gcv(reduced, factors, np.ones((19, 1)), np.array([1.0]))
+    for bad in (0.0, -1.0, np.nan, np.inf):
+        with pytest.raises(ValueError, match="alphas > 0"):
+            rk.band_gcv(reduced, factors, Y, np.array([1.0, bad]))
+    with pytest.raises(ValueError, match="band reduction"):
+        rk.band_gcv(reduced, factors[:, :-1], Y, np.array([1.0]))
+    with pytest.raises(ValueError, match="targets"):
+        rk.band_solve(reduced, factors, Y, np.array([1.0, 2.0]))
+    # indefinite: numpy's LinAlgError, which the dual route catches to use the spectrum
+    S = np.random.default_rng(6).standard_normal((20, 20))
+    S = S + S.T
+    factors = rk.band_reduce(S, 4)
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        rk.band_gcv(S, factors, Y, np.array([1e-8]))
+
+
+def test_band_reduce_stops_on_a_raised_cancel_flag():
+    from shallowprobes import _core
+
+    flag = np.ones(1, dtype=np.uint8)
+    with pytest.raises(KeyboardInterrupt):
+        _core.band_reduce(_kernel(7, 200, 200), 8, flag)
+
+
+# ------------------------------------------------------------------------------ the route
+def _quad(seed: int, n: int, d: int, k: int = 1, scale: float = 1.0, offset: float = 1.5):
+    rng = np.random.default_rng(seed)
+    X = (rng.standard_normal((n, d)) + offset * rng.standard_normal(d)) * scale
+    U = X - X.mean(axis=0)
+    A = rng.standard_normal((k, d, d)) / d
+    Y = np.einsum("ni,kij,nj->nk", U, A, U) + U[:, :k] + 0.3 * rng.standard_normal((n, k))
+    return X, (Y[:, 0] if k == 1 else Y)
+
+
+class _Spy:
+    def __init__(self, monkeypatch, rk):
+        self.calls: list = []
+        for name in ("band_reduce", "band_gcv", "spectrum"):
+            real = getattr(rk, name)
+            monkeypatch.setattr(rk, name, self._wrap(name, real))
+
+    def _wrap(self, name, real):
+        def called(*args, **kwargs):
+            self.calls.append(name)
+            return real(*args, **kwargs)
+
+        return called
+
+
+@pytest.mark.parametrize(
+    "params, band",
+    [
+        (dict(cv="gcv"), True),
+        (dict(cv="gcv", fit_intercept=False), True),
+        (dict(cv="gcv", alphas=[0.1, 1.0]), True),
+        (dict(cv="gcv", alphas=[0.0, 1.0]), False),  # alpha = 0: the pseudo-inverse
+        (dict(cv="loo"), False),
+        (dict(cv=4), False),
+        (dict(cv="gcv", backend="numpy"), False),
+    ],
+)
+def test_route_taken(monkeypatch, params, band):
+    rk = _rk()
+    spy = _Spy(monkeypatch, rk)
+    X, y = _quad(1, 40, 8)  # p = 44 features > 40 rows
+    QuadraticProbe(solver="dual", gamma=0.1, **params).fit(X, y)
+    if band:
+        assert "band_gcv" in spy.calls and "spectrum" not in spy.calls
+    else:
+        assert "band_reduce" not in spy.calls
+
+
+def test_more_rows_than_features_take_the_spectrum(monkeypatch):
+    # n - 1 > p: K has round-off eigenvalues by construction, which only the spectrum clamps
+    rk = _rk()
+    spy = _Spy(monkeypatch, rk)
+    X, y = _quad(2, 60, 4)  # p = 14
+    QuadraticProbe(solver="dual", gamma=0.1).fit(X, y)
+    assert "band_reduce" not in spy.calls and "spectrum" in spy.calls
+
+
+def test_a_failed_band_cholesky_hands_over_to_the_spectrum(monkeypatch):
+    # the second grid block (an extension of the default grid, or a later gamma's kernel)
+    # raises as an indefinite B + alpha I would: the fit must equal the numpy backend's
+    rk = _rk()
+    real = rk.band_gcv
+    seen = []
+
+    def failing(*args):
+        seen.append(1)
+        if len(seen) == 2:
+            raise np.linalg.LinAlgError("not positive definite (test)")
+        return real(*args)
+
+    monkeypatch.setattr(rk, "band_gcv", failing)
+    X, y = _quad(3, 45, 9, k=2)
+    got = QuadraticProbe(solver="dual", gamma=[0.01, 0.1, 1.0]).fit(X, y)
+    want = QuadraticProbe(solver="dual", gamma=[0.01, 0.1, 1.0], backend="numpy").fit(X, y)
+    assert len(seen) >= 2
+    assert got.gamma_ == want.gamma_ and got.alpha_ == pytest.approx(want.alpha_, rel=1e-12)
+    for g, w in zip(got.cv_results_["gamma_mean_scores"], want.cv_results_["gamma_mean_scores"]):
+        assert_rel(g, w, 1e-9, "scores")
+    assert_rel(got.predict(X), want.predict(X), 1e-8, "predict")
+
+
+# ---------------------------------------------------------------- fits against references
+def _gcv_reference(X, y, gamma, alphas, fit_intercept):
+    """Kernel-ridge GCV from the explicit kernel: -n RSS / (n - [intercept] - df)^2. With an
+    intercept the double-centred kernel is taken in an orthonormal basis P of the vectors
+    orthogonal to the constant one, (n - 1) x (n - 1), so its exact null direction never
+    enters a solve."""
+    n = X.shape[0]
+    U = X - X.mean(axis=0) if fit_intercept else X
+    G = U @ U.T
+    K = G + gamma * G * G
+    Y = y.reshape(n, -1)
+    Yc = Y - Y.mean(axis=0) if fit_intercept else Y
+    if fit_intercept:
+        # the last n - 1 columns of a Householder-style QR of [1, I] span 1's complement
+        P = np.linalg.qr(np.column_stack([np.ones(n), np.eye(n)]))[0][:, 1:n]
+        K, Yc = P.T @ K @ P, P.T @ Yc
+    m = K.shape[0]
+    out = []
+    for alpha in alphas:
+        M = np.linalg.solve(K + alpha * np.eye(m), np.column_stack([Yc, np.eye(m)]))
+        resid_vecs = alpha * M[:, : Yc.shape[1]]
+        free = alpha * np.trace(M[:, Yc.shape[1] :])  # m - df
+        out.append(-n * np.sum(resid_vecs**2, axis=0) / free**2)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("n, d", [(12, 4), (40, 8), (150, 17)])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("k", [1, 3])
+def test_scores_match_the_gcv_formula_on_the_explicit_kernel(n, d, fit_intercept, k):
+    X, y = _quad(n + d, n, d, k)
+    gamma = 0.05
+    est = QuadraticProbe(solver="dual", gamma=gamma, fit_intercept=fit_intercept).fit(X, y)
+    alphas = est.cv_results_["alphas"]
+    want = _gcv_reference(X, y, gamma, alphas, fit_intercept)
+    got = np.asarray(est.cv_results_["scores"]).reshape(want.shape)
+    assert_rel(got, want, 1e-8, "per-target GCV scores")
+
+
+@pytest.mark.parametrize("n, d", [(30, 10), (66, 10), (200, 19)])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(),
+        dict(alphas=[1e-3, 0.1, 1.0, 10.0]),
+        dict(gamma=[0.01, 0.1, 1.0]),
+        dict(alpha_per_target=True),
+    ],
+    ids=["default", "alphas", "gammas", "per_target"],
+)
+def test_fits_match_the_numpy_backend_and_the_primal_route(n, d, fit_intercept, params):
+    X, Y = _quad(3 * n + d, n, d, k=2)
+    common = dict(solver="dual", fit_intercept=fit_intercept, **params)
+    band = QuadraticProbe(**common).fit(X, Y)
+    eigh = QuadraticProbe(backend="numpy", **common).fit(X, Y)
+    primal = QuadraticProbe(**{**common, "solver": "primal"}).fit(X, Y)
+    # the reference routes clamp round-off eigenvalues (faer's or LAPACK's): agreement to about
+    # the conditioning of the smallest alphas
+    for ref, rtol in ((eigh, 1e-7), (primal, 1e-7)):
+        assert band.gamma_ == pytest.approx(ref.gamma_, rel=1e-12)
+        np.testing.assert_allclose(np.atleast_1d(band.alpha_), np.atleast_1d(ref.alpha_))
+        assert_rel(band.cv_results_["mean_scores"], ref.cv_results_["mean_scores"], rtol, "cv")
+        X_new = _quad(5, 17, d)[0]
+        assert_rel(band.predict(X_new), ref.predict(X_new), rtol, "predict")
+        assert_rel(band.quadratic_, ref.quadratic_, rtol, "quadratic_")
+        assert_rel(band.intercept_, ref.intercept_, rtol, "intercept_")
+
+
+def test_classifier_matches_the_numpy_backend():
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((80, 9)) * (1 + np.arange(80) % 3)[:, None]
+    y = np.arange(80) % 3
+    band = QuadraticProbeClassifier(solver="dual").fit(X, y)
+    eigh = QuadraticProbeClassifier(solver="dual", backend="numpy").fit(X, y)
+    assert band.alpha_ == pytest.approx(eigh.alpha_, rel=1e-12)
+    assert_rel(band.decision_function(X), eigh.decision_function(X), 1e-8, "decision_function")
+    np.testing.assert_array_equal(band.predict(X), eigh.predict(X))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(3, 45),
+    log_scale=st.floats(-3, 3),
+    offset=st.floats(0, 100),
+    seed=st.integers(0, 10_000),
+    fit_intercept=st.booleans(),
+)
+def test_fuzz_band_route_against_the_spectrum(n, log_scale, offset, seed, fit_intercept):
+    d = 8  # p = 44: n - 1 <= p, the band route
+    X, y = _quad(seed, n, d, scale=10.0**log_scale, offset=offset)
+    common = dict(solver="dual", gamma=0.1, fit_intercept=fit_intercept)
+    band = QuadraticProbe(**common).fit(X, y)
+    eigh = QuadraticProbe(backend="numpy", **common).fit(X, y)
+    assert_rel(band.cv_results_["mean_scores"], eigh.cv_results_["mean_scores"], 1e-6, "cv")
+    assert_rel(band.predict(X), eigh.predict(X), 1e-6, "predict")
