@@ -33,19 +33,13 @@
 //! [`crate::tridiagonal`] is the same layout with b = 1.
 
 use crate::error::CoreError;
-use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
-use faer::linalg::householder::{
-    apply_block_householder_sequence_on_the_left_in_place_scratch,
-    apply_block_householder_sequence_on_the_left_in_place_with_conj,
-    apply_block_householder_sequence_transpose_on_the_left_in_place_scratch,
-    apply_block_householder_sequence_transpose_on_the_left_in_place_with_conj,
-};
+use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::qr::no_pivoting::factor::{qr_in_place, qr_in_place_scratch};
 use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
 use faer::reborrow::{Reborrow, ReborrowMut};
-use faer::{Accum, Conj, Mat, MatMut, MatRef, Par};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 /// Half-bandwidth of the reduction: wide enough for the rank-2b updates to run near the
@@ -267,48 +261,10 @@ impl BandRef<'_> {
         Band { n, b, data }
     }
 
-    fn householder_scratch(&self, width: usize) -> StackReq {
-        let (h, b) = (
-            self.dim().saturating_sub(self.bandwidth()),
-            self.bandwidth(),
-        );
-        StackReq::any_of(&[
-            apply_block_householder_sequence_transpose_on_the_left_in_place_scratch::<f64>(
-                h, b, width,
-            ),
-            apply_block_householder_sequence_on_the_left_in_place_scratch::<f64>(h, b, width),
-        ])
-    }
-
     /// Qᵀy (`transpose`) or Q y, in place.
-    fn apply_q(&self, mut y: MatMut<'_, f64>, transpose: bool, par: Par) {
-        let (n, b) = (self.dim(), self.bandwidth());
-        if n <= b {
-            return; // B is K itself
-        }
-        let h = n - b;
-        let basis = self.reduced.submatrix(b, 0, h, h);
-        let mut mem = MemBuffer::new(self.householder_scratch(y.ncols()));
-        let rows = y.rb_mut().subrows_mut(b, h);
-        if transpose {
-            apply_block_householder_sequence_transpose_on_the_left_in_place_with_conj(
-                basis,
-                self.factors,
-                Conj::No,
-                rows,
-                par,
-                MemStack::new(&mut mem),
-            );
-        } else {
-            apply_block_householder_sequence_on_the_left_in_place_with_conj(
-                basis,
-                self.factors,
-                Conj::No,
-                rows,
-                par,
-                MemStack::new(&mut mem),
-            );
-        }
+    fn apply_q(&self, y: MatMut<'_, f64>, transpose: bool, par: Par) {
+        let b = self.bandwidth();
+        crate::householder::apply(self.reduced, self.factors, b, y, transpose, par);
     }
 
     /// RSS and α·tr((K + αI)⁻¹) along `alphas` (each > 0), one α per thread. Fails with

@@ -6,6 +6,7 @@
 
 pub mod band;
 pub mod error;
+pub mod householder;
 pub mod project;
 pub mod quadratic;
 pub mod ridge;

@@ -24,16 +24,10 @@
 //! matrix, from the eigenvalues of T alone ([`eigenvalues`]: implicit QL, O(d²)).
 
 use crate::error::CoreError;
-use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
+use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::evd::tridiag::{tridiag_in_place, tridiag_in_place_scratch};
-use faer::linalg::householder::{
-    apply_block_householder_sequence_on_the_left_in_place_scratch,
-    apply_block_householder_sequence_on_the_left_in_place_with_conj,
-    apply_block_householder_sequence_transpose_on_the_left_in_place_scratch,
-    apply_block_householder_sequence_transpose_on_the_left_in_place_with_conj,
-};
 use faer::linalg::qr::no_pivoting::factor::recommended_block_size;
-use faer::{Conj, Mat, MatRef, Par};
+use faer::{Mat, MatRef, Par};
 use rayon::prelude::*;
 
 /// G = Q T Qᵀ: T in the diagonal and subdiagonal of `packed`, Q as Householder vectors below
@@ -205,7 +199,6 @@ impl TridiagonalRef<'_> {
         let (d, k) = (self.dim(), cxy.ncols());
         self.check_inputs(cxy, alphas)?;
         let width = alphas.len() * k;
-        let h = d.saturating_sub(1);
         let need = crate::error::bytes_of(d * (width + k) + 2 * d, 8) * 2
             + self.householder_scratch(width).size_bytes() as u128;
         crate::error::ensure_allocatable(need, "the coefficients of every alpha")?;
@@ -229,17 +222,7 @@ impl TridiagonalRef<'_> {
             }
         }
         // Q applied to every alpha's solutions at once (blocked Householder products)
-        if h > 0 {
-            let mut mem = MemBuffer::new(self.householder_scratch(width));
-            apply_block_householder_sequence_on_the_left_in_place_with_conj(
-                self.packed.submatrix(1, 0, h, h),
-                self.factors,
-                Conj::No,
-                solved.as_mut().subrows_mut(1, h),
-                par,
-                MemStack::new(&mut mem),
-            );
-        }
+        crate::householder::apply(self.packed, self.factors, 1, solved.as_mut(), false, par);
         Ok(solved)
     }
 
@@ -262,31 +245,14 @@ impl TridiagonalRef<'_> {
 
     /// Workspace of the Householder products of [`Self::reflected`] and of Q applied to
     /// `width` columns.
-    fn householder_scratch(&self, width: usize) -> StackReq {
-        let (h, bs) = (self.dim().saturating_sub(1), self.factors.nrows());
-        StackReq::any_of(&[
-            apply_block_householder_sequence_transpose_on_the_left_in_place_scratch::<f64>(
-                h, bs, width,
-            ),
-            apply_block_householder_sequence_on_the_left_in_place_scratch::<f64>(h, bs, width),
-        ])
+    fn householder_scratch(&self, width: usize) -> faer::dyn_stack::StackReq {
+        crate::householder::scratch(self.dim(), 1, self.factors.nrows(), width)
     }
 
     /// Qᵀ C (the reflectors sit below the subdiagonal: none for d <= 1).
     fn reflected(&self, cxy: MatRef<'_, f64>, par: Par) -> Mat<f64> {
-        let h = self.dim().saturating_sub(1);
         let mut qc = cxy.to_owned();
-        if h > 0 {
-            let mut mem = MemBuffer::new(self.householder_scratch(cxy.ncols()));
-            apply_block_householder_sequence_transpose_on_the_left_in_place_with_conj(
-                self.packed.submatrix(1, 0, h, h),
-                self.factors,
-                Conj::No,
-                qc.as_mut().subrows_mut(1, h),
-                par,
-                MemStack::new(&mut mem),
-            );
-        }
+        crate::householder::apply(self.packed, self.factors, 1, qc.as_mut(), true, par);
         qc
     }
 
