@@ -137,6 +137,24 @@ def tridiagonal_eigenvalues(packed: F64, factors: F64, cancel: Flag = None) -> F
     """Eigenvalues (d,), ascending, of one reduction's Gram from its tridiagonal T alone
     (implicit QL with Wilkinson's shift, no eigenvectors)."""
 
+def band_reduce(kernel: F64, bandwidth: int, cancel: Flag = None) -> F64:
+    """Reduces the symmetric kernel (n, n; float64, writable, lower triangle read) IN PLACE to
+    K = Q B Q^T, B of half-bandwidth b = `bandwidth` (>= 1): panel QRs and two-sided rank-2b
+    updates. Returns Q's block factors (b, max(n - b, 0)); the kernel array then holds B in
+    its lower band and Q's reflectors below it."""
+
+def band_gcv(
+    reduced: F64, factors: F64, y: F64, alphas: F64, cancel: Flag = None
+) -> tuple[F64, F64]:
+    """(rss (A, k), resid (A,)) of a `band_reduce` reduction along alphas (each > 0, one per
+    thread): alpha^2 ||(K + alpha I)^-1 y_t||^2 and alpha tr((K + alpha I)^-1), from a band
+    Cholesky, two band solves and the Takahashi recurrences per alpha. Raises
+    numpy.linalg.LinAlgError where B + alpha I is not positive definite."""
+
+def band_solve(reduced: F64, factors: F64, y: F64, alphas: F64, cancel: Flag = None) -> F64:
+    """The dual coefficients (n, k), (K + alphas[t] I)^-1 y_t, from a `band_reduce` reduction
+    (alphas: (k,), each > 0)."""
+
 def loo_predictions(
     x: Floats,
     x_mean: F64,
