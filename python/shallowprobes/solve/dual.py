@@ -156,7 +156,7 @@ class KernelSolve:
     GCV with every alpha > 0 on the core (the rust backend, numpy arrays) goes through the
     core's band reduction K = Q B Q^T (`_core.band_reduce`): RSS(alpha) and the degrees of
     freedom from a band Cholesky per alpha, no eigenvectors (docs/design.md section 2), about
-    a quarter of an eigendecomposition at n = 5000. That needs K numerically positive definite
+    a third of an eigendecomposition at n = 5000. That needs K numerically positive definite
     apart from known null directions, so it is taken only where K's rank is n (n - 1 with an
     intercept, whose null direction, the constant vector, is deflated exactly below) by
     construction: at most `n_features` + 1 rows. Everything else (LOO, K-fold, alpha = 0,
