@@ -134,6 +134,34 @@ def test_full_rank_folds_take_the_tridiagonal_route():
     assert all(isinstance(p, TridiagonalPath) for _, p in folds.values())
 
 
+def test_the_folds_paths_come_from_one_core_call(monkeypatch):
+    """The K training sets' coefficient paths are solved in one batched core call (one path
+    per thread), not K one-thread calls, and equal the paths solved one fold at a time."""
+    from shallowprobes.backends import rust_kernels
+    from shallowprobes.solve.paths import path_coefs
+
+    X, Y = make_regression(3, 400, 16, 3)
+    _, folds, _ = _fold_routes(X, Y, 5)
+    fold_paths = [folds[f][1] for f in sorted(folds)]
+    alphas = _grid(folds[0][0].gram, 6)
+    alone = [path_coefs([p], alphas)[0] for p in fold_paths]
+    calls = []
+    real = rust_kernels.tridiagonal_ridge_paths
+
+    def counted(packed, *args):
+        calls.append(packed.shape[0])
+        return real(packed, *args)
+
+    monkeypatch.setattr(rust_kernels, "tridiagonal_ridge_paths", counted)
+    together = path_coefs(fold_paths, alphas)
+    assert calls == [5]
+    for f in range(5):
+        np.testing.assert_array_equal(together[f], alone[f])
+        want = np.linalg.solve(folds[f][0].gram[None] + alphas[:, None, None] * np.eye(16),
+                               folds[f][0].cxy[None])  # fmt: skip
+        assert_rel(together[f], want, 1e-9, f"fold {f}")
+
+
 def test_rank_deficient_folds_take_their_spectra():
     from shallowprobes.solve.paths import EigenPath, TridiagonalPath
 

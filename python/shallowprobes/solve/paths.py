@@ -126,7 +126,10 @@ def kfold_paths(stats: SufficientStats, ne, fit_intercept: bool, backend):
     if hasattr(backend, "tridiagonalize"):
         if together:
             packed, factors, usable = backend.tridiagonalize(np.stack([e.gram for e in nes]))
-            stacks = [((packed, factors), i) for i in range(len(nes))]
+            # one tuple shared by every path: path_coefs batches the paths of one stack by
+            # its identity (a tuple per path made every fold a separate one-thread call)
+            reductions = (packed, factors)
+            stacks = [(reductions, i) for i in range(len(nes))]
         else:
             stacks, usable = [], []
             for e in nes:
