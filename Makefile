@@ -43,7 +43,14 @@ test: $(TEST_STAMP) build
 	cargo test --release --quiet
 	SHALLOWPROBES_REQUIRE_RUST=1 $(PY) -m pytest tests -q
 
-bench: $(TEST_STAMP) build
+# the peers the benchmarks time (the [bench] extra): himalaya, scikit-learn-intelex on x86-64
+BENCH_STAMP = $(VENV)/.bench-deps-stamp
+$(BENCH_STAMP): $(TEST_STAMP)
+	$(PIP) install --quiet "himalaya>=0.4" \
+		"scikit-learn-intelex>=2024.0; platform_machine == 'x86_64' or platform_machine == 'AMD64'"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) build
 	$(PY) benches/bench_linear.py
 	$(PY) benches/bench_quadratic.py
 	$(PY) benches/bench_torch.py

@@ -18,7 +18,10 @@ One gamma (the default scale, 1 / mean ||h - mu||^2, which the loop uses too) an
   the tridiagonal reduction, 4n^3/3 flops, and a QL sweep), the reduction any exact GCV of a
   dense kernel needs in some form (ours is a band reduction with the same flop count);
 * KRloop: scikit-learn ``KernelRidge(kernel="poly", degree=2)`` fitted once per alpha (20
-  Cholesky solves, no cross-validation at all).
+  Cholesky solves, no cross-validation at all);
+* himalaya: ``himalaya.kernel_ridge.KernelRidgeCV`` with the same polynomial kernel and the
+  20 alphas, 5-fold (it has no GCV; its "eigenvalues" solver decomposes each training
+  kernel), when himalaya is installed, next to ours with ``cv=5`` (same selection).
 
 The table shows medians and the ratios to the floor, to the eigenvalues-only floor and to ours,
 with the load average.
@@ -35,7 +38,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import add_threads_option, fmt_table, loadavg, set_threads  # noqa: E402
+from _common import add_threads_option, fmt_table, have, loadavg, set_threads  # noqa: E402
 from bench_quadratic import alpha_grid, make_data  # noqa: E402
 
 
@@ -45,6 +48,7 @@ def main() -> None:
     ap.add_argument("--d", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--no-sklearn", action="store_true")
+    ap.add_argument("--no-himalaya", action="store_true")
     add_threads_option(ap)
     args = ap.parse_args()
     _limiter = set_threads(args.threads, with_torch=False, with_probes=True)
@@ -81,10 +85,23 @@ def main() -> None:
             KernelRidge(alpha=float(a), kernel="poly", degree=2, gamma=float(np.sqrt(gamma)),
                         coef0=float(0.5 / np.sqrt(gamma))).fit(Uc, yc)  # fmt: skip
 
+    def ours_kfold() -> None:
+        sp.QuadraticProbe(alphas=grid, gamma=gamma, cv=5, solver="dual").fit(X, y)
+
+    def himalaya_kfold() -> None:
+        from himalaya.kernel_ridge import KernelRidgeCV
+
+        params = {"degree": 2, "gamma": float(np.sqrt(gamma)), "coef0": float(0.5 / np.sqrt(gamma))}
+        KernelRidgeCV(alphas=grid, kernel="polynomial", kernel_params=params, cv=5,
+                      fit_intercept=False).fit(Uc, y - y.mean())  # fmt: skip
+
     fns = {"ours": ours, "floor (LAPACK eigh)": floor_lapack, "floor (faer eigh)": floor_faer,
            "floor (eigenvalues only)": floor_values}  # fmt: skip
     if not args.no_sklearn:
         fns["KRloop (20 KernelRidge fits)"] = krloop
+    if have("himalaya") and not args.no_himalaya:
+        fns["ours 5-fold"] = ours_kfold
+        fns["himalaya KernelRidgeCV (5-fold)"] = himalaya_kfold
     names = list(fns)
     before = loadavg()
     times: dict[str, list[float]] = {m: [] for m in names}
@@ -104,6 +121,9 @@ def main() -> None:
     print(f"load average before: {before}, after: {loadavg()}")
     print(fmt_table(["method", "median s", "/ floor", "/ values", "/ ours"], rows))
     print("(floor: the faster eigendecomposition row; values: the eigenvalues-only row)")
+    if "ours 5-fold" in med:
+        print(f"himalaya KernelRidgeCV (5-fold) / ours 5-fold = "
+              f"{med['himalaya KernelRidgeCV (5-fold)'] / med['ours 5-fold']:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

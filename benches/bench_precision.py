@@ -21,6 +21,10 @@ the median of those paired ratios (docs/design.md §5; the machine is shared). R
   scikit-learn-intelex is installed; then ``--pairs`` extra rounds run ours f32 (20 alphas,
   GCV) and sklearnex back to back and print the median of ours f32 / sklearnex directly (the
   issue's head-to-head; the table's two rows are each paired with a different run of ours f64);
+* himalaya: ``himalaya.ridge.RidgeCV(alphas=grid, cv=5, fit_intercept=True)`` (its SVD
+  solver, numpy backend), when installed and n <= ``--himalaya-max-n`` (it took 103 s at
+  n = 20 000 here, so it is left out of the full size unless asked for); compare it with
+  ours 5-fold, the same selection;
 * floor f64 / floor f32: the Gram at the measured GEMM peak of that precision (2 n d² flops,
   counted like a full GEMM) plus one measured d × d ``eigh``.
 
@@ -106,7 +110,12 @@ def main(argv: list[str] | None = None) -> None:
         "--pairs", type=int, default=8, help="head-to-head rounds of ours f32 and sklearnex"
     )
     p.add_argument(
-        "--sklearn-repeats", type=int, default=1, help="rounds that time RidgeCV (slow)"
+        "--sklearn-repeats", type=int, default=1,
+        help="rounds that time RidgeCV and himalaya (slow)",
+    )
+    p.add_argument(
+        "--himalaya-max-n", type=int, default=20_000,
+        help="largest n at which himalaya's RidgeCV is timed (slow: ~100 s at 20 000)",
     )
     args = p.parse_args(argv)
     n = args.n or (100_000 if args.full else 20_000)
@@ -149,6 +158,14 @@ def main(argv: list[str] | None = None) -> None:
         from sklearn.linear_model import RidgeCV
 
         comps["sklearn RidgeCV"] = lambda: RidgeCV(alphas=grid).fit(X, Y).coef_
+    slow = {"sklearn RidgeCV"}
+    if have("himalaya") and n <= args.himalaya_max_n:
+        from himalaya.ridge import RidgeCV as HRidgeCV
+
+        slow.add("himalaya RidgeCV (5-fold)")
+        comps["himalaya RidgeCV (5-fold)"] = lambda: HRidgeCV(
+            alphas=grid, cv=5, fit_intercept=True
+        ).fit(X, Y).coef_
     sklearnex_note = ""
     if have("sklearnex"):
         from sklearnex.linear_model import Ridge as XRidge
@@ -178,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     for r in range(args.repeats):
         order = others[r % len(others) :] + others[: r % len(others)]
         for c in order:
-            if c == "sklearn RidgeCV" and r >= args.sklearn_repeats:
+            if c in slow and r >= args.sklearn_repeats:
                 continue
             t_ref = timed("ours f64 (GCV)")
             t_c = timed(c)
@@ -225,6 +242,15 @@ def main(argv: list[str] | None = None) -> None:
         f"f32 Gram speed-up = {1 / med_ratio['ours f32 Gram (GCV)']:.2f}x, "
         f"f32 vs f64 coef max rel diff = {rel:.1e}"
     )
+    if "himalaya RidgeCV (5-fold)" in med_ratio:
+        print(
+            "himalaya RidgeCV (5-fold) / ours 5-fold = "
+            f"{med_ratio['himalaya RidgeCV (5-fold)'] / med_ratio['ours 5-fold (f64)']:.1f}"
+        )
+    elif not have("himalaya"):
+        print("himalaya: not installed")
+    else:
+        print(f"himalaya: not timed at n = {n} > --himalaya-max-n = {args.himalaya_max_n}")
     if sklearnex_note:
         print(sklearnex_note)
     elif args.pairs > 0:
