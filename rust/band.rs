@@ -80,34 +80,45 @@ pub fn reduce_in_place(
         crate::error::bytes_of(3 * first_rows * b + 2 * b * b, 8) + qr_scratch.size_bytes() as u128;
     crate::error::ensure_allocatable(need, &format!("the band reduction of a {n}×{n} kernel"))?;
     let mut mem = MemBuffer::new(qr_scratch);
+    // the first panel (columns 0 .. b, rows b .. n); every later one is factored inside the
+    // previous step's update (`two_sided_update`), next to the rest of that update
+    {
+        let w = b.min(first_rows);
+        let panel = a.rb_mut().submatrix_mut(b, 0, first_rows, b);
+        let t = factors.rb_mut().submatrix_mut(0, 0, w, w);
+        factor_panel(panel, t, &mut mem);
+    }
     let mut j = 0;
     while j < h {
         crate::threads::check_cancel()?;
         let m = n - j - b; // rows of the panel and of the trailing matrix
         let w = b.min(m); // reflectors of this panel
-        let mut t = factors.rb_mut().submatrix_mut(0, j, w, w);
-        {
-            // all b columns even when fewer rows remain (m < b, the last panel): its rows
-            // below the band in columns j + w .. j + b must see the reflectors too
-            let panel = a.rb_mut().submatrix_mut(j + b, j, m, b);
-            // sequential: a panel of b columns is too narrow for the pool's threads to pay
-            // (panel QRs at n = 5000, b = 64: 0.78 s with the pool, 0.70 s without, loaded)
-            qr_in_place(
-                panel,
-                t.rb_mut(),
-                Par::Seq,
-                MemStack::new(&mut mem),
-                Default::default(),
-            );
-        }
+                          // this panel's factors are columns j .. j + w; the next panel's start at j + w
+        let (done, rest) = factors.rb_mut().split_at_col_mut(j + w);
+        let t = done.rb().submatrix(0, j, w, w);
         if m > 1 {
             let v = unit_lower_basis(a.rb().submatrix(j + b, j, m, w));
             let trailing = a.rb_mut().submatrix_mut(j + b, j + b, m, m);
-            two_sided_update(trailing, v.as_ref(), t.rb(), par);
+            // the next panel (w = b here unless this is the last one): trailing rows b .. m
+            // of its first b columns, with b reflectors
+            let next = (m > b).then(|| {
+                let w_next = b.min(m - b);
+                (rest.submatrix_mut(0, 0, w_next, w_next), &mut mem)
+            });
+            two_sided_update(trailing, v.as_ref(), t, next, par);
         }
         j += w;
     }
     Ok(())
+}
+
+/// QR of one panel (m × b) in place, its block factors into `t` (w × w, w = min(m, b)): all
+/// b columns even when fewer rows remain (the last panel), since its rows below the band in
+/// columns w .. b must see the reflectors too. Sequential: a panel of b columns is too narrow
+/// for the pool's threads to pay (panel QRs at n = 5000, b = 64: 0.78 s with the pool, 0.70 s
+/// without, loaded), and it runs next to the threaded rest of the previous update.
+fn factor_panel(panel: MatMut<'_, f64>, t: MatMut<'_, f64>, mem: &mut MemBuffer) {
+    qr_in_place(panel, t, Par::Seq, MemStack::new(mem), Default::default());
 }
 
 /// The Householder basis V (m × w, unit diagonal, zeros above) of a QR-factored panel whose
@@ -127,7 +138,18 @@ fn unit_lower_basis(panel: MatRef<'_, f64>) -> Mat<f64> {
 ///   HᵀAH = A − V Yᵀ − Y Vᵀ + V S Vᵀ = A − V Zᵀ − Z Vᵀ,   Z = Y − ½ V S,
 ///
 /// one symmetric product A V and one rank-2w update, each on the lower triangle only.
-fn two_sided_update(mut a: MatMut<'_, f64>, v: MatRef<'_, f64>, t: MatRef<'_, f64>, par: Par) {
+///
+/// With `next` (its factors' block and the QR scratch), the next panel — rows b .. m of the
+/// first b columns of `a`, b = `v.ncols()` — is factored as soon as its columns are updated,
+/// on one thread, while the pool updates the remaining columns (look-ahead): the sequential
+/// panel QRs no longer leave the other threads idle.
+fn two_sided_update(
+    a: MatMut<'_, f64>,
+    v: MatRef<'_, f64>,
+    t: MatRef<'_, f64>,
+    next: Option<(MatMut<'_, f64>, &mut MemBuffer)>,
+    par: Par,
+) {
     let (m, w) = (v.nrows(), v.ncols());
     // Y = A V from the lower triangle: tril(A) V + strict_tril(A)ᵀ V
     let mut y = Mat::<f64>::zeros(m, w);
@@ -179,16 +201,44 @@ fn two_sided_update(mut a: MatMut<'_, f64>, v: MatRef<'_, f64>, t: MatRef<'_, f6
         2 * w,
         |r, c| if c < w { y[(r, c)] } else { v[(r, c - w)] },
     );
-    triangular::matmul(
-        a.rb_mut(),
-        BlockStructure::TriangularLower,
+    let lower_update = |dst: MatMut<'_, f64>, r0: usize, par: Par| {
+        // dst (lower triangle, rows and columns r0 .. r0 + dst.nrows() of a) −= the same
+        // rows of left times those of right, transposed
+        let len = dst.nrows();
+        triangular::matmul(
+            dst,
+            BlockStructure::TriangularLower,
+            Accum::Add,
+            left.as_ref().subrows(r0, len),
+            BlockStructure::Rectangular,
+            right.as_ref().subrows(r0, len).transpose(),
+            BlockStructure::Rectangular,
+            -1.0,
+            par,
+        )
+    };
+    let Some((t_next, mem)) = next else {
+        lower_update(a, 0, par);
+        return;
+    };
+    // w = b here (only the last panel is narrower, and it has no next one)
+    let (first, mut rest) = a.split_at_col_mut(w);
+    let (mut diag, mut panel) = first.split_at_row_mut(w);
+    // the next panel's columns first: their b × b diagonal block and the rows below it
+    lower_update(diag.rb_mut(), 0, par);
+    matmul(
+        panel.rb_mut(),
         Accum::Add,
-        left.as_ref(),
-        BlockStructure::Rectangular,
-        right.as_ref().transpose(),
-        BlockStructure::Rectangular,
+        left.as_ref().subrows(w, m - w),
+        right.as_ref().subrows(0, w).transpose(),
         -1.0,
         par,
+    );
+    // then its QR on this thread, while the pool updates the columns after it
+    let rest = rest.rb_mut().subrows_mut(w, m - w);
+    rayon::join(
+        || factor_panel(panel, t_next, mem),
+        || lower_update(rest, w, par),
     );
 }
 
