@@ -74,10 +74,12 @@ def path_coefs(paths: list, alphas: np.ndarray) -> list:
     alphas = np.asarray(alphas, dtype=np.float64)
     tridiagonal = alphas.size == 0 or bool(np.all(alphas > 0))
     out: list = [None] * len(paths)
-    stacks: dict = {}  # id of a (packed, factors) stack -> positions of its paths
+    # id of a stack's packed reductions (the array, not the (packed, factors) tuple a path
+    # holds, which need not be shared) -> positions of its paths
+    stacks: dict = {}
     for i, p in enumerate(paths):
         if isinstance(p, TridiagonalPath) and tridiagonal:
-            stacks.setdefault(id(p.reductions), []).append(i)
+            stacks.setdefault(id(p.reductions[0]), []).append(i)
         else:
             out[i] = p.eigen().coefs(alphas) if isinstance(p, TridiagonalPath) else p.coefs(alphas)
     for batch in stacks.values():
@@ -126,10 +128,7 @@ def kfold_paths(stats: SufficientStats, ne, fit_intercept: bool, backend):
     if hasattr(backend, "tridiagonalize"):
         if together:
             packed, factors, usable = backend.tridiagonalize(np.stack([e.gram for e in nes]))
-            # one tuple shared by every path: path_coefs batches the paths of one stack by
-            # its identity (a tuple per path made every fold a separate one-thread call)
-            reductions = (packed, factors)
-            stacks = [(reductions, i) for i in range(len(nes))]
+            stacks = [((packed, factors), i) for i in range(len(nes))]
         else:
             stacks, usable = [], []
             for e in nes:
