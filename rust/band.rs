@@ -91,9 +91,10 @@ pub fn reduce_in_place(
     let mut j = 0;
     while j < h {
         crate::threads::check_cancel()?;
-        let m = n - j - b; // rows of the panel and of the trailing matrix
-        let w = b.min(m); // reflectors of this panel
-                          // this panel's factors are columns j .. j + w; the next panel's start at j + w
+        // m rows in the panel and the trailing matrix, w reflectors in the panel; its factors
+        // are columns j .. j + w, the next panel's start at j + w
+        let m = n - j - b;
+        let w = b.min(m);
         let (done, rest) = factors.rb_mut().split_at_col_mut(j + w);
         let t = done.rb().submatrix(0, j, w, w);
         if m > 1 {
