@@ -356,6 +356,55 @@ impl BandRef<'_> {
         Ok(BandGcv { rss, resid })
     }
 
+    /// The kernel K = Q B Qᵀ back from its reduction, written into `out` (n × n; symmetric to
+    /// the last bit), for a caller that reduced its only copy of K in place and then needs K
+    /// itself (the eigendecomposition route after a band Cholesky failed). Two applications
+    /// of Q to the dense band, 4n³/3 flops each: the cost of the reduction, paid only there.
+    pub fn expand_into(&self, mut out: MatMut<'_, f64>, par: Par) -> Result<(), CoreError> {
+        let (n, b) = (self.dim(), self.bandwidth());
+        if self.reduced.ncols() != n || b == 0 || self.factors.ncols() != n.saturating_sub(b) {
+            return Err(crate::invalid!(
+                "reduced ({}, {}) and factors ({}, {}) are not one band reduction",
+                self.reduced.nrows(),
+                self.reduced.ncols(),
+                self.factors.nrows(),
+                self.factors.ncols()
+            ));
+        }
+        if out.nrows() != n || out.ncols() != n {
+            return Err(crate::invalid!(
+                "the expanded kernel is {n}×{n}, not {}×{}",
+                out.nrows(),
+                out.ncols()
+            ));
+        }
+        // M = B, dense and symmetric; then K = Q (Q M)ᵀ, as M Qᵀ = (Q M)ᵀ for symmetric M
+        for j in 0..n {
+            for i in 0..n {
+                let (hi, lo) = if i >= j { (i, j) } else { (j, i) };
+                out[(i, j)] = if hi - lo <= b {
+                    self.reduced[(hi, lo)]
+                } else {
+                    0.0
+                };
+            }
+        }
+        crate::threads::check_cancel()?;
+        self.apply_q(out.rb_mut(), false, par);
+        crate::threads::check_cancel()?;
+        transpose_in_place(out.rb_mut());
+        self.apply_q(out.rb_mut(), false, par);
+        // the two halves differ by round-off: their mean, so that either triangle reads K
+        for j in 0..n {
+            for i in j + 1..n {
+                let mean = 0.5 * (out[(i, j)] + out[(j, i)]);
+                out[(i, j)] = mean;
+                out[(j, i)] = mean;
+            }
+        }
+        Ok(())
+    }
+
     /// (K + α_t I)⁻¹ y_t for each target t with its own α_t (> 0): the dual coefficients.
     pub fn solve(
         &self,
@@ -383,6 +432,17 @@ impl BandRef<'_> {
         debug_assert_eq!(out.nrows(), n);
         self.apply_q(out.as_mut(), false, par);
         Ok(out)
+    }
+}
+
+/// A square matrix transposed in place.
+fn transpose_in_place(mut a: MatMut<'_, f64>) {
+    for j in 0..a.ncols() {
+        for i in j + 1..a.nrows() {
+            let upper = a[(j, i)];
+            a[(j, i)] = a[(i, j)];
+            a[(i, j)] = upper;
+        }
     }
 }
 

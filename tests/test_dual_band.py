@@ -177,9 +177,12 @@ def test_more_rows_than_features_take_the_spectrum(monkeypatch):
     assert "band_reduce" not in spy.calls and "spectrum" in spy.calls
 
 
-def test_a_failed_band_cholesky_hands_over_to_the_spectrum(monkeypatch):
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_a_failed_band_cholesky_hands_over_to_the_spectrum(monkeypatch, fit_intercept):
     # the second grid block (an extension of the default grid, or a later gamma's kernel)
-    # raises as an indefinite B + alpha I would: the fit must equal the numpy backend's
+    # raises as an indefinite B + alpha I would: the fit must equal the numpy backend's. The
+    # band route kept no copy of K: the spectrum comes from K expanded from its reduction
+    # (with an intercept, the lift of its null direction taken off again)
     rk = _rk()
     real = rk.band_gcv
     seen = []
@@ -191,14 +194,51 @@ def test_a_failed_band_cholesky_hands_over_to_the_spectrum(monkeypatch):
         return real(*args)
 
     monkeypatch.setattr(rk, "band_gcv", failing)
+    expanded = []
+    real_expand = rk.band_expand
+    monkeypatch.setattr(rk, "band_expand", lambda *a: expanded.append(1) or real_expand(*a))
     X, y = _quad(3, 45, 9, k=2)
-    got = QuadraticProbe(solver="dual", gamma=[0.01, 0.1, 1.0]).fit(X, y)
-    want = QuadraticProbe(solver="dual", gamma=[0.01, 0.1, 1.0], backend="numpy").fit(X, y)
-    assert len(seen) >= 2
+    common = dict(solver="dual", gamma=[0.01, 0.1, 1.0], fit_intercept=fit_intercept)
+    got = QuadraticProbe(**common).fit(X, y)
+    want = QuadraticProbe(backend="numpy", **common).fit(X, y)
+    assert len(seen) >= 2 and expanded == [1]
     assert got.gamma_ == want.gamma_ and got.alpha_ == pytest.approx(want.alpha_, rel=1e-12)
     for g, w in zip(got.cv_results_["gamma_mean_scores"], want.cv_results_["gamma_mean_scores"]):
         assert_rel(g, w, 1e-9, "scores")
     assert_rel(got.predict(X), want.predict(X), 1e-8, "predict")
+
+
+def test_band_expand_gives_the_kernel_back():
+    rk = _rk()
+    for n, b in [(1, 1), (7, 3), (130, 64), (300, 64)]:
+        K = _kernel(n, n, n + 2)
+        reduced = K.copy()
+        factors = rk.band_reduce(reduced, b)
+        back = rk.band_expand(reduced, factors)
+        assert back.shape == (n, n)
+        np.testing.assert_array_equal(back, back.T)
+        assert np.abs(back - K).max() <= 1e-14 * n * np.abs(K).max()
+    with pytest.raises(ValueError, match="not one band reduction"):
+        rk.band_expand(reduced, factors[:, 1:])
+
+
+def test_the_band_route_keeps_no_copy_of_the_kernel():
+    # n^2 doubles is the dual route's memory: the reduction runs in the kernel's own array
+    # (numpy's allocations are traced; what remains over n^2 is the kernel's row-block
+    # temporaries, 2^22 elements each). The route kept a second n x n copy until 2026-12.
+    import tracemalloc
+
+    n, d = 4000, 100  # p = 5150 >= n: the band route
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d))
+    y = X[:, 0] * X[:, 1] + rng.standard_normal(n)
+    tracemalloc.start()
+    try:
+        QuadraticProbe(solver="dual", gamma=0.1).fit(X, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak / (8.0 * n * n) < 1.6
 
 
 # ---------------------------------------------------------------- fits against references

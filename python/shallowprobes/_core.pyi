@@ -151,6 +151,10 @@ def band_gcv(
     Cholesky, two band solves and the Takahashi recurrences per alpha. Raises
     numpy.linalg.LinAlgError where B + alpha I is not positive definite."""
 
+def band_expand(reduced: F64, factors: F64, cancel: Flag = None) -> F64:
+    """The kernel (n, n), Q B Q^T, back from a `band_reduce` reduction (symmetric; two
+    applications of Q to the dense band, the cost of the reduction)."""
+
 def band_solve(reduced: F64, factors: F64, y: F64, alphas: F64, cancel: Flag = None) -> F64:
     """The dual coefficients (n, k), (K + alphas[t] I)^-1 y_t, from a `band_reduce` reduction
     (alphas: (k,), each > 0)."""

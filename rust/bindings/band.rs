@@ -7,7 +7,9 @@ use super::errors::{core_err, value_err};
 use super::pool::{flag_ref, pool, CancelFlag};
 use crate::band::{self, BandRef};
 use faer::{Mat, MatMut};
-use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2};
+use numpy::{
+    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2,
+};
 use pyo3::prelude::*;
 
 /// Reduces the symmetric kernel (n, n; float64, lower triangle read) in place to band form
@@ -98,4 +100,36 @@ pub(super) fn band_solve<'py>(
         .detach(|| pool(flag, |par| red.solve(yv, &alphas, par)))?
         .map_err(core_err)?;
     to_numpy2(py, solved.as_ref())
+}
+
+/// The kernel (n, n) back from a reduction of `band_reduce`: Q B Qᵀ, symmetric (a
+/// Fortran-ordered array, written in place by the core: no second n × n buffer).
+#[pyfunction]
+#[pyo3(signature = (reduced, factors, cancel=None))]
+pub(super) fn band_expand<'py>(
+    py: Python<'py>,
+    reduced: PyReadonlyArray2<'py, f64>,
+    factors: PyReadonlyArray2<'py, f64>,
+    cancel: CancelFlag<'py>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let flag = flag_ref(&cancel)?;
+    let red = reduction_of(&reduced, &factors)?;
+    let n = red.dim();
+    crate::error::ensure_allocatable(
+        crate::error::bytes_of(n * n, 8),
+        &format!("the {n}×{n} kernel expanded from its band reduction"),
+    )
+    .map_err(core_err)?;
+    let out = PyArray2::<f64>::zeros(py, [n, n], true);
+    {
+        let mut rw = out.readwrite();
+        let mut a = rw.as_array_mut();
+        let s = a.strides().to_vec();
+        // SAFETY: the pointer and strides describe the live, freshly allocated numpy buffer
+        // borrowed mutably by `rw` (element strides, column-major).
+        let k = unsafe { MatMut::from_raw_parts_mut(a.as_mut_ptr(), n, n, s[0], s[1]) };
+        py.detach(|| pool(flag, |par| red.expand_into(k, par)))?
+            .map_err(core_err)?;
+    }
+    Ok(out)
 }

@@ -40,6 +40,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ridge::tridiagonal_eigenvalues, m)?)?;
     m.add_function(wrap_pyfunction!(band::band_reduce, m)?)?;
     m.add_function(wrap_pyfunction!(band::band_gcv, m)?)?;
+    m.add_function(wrap_pyfunction!(band::band_expand, m)?)?;
     m.add_function(wrap_pyfunction!(band::band_solve, m)?)?;
     m.add_function(wrap_pyfunction!(loo::loo_predictions, m)?)?;
     m.add_function(wrap_pyfunction!(loo::loo_sse, m)?)?;

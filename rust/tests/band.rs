@@ -164,6 +164,53 @@ fn a_wide_kernel_reduces_like_the_tridiagonal_bandwidth() {
 }
 
 #[test]
+fn expansion_gives_the_kernel_back() {
+    // Q B Qᵀ from the reduction alone (its array holds no copy of K), for every shape
+    // including the indefinite: K entry by entry to round-off, and exactly symmetric
+    let mut g = rng(77);
+    let indefinite = Mat::from_fn(40, 40, |_, _| gauss(&mut g));
+    let indefinite = Mat::from_fn(40, 40, |i, j| indefinite[(i, j)] + indefinite[(j, i)]);
+    let mut cases: Vec<(Mat<f64>, usize)> = SHAPES
+        .iter()
+        .map(|&(seed, n, r, b)| (kernel(seed, n, r), b))
+        .collect();
+    cases.push((indefinite, 5));
+    for (k, b) in &cases {
+        let n = k.nrows();
+        for par in [Par::Seq, Par::rayon(2)] {
+            let (a, f) = reduced(k, *b, par);
+            let red = BandRef {
+                reduced: a.as_ref(),
+                factors: f.as_ref(),
+            };
+            let mut back = Mat::<f64>::from_fn(n, n, |_, _| f64::NAN);
+            red.expand_into(back.as_mut(), par).unwrap();
+            let scale = frob(k);
+            for j in 0..n {
+                for i in 0..n {
+                    assert_eq!(back[(i, j)], back[(j, i)], "n={n} b={b} ({i}, {j})");
+                    let err = (back[(i, j)] - k[(i, j)]).abs() / scale;
+                    assert!(
+                        err < 1e-14 * (n as f64).max(4.0),
+                        "n={n} b={b} ({i}, {j}): {err:e}"
+                    );
+                }
+            }
+        }
+    }
+    // the output must be n × n
+    let (k, b) = &cases[0];
+    let (a, f) = reduced(k, *b, Par::Seq);
+    let red = BandRef {
+        reduced: a.as_ref(),
+        factors: f.as_ref(),
+    };
+    let n = k.nrows();
+    let mut wrong = Mat::<f64>::zeros(n, n + 1);
+    assert!(red.expand_into(wrong.as_mut(), Par::Seq).is_err());
+}
+
+#[test]
 fn indefinite_shift_and_bad_input_are_errors() {
     let n = 20;
     // an indefinite matrix: no alpha below its most negative eigenvalue is usable

@@ -250,6 +250,12 @@ def band_gcv(reduced: np.ndarray, factors: np.ndarray, y: np.ndarray,
     return _core.band_gcv(reduced, _f64(factors), _f64(y), _f64(alphas), cancel_flag())
 
 
+def band_expand(reduced: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """The kernel (n, n) a `band_reduce` reduction came from, Q B Q^T: for the spectrum
+    route after the band route failed, when the reduction overwrote the only copy of K."""
+    return _core.band_expand(reduced, _f64(factors), cancel_flag())
+
+
 def band_solve(reduced: np.ndarray, factors: np.ndarray, y: np.ndarray,
                alphas: np.ndarray) -> np.ndarray:  # fmt: skip
     """The dual coefficients (n, k): (K + alphas[t] I)^-1 y_t, from a reduction of

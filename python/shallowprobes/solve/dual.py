@@ -163,12 +163,16 @@ class KernelSolve:
     more rows than features, the numpy and torch backends) uses K's spectrum (lam, U, B =
     U^T Yc), round-off eigenvalues clamped. If B + alpha I is not positive definite for some
     alpha anyway (round-off eigenvalues below -alpha, e.g. from duplicated rows), K's spectrum
-    takes over from then on; K itself is kept until `release_kernel` for that case."""
+    takes over from then on.
+
+    The solve owns K: the band route reduces it in place and keeps no copy (K is n^2 doubles,
+    3.2 GB at n = 20000), so the rare fallback above gets K back as Q B Q^T from the
+    reduction (`band_expand`, the cost of the reduction again)."""
 
     def __init__(self, K: Any, Yc: Any, backend: Any, cv_name: str,
                  alphas: Optional[np.ndarray], fit_intercept: bool, n_features: int):  # fmt: skip
         self.backend, self.Yc = backend, Yc
-        self.kernel: Any = K
+        self.kernel: Any = K  # None once the band reduction has overwritten it
         self.band: Optional[tuple] = None  # (reduced, factors) of `_core.band_reduce`
         self.spectrum: Optional[tuple] = None  # (lam, U, B)
         self.null_shift = 0.0
@@ -182,7 +186,9 @@ class KernelSolve:
             and (alphas is None or bool(np.all(np.asarray(alphas) > 0)))
         )
         if usable:
-            reduced = np.array(K, dtype=np.float64, order="C", copy=True)
+            owned = K.dtype == np.float64 and K.flags.writeable and K.flags.aligned
+            reduced = K if owned else np.array(K, dtype=np.float64, order="C")
+            self.kernel = None
             if fit_intercept and n > 1:
                 # The double-centred K has the constant vector as an exact null direction,
                 # computed as a round-off eigenvalue whose alpha / (lam + alpha) would carry an
@@ -198,6 +204,15 @@ class KernelSolve:
 
     def _use_spectrum(self) -> None:
         if self.spectrum is None:
+            if self.band is not None:
+                # K back from its reduction, which then goes (it is n^2 doubles too); the
+                # lift of the intercept's null direction (__init__) taken off again
+                K = self.backend.band_expand(*self.band)
+                self.band = None
+                if self.null_shift > 0:
+                    K -= self.null_shift / K.shape[0]
+                self.null_shift = 0.0
+                self.kernel = K
             if self.kernel is None:
                 raise RuntimeError("the kernel was released before its spectrum was needed")
             self.spectrum = self.backend.spectrum(self.kernel, self.Yc)
