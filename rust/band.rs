@@ -275,8 +275,8 @@ impl BandRef<'_> {
         self.factors.nrows()
     }
 
-    /// Shapes of the reduction against each other and of y (n rows); alphas > 0, finite.
-    fn check(&self, y: MatRef<'_, f64>, alphas: &[f64]) -> Result<(), CoreError> {
+    /// The shapes of the reduced matrix and its factors against each other.
+    fn check_reduction(&self) -> Result<(), CoreError> {
         let (n, b) = (self.dim(), self.bandwidth());
         if self.reduced.ncols() != n || b == 0 || self.factors.ncols() != n.saturating_sub(b) {
             return Err(crate::invalid!(
@@ -287,6 +287,13 @@ impl BandRef<'_> {
                 self.factors.ncols()
             ));
         }
+        Ok(())
+    }
+
+    /// Shapes of the reduction against each other and of y (n rows); alphas > 0, finite.
+    fn check(&self, y: MatRef<'_, f64>, alphas: &[f64]) -> Result<(), CoreError> {
+        self.check_reduction()?;
+        let n = self.dim();
         if y.nrows() != n {
             return Err(crate::invalid!(
                 "y has {} rows for a {n}×{n} kernel",
@@ -361,16 +368,8 @@ impl BandRef<'_> {
     /// itself (the eigendecomposition route after a band Cholesky failed). Two applications
     /// of Q to the dense band, 4n³/3 flops each: the cost of the reduction, paid only there.
     pub fn expand_into(&self, mut out: MatMut<'_, f64>, par: Par) -> Result<(), CoreError> {
+        self.check_reduction()?;
         let (n, b) = (self.dim(), self.bandwidth());
-        if self.reduced.ncols() != n || b == 0 || self.factors.ncols() != n.saturating_sub(b) {
-            return Err(crate::invalid!(
-                "reduced ({}, {}) and factors ({}, {}) are not one band reduction",
-                self.reduced.nrows(),
-                self.reduced.ncols(),
-                self.factors.nrows(),
-                self.factors.ncols()
-            ));
-        }
         if out.nrows() != n || out.ncols() != n {
             return Err(crate::invalid!(
                 "the expanded kernel is {n}×{n}, not {}×{}",
