@@ -16,6 +16,8 @@ import sys
 import numpy as np
 import pytest
 import shallowprobes as sp
+from conftest import requires_rust
+from shallowprobes.backends import resolve_backend
 from shallowprobes.solve import features as _quadratic
 from shallowprobes.solve.degree2 import format_bytes
 from shallowprobes.threads import set_num_threads
@@ -24,6 +26,7 @@ _CHILD = r"""
 import gc, json, sys
 import numpy as np
 import shallowprobes as sp
+from shallowprobes.backends import resolve_backend
 from shallowprobes.solve import features as _quadratic
 
 
@@ -51,7 +54,9 @@ n_gammas = probe._n_gammas_hint()  # the default (gamma=None) searches several g
 if kw["solver"] == "primal":
     estimate = probe._bytes_primal(p)
 else:
-    estimate = probe._bytes_dual(n, d, n_gammas)
+    # with the fit's backend and rows, as fit() estimates it (the band GCV route's is less)
+    backend = resolve_backend(probe.backend, X)
+    estimate = probe._bytes_dual(n, d, n_gammas, backend, X)
 with open("/proc/self/clear_refs", "w") as fh:
     fh.write("5")  # the peak (VmHWM) restarts from the current RSS
 base, _ = rss()
@@ -105,6 +110,10 @@ _CONFIGS = {
     "dual-loo": dict(n=2100, d=40, params=dict(solver="dual", cv="loo", alphas=_ALPHAS)),
     "dual-5fold-2gammas-wide": dict(n=1400, d=1500, params=dict(
         solver="dual", cv=5, gamma=[0.1, 1.0], alphas=_ALPHAS)),
+    # the band GCV route (n - 1 <= p): the kernel reduced in its own array
+    "dual-gcv-band": dict(n=3000, d=80, params=dict(solver="dual", cv="gcv", gamma=0.1)),
+    "classifier-dual-gcv-band-3gammas": dict(n=2500, d=75, k=3, classifier=True, params=dict(
+        solver="dual", cv="gcv")),
 }  # fmt: skip
 
 
@@ -226,18 +235,48 @@ def test_limit_just_below_primal_estimate_switches_to_dual():
         sp.QuadraticProbe(memory_limit=dual * (1 - 1e-9)).fit(X, y)
 
 
-def test_limit_just_below_dual_estimate_refuses_wide_rows():
+@pytest.mark.parametrize("backend", ["auto", "numpy"])
+def test_limit_just_below_dual_estimate_refuses_wide_rows(backend):
     n, d = 60, 30  # p = 495 > n: the dual route; the gamma grid is part of its estimate
     X, y = _data(n, d)
     gammas = [0.1, 1.0, 10.0]
-    dual = sp.QuadraticProbe(gamma=gammas)._bytes_dual(n, d, len(gammas))
-    assert dual > sp.QuadraticProbe()._bytes_dual(n, d, 1)
-    fitted = sp.QuadraticProbe(gamma=gammas, memory_limit=dual).fit(X, y)
+    probe = sp.QuadraticProbe(gamma=gammas, backend=backend)
+    dual = probe._bytes_dual(n, d, len(gammas), resolve_backend(backend, X), X)
+    assert dual > sp.QuadraticProbe(backend=backend)._bytes_dual(
+        n, d, 1, resolve_backend(backend, X), X
+    )
+    fitted = sp.QuadraticProbe(gamma=gammas, backend=backend, memory_limit=dual).fit(X, y)
     assert fitted.solver_ == "dual"
     with pytest.raises(MemoryError) as info:
-        sp.QuadraticProbe(gamma=gammas, memory_limit=dual * (1 - 1e-9)).fit(X, y)
+        sp.QuadraticProbe(gamma=gammas, backend=backend, memory_limit=dual * (1 - 1e-9)).fit(
+            X, y
+        )
     msg = str(info.value)
     assert "p=495" in msg and f"n={n}" in msg and format_bytes(dual) in msg, msg
+
+
+@requires_rust
+def test_the_band_route_is_estimated_as_the_band_route():
+    # GCV on the Rust core with numpy rows and n - 1 <= p reduces the kernel in its own
+    # array: its estimate is below the eigendecomposition's, so a limit between the two fits
+    # there, and refuses where another backend, LOO or a zero alpha takes the spectrum
+    n, d = 1500, 60  # p = 1890 >= n - 1; the primal p x p statistics are far larger
+    X, y = _data(n, d)
+    rust = resolve_backend("rust", X)
+    band = sp.QuadraticProbe(gamma=0.1)._bytes_dual(n, d, 1, rust, X)
+    eigen = sp.QuadraticProbe(gamma=0.1)._bytes_dual(n, d, 1)
+    assert band < eigen
+    limit = 0.5 * (band + eigen)
+    fitted = sp.QuadraticProbe(gamma=0.1, memory_limit=limit).fit(X, y)
+    assert fitted.solver_ == "dual"
+    for params in (dict(backend="numpy"), dict(cv="loo"), dict(alphas=[0.0, 1.0])):
+        probe = sp.QuadraticProbe(gamma=0.1, memory_limit=limit, **params)
+        assert probe._bytes_dual(n, d, 1, resolve_backend(probe.backend, X), X) > limit
+        with pytest.raises(MemoryError, match=f"n={n:,}"):
+            probe.fit(X, y)
+    # rows the kernel cannot reach full rank with (n - 1 > p) take the spectrum too
+    wide = sp.QuadraticProbe(gamma=0.1)._bytes_dual(n, 40, 1, rust, X[:, :40])
+    assert wide == sp.QuadraticProbe(gamma=0.1)._bytes_dual(n, 40, 1)
 
 
 def test_partial_fit_limit_just_below_primal_estimate_refuses():

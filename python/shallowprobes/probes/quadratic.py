@@ -165,22 +165,41 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
         K, G, T = self._memory_knobs()
         return routes.bytes_primal(p, K, G, T, loo=self._cv_name() == "loo")
 
-    def _bytes_dual(self, n: int, d: int, n_gammas: int) -> float:
-        """Peak bytes of a dual-route fit on n rows of d inputs (`solve.routes.bytes_dual`)."""
+    def _bytes_dual(self, n: int, d: int, n_gammas: int, backend: Any = None,
+                    X: Any = None) -> float:  # fmt: skip
+        """Peak bytes of a dual-route fit on n rows of d inputs (`solve.routes.bytes_dual`);
+        with the backend and rows of the fit, less where they take the band GCV route."""
         _, _, T = self._memory_knobs()
         heldout = 0
         if self._cv_name() != "gcv":  # held-out predictions for each alpha of the grid
             alphas = self._explicit_alphas()
             heldout = 19 if alphas is None else alphas.size  # 19: the default grid's length
         euclidean = self.metric == "euclidean"
-        return routes.bytes_dual(n, d, n_gammas, T, euclidean=euclidean, heldout_alphas=heldout)
+        band = self._takes_band_route(n, d, backend, X)
+        return routes.bytes_dual(
+            n, d, n_gammas, T, euclidean=euclidean, heldout_alphas=heldout, band=band
+        )
 
-    def _route(self, n: Optional[int], d: int) -> str:
-        """"primal" or "dual" for a fit of n rows (None: partial_fit) of d inputs."""
+    def _takes_band_route(self, n: int, d: int, backend: Any, X: Any) -> bool:
+        """Whether a dual fit of the rows X on `backend` takes the band GCV route, by the
+        conditions of `solve.dual.KernelSolve`: GCV on the Rust core with numpy rows, every
+        alpha > 0, and a kernel of full rank by construction (n - intercept <= p)."""
+        if getattr(backend, "name", "") != "rust" or not isinstance(X, np.ndarray):
+            return False
+        if self._cv_name() != "gcv":
+            return False
+        alphas = self._explicit_alphas()
+        if alphas is not None and not bool(np.all(np.asarray(alphas) > 0)):
+            return False
+        return n - int(bool(self.fit_intercept)) <= _quadratic.n_features(d)
+
+    def _route(self, n: Optional[int], d: int, backend: Any = None, X: Any = None) -> str:
+        """"primal" or "dual" for a fit of n rows (None: partial_fit) of d inputs (the rows X
+        and their backend, when known, refine the dual route's estimate)."""
         p = _quadratic.n_features(d)
         limit = self._memory_limit()
         primal = self._bytes_primal(p)
-        dual = None if n is None else self._bytes_dual(n, d, self._n_gammas_hint())
+        dual = None if n is None else self._bytes_dual(n, d, self._n_gammas_hint(), backend, X)
         return routes.choose_route(self.solver, n, d, primal, dual, limit, type(self).__name__)
 
     # ------------------------------------------------------------------ fitting
@@ -215,10 +234,10 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
             backend = resolve_backend(self.backend, X)
             check_rows_finite(X, backend)
             return None, self._solve_subspace(X, Y, folds, backend)
-        route = self._route(X.shape[0], X.shape[1])
+        backend = resolve_backend(self.backend, X)
+        route = self._route(X.shape[0], X.shape[1], backend, X)
         if route == "primal":
             return super()._fit_rows(X, Y, folds)
-        backend = resolve_backend(self.backend, X)
         check_rows_finite(X, backend)
         return None, self._solve_dual(X, Y, folds, backend)
 

@@ -9,7 +9,8 @@ estimator reads off its parameters and passes in.
 The estimates, in bytes (what memory_limit is compared with), bound the peak RSS increase
 measured in fresh processes (data allocated first; Linux, glibc): 1.0x-1.6x of it (mostly
 1.05x-1.3x) for p ~ 1000-3000 / n ~ 1000-3500, cv gcv / loo / K-fold (batched and one fold at a
-time), 1-10 gammas, alpha_per_target either way, 1-8 core threads (tests/test_memory_limit.py).
+time), 1-10 gammas, alpha_per_target either way, 1-8 core threads (tests/test_memory_limit.py);
+the dual route's band GCV (`solve.dual.KernelSolve`) has its own, smaller estimate.
 The terms count float64 arrays in units of p x p (primal) or n x n (dual). Below glibc's
 largest mmap threshold (32 MiB) such blocks come from the heap, and freed ones stay resident
 (in the main thread's arena and the core threads') and are only partly reused: the "heap"
@@ -97,30 +98,45 @@ def bytes_primal(p: int, n_folds: int, n_gammas: int, n_threads: int, loo: bool)
 
 
 def bytes_dual(
-    n: int, d: int, n_gammas: int, n_threads: int, euclidean: bool, heldout_alphas: int
-) -> float:
+    n: int, d: int, n_gammas: int, n_threads: int, euclidean: bool, heldout_alphas: int,
+    band: bool = False,
+) -> float:  # fmt: skip
     """Peak memory of the dual route with n rows of d inputs (see the module docstring).
 
     euclidean: whether the metric is the default one (another keeps a second copy of the rows);
-    heldout_alphas: the alphas whose held-out predictions LOO / K-fold keep (0 for gcv)."""
+    heldout_alphas: the alphas whose held-out predictions LOO / K-fold keep (0 for gcv);
+    band: whether the fit takes the band GCV route (`solve.dual.KernelSolve`), which reduces
+    the kernel in its own array instead of decomposing it."""
     T = n_threads
     nn = float(n) * float(n)
     several = n_gammas > 1
-    # at the eigendecomposition: the kernel (1); with several gammas the row Gram and the
-    # best gamma's eigenvectors so far (2); the eigenvectors (1) and their numpy copy
-    # (1); the core's copy and workspace (~3, a little more with threads). Then the
-    # centred rows (n d; twice with a metric). CV scoring (K-fold blocks (n/K) x n,
-    # LOO row blocks) needs less than this.
-    # (+0.6 for n >= 2048: the gamma search state, which the heap terms below cover for
-    # smaller n)
-    eig = 3.0 + 0.6 * (n >= 2048) + 2.0 * several + 2.9 + 0.05 * min(T, 8)
+    if band:
+        # the kernel, reduced in place (1); with several gammas the row Gram and the best
+        # gamma's reduction so far (2); the kernel's row-block temporaries (2^22 entries,
+        # about 3 live at once: at most n x n each). Then the centred rows as below. Measured
+        # (peak RSS, 2 core threads): 1.34-1.78 units with one gamma and 3.85-4.44 with
+        # three at n = 2500-6000, the rest of the 2^22 blocks. Not covered: the rare
+        # fallback to the eigendecomposition after a failed band Cholesky (K's round-off
+        # eigenvalues below -alpha: tiny explicit alphas), which needs the terms below.
+        eig = 1.0 + 2.0 * several + 3.5 * min(float(1 << 22), nn) / nn
+    else:
+        # at the eigendecomposition: the kernel (1); with several gammas the row Gram and
+        # the best gamma's eigenvectors so far (2); the eigenvectors (1) and their numpy
+        # copy (1); the core's copy and workspace (~3, a little more with threads). Then
+        # the centred rows (n d; twice with a metric). CV scoring (K-fold blocks (n/K) x
+        # n, LOO row blocks) needs less than this.
+        # (+0.6 for n >= 2048: the gamma search state, which the heap terms below cover
+        # for smaller n)
+        eig = 3.0 + 0.6 * (n >= 2048) + 2.0 * several + 2.9 + 0.05 * min(T, 8)
     rows = float(n) * d * (1 + (not euclidean))
     # building the polynomial: the eigenvectors (1), the row Gram (1; the kernel itself
     # with one gamma), the centred rows and a scaled copy (2 n d), Q and two d x d
-    # temporaries (3 d^2, per target: here one)
+    # temporaries (3 d^2, per target: here one); kept for the band route too, where the
+    # reduction goes before Q is built (an overestimate there)
     tail = 2.0
-    if n < 2048:  # heap: freed n x n blocks stay resident (see above)
+    if n < 2048 and not band:  # heap: freed n x n blocks stay resident (see above)
         eig += 0.9 + (1.5 + 2.0 * (n <= 1448)) * several
+    if n < 2048:
         tail += 1.5 + 2.5 * several + (n <= 1448)
     peak = max(eig * nn + rows, tail * nn + 2.0 * n * d + 3.0 * float(d) * d)
     if heldout_alphas:  # held-out predictions (alphas, n) and a temporary
