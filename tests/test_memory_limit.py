@@ -111,7 +111,7 @@ _CONFIGS = {
     "dual-5fold-2gammas-wide": dict(n=1400, d=1500, params=dict(
         solver="dual", cv=5, gamma=[0.1, 1.0], alphas=_ALPHAS)),
     # the band GCV route (n - 1 <= p): the kernel reduced in its own array
-    "dual-gcv-band": dict(n=3000, d=80, params=dict(solver="dual", cv="gcv", gamma=0.1)),
+    "dual-gcv-band": dict(n=4000, d=100, params=dict(solver="dual", cv="gcv", gamma=0.1)),
     "classifier-dual-gcv-band-3gammas": dict(n=2500, d=75, k=3, classifier=True, params=dict(
         solver="dual", cv="gcv")),
 }  # fmt: skip

@@ -113,12 +113,13 @@ def bytes_dual(
     if band:
         # the kernel, reduced in place (1); with several gammas the row Gram and the best
         # gamma's reduction so far (2); the kernel's row-block temporaries (2^22 entries,
-        # about 3 live at once: at most n x n each). Then the centred rows as below. Measured
-        # (peak RSS, 2 core threads): 1.34-1.78 units with one gamma and 3.85-4.44 with
-        # three at n = 2500-6000, the rest of the 2^22 blocks. Not covered: the rare
-        # fallback to the eigendecomposition after a failed band Cholesky (K's round-off
-        # eigenvalues below -alpha: tiny explicit alphas), which needs the terms below.
-        eig = 1.0 + 2.0 * several + 3.5 * min(float(1 << 22), nn) / nn
+        # at most n x n each) and the BLAS's and core's buffers, about 5 such blocks in
+        # all. Then the centred rows as below. Measured (peak RSS, 2 core threads): 1.21
+        # units at n = 10000, 1.34-1.78 at n = 3000-6000 with one gamma, 3.85-4.44 with
+        # three at n = 2500-4000. Not covered: the rare fallback to the eigendecomposition
+        # after a failed band Cholesky (K's round-off eigenvalues below -alpha: tiny
+        # explicit alphas), which needs the terms below.
+        eig = 1.0 + 2.0 * several + 5.0 * min(float(1 << 22), nn) / nn
     else:
         # at the eigendecomposition: the kernel (1); with several gammas the row Gram and
         # the best gamma's eigenvectors so far (2); the eigenvectors (1) and their numpy
