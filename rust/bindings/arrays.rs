@@ -6,9 +6,10 @@
 use super::errors::{core_err, value_err};
 use crate::error::try_zeros;
 use crate::stats;
-use faer::{Mat, MatRef};
+use faer::{Mat, MatMut, MatRef};
 use numpy::{
-    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2,
+    PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -45,6 +46,21 @@ pub(super) fn view<'a, T: numpy::Element>(
     // SAFETY: the pointer and strides describe the live numpy buffer borrowed by `a`, and
     // check_layout ensured the element strides are exact.
     Ok(unsafe { MatRef::from_raw_parts(v.as_ptr(), r, c, s[0], s[1]) })
+}
+
+/// A mutable faer view of a 2-D numpy array with its own strides, after [`check_layout`]: the
+/// core writes into the numpy buffer in place.
+pub(super) fn view_mut<'a, T: numpy::Element>(
+    a: &'a mut PyReadwriteArray2<'_, T>,
+    what: &str,
+) -> PyResult<MatMut<'a, T>> {
+    check_layout(a, what)?;
+    let mut v = a.as_array_mut();
+    let (r, c) = v.dim();
+    let s = v.strides().to_vec();
+    // SAFETY: the pointer and strides describe the live numpy buffer borrowed mutably by `a`
+    // for 'a, and check_layout ensured the element strides are exact.
+    Ok(unsafe { MatMut::from_raw_parts_mut(v.as_mut_ptr(), r, c, s[0], s[1]) })
 }
 
 pub(super) fn slice_of<'a, T: numpy::Element>(

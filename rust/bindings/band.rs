@@ -2,11 +2,11 @@
 //! the residual sums of squares and α·tr((K + αI)⁻¹), and the dual coefficients of the chosen
 //! alphas (see [`crate::band`]).
 
-use super::arrays::{check_layout, rows_to_numpy2, slice_of, to_numpy2, view};
+use super::arrays::{rows_to_numpy2, slice_of, to_numpy2, view, view_mut};
 use super::errors::{core_err, value_err};
 use super::pool::{flag_ref, pool, CancelFlag};
 use crate::band::{self, BandRef};
-use faer::{Mat, MatMut};
+use faer::Mat;
 use numpy::{
     PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2,
 };
@@ -25,19 +25,14 @@ pub(super) fn band_reduce<'py>(
     cancel: CancelFlag<'py>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let flag = flag_ref(&cancel)?;
-    check_layout(&kernel, "kernel")?;
-    let mut a = kernel.as_array_mut();
-    let (n, n2) = a.dim();
+    let a_mut = view_mut(&mut kernel, "kernel")?;
+    let (n, n2) = (a_mut.nrows(), a_mut.ncols());
     if n != n2 || bandwidth == 0 {
         return Err(value_err(format!(
             "band_reduce needs a square kernel and a bandwidth >= 1; got shape ({n}, {n2}) and \
              bandwidth {bandwidth}"
         )));
     }
-    let s = a.strides().to_vec();
-    // SAFETY: the pointer and strides describe the live numpy buffer borrowed mutably by
-    // `kernel` (check_layout ensured whole-element strides).
-    let a_mut = unsafe { MatMut::from_raw_parts_mut(a.as_mut_ptr(), n, n, s[0], s[1]) };
     let mut factors = Mat::<f64>::zeros(bandwidth, n.saturating_sub(bandwidth));
     let f_mut = factors.as_mut();
     py.detach(|| pool(flag, |par| band::reduce_in_place(a_mut, f_mut, par)))?
@@ -123,11 +118,7 @@ pub(super) fn band_expand<'py>(
     let out = PyArray2::<f64>::zeros(py, [n, n], true);
     {
         let mut rw = out.readwrite();
-        let mut a = rw.as_array_mut();
-        let s = a.strides().to_vec();
-        // SAFETY: the pointer and strides describe the live, freshly allocated numpy buffer
-        // borrowed mutably by `rw` (element strides, column-major).
-        let k = unsafe { MatMut::from_raw_parts_mut(a.as_mut_ptr(), n, n, s[0], s[1]) };
+        let k = view_mut(&mut rw, "the expanded kernel")?;
         py.detach(|| pool(flag, |par| red.expand_into(k, par)))?
             .map_err(core_err)?;
     }
