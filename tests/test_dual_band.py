@@ -257,8 +257,8 @@ def test_band_expand_gives_the_kernel_back():
 
 def test_the_band_route_keeps_no_copy_of_the_kernel():
     # n^2 doubles is the dual route's memory: the reduction runs in the kernel's own array
-    # (numpy's allocations are traced; what remains over n^2 is the kernel's row-block
-    # temporaries, 2^22 elements each). The route kept a second n x n copy until 2026-12.
+    # (numpy's allocations are traced; what remains over n^2 is the centred rows and the
+    # kernel's row-block temporaries). The route kept a second n x n copy until 2026-12.
     import tracemalloc
 
     n, d = 4000, 100  # p = 5150 >= n: the band route

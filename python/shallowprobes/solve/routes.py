@@ -112,9 +112,9 @@ def bytes_dual(
     several = n_gammas > 1
     if band:
         # the kernel, reduced in place (1); with several gammas the row Gram and the best
-        # gamma's reduction so far (2); the kernel's row-block temporaries (2^22 entries,
-        # at most n x n each) and the BLAS's and core's buffers, about 5 such blocks in
-        # all. Then the centred rows as below. Measured (peak RSS, 2 core threads): 1.21
+        # gamma's reduction so far (2); the kernel's row-block temporaries and the BLAS's
+        # and core's buffers, about 5 blocks of 2^22 entries in all (at most n x n each).
+        # Then the centred rows as below. Measured (peak RSS, 2 core threads): 1.21
         # units at n = 10000, 1.34-1.78 at n = 3000-6000 with one gamma, 3.85-4.44 with
         # three at n = 2500-4000. Not covered: the rare fallback to the eigendecomposition
         # after a failed band Cholesky (K's round-off eigenvalues below -alpha: tiny
