@@ -377,17 +377,16 @@ def _gcv_perturbation_bound(X, fit_intercept, alphas) -> np.ndarray:
     (lam_min + alpha); two routes can differ by twice that. lam_min: the smallest eigenvalue
     outside the intercept's null direction, 0 where round-off makes it so (a larger bound).
 
-    With an intercept the spectrum route also zeroes B on the computed null eigenvector,
-    which round-off mixes with the smallest kept one by about ||dK|| / lam_min: that share
-    of y's norm, (||dK|| / lam_min)^2, leaves the rss. Below ||dK||, lam_min is clamped
-    itself and that residual is computed directly (`dual_scores`), so the term is absent."""
+    With an intercept, both routes take the null direction (the constant vector) out
+    exactly, so it adds no term: the band route lifts it, the spectrum route deflates it
+    (`ConstantDeflation`; before that, round-off mixed it with the smallest kept eigenvector
+    and took (||dK|| / lam_min)^2 of y's norm out of the rss)."""
     n = len(X)
     lam = np.linalg.eigvalsh(_explicit_kernel(X, fit_intercept))
     kept = lam[int(fit_intercept) :]
     lam_min = max(float(kept.min()), 0.0) if kept.size else 0.0
     dK = n * np.finfo(float).eps * float(lam.max())
-    null_mixing = (dK / lam_min) ** 2 if fit_intercept and lam_min > dK else 0.0
-    return 8.0 * dK / (lam_min + np.asarray(alphas, dtype=np.float64)) + null_mixing
+    return 8.0 * dK / (lam_min + np.asarray(alphas, dtype=np.float64))
 
 
 def _per_alpha_rel_err(actual, desired) -> np.ndarray:
@@ -504,3 +503,100 @@ def test_band_gcv_against_extended_precision(n, log_scale, offset, seed, fit_int
     half_bound = 1e-12 + 0.5 * _gcv_perturbation_bound(X, fit_intercept, alphas)
     assert np.all(err <= half_bound), f"{err.max():.3e} above the bound at {np.argmax(err)}"
     assert err.max() <= band_rtol, f"band route: {err.max():.3e} > {band_rtol:.1e}"
+
+
+# ------------------------------------------- the spectrum route's deflation of the constant
+def _converter(xp_name: str):
+    """numpy arrays -> arrays of the namespace (torch tensors on the CPU, or numpy)."""
+    if xp_name == "torch":
+        return pytest.importorskip("torch").as_tensor
+    return np.asarray
+
+
+@pytest.mark.parametrize("xp_name", ["numpy", "torch"])
+@pytest.mark.parametrize("n", [1, 2, 7, 600])  # 600: several row blocks of 2^18 entries
+def test_lower_matvec_reads_only_the_lower_triangle(xp_name, n):
+    from shallowprobes.solve.dual import lower_matvec
+
+    to_xp = _converter(xp_name)
+    rng = np.random.default_rng(n)
+    A = rng.standard_normal((n, n))
+    K = A + A.T
+    v = rng.standard_normal(n)
+    poisoned = K.copy()
+    poisoned[np.triu_indices(n, 1)] = np.nan
+    got = np.asarray(lower_matvec(to_xp(poisoned), to_xp(v)))
+    np.testing.assert_allclose(got, K @ v, rtol=1e-12, atol=1e-12 * np.abs(K).sum())
+
+
+def _centred_psd(seed: int, n: int, rank: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    F = rng.standard_normal((n, rank)) * np.logspace(0, -3, rank)
+    H = np.eye(n) - 1.0 / n
+    return H @ (F @ F.T) @ H
+
+
+@pytest.mark.parametrize("xp_name", ["numpy", "torch"])
+@pytest.mark.parametrize("n, rank", [(2, 1), (3, 2), (10, 4), (10, 9), (600, 50)])
+def test_constant_deflation_against_the_centred_kernel(xp_name, n, rank):
+    # the reference: K restricted to the orthogonal complement of the constant vector,
+    # through an orthonormal basis of it from scipy's SVD (no reflection)
+    from scipy.linalg import null_space
+    from shallowprobes.solve.dual import ConstantDeflation
+
+    to_xp = _converter(xp_name)
+    K = _centred_psd(n + rank, n, rank)
+    Y = np.random.default_rng(n).standard_normal((n, 2))
+    Yc = Y - Y.mean(axis=0)
+    basis = null_space(np.ones((1, n)))
+    want = np.linalg.eigvalsh(basis.T @ K @ basis)
+    poisoned = K.copy()
+    poisoned[np.triu_indices(n, 1)] = np.nan  # the deflation reads K's lower triangle only
+    deflation = ConstantDeflation(to_xp(poisoned))
+    inner = np.tril(np.asarray(deflation.kernel))
+    inner = inner + np.tril(inner, -1).T
+    lam, U_inner = np.linalg.eigh(inner)
+    top = float(np.abs(want).max())
+    np.testing.assert_allclose(lam, want, rtol=0, atol=1e-13 * n * top)
+    U = np.asarray(deflation.eigenvectors(to_xp(U_inner)))
+    assert U.shape == (n, n - 1)
+    np.testing.assert_allclose(U.T @ np.ones(n), 0.0, atol=1e-13 * n)
+    np.testing.assert_allclose(U.T @ U, np.eye(n - 1), atol=1e-13 * n)
+    np.testing.assert_allclose((U * lam) @ U.T, K, rtol=0, atol=1e-13 * n * top)
+    # the targets in the reflected coordinates project like Yc
+    B = U_inner.T @ np.asarray(deflation.targets(to_xp(Yc)))
+    np.testing.assert_allclose(B, U.T @ Yc, rtol=0, atol=1e-13 * n * np.abs(Yc).max())
+
+
+# n = 3 rows far from 0 (scale 10^2.6): the centred kernel's null eigenvalue came out of eigh
+# above the clamp, so the spectrum route counted the constant vector as a fitted direction
+# (GCV scores off by 1e14 on the numpy backend, LOO and K-fold by 4e-9 against the primal
+# route) before it deflated that direction exactly
+_NULL_ABOVE_CLAMP = [(7630, 2.6355629875006183, 54.90799390767672),
+                     (9117, 2.725763987293872, 21.72853474951114)]  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("seed, log_scale, offset", _NULL_ABOVE_CLAMP)
+def test_spectrum_route_gcv_takes_the_null_direction_out(backend, seed, log_scale, offset):
+    if backend == "torch":
+        pytest.importorskip("torch")
+    X, y = _quad(seed, 3, 8, scale=10.0**log_scale, offset=offset)
+    fit = QuadraticProbe(solver="dual", gamma=0.1, backend=backend).fit(X, y)
+    alphas = np.ravel(fit.cv_results_["alphas"])
+    exact = _exact_gcv_scores(X, y, alphas, True)
+    err = _per_alpha_rel_err(fit.cv_results_["mean_scores"], exact)
+    assert err.max() <= 1e-12, f"{err.max():.3e} at alpha {alphas[np.argmax(err)]:.3e}"
+
+
+@pytest.mark.filterwarnings("ignore::shallowprobes.errors.GridEdgeWarning")  # a fixed grid
+@pytest.mark.parametrize("cv", ["loo", 3])
+@pytest.mark.parametrize("seed, log_scale, offset", _NULL_ABOVE_CLAMP)
+def test_spectrum_route_loo_and_kfold_match_the_primal_route(cv, seed, log_scale, offset):
+    X, y = _quad(seed, 3, 8, scale=10.0**log_scale, offset=offset)
+    alphas = np.logspace(-3, 3, 7) * 10.0 ** (4 * log_scale)
+    common = dict(gamma=0.1, alphas=alphas, cv=cv, backend="numpy")
+    dual = QuadraticProbe(solver="dual", **common).fit(X, y)
+    primal = QuadraticProbe(solver="primal", **common).fit(X, y)
+    assert_rel(dual.cv_results_["mean_scores"], primal.cv_results_["mean_scores"], 1e-10,
+               "cv scores")  # fmt: skip

@@ -63,6 +63,78 @@ def double_centre(K: np.ndarray) -> None:
         blk += grand
 
 
+def lower_matvec(K: Any, v: Any) -> Any:
+    """K v for the symmetric K whose lower triangle holds it (the upper one is not read: the
+    two differ by rounding after `double_centre`), row block by row block."""
+    xp = ops_of(K)
+    n = K.shape[0]
+    out = xp.zeros(n)
+    step = _row_block(n, xp)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        below = K[start:stop, :start]  # wholly in the lower triangle
+        out[start:stop] += below @ v[:start]
+        out[:start] += below.T @ v[start:stop]
+        square = K[start:stop, start:stop]
+        lower = square.tril() if xp.is_torch else np.tril(square)
+        out[start:stop] += lower @ v[start:stop]
+        out[start:stop] += (lower.T @ v[start:stop]) - lower.diagonal() * v[start:stop]
+    return out
+
+
+class ConstantDeflation:
+    """The double-centred kernel with its known null direction, the constant vector u =
+    1/sqrt(n), taken out exactly: a Householder reflection P (P u = -e_1) turns K into P K P,
+    whose first row and column hold only the round-off of the centring, and the kernel's
+    spectrum is that of the trailing (n - 1) x (n - 1) block, its eigenvectors P [0; U'].
+
+    Why: the spectrum of K itself returns u's eigenvalue as round-off of the centring, n eps
+    max |K_ij| before centring, which on rows far from 0 exceeds the clamp n eps lam_max and
+    counts u as a fitted direction (GCV scores off by 1e14 at n = 3), and which round-off
+    mixes with the smallest kept eigenvector. The band route lifts u instead (K + c 11^T /
+    n); a lift would do here only with c above lam_max, which would raise every eigenvalue's
+    round-off to eps c.
+
+    P = I - beta v v^T with v = u + e_1, beta = 1 / (1 + 1/sqrt(n)); v is 1/sqrt(n) in every
+    row but the first, so P K P on rows and columns 1.. is K - s 1 z^T - s z 1^T, s =
+    1/sqrt(n), z = p - (beta/2)(v^T p) v, p = beta K v: two rank-one passes like
+    `double_centre`'s."""
+
+    def __init__(self, K: Any) -> None:
+        xp = ops_of(K)
+        n = K.shape[0]
+        self.xp, self.n = xp, n
+        self.s = 1.0 / float(np.sqrt(n))
+        self.beta = 1.0 / (1.0 + self.s)
+        v = xp.full((n,), self.s)
+        v[0] += 1.0
+        self.v = v
+        p = lower_matvec(K, v) * self.beta
+        z = p - (0.5 * self.beta * float(v @ p)) * v
+        zs = z[1:] * self.s
+        step = _row_block(n - 1, xp)
+        for start in range(1, n, step):  # in place on K's rows and columns 1..
+            blk = K[start : start + step, 1:]
+            blk -= zs[start - 1 : start - 1 + step, None]
+            blk -= zs[None, :]
+        self.kernel = K[1:, 1:]
+
+    def targets(self, Yc: Any) -> Any:
+        """(P Yc) without its first row: Yc in the reflected coordinates (Yc is orthogonal to
+        u, so the dropped row is round-off)."""
+        return Yc[1:] - (self.beta * self.s) * (self.v @ Yc)[None, :]
+
+    def eigenvectors(self, U_inner: Any) -> Any:
+        """P [0; U'] (n, m) from the trailing block's eigenvectors U' (n - 1, m)."""
+        xp = self.xp
+        along_v = U_inner.sum(axis=0) * (self.s * self.beta)  # beta v^T [0; U']
+        U = xp.empty((self.n, U_inner.shape[1]))
+        U[0] = -along_v * float(self.v[0])
+        U[1:] = U_inner
+        U[1:] -= along_v[None, :] * self.s
+        return U
+
+
 def inv_shifted(lam: Any, alpha: float) -> Any:
     """1/(lam + alpha), with 0 where lam + alpha is not positive (`formulas.inv_shifted`)."""
     xp = ops_of(lam)
@@ -187,7 +259,7 @@ class KernelSolve:
 
     def __init__(self, K: Any, Yc: Any, backend: Any, cv_name: str,
                  alphas: Optional[np.ndarray], fit_intercept: bool, n_features: int):  # fmt: skip
-        self.backend, self.Yc = backend, Yc
+        self.backend, self.Yc, self.fit_intercept = backend, Yc, fit_intercept
         self.kernel: Any = K  # None once the band reduction has overwritten it
         self.band: Optional[tuple] = None  # (reduced, factors) of `_core.band_reduce`
         self.spectrum: Optional[tuple] = None  # (lam, U, B)
@@ -231,7 +303,16 @@ class KernelSolve:
                 self.kernel = K
             if self.kernel is None:
                 raise RuntimeError("the kernel was released before its spectrum was needed")
-            self.spectrum = self.backend.spectrum(self.kernel, self.Yc)
+            if self.fit_intercept and self.kernel.shape[0] > 1:
+                deflation = ConstantDeflation(self.kernel)
+                self.kernel = None
+                lam, U_inner, Bv = self.backend.spectrum(
+                    deflation.kernel, deflation.targets(self.Yc)
+                )
+                del deflation.kernel
+                self.spectrum = (lam, deflation.eigenvectors(U_inner), Bv)
+            else:
+                self.spectrum = self.backend.spectrum(self.kernel, self.Yc)
         self.band = None
         self.kernel = None
 
