@@ -182,7 +182,7 @@ def test_a_failed_band_cholesky_hands_over_to_the_spectrum(monkeypatch, fit_inte
     # the second grid block (an extension of the default grid, or a later gamma's kernel)
     # raises as an indefinite B + alpha I would: the fit must equal the numpy backend's. The
     # band route kept no copy of K: the spectrum comes from K expanded from its reduction
-    # (with an intercept, the lift of its null direction taken off again)
+    # (with an intercept, the lift of its null direction dropped with the deflated row)
     rk = _rk()
     real = rk.band_gcv
     seen = []

@@ -54,13 +54,20 @@ def double_centre(K: np.ndarray) -> None:
     triangles then differ by rounding; every solver the kernel goes to reads the lower one
     (`_core.band_reduce`, the core's and LAPACK's eigendecompositions, torch's eigh)."""
     row = K.mean(axis=1)
-    grand = row.mean()
-    step = _row_block(K.shape[0], ops_of(K))
-    for start in range(0, K.shape[0], step):
-        blk = K[start : start + step]
-        blk -= row[start : start + step, None]
-        blk -= row[None, :]
-        blk += grand
+    _subtract_row_and_column(K, row, grand=row.mean())
+
+
+def _subtract_row_and_column(M: Any, r: Any, grand: Any = None) -> None:
+    """In place M_ij <- M_ij - r_i - r_j (+ grand), row block by row block, in that order
+    (`double_centre` says why the order matters). M may be a view (the deflation's trailing
+    block)."""
+    step = _row_block(M.shape[0], ops_of(M))
+    for start in range(0, M.shape[0], step):
+        blk = M[start : start + step]
+        blk -= r[start : start + step, None]
+        blk -= r[None, :]
+        if grand is not None:
+            blk += grand
 
 
 def lower_matvec(K: Any, v: Any) -> Any:
@@ -111,13 +118,8 @@ class ConstantDeflation:
         self.v = v
         p = lower_matvec(K, v) * self.beta
         z = p - (0.5 * self.beta * float(v @ p)) * v
-        zs = z[1:] * self.s
-        step = _row_block(n - 1, xp)
-        for start in range(1, n, step):  # in place on K's rows and columns 1..
-            blk = K[start : start + step, 1:]
-            blk -= zs[start - 1 : start - 1 + step, None]
-            blk -= zs[None, :]
-        self.kernel = K[1:, 1:]
+        self.kernel = K[1:, 1:]  # reflected in place
+        _subtract_row_and_column(self.kernel, z[1:] * self.s)
 
     def targets(self, Yc: Any) -> Any:
         """(P Yc) without its first row: Yc in the reflected coordinates (Yc is orthogonal to
@@ -246,10 +248,12 @@ class KernelSolve:
     freedom from a band Cholesky per alpha, no eigenvectors (docs/design.md section 2), about
     a third of an eigendecomposition at n = 5000. That needs K numerically positive definite
     apart from known null directions, so it is taken only where K's rank is n (n - 1 with an
-    intercept, whose null direction, the constant vector, is deflated exactly below) by
+    intercept, whose null direction, the constant vector, is lifted exactly below) by
     construction: at most `n_features` + 1 rows. Everything else (LOO, K-fold, alpha = 0,
     more rows than features, the numpy and torch backends) uses K's spectrum (lam, U, B =
-    U^T Yc), round-off eigenvalues clamped. If B + alpha I is not positive definite for some
+    U^T Yc), round-off eigenvalues clamped; with an intercept that is the spectrum of K with
+    the constant vector deflated exactly (`ConstantDeflation`), so the null direction is
+    neither counted nor mixed into a kept one. If B + alpha I is not positive definite for some
     alpha anyway (round-off eigenvalues below -alpha, e.g. from duplicated rows), K's spectrum
     takes over from then on.
 
@@ -293,14 +297,13 @@ class KernelSolve:
     def _use_spectrum(self) -> None:
         if self.spectrum is None:
             if self.band is not None:
-                # K back from its reduction, which then goes (it is n^2 doubles too); the
-                # lift of the intercept's null direction (__init__) taken off again
-                K = self.backend.band_expand(*self.band)
+                # K back from its reduction, which then goes (it is n^2 doubles too). The
+                # lift of the intercept's null direction (__init__) stays: it is c u u^T, and
+                # the deflation below, which follows whenever there is a lift, turns it into
+                # c e_1 e_1^T, in the first row and column it drops.
+                self.kernel = self.backend.band_expand(*self.band)
                 self.band = None
-                if self.null_shift > 0:
-                    K -= self.null_shift / K.shape[0]
                 self.null_shift = 0.0
-                self.kernel = K
             if self.kernel is None:
                 raise RuntimeError("the kernel was released before its spectrum was needed")
             if self.fit_intercept and self.kernel.shape[0] > 1:
