@@ -17,6 +17,9 @@ One gamma (the default scale, 1 / mean ||h - mu||^2, which the loop uses too) an
 * floor (eigenvalues only): the same kernel and LAPACK's eigenvalues alone (``eigvalsh``:
   the tridiagonal reduction, 4n^3/3 flops, and a QL sweep), the reduction any exact GCV of a
   dense kernel needs in some form (ours is a band reduction with the same flop count);
+* ours LOO: the same with ``cv="loo"``, which takes the spectrum route (the kernel's
+  eigendecomposition by the faster solver, the intercept's null direction deflated first,
+  exact LOO for every alpha from it): its ratio to the floor is that route's overhead;
 * KRloop: scikit-learn ``KernelRidge(kernel="poly", degree=2)`` fitted once per alpha (20
   Cholesky solves, no cross-validation at all);
 * himalaya: ``himalaya.kernel_ridge.KernelRidgeCV`` with the same polynomial kernel and the
@@ -85,6 +88,9 @@ def main() -> None:
             KernelRidge(alpha=float(a), kernel="poly", degree=2, gamma=float(np.sqrt(gamma)),
                         coef0=float(0.5 / np.sqrt(gamma))).fit(Uc, yc)  # fmt: skip
 
+    def ours_loo() -> None:  # the spectrum route: the deflated kernel's eigendecomposition
+        sp.QuadraticProbe(alphas=grid, gamma=gamma, cv="loo", solver="dual").fit(X, y)
+
     def ours_kfold() -> None:
         sp.QuadraticProbe(alphas=grid, gamma=gamma, cv=5, solver="dual").fit(X, y)
 
@@ -96,7 +102,8 @@ def main() -> None:
                       fit_intercept=False).fit(Uc, y - y.mean())  # fmt: skip
 
     fns = {"ours": ours, "floor (LAPACK eigh)": floor_lapack, "floor (faer eigh)": floor_faer,
-           "floor (eigenvalues only)": floor_values}  # fmt: skip
+           "floor (eigenvalues only)": floor_values,
+           "ours LOO (spectrum route)": ours_loo}  # fmt: skip
     if not args.no_sklearn:
         fns["KRloop (20 KernelRidge fits)"] = krloop
     if have("himalaya") and not args.no_himalaya:
