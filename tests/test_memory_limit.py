@@ -84,10 +84,10 @@ needs_measurement = pytest.mark.skipif(
 
 def _measure(cfg: dict) -> dict:
     env = dict(os.environ)
-    # a fixed thread count (the estimate reads it; the heap reuse depends on it) and one BLAS
-    # thread, so that the measurement is the same on any machine
-    env.update(SHALLOWPROBES_NUM_THREADS="2", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1")  # fmt: skip
+    # a fixed thread count (2 unless the config says; the estimate reads it; the heap reuse
+    # depends on it) and one BLAS thread, so that the measurement is the same on any machine
+    env.update(SHALLOWPROBES_NUM_THREADS=str(cfg.get("threads", 2)), OPENBLAS_NUM_THREADS="1",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # fmt: skip
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, json.dumps(cfg)],
         capture_output=True, text=True, env=env, timeout=300,
@@ -114,6 +114,9 @@ _CONFIGS = {
     "dual-gcv-band": dict(n=4000, d=100, params=dict(solver="dual", cv="gcv", gamma=0.1)),
     "classifier-dual-gcv-band-3gammas": dict(n=2500, d=75, k=3, classifier=True, params=dict(
         solver="dual", cv="gcv")),
+    # each core thread's arena keeps some of the reduction's per-row temporaries
+    "dual-gcv-band-8-threads": dict(n=3000, d=80, threads=8, params=dict(
+        solver="dual", cv="gcv", gamma=0.1)),
 }  # fmt: skip
 
 

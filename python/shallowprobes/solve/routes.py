@@ -110,34 +110,38 @@ def bytes_dual(
     T = n_threads
     nn = float(n) * float(n)
     several = n_gammas > 1
+    rows = float(n) * d * (1 + (not euclidean))
     if band:
         # the kernel, reduced in place (1); with several gammas the row Gram and the best
-        # gamma's reduction so far (2); the kernel's row-block temporaries and the BLAS's
-        # and core's buffers, about 5 blocks of 2^22 entries in all (at most n x n each).
-        # Then the centred rows as below. Measured (peak RSS, 2 core threads): 1.21
-        # units at n = 10000, 1.34-1.78 at n = 3000-6000 with one gamma, 3.85-4.44 with
-        # three at n = 2500-4000. Not covered: the rare fallback to the eigendecomposition
-        # after a failed band Cholesky (K's round-off eigenvalues below -alpha: tiny
-        # explicit alphas), which needs the terms below.
-        eig = 1.0 + 2.0 * several + 5.0 * min(float(1 << 22), nn) / nn
-    else:
-        # at the eigendecomposition: the kernel (1); with several gammas the row Gram and
-        # the best gamma's eigenvectors so far (2); the eigenvectors (1) and their numpy
-        # copy (1); the core's copy and workspace (~3, a little more with threads). Then
-        # the centred rows (n d; twice with a metric). CV scoring (K-fold blocks (n/K) x
-        # n, LOO row blocks) needs less than this.
-        # (+0.6 for n >= 2048: the gamma search state, which the heap terms below cover
-        # for smaller n)
-        eig = 3.0 + 0.6 * (n >= 2048) + 2.0 * several + 2.9 + 0.05 * min(T, 8)
-    rows = float(n) * d * (1 + (not euclidean))
+        # gamma's reduction so far (2); nothing n x n after the reduction (the dual
+        # coefficients are n x k, the polynomial d x d). Beyond those, the peak grows with n,
+        # by about 1250 doubles per row with 2 core threads, 1700 with several gammas, and
+        # some 250 more per row for each further thread (the reduction's b = 64 column
+        # temporaries, the band factors, the heap they leave in each thread's arena;
+        # measured, not itemised), taken as 1100 + 250 T (+ 600) here. Measured (peak RSS):
+        # 1.78, 1.41, 1.21, 1.13 units at n = 1500, 3000, 6000, 10000 with one gamma; 3.86,
+        # 3.42, 3.28 at n = 2000, 4000, 6000 with three (2 threads); 1.33 / 1.91 units at n
+        # = 3000 with 1 / 8 threads, 3.22 / 3.53 at n = 6000 with three gammas. Not
+        # covered: the rare fallback to the eigendecomposition after a failed band Cholesky
+        # (K's round-off eigenvalues below -alpha: tiny explicit alphas), which needs the
+        # terms of that route below.
+        per_row = 1100.0 + 250.0 * max(T, 1) + 600.0 * several
+        eig_doubles = (1.0 + 2.0 * several) * nn + float(n) * per_row
+        peak = max(eig_doubles + rows, 2.0 * n * d + 3.0 * float(d) * d)
+        return 8.0 * peak * 1.05  # 5% margin
+    # at the eigendecomposition: the kernel (1); with several gammas the row Gram and the
+    # best gamma's eigenvectors so far (2); the eigenvectors (1) and their numpy copy (1);
+    # the core's copy and workspace (~3, a little more with threads). Then the centred rows
+    # (n d; twice with a metric). CV scoring (K-fold blocks (n/K) x n, LOO row blocks) needs
+    # less than this. (+0.6 for n >= 2048: the gamma search state, which the heap terms
+    # below cover for smaller n)
+    eig = 3.0 + 0.6 * (n >= 2048) + 2.0 * several + 2.9 + 0.05 * min(T, 8)
     # building the polynomial: the eigenvectors (1), the row Gram (1; the kernel itself
     # with one gamma), the centred rows and a scaled copy (2 n d), Q and two d x d
-    # temporaries (3 d^2, per target: here one); kept for the band route too, where the
-    # reduction goes before Q is built (an overestimate there)
+    # temporaries (3 d^2, per target: here one)
     tail = 2.0
-    if n < 2048 and not band:  # heap: freed n x n blocks stay resident (see above)
+    if n < 2048:  # heap: freed n x n blocks stay resident (see above)
         eig += 0.9 + (1.5 + 2.0 * (n <= 1448)) * several
-    if n < 2048:
         tail += 1.5 + 2.5 * several + (n <= 1448)
     peak = max(eig * nn + rows, tail * nn + 2.0 * n * d + 3.0 * float(d) * d)
     if heldout_alphas:  # held-out predictions (alphas, n) and a temporary
