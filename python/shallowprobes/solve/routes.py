@@ -115,17 +115,19 @@ def bytes_dual(
         # the kernel, reduced in place (1); with several gammas the row Gram and the best
         # gamma's reduction so far (2); nothing n x n after the reduction (the dual
         # coefficients are n x k, the polynomial d x d). Beyond those, the peak grows with n,
-        # by about 1250 doubles per row with 2 core threads, 1700 with several gammas, and
+        # by about 1250 doubles per row with 2 core threads, 2200 with several gammas, and
         # some 250 more per row for each further thread (the reduction's b = 64 column
         # temporaries, the band factors, the heap they leave in each thread's arena;
-        # measured, not itemised), taken as 1100 + 250 T (+ 600) here. Measured (peak RSS):
-        # 1.78, 1.41, 1.21, 1.13 units at n = 1500, 3000, 6000, 10000 with one gamma; 3.86,
-        # 3.42, 3.28 at n = 2000, 4000, 6000 with three (2 threads); 1.33 / 1.91 units at n
-        # = 3000 with 1 / 8 threads, 3.22 / 3.53 at n = 6000 with three gammas. Not
+        # measured, not itemised), taken as 1100 + 250 T (+ 800) here, ramped down below n
+        # = 500, where those temporaries are a few hundred KiB and the fixed overhead the
+        # estimates leave out dominates. Measured (peak RSS): 2.46, 2.53, 1.78, 1.41, 1.21,
+        # 1.13 units at n = 500, 1000, 1500, 3000, 6000, 10000 with one gamma; 5.84, 3.86,
+        # 3.42, 3.28 at n = 800, 2000, 4000, 6000 with three (2 threads); 1.33 / 1.91 units
+        # at n = 3000 with 1 / 8 threads, 3.22 / 3.53 at n = 6000 with three gammas. Not
         # covered: the rare fallback to the eigendecomposition after a failed band Cholesky
         # (K's round-off eigenvalues below -alpha: tiny explicit alphas), which needs the
         # terms of that route below.
-        per_row = 1100.0 + 250.0 * max(T, 1) + 600.0 * several
+        per_row = (1100.0 + 250.0 * max(T, 1) + 800.0 * several) * min(1.0, n / 500.0)
         eig_doubles = (1.0 + 2.0 * several) * nn + float(n) * per_row
         peak = max(eig_doubles + rows, 2.0 * n * d + 3.0 * float(d) * d)
         return 8.0 * peak * 1.05  # 5% margin
