@@ -384,6 +384,8 @@ def test_bench_finds_the_checkout(tmp_path, monkeypatch):
     assert where == checkout and (where / "bench_linear.py").is_file()
 
 
+# the suite ignores GridEdgeWarning (pyproject.toml); a user's shell does not
+@pytest.mark.filterwarnings("default::shallowprobes.errors.GridEdgeWarning")
 def test_warnings_are_one_line_on_stderr(monkeypatch, capsys):
     """A warning raised inside a command reaches the user as one 'shallowprobes: warning:'
     line (no file name or source line), and the command still succeeds."""
