@@ -252,3 +252,34 @@ def test_console_script_of_this_environment():
     assert len(lines) == 1, bad.stderr
     assert lines[0].startswith("shallowprobes: error: ") and "required" in lines[0], lines[0]
     assert "CACHE" in lines[0] and "TARGETS" in lines[0]
+
+
+# ------------------------------------------------- the Makefile's installs and pyproject's extras
+def _make_installs(stamp: str) -> set:
+    """The quoted requirements of the Makefile recipe that makes `stamp`."""
+    text = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^\$\(" + re.escape(stamp) + r"\):.*?\n((?:\t.*\n)+)", text, re.M)
+    assert recipe is not None, f"no recipe for $({stamp}) in the Makefile"
+    return set(re.findall(r'"([^"]+)"', recipe.group(1)))
+
+
+def _extras() -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 (CI's); the Makefile is the same
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        project = tomllib.load(fh)["project"]
+    return {"base": project["dependencies"], **project["optional-dependencies"]}
+
+
+def test_make_test_installs_exactly_the_declared_extras():
+    # The two-command set-up lists its packages in the Makefile (pip cannot install an extra
+    # without building the package); they must not drift from the extras users install.
+    extras = _extras()
+    made = _make_installs("DEMO_STAMP") | _make_installs("TEST_STAMP")
+    declared = set().union(*(extras[e] for e in extras if e != "bench"))
+    undeclared = made - declared - set(extras["bench"])  # psutil: the benches' memory column
+    assert not undeclared and declared <= made, (
+        f"make test installs but no extra declares: {sorted(undeclared)}; "
+        f"declared but not installed by make test: {sorted(declared - made)}"
+    )
+    # the benchmarks' peers: what the bench extra adds to the test set-up
+    assert _make_installs("BENCH_STAMP") == set(extras["bench"]) - made
