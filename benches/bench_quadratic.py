@@ -222,7 +222,7 @@ def child(spec: dict) -> dict:
 
         sp.set_num_threads(threads)
         out["rust"] = bool(sp.rust_available())
-        backend = "auto" if method == "ours" else "numpy"
+        backend = "numpy" if method == "numpy" else "auto"  # ours_1g is ours, one gamma
         cv = "gcv" if kind == "primal" else spec["dual_cv"]
 
         # ours_1g: the one gamma the KernelRidge loop uses (the probe's default gamma), for a
