@@ -184,7 +184,6 @@ def dual_scores(lam, U, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit_
     n, k = Y.shape
     A = len(alphas)
     pos = lam > 0
-    base = 1.0 / n if fit_intercept else 0.0
     if cv_name == "gcv":
         per = np.empty((A, k))
         rank = int(pos.sum())
@@ -205,27 +204,36 @@ def dual_scores(lam, U, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit_
         return per, per.mean(axis=1)
     preds = xp.empty((A, n, k))
     if cv_name == "loo":
-        step = max(1, (1 << 22) // max(n, 1))
-        for i, a in enumerate(alphas):
-            r = lam * inv_shifted(lam, float(a))
-            fitted = y_mean + U @ (r[:, None] * Bv)
-            h = xp.empty(n)
-            for start in range(0, n, step):
-                blk = U[start : start + step]
-                h[start : start + step] = base + (blk * blk) @ r
-            one_minus_h = 1.0 - h
+        # every alpha at once: one pass over U for the fitted values (a product with the
+        # (m, A k) shrunk projections) and one for the leverages, not one of each per alpha
+        m = lam.shape[0]
+        al = xp.asarray(np.asarray(alphas, dtype=np.float64).reshape(-1))
+        inv = formulas.inv_shifted(lam, al, xp)  # (A, m)
+        shrunk = (lam[None, :] * inv).T  # r_j(alpha), (m, A)
+        fitted = (U @ (shrunk[:, :, None] * Bv[:, None, :]).reshape(m, A * k)).reshape(n, A, k)
+        # 1 - h_i = sum_j U_ij^2 (1 - r_j), as [1/sqrt(n) | U] (with an intercept; U without
+        # one) is orthogonal: no cancellation where h_i is near 1. 1 - r_j = alpha / (lam_j +
+        # alpha), 1 on clamped directions.
+        keep = xp.where(pos[None, :], al[:, None] * inv, 1.0).T  # (m, A)
+        one_minus_h = xp.empty((n, A))
+        step = max(1, (1 << 22) // max(m, 1))
+        for start in range(0, n, step):
+            blk = U[start : start + step]
+            one_minus_h[start : start + step] = (blk * blk) @ keep
+        for i in range(A):
+            omh = one_minus_h[:, i]
             with xp.errstate(divide="ignore", invalid="ignore"):
-                loo = Y - (Y - fitted) / one_minus_h[:, None]
-            loo[one_minus_h <= 1e-12] = np.nan
+                loo = Y - (Y - (y_mean + fitted[:, i])) / omh[:, None]
+            loo[omh <= 1e-12] = np.nan
             preds[i] = loo
     else:
         check_folds_leave_rows(np.bincount(folds, minlength=K), n)
-        # Held-out residuals of fold f: (I - H_ff)^-1 (y_f - fitted_f), H = base 11^T + U
-        # diag(r) U^T. [1/sqrt(n) | U] with an intercept (U deflated, n - 1 columns) and U
-        # without one are orthogonal, so I - H_ff = U_f diag(1 - r) U_f^T: one symmetric
-        # product S S^T (numpy: SYRK, 2/3 of the time of forming H_ff) and no cancellation in
-        # I - H where H is near I (small alphas). Fold by fold, so each fold's rows of U are
-        # gathered once, not once per alpha.
+        # Held-out residuals of fold f: (I - H_ff)^-1 (y_f - fitted_f), H = 11^T / n (with an
+        # intercept) + U diag(r) U^T. [1/sqrt(n) | U] with an intercept (U deflated, n - 1
+        # columns) and U without one are orthogonal, so I - H_ff = U_f diag(1 - r) U_f^T: one
+        # symmetric product S S^T (numpy: SYRK, 2/3 of the time of forming H_ff) and no
+        # cancellation in I - H where H is near I (small alphas). Fold by fold, so each fold's
+        # rows of U are gathered once, not once per alpha.
         for f in range(K):
             sel = np.flatnonzero(folds == f)
             if sel.size == 0:
