@@ -203,18 +203,22 @@ def dual_scores(lam, U, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit_
             per[i] = to_numpy(-(n * rss / (resid * resid))) if resid > 0 else -np.inf
         return per, per.mean(axis=1)
     preds = xp.empty((A, n, k))
+    # per alpha and direction j: r_j = lam_j / (lam_j + alpha), the shrinkage of the fit, and
+    # 1 - r_j formed directly (alpha / (lam_j + alpha); 1 on clamped directions), without
+    # the cancellation of 1 - r_j where r_j is near 1. Both CV schemes need I - H through it:
+    # [1/sqrt(n) | U] (with an intercept, U deflated to n - 1 columns; U alone without one)
+    # is orthogonal, so I - H = U diag(1 - r) U^T.
+    m = lam.shape[0]
+    al = xp.asarray(np.asarray(alphas, dtype=np.float64).reshape(-1))
+    inv = formulas.inv_shifted(lam, al, xp)  # (A, m)
+    shrink = lam[None, :] * inv
+    one_minus_shrink = xp.where(pos[None, :], al[:, None] * inv, 1.0)
     if cv_name == "loo":
         # every alpha at once: one pass over U for the fitted values (a product with the
         # (m, A k) shrunk projections) and one for the leverages, not one of each per alpha
-        m = lam.shape[0]
-        al = xp.asarray(np.asarray(alphas, dtype=np.float64).reshape(-1))
-        inv = formulas.inv_shifted(lam, al, xp)  # (A, m)
-        shrunk = (lam[None, :] * inv).T  # r_j(alpha), (m, A)
-        fitted = (U @ (shrunk[:, :, None] * Bv[:, None, :]).reshape(m, A * k)).reshape(n, A, k)
-        # 1 - h_i = sum_j U_ij^2 (1 - r_j), as [1/sqrt(n) | U] (with an intercept; U without
-        # one) is orthogonal: no cancellation where h_i is near 1. 1 - r_j = alpha / (lam_j +
-        # alpha), 1 on clamped directions.
-        keep = xp.where(pos[None, :], al[:, None] * inv, 1.0).T  # (m, A)
+        fitted = (U @ (shrink.T[:, :, None] * Bv[:, None, :]).reshape(m, A * k)).reshape(n, A, k)
+        # 1 - h_i = sum_j U_ij^2 (1 - r_j): no cancellation where h_i is near 1
+        keep = one_minus_shrink.T  # (m, A)
         one_minus_h = xp.empty((n, A))
         step = max(1, (1 << 22) // max(m, 1))
         for start in range(0, n, step):
@@ -228,23 +232,19 @@ def dual_scores(lam, U, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit_
             preds[i] = loo
     else:
         check_folds_leave_rows(np.bincount(folds, minlength=K), n)
-        # Held-out residuals of fold f: (I - H_ff)^-1 (y_f - fitted_f), H = 11^T / n (with an
-        # intercept) + U diag(r) U^T. [1/sqrt(n) | U] with an intercept (U deflated, n - 1
-        # columns) and U without one are orthogonal, so I - H_ff = U_f diag(1 - r) U_f^T: one
-        # symmetric product S S^T (numpy: SYRK, 2/3 of the time of forming H_ff) and no
-        # cancellation in I - H where H is near I (small alphas). Fold by fold, so each fold's
-        # rows of U are gathered once, not once per alpha.
+        # Held-out residuals of fold f: (I - H_ff)^-1 (y_f - fitted_f), I - H_ff = U_f diag(1
+        # - r) U_f^T: one symmetric product S S^T (numpy: SYRK, 2/3 of the time of forming
+        # H_ff and subtracting it from I). Fold by fold, so each fold's rows of U are
+        # gathered once, not once per alpha.
         for f in range(K):
             sel = np.flatnonzero(folds == f)
             if sel.size == 0:
                 continue
             sel = xp.index(sel)
             Uf, Yf = U[sel], Y[sel]
-            for i, a in enumerate(alphas):
-                inv = inv_shifted(lam, float(a))
-                fitted = y_mean + Uf @ ((lam * inv)[:, None] * Bv)
-                # 1 - r = alpha / (lam + alpha) where lam > 0, 1 on clamped directions
-                S = Uf * xp.sqrt(xp.where(pos, float(a) * inv, 1.0))
+            for i in range(A):
+                fitted = y_mean + Uf @ (shrink[i][:, None] * Bv)
+                S = Uf * xp.sqrt(one_minus_shrink[i])
                 try:
                     resid = xp.solve(S @ S.T, Yf - fitted)
                     preds[i, sel] = Yf - resid
