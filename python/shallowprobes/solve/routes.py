@@ -129,23 +129,25 @@ def bytes_dual(
         # terms of that route below.
         per_row = (1100.0 + 250.0 * max(T, 1) + 800.0 * several) * min(1.0, n / 500.0)
         eig_doubles = (1.0 + 2.0 * several) * nn + float(n) * per_row
-        peak = max(eig_doubles + rows, 2.0 * n * d + 3.0 * float(d) * d)
-        return 8.0 * peak * 1.05  # 5% margin
-    # at the eigendecomposition: the kernel (1); with several gammas the row Gram and the
-    # best gamma's eigenvectors so far (2); the eigenvectors (1) and their numpy copy (1);
-    # the core's copy and workspace (~3, a little more with threads). Then the centred rows
-    # (n d; twice with a metric). CV scoring (K-fold blocks (n/K) x n, LOO row blocks) needs
-    # less than this. (+0.6 for n >= 2048: the gamma search state, which the heap terms
-    # below cover for smaller n)
-    eig = 3.0 + 0.6 * (n >= 2048) + 2.0 * several + 2.9 + 0.05 * min(T, 8)
-    # building the polynomial: the eigenvectors (1), the row Gram (1; the kernel itself
-    # with one gamma), the centred rows and a scaled copy (2 n d), Q and two d x d
-    # temporaries (3 d^2, per target: here one)
-    tail = 2.0
-    if n < 2048:  # heap: freed n x n blocks stay resident (see above)
-        eig += 0.9 + (1.5 + 2.0 * (n <= 1448)) * several
-        tail += 1.5 + 2.5 * several + (n <= 1448)
-    peak = max(eig * nn + rows, tail * nn + 2.0 * n * d + 3.0 * float(d) * d)
+        tail_doubles = 0.0
+    else:
+        # at the eigendecomposition: the kernel (1); with several gammas the row Gram and the
+        # best gamma's eigenvectors so far (2); the eigenvectors (1) and their numpy copy (1);
+        # the core's copy and workspace (~3, a little more with threads). Then the centred rows
+        # (n d; twice with a metric). CV scoring (K-fold blocks (n/K) x n, LOO row blocks) needs
+        # less than this. (+0.6 for n >= 2048: the gamma search state, which the heap terms
+        # below cover for smaller n)
+        eig = 3.0 + 0.6 * (n >= 2048) + 2.0 * several + 2.9 + 0.05 * min(T, 8)
+        # building the polynomial: the eigenvectors (1), the row Gram (1; the kernel itself
+        # with one gamma)
+        tail = 2.0
+        if n < 2048:  # heap: freed n x n blocks stay resident (see the module docstring)
+            eig += 0.9 + (1.5 + 2.0 * (n <= 1448)) * several
+            tail += 1.5 + 2.5 * several + (n <= 1448)
+        eig_doubles, tail_doubles = eig * nn, tail * nn
+    # the polynomial (both routes): the centred rows and a scaled copy (2 n d), Q and two
+    # d x d temporaries (3 d^2, per target: here one)
+    peak = max(eig_doubles + rows, tail_doubles + 2.0 * n * d + 3.0 * float(d) * d)
     if heldout_alphas:  # held-out predictions (alphas, n) and a temporary
         peak += 2.0 * heldout_alphas * n
     return 8.0 * peak * 1.05  # 5% margin
