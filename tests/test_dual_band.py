@@ -433,36 +433,43 @@ def test_fuzz_band_route_against_the_spectrum(n, log_scale, offset, seed, fit_in
     assert pred_err <= pred_bound, f"predict: {pred_err:.3e} > {pred_bound:.3e}"
 
 
-def _exact_gcv_scores(X, y, alphas, fit_intercept, gamma=0.1, digits=40) -> np.ndarray:
-    """The GCV scores -n rss / dof^2 of kernel ridge on the dual route's kernel, computed from
-    the float64 rows in `digits`-digit arithmetic (mpmath): the rows' centring, the kernel,
-    its double centring and its eigendecomposition carry no float64 round-off."""
-    mp = pytest.importorskip("mpmath")
-    with mp.workdps(digits):
-        n, d = X.shape
-        U = mp.matrix([[mp.mpf(float(v)) for v in row] for row in X])
-        yv = [mp.mpf(float(v)) for v in y]
-        if fit_intercept:
-            for j in range(d):
-                m = mp.fsum(U[i, j] for i in range(n)) / n
-                for i in range(n):
-                    U[i, j] -= m
-            my = mp.fsum(yv) / n
-            yv = [v - my for v in yv]
-        G = U * U.T
-        g = mp.mpf(gamma)
-        K = mp.matrix(n, n)
+def _exact_spectrum(mp, X, y, fit_intercept, gamma):
+    """(lam, V, B = V^T yc) of the dual route's kernel from the float64 rows, in mpmath's
+    working precision: the rows' centring, the kernel, its double centring and its
+    eigendecomposition carry no float64 round-off."""
+    n, d = X.shape
+    U = mp.matrix([[mp.mpf(float(v)) for v in row] for row in X])
+    yv = [mp.mpf(float(v)) for v in y]
+    if fit_intercept:
+        for j in range(d):
+            m = mp.fsum(U[i, j] for i in range(n)) / n
+            for i in range(n):
+                U[i, j] -= m
+        my = mp.fsum(yv) / n
+        yv = [v - my for v in yv]
+    G = U * U.T
+    g = mp.mpf(gamma)
+    K = mp.matrix(n, n)
+    for i in range(n):
+        for j in range(n):
+            K[i, j] = G[i, j] + g * G[i, j] ** 2
+    if fit_intercept:
+        row = [mp.fsum(K[i, j] for j in range(n)) / n for i in range(n)]
+        grand = mp.fsum(row) / n
         for i in range(n):
             for j in range(n):
-                K[i, j] = G[i, j] + g * G[i, j] ** 2
-        if fit_intercept:
-            row = [mp.fsum(K[i, j] for j in range(n)) / n for i in range(n)]
-            grand = mp.fsum(row) / n
-            for i in range(n):
-                for j in range(n):
-                    K[i, j] = K[i, j] - row[i] - row[j] + grand
-        lam, V = mp.eigsy(K)
-        B = V.T * mp.matrix(yv)
+                K[i, j] = K[i, j] - row[i] - row[j] + grand
+    lam, V = mp.eigsy(K)
+    return lam, V, V.T * mp.matrix(yv)
+
+
+def _exact_gcv_scores(X, y, alphas, fit_intercept, gamma=0.1, digits=40) -> np.ndarray:
+    """The GCV scores -n rss / dof^2 of kernel ridge on the dual route's kernel, computed from
+    the float64 rows in `digits`-digit arithmetic (mpmath, `_exact_spectrum`)."""
+    mp = pytest.importorskip("mpmath")
+    with mp.workdps(digits):
+        n = X.shape[0]
+        lam, _, B = _exact_spectrum(mp, X, y, fit_intercept, gamma)
         out = []
         for a in alphas:
             a = mp.mpf(float(a))
@@ -470,6 +477,29 @@ def _exact_gcv_scores(X, y, alphas, fit_intercept, gamma=0.1, digits=40) -> np.n
             # the intercept's null direction (lam = 0 exactly, up to 1e-40) is no dof
             dof = mp.fsum(a / (lam[i] + a) for i in range(n)) - int(fit_intercept)
             out.append(float(-n * rss / dof**2))
+    return np.array(out)
+
+
+def _exact_loo_scores(X, y, alphas, fit_intercept, gamma=0.1, digits=40) -> np.ndarray:
+    """The LOO scores -mean((e_i / (1 - h_ii))^2) of kernel ridge on the dual route's kernel
+    (e = (I - H) y, H = 11^T / n with an intercept + K (K + alpha I)^-1: the exact leave-one-
+    out residuals of ridge with an unpenalised intercept), in `digits`-digit arithmetic."""
+    mp = pytest.importorskip("mpmath")
+    with mp.workdps(digits):
+        n = X.shape[0]
+        lam, V, B = _exact_spectrum(mp, X, y, fit_intercept, gamma)
+        out = []
+        for a in alphas:
+            a = mp.mpf(float(a))
+            r = [lam[j] / (lam[j] + a) for j in range(n)]
+            total = mp.mpf(0)
+            for i in range(n):
+                e = mp.fsum((1 - r[j]) * V[i, j] * B[j] for j in range(n))
+                h = mp.fsum(r[j] * V[i, j] ** 2 for j in range(n))
+                if fit_intercept:
+                    h += mp.mpf(1) / n
+                total += (e / (1 - h)) ** 2
+            out.append(float(-total / n))
     return np.array(out)
 
 
@@ -605,3 +635,32 @@ def test_spectrum_route_loo_and_kfold_match_the_primal_route(cv, seed, log_scale
     primal = QuadraticProbe(solver="primal", **common).fit(X, y)
     assert_rel(dual.cv_results_["mean_scores"], primal.cv_results_["mean_scores"], 1e-10,
                "cv scores")  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore::shallowprobes.errors.GridEdgeWarning")  # a fixed grid
+@pytest.mark.parametrize("backend", ["rust", "numpy", "torch"])
+@pytest.mark.parametrize(
+    "n, log_scale, offset, seed, fit_intercept",
+    [(20, 0.0, 1.5, 0, True), (30, 0.0, 0.0, 1, False), (25, 1.0, 1.5, 2, True),
+     (12, -1.0, 3.0, 3, True)],
+)  # fmt: skip
+def test_spectrum_route_loo_against_extended_precision(backend, n, log_scale, offset, seed,
+                                                        fit_intercept):  # fmt: skip
+    # Alphas down to 1e-14 of the kernel's scale, where y - fitted is ~alpha / lam of y: the
+    # LOO residual formed as that difference carried eps ||y|| lam / alpha of round-off
+    # (relative errors 4e-6 to 2e-4 at the smallest alpha here); formed as U diag(1 - r)
+    # U^T y it stays within the perturbation bound of K + alpha I (errors <= 1.3e-13).
+    if backend == "torch":
+        pytest.importorskip("torch")
+    X, y = _quad(seed, n, 8, scale=10.0**log_scale, offset=offset)
+    scale = float(np.linalg.eigvalsh(_explicit_kernel(X, fit_intercept)).max())
+    alphas = np.logspace(-14, 2, 9) * scale
+    common = dict(solver="dual", gamma=0.1, cv="loo", alphas=alphas, backend=backend)
+    fit = QuadraticProbe(fit_intercept=fit_intercept, **common).fit(X, y)
+    exact = _exact_loo_scores(X, y, alphas, fit_intercept)
+    err = _per_alpha_rel_err(fit.cv_results_["mean_scores"], exact)
+    bound = 1e-12 + _gcv_perturbation_bound(X, fit_intercept, alphas)
+    worst = int(np.argmax(err / bound))
+    assert err[worst] <= bound[worst], (
+        f"loo at alpha {alphas[worst]:.3e}: relative error {err[worst]:.3e} > {bound[worst]:.3e}"
+    )

@@ -214,10 +214,19 @@ def dual_scores(lam, U, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit_
     shrink = lam[None, :] * inv
     one_minus_shrink = xp.where(pos[None, :], al[:, None] * inv, 1.0)
     if cv_name == "loo":
-        # every alpha at once: one pass over U for the fitted values (a product with the
-        # (m, A k) shrunk projections) and one for the leverages, not one of each per alpha
-        fitted = (U @ (shrink.T[:, :, None] * Bv[:, None, :]).reshape(m, A * k)).reshape(n, A, k)
-        # 1 - h_i = sum_j U_ij^2 (1 - r_j): no cancellation where h_i is near 1
+        # LOO residual e_i / (1 - h_ii), e = (I - H) y, all alphas at once: one pass over U
+        # for the residuals and one for the leverages (not one of each per alpha). Both go
+        # through I - H = U diag(1 - r) U^T, so neither cancels: e is not y - fitted (which
+        # cancels as alpha -> 0, where y - fitted is ~alpha / lam of y and carries eps ||y||
+        # of round-off) and 1 - h_i is sum_j U_ij^2 (1 - r_j), not 1 minus h_i.
+        resid = U @ (one_minus_shrink.T[:, :, None] * Bv[:, None, :]).reshape(m, A * k)
+        resid = resid.reshape(n, A, k)
+        clamped = xp.index(np.flatnonzero(~to_numpy(pos)))
+        if clamped.shape[0]:
+            # B is zeroed on clamped directions (1 - r = 1 there whatever alpha): their part
+            # of y is U_c U_c^T Yc, one term for every alpha
+            Uc = U[:, clamped]
+            resid += (Uc @ (Uc.T @ Yc))[:, None, :]
         keep = one_minus_shrink.T  # (m, A)
         one_minus_h = xp.empty((n, A))
         step = max(1, (1 << 22) // max(m, 1))
@@ -227,8 +236,10 @@ def dual_scores(lam, U, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit_
         for i in range(A):
             omh = one_minus_h[:, i]
             with xp.errstate(divide="ignore", invalid="ignore"):
-                loo = Y - (Y - (y_mean + fitted[:, i])) / omh[:, None]
-            loo[omh <= 1e-12] = np.nan
+                loo = Y - resid[:, i] / omh[:, None]
+            # a sum of non-negative terms, accurate where tiny: 0 only where a row is
+            # interpolated exactly (alpha = 0 at full rank), NaN there
+            loo[omh <= 0] = np.nan
             preds[i] = loo
     else:
         check_folds_leave_rows(np.bincount(folds, minlength=K), n)
