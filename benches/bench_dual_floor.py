@@ -27,7 +27,8 @@ One gamma (the default scale, 1 / mean ||h - mu||^2, which the loop uses too) an
   kernel), when himalaya is installed, next to ours with ``cv=5`` (same selection).
 
 The table shows medians and the ratios to the floor, to the eigenvalues-only floor and to ours,
-with the load average.
+with the load average. Before the timings, 4 n^2 doubles are touched once, untimed, so that the
+first method timed does not pay the machine's first touch of fresh memory for all of them.
 """
 
 from __future__ import annotations
@@ -110,6 +111,13 @@ def main() -> None:
         fns["ours 5-fold"] = ours_kfold
         fns["himalaya KernelRidgeCV (5-fold)"] = himalaya_kfold
     names = list(fns)
+    # Fresh memory is slow to touch the first time in a process on a virtual machine (here:
+    # a first 200 MB n x n product 0.40 s against 0.10 s after, a first elementwise square
+    # 0.66 s against 0.03 s): the host backs the pages then. Whichever method ran first paid
+    # it (ours: 3.8 s first, 1.9 s after). One untimed touch of 4 n^2 doubles (what the
+    # eigendecompositions and the loop hold at their peaks) makes every timed call start warm.
+    warm = np.ones((4, args.n, args.n))
+    del warm
     before = loadavg()
     times: dict[str, list[float]] = {m: [] for m in names}
     for r in range(args.repeats):
