@@ -463,44 +463,47 @@ def _exact_spectrum(mp, X, y, fit_intercept, gamma):
     return lam, V, V.T * mp.matrix(yv)
 
 
-def _exact_gcv_scores(X, y, alphas, fit_intercept, gamma=0.1, digits=40) -> np.ndarray:
-    """The GCV scores -n rss / dof^2 of kernel ridge on the dual route's kernel, computed from
-    the float64 rows in `digits`-digit arithmetic (mpmath, `_exact_spectrum`)."""
+def _exact_scores(X, y, alphas, fit_intercept, score_of_alpha, gamma=0.1, digits=40):
+    """score_of_alpha(mp, lam, V, B, alpha) for each alpha, from the kernel's spectrum in
+    `digits`-digit arithmetic (mpmath, `_exact_spectrum`), as floats."""
     mp = pytest.importorskip("mpmath")
     with mp.workdps(digits):
-        n = X.shape[0]
-        lam, _, B = _exact_spectrum(mp, X, y, fit_intercept, gamma)
-        out = []
-        for a in alphas:
-            a = mp.mpf(float(a))
-            rss = mp.fsum((a / (lam[i] + a) * B[i]) ** 2 for i in range(n))
-            # the intercept's null direction (lam = 0 exactly, up to 1e-40) is no dof
-            dof = mp.fsum(a / (lam[i] + a) for i in range(n)) - int(fit_intercept)
-            out.append(float(-n * rss / dof**2))
-    return np.array(out)
+        lam, V, B = _exact_spectrum(mp, X, y, fit_intercept, gamma)
+        return np.array([float(score_of_alpha(mp, lam, V, B, mp.mpf(float(a)))) for a in alphas])
 
 
-def _exact_loo_scores(X, y, alphas, fit_intercept, gamma=0.1, digits=40) -> np.ndarray:
+def _exact_gcv_scores(X, y, alphas, fit_intercept) -> np.ndarray:
+    """The GCV scores -n rss / dof^2 of kernel ridge on the dual route's kernel, computed from
+    the float64 rows in 40-digit arithmetic."""
+
+    def gcv(mp, lam, V, B, a):
+        n = len(lam)
+        rss = mp.fsum((a / (lam[i] + a) * B[i]) ** 2 for i in range(n))
+        # the intercept's null direction (lam = 0 exactly, up to 1e-40) is no dof
+        dof = mp.fsum(a / (lam[i] + a) for i in range(n)) - int(fit_intercept)
+        return -n * rss / dof**2
+
+    return _exact_scores(X, y, alphas, fit_intercept, gcv)
+
+
+def _exact_loo_scores(X, y, alphas, fit_intercept) -> np.ndarray:
     """The LOO scores -mean((e_i / (1 - h_ii))^2) of kernel ridge on the dual route's kernel
     (e = (I - H) y, H = 11^T / n with an intercept + K (K + alpha I)^-1: the exact leave-one-
-    out residuals of ridge with an unpenalised intercept), in `digits`-digit arithmetic."""
-    mp = pytest.importorskip("mpmath")
-    with mp.workdps(digits):
-        n = X.shape[0]
-        lam, V, B = _exact_spectrum(mp, X, y, fit_intercept, gamma)
-        out = []
-        for a in alphas:
-            a = mp.mpf(float(a))
-            r = [lam[j] / (lam[j] + a) for j in range(n)]
-            total = mp.mpf(0)
-            for i in range(n):
-                e = mp.fsum((1 - r[j]) * V[i, j] * B[j] for j in range(n))
-                h = mp.fsum(r[j] * V[i, j] ** 2 for j in range(n))
-                if fit_intercept:
-                    h += mp.mpf(1) / n
-                total += (e / (1 - h)) ** 2
-            out.append(float(-total / n))
-    return np.array(out)
+    out residuals of ridge with an unpenalised intercept), in 40-digit arithmetic."""
+
+    def loo(mp, lam, V, B, a):
+        n = len(lam)
+        r = [lam[j] / (lam[j] + a) for j in range(n)]
+        total = mp.mpf(0)
+        for i in range(n):
+            e = mp.fsum((1 - r[j]) * V[i, j] * B[j] for j in range(n))
+            h = mp.fsum(r[j] * V[i, j] ** 2 for j in range(n))
+            if fit_intercept:
+                h += mp.mpf(1) / n
+            total += (e / (1 - h)) ** 2
+        return -total / n
+
+    return _exact_scores(X, y, alphas, fit_intercept, loo)
 
 
 @pytest.mark.parametrize(
