@@ -27,8 +27,10 @@ One gamma (the default scale, 1 / mean ||h - mu||^2, which the loop uses too) an
   kernel), when himalaya is installed, next to ours with ``cv=5`` (same selection).
 
 The table shows medians and the ratios to the floor, to the eigenvalues-only floor and to ours,
-with the load average. Before the timings, 4 n^2 doubles are touched once, untimed, so that the
-first method timed does not pay the machine's first touch of fresh memory for all of them.
+with the load average, and, for the rows with one clear flop count (ours, the eigenvalues-only
+floor, the loop), GFLOP/s and their fraction of numpy's float64 GEMM peak measured at start.
+Before the timings, 4 n^2 doubles are touched once, untimed, so that the first method timed
+does not pay the machine's first touch of fresh memory for all of them.
 """
 
 from __future__ import annotations
@@ -42,7 +44,14 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import add_threads_option, fmt_table, have, loadavg, set_threads  # noqa: E402
+from _common import (  # noqa: E402
+    add_threads_option,
+    fmt_table,
+    gemm_peak_gflops,
+    have,
+    loadavg,
+    set_threads,
+)
 from bench_quadratic import alpha_grid, make_data  # noqa: E402
 
 
@@ -118,6 +127,7 @@ def main() -> None:
     # eigendecompositions and the loop hold at their peaks) makes every timed call start warm.
     warm = np.ones((4, args.n, args.n))
     del warm
+    peak = gemm_peak_gflops()["numpy"]
     before = loadavg()
     times: dict[str, list[float]] = {m: [] for m in names}
     for r in range(args.repeats):
@@ -129,13 +139,30 @@ def main() -> None:
     med = {m: statistics.median(t) for m, t in times.items()}
     floor = min(med["floor (LAPACK eigh)"], med["floor (faer eigh)"])
     values = med["floor (eigenvalues only)"]
+    # Useful flops where the work has one clear count: the kernel's symmetric rank-d product
+    # (n^2 d) plus the reduction (4n^3/3, band or tridiagonal); the loop's 20 x (full kernel
+    # product 2 n^2 d + Cholesky n^3 / 3). The eigendecompositions' counts depend on the solver.
+    n, d = args.n, args.d
+    reduction = n * n * d + 4.0 * n**3 / 3.0
+    flops = {"ours": reduction, "floor (eigenvalues only)": reduction,
+             "KRloop (20 KernelRidge fits)": 20.0 * (2.0 * n * n * d + n**3 / 3.0)}  # fmt: skip
+
+    def rate(m: str) -> str:
+        if m not in flops:
+            return "-"
+        gflops = flops[m] / med[m] / 1e9
+        return f"{gflops:.0f} ({gflops / peak:.2f})"
+
     rows = [[m, f"{med[m]:.2f}", f"{med[m] / floor:.2f}", f"{med[m] / values:.2f}",
-             f"{med[m] / med['ours']:.2f}"] for m in names]  # fmt: skip
+             f"{med[m] / med['ours']:.2f}", rate(m)] for m in names]  # fmt: skip
     print(f"bench_dual_floor: n={args.n}, d={args.d} (p = {args.d + args.d * (args.d + 1) // 2}"
           f" features), 20 alphas, one gamma, {args.threads} threads")  # fmt: skip
     print(f"load average before: {before}, after: {loadavg()}")
-    print(fmt_table(["method", "median s", "/ floor", "/ values", "/ ours"], rows))
-    print("(floor: the faster eigendecomposition row; values: the eigenvalues-only row)")
+    print(fmt_table(["method", "median s", "/ floor", "/ values", "/ ours", "GFLOP/s (/ peak)"],
+                    rows))  # fmt: skip
+    print("(floor: the faster eigendecomposition row; values: the eigenvalues-only row; "
+          f"peak: numpy's float64 GEMM, {peak:.0f} GFLOP/s at 2048^2, measured before the runs; "
+          "'-' where the flop count depends on the solver)")  # fmt: skip
     if "ours 5-fold" in med:
         print(f"himalaya KernelRidgeCV (5-fold) / ours 5-fold = "
               f"{med['himalaya KernelRidgeCV (5-fold)'] / med['ours 5-fold']:.2f}")  # fmt: skip
