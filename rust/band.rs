@@ -438,7 +438,7 @@ fn transpose_in_place(mut a: MatMut<'_, f64>) {
 /// built for AVX2 where the CPU has it. Without FMA (Rust never fuses a product and an add on
 /// its own), so the results are the same bit for bit with or without it: the wider registers
 /// only run the independent lanes of the Cholesky update, the solves and the Takahashi
-/// recurrences (all of them inlined here) two at a time instead of one.
+/// recurrences (all of them inlined here) four doubles at a time instead of two.
 fn gcv_of_alpha(
     band: &Band,
     qy: MatRef<'_, f64>,

@@ -218,15 +218,15 @@ def dual_scores(lam, U, Bv, Y, Yc, y_mean, alphas, cv_name, scoring, folds, fit_
         # for the residuals and one for the leverages (not one of each per alpha). Both go
         # through I - H = U diag(1 - r) U^T, so neither cancels: e is not y - fitted (which
         # cancels as alpha -> 0, where y - fitted is ~alpha / lam of y and carries eps ||y||
-        # of round-off) and 1 - h_i is sum_j U_ij^2 (1 - r_j), not 1 minus h_i.
+        # of round-off), and 1 - h_i is sum_j U_ij^2 (1 - r_j), not one minus the leverage.
         resid = U @ (one_minus_shrink.T[:, :, None] * Bv[:, None, :]).reshape(m, A * k)
         resid = resid.reshape(n, A, k)
         clamped = xp.index(np.flatnonzero(~to_numpy(pos)))
         if clamped.shape[0]:
             # B is zeroed on clamped directions (1 - r = 1 there whatever alpha): their part
             # of y is U_c U_c^T Yc, one term for every alpha
-            Uc = U[:, clamped]
-            resid += (Uc @ (Uc.T @ Yc))[:, None, :]
+            U_clamped = U[:, clamped]
+            resid += (U_clamped @ (U_clamped.T @ Yc))[:, None, :]
         keep = one_minus_shrink.T  # (m, A)
         one_minus_h = xp.empty((n, A))
         step = max(1, (1 << 22) // max(m, 1))
