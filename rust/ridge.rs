@@ -298,14 +298,52 @@ impl LooModel<'_> {
     }
 }
 
-/// One block of the fused leave-one-out pass: rows r0..r0 + m with their leverages
-/// `lev[(i, a)]` (without the intercept's 1/n) and fitted values `fitted[(i, a·k + t)]`
-/// (centred, without the target mean).
+impl LooModel<'_> {
+    /// Whether the Gram's kept directions span all the training rows (rank n − [intercept],
+    /// as with more features than rows): then the projection onto them is I − 11ᵀ/n (I
+    /// without an intercept), so Σ_j z_ij²/λ_j = 1 − [1/n] and Σ_j z_ij b_j/λ_j = y_i − ȳ, and
+    /// the LOO residual and 1 − h take their no-cancellation forms (see [`LooBlock`]).
+    fn interpolating(&self) -> bool {
+        let rank = self.spec.lam.iter().filter(|&&l| l > 0.0).count() as f64;
+        rank == self.n_total - if self.fit_intercept { 1.0 } else { 0.0 }
+    }
+}
+
+/// One block of the fused leave-one-out pass: rows r0..r0 + m, per alpha a (and target t)
+/// `lev[(i, a)]` and `fitted[(i, a·k + t)]`. Usually the leverage without the intercept's
+/// 1/n, Σ_j z_ij²/(λ_j + α), and the centred fitted value Σ_j z_ij b_j/(λ_j + α).
+///
+/// `interpolating` (the Gram spans the rows, [`LooModel::interpolating`]): 1 − h and the
+/// residual y − ŷ themselves, Σ_j z_ij² w_j and Σ_j z_ij b_j w_j with w_j = α/(λ_j(λ_j + α))
+/// = 1/λ_j − 1/(λ_j + α). As α → 0 both tend to 0 there (the fit interpolates), and forming
+/// them as 1 − h and y − ŷ cancelled: relative errors of ε/(α/λ) in the LOO scores, NaN once
+/// 1 − h fell below 1e-12.
 struct LooBlock<'a> {
     r0: usize,
     m: usize,
     lev: MatRef<'a, f64>,
     fitted: MatRef<'a, f64>,
+    interpolating: bool,
+    base: f64,
+}
+
+impl LooBlock<'_> {
+    /// The LOO prediction of row i (of the block) for alpha a and target t, or NaN where the
+    /// leverage reaches 1.
+    #[inline(always)]
+    fn prediction(&self, i: usize, a: usize, k: usize, t: usize, yi: f64, y_mean: f64) -> f64 {
+        let (lev, fit) = (self.lev[(i, a)], self.fitted[(i, a * k + t)]);
+        if self.interpolating {
+            // 1 − h as a sum of non-negative terms: accurate where tiny, 0 only at α = 0
+            if lev > 0.0 {
+                yi - fit / lev
+            } else {
+                f64::NAN
+            }
+        } else {
+            loo_value(yi, y_mean, fit, 1.0 - (self.base + lev))
+        }
+    }
 }
 
 /// The row-block pass shared by [`loo_predictions`] and [`loo_sse`].
@@ -313,7 +351,8 @@ struct LooBlock<'a> {
 /// Per block of rows: Xc (staged in parallel, f64), Z = Xc V once, then for *all* alphas at
 /// once the leverages H = (Z∘Z) R (R[j, a] = 1/(λ_j + α_a)) and the fitted values
 /// Z S with S = [diag(r_a) B]_a (d × A·k): two GEMMs per block, Z reused across alphas, no
-/// per-alpha n × k array formed. `sink` consumes each block.
+/// per-alpha n × k array formed (where the Gram spans the rows, with the weights of
+/// [`LooBlock`] instead, giving 1 − h and the residuals). `sink` consumes each block.
 fn loo_blocks<T: Element>(
     x: MatRef<'_, T>,
     model: &LooModel<'_>,
@@ -326,10 +365,23 @@ fn loo_blocks<T: Element>(
     let k = spec.b.ncols();
     let n_alphas = model.alphas.len();
     let bs = crate::stats::block_rows(d).min(n.max(1));
+    let interpolating = model.interpolating();
+    let base = intercept_leverage(model);
+    // the weights of the two products: 1/(λ + α), or w = α/(λ(λ + α)) (see `LooBlock`),
+    // formed as (α/λ)/(λ + α) so that nothing underflows at tiny scales
     let inv: Vec<Vec<f64>> = model
         .alphas
         .iter()
-        .map(|&a| spec.lam.iter().map(|&l| inv_shifted(l, a)).collect())
+        .map(|&a| {
+            spec.lam
+                .iter()
+                .map(|&l| match (interpolating, l > 0.0) {
+                    (false, _) => inv_shifted(l, a),
+                    (true, true) => (a / l) * inv_shifted(l, a),
+                    (true, false) => 0.0,
+                })
+                .collect()
+        })
         .collect();
     let r_mat = Mat::<f64>::from_fn(d, n_alphas, |j, a| inv[a][j]);
     let s_mat = Mat::<f64>::from_fn(d, n_alphas * k, |j, c| spec.b[(j, c % k)] * inv[c / k][j]);
@@ -399,13 +451,16 @@ fn loo_blocks<T: Element>(
             m,
             lev: lev.as_ref().subrows(0, m),
             fitted: fitted.as_ref().subrows(0, m),
+            interpolating,
+            base,
         });
         r0 += m;
     }
     Ok(())
 }
 
-/// The LOO prediction of row i for alpha a and target t, or NaN where the leverage reaches 1.
+/// The LOO prediction y − (y − ŷ)/(1 − h) from the usual forms of [`LooBlock`], or NaN where
+/// the leverage reaches 1.
 #[inline(always)]
 fn loo_value(yi: f64, y_mean: f64, fitted: f64, one_minus_h: f64) -> f64 {
     if one_minus_h <= 1e-12 {
@@ -441,20 +496,13 @@ pub fn loo_predictions<T: Element>(
     if n == 0 || k == 0 {
         return Ok(());
     }
-    let base = intercept_leverage(model);
     loo_blocks(x, model, par, |blk| {
         // one slab of `out` per alpha, filled in parallel
         out.par_chunks_mut(n * k).enumerate().for_each(|(a, slab)| {
             for i in 0..blk.m {
                 let r = blk.r0 + i;
-                let one_minus_h = 1.0 - (base + blk.lev[(i, a)]);
                 for t in 0..k {
-                    slab[r * k + t] = loo_value(
-                        y[(r, t)],
-                        model.y_mean[t],
-                        blk.fitted[(i, a * k + t)],
-                        one_minus_h,
-                    );
+                    slab[r * k + t] = blk.prediction(i, a, k, t, y[(r, t)], model.y_mean[t]);
                 }
             }
         });
@@ -477,16 +525,13 @@ pub fn loo_sse<T: Element>(
     if x.nrows() == 0 || k == 0 {
         return Ok(sse);
     }
-    let base = intercept_leverage(model);
     loo_blocks(x, model, par, |blk| {
         sse.par_iter_mut().enumerate().for_each(|(a, acc)| {
             for i in 0..blk.m {
                 let r = blk.r0 + i;
-                let one_minus_h = 1.0 - (base + blk.lev[(i, a)]);
                 for (t, s) in acc.iter_mut().enumerate() {
                     let yi = y[(r, t)];
-                    let p = loo_value(yi, model.y_mean[t], blk.fitted[(i, a * k + t)], one_minus_h);
-                    let e = p - yi;
+                    let e = blk.prediction(i, a, k, t, yi, model.y_mean[t]) - yi;
                     *s += e * e;
                 }
             }

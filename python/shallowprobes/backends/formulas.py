@@ -110,14 +110,35 @@ def loo_block_size(width: int, n_alphas: int, k: int, cap: Optional[int] = None)
     return min(step, cap) if cap is not None else step
 
 
+def loo_interpolating(lam: Any, n_total: float, fit_intercept: bool) -> bool:
+    """Whether the Gram's kept directions span all n_total training rows (rank n - [intercept],
+    as with more features than rows): `loo_block` then forms 1 - h and y - yhat directly."""
+    return float((lam > 0).sum()) == float(n_total) - (1.0 if fit_intercept else 0.0)
+
+
 def loo_block(Z: Any, yb: Any, lam: Any, B: Any, y_mean: Any, alphas: Any, base: float,
-              xp: Any) -> Any:  # fmt: skip
+              xp: Any, interpolating: bool = False) -> Any:  # fmt: skip
     """Exact leave-one-out predictions (A, m, k) of one block of rows, given Z = (X - x_mean) V.
 
     Fitted value yhat = y_mean + Z diag(1/(lam+a)) B, leverage h = base + sum_j z_j^2/(lam_j+a)
     (base = 1/n with an intercept, else 0), LOO prediction y - (y - yhat)/(1 - h). Rows whose
     leverage is 1 (interpolated exactly, e.g. alpha = 0 with n <= d) get NaN.
+
+    `interpolating` (`loo_interpolating`): the projection onto the Gram's kept directions is
+    then I - base 11^T, so sum_j z_j^2 / lam_j = 1 - base and Z diag(1/lam) B = y - y_mean,
+    and 1 - h and y - yhat are sum_j z_j^2 w_j and Z diag(w) B with w_j = alpha / (lam_j (lam_j +
+    alpha)) = 1/lam_j - 1/(lam_j + alpha): no cancellation as alpha -> 0, where both tend to 0
+    (formed as 1 - h and y - yhat they carried eps / (alpha / lam) of relative error, and NaN
+    once 1 - h fell below 1e-12).
     """
+    if interpolating:
+        pos = lam > 0
+        W = xp.where(pos[None, :], alphas[:, None] / xp.where(pos, lam, 1.0)[None, :], 0.0)
+        W = W * inv_shifted(lam, alphas, xp)  # (A, d): alpha / lam / (lam + alpha)
+        resid = Z @ (B[None, :, :] * W[:, :, None])  # (A, m, k)
+        one_minus_h = ((Z * Z) @ W.T).T[:, :, None]  # (A, m, 1), sums of non-negative terms
+        ok = one_minus_h > 0
+        return xp.where(ok, yb[None] - resid / xp.where(ok, one_minus_h, 1.0), float("nan"))
     R = inv_shifted(lam, alphas, xp)  # (A, d)
     fitted = y_mean + Z @ (B[None, :, :] * R[:, :, None])
     one_minus_h = (1.0 - (base + (Z * Z) @ R.T)).T[:, :, None]  # (A, m, 1)

@@ -134,13 +134,14 @@ def loo_predictions(X, x_mean, V, lam, B, Y, y_mean, alphas, n_total, fit_interc
     n, k = X.shape[0], B.shape[1]
     out = np.empty((al.size, n, k))
     base = 1.0 / n_total if fit_intercept else 0.0
+    interpolating = formulas.loo_interpolating(lam, n_total, fit_intercept)
     step = formulas.loo_block_size(X.shape[1], al.size, k, cap=_BLOCK_ROWS)
     for start in range(0, n, step):
         check_interrupt()  # Ctrl-C between row blocks
         sl = slice(start, min(start + step, n))
         Z = (X[sl].astype(np.float64) - x_mean) @ V
         out[:, sl] = formulas.loo_block(Z, np.asarray(Y[sl], dtype=np.float64), lam, B, y_mean,
-                                        al, base, NUMPY_OPS)  # fmt: skip
+                                        al, base, NUMPY_OPS, interpolating)  # fmt: skip
     return out
 
 

@@ -234,12 +234,13 @@ def loo_predictions(X, x_mean, V, lam, B, Y, y_mean, alphas, n_total, fit_interc
     A, n, k = al.shape[0], X.shape[0], B.shape[1]
     out = torch.empty((A, n, k), dtype=F64, device=dev)
     base = 1.0 / float(n_total) if fit_intercept else 0.0
+    interpolating = formulas.loo_interpolating(lam, n_total, fit_intercept)
     step = formulas.loo_block_size(X.shape[1], A, k, cap=_rows_per_block(X.shape[1]))
     for start in range(0, n, step):
         check_interrupt()  # Ctrl-C between row blocks
         sl = slice(start, min(start + step, n))
         Z = (_rows(X, sl, dev) - x_mean) @ V
-        out[:, sl] = formulas.loo_block(Z, Yd[sl], lam, B, y_mean, al, base, xp)
+        out[:, sl] = formulas.loo_block(Z, Yd[sl], lam, B, y_mean, al, base, xp, interpolating)
     return out
 
 
