@@ -44,14 +44,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (  # noqa: E402
-    add_threads_option,
-    fmt_table,
-    gemm_peak_gflops,
-    have,
-    loadavg,
-    set_threads,
-)
+from _common import (  # noqa: E402, I001
+    add_threads_option, fmt_table, gemm_peak_gflops, have, loadavg, set_threads,
+)  # fmt: skip
 from bench_quadratic import alpha_grid, make_data  # noqa: E402
 
 
