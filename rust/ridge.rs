@@ -296,9 +296,7 @@ impl LooModel<'_> {
         }
         Ok(())
     }
-}
 
-impl LooModel<'_> {
     /// Whether the Gram's kept directions span all the training rows (rank n − [intercept],
     /// as with more features than rows): then the projection onto them is I − 11ᵀ/n (I
     /// without an intercept), so Σ_j z_ij²/λ_j = 1 − [1/n] and Σ_j z_ij b_j/λ_j = y_i − ȳ, and
