@@ -2,8 +2,9 @@
 probe, and numpy references on the explicit feature map.
 
 A kind names an estimator family and route: "linear" (LinearProbe / LinearProbeClassifier,
-degree 1) or "quadratic-<solver>" (QuadraticProbe / QuadraticProbeClassifier with
-solver="primal", "dual" or "auto", degree 2). The references here never call the library: the
+degree 1, solver="primal": the streaming route), "linear-dual" (the same from the rows' kernel)
+or "quadratic-<solver>" (QuadraticProbe / QuadraticProbeClassifier with solver="primal",
+"dual" or "auto", degree 2). The references here never call the library: the
 degree-2 features phi(h - c) are built with plain numpy indexing (pairs a <= b in
 numpy.triu_indices order, s_ab = sqrt(2) off the diagonal) and solved as two-pass normal
 equations.
@@ -21,7 +22,7 @@ from shallowprobes import (
     SufficientStats,
 )
 
-KINDS = ("linear", "quadratic-primal", "quadratic-dual")
+KINDS = ("linear", "linear-dual", "quadratic-primal", "quadratic-dual")
 ROUTES = (*KINDS, "quadratic-auto")  # "auto" picks a route from the data's shape
 STREAMING = ("linear", "quadratic-primal", "quadratic-auto")  # the kinds with partial_fit
 DEGREES = (1, 2)
@@ -31,7 +32,12 @@ ROLES = ("probe", "classifier")
 
 # ------------------------------------------------------------------------------ estimators
 def degree_of(kind) -> int:
-    return 1 if kind == "linear" else 2
+    return 1 if kind.startswith("linear") else 2
+
+
+def solver_of(kind) -> str:
+    """The `solver` parameter of the kind's estimators ("linear": the primal route)."""
+    return "primal" if kind == "linear" else kind.split("-", 1)[1]
 
 
 def streams(kind) -> bool:
@@ -40,9 +46,9 @@ def streams(kind) -> bool:
 
 def make(kind, role="probe", **params):
     """A fresh estimator of `kind`: role "probe" (regression) or "classifier"."""
-    if kind == "linear":
+    params.setdefault("solver", solver_of(kind))
+    if degree_of(kind) == 1:
         return (LinearProbe if role == "probe" else LinearProbeClassifier)(**params)
-    params.setdefault("solver", kind.split("-", 1)[1])
     return (QuadraticProbe if role == "probe" else QuadraticProbeClassifier)(**params)
 
 
@@ -87,13 +93,13 @@ def snapshot(est):
         n_features_in_=est.n_features_in_,
         pred=np.array(est.predict(X_probe), copy=True),
     )
+    out.update(solver_=est.solver_)
     if is_quadratic(est):
         out.update(
             gamma_=est.gamma_,
-            solver_=est.solver_,
             gamma_scores=np.concatenate([np.ravel(s) for s in res["gamma_scores"]]),
         )
-    if not is_quadratic(est) or est.solver_ == "primal":  # the dual route keeps no statistics
+    if est.solver_ == "primal":  # the dual route keeps no statistics
         stats = est.stats_
         out.update(n_samples=stats.n_samples, rows_seen=stats.rows_seen, xtx=stats.xtx.copy())
     if hasattr(est, "classes_"):

@@ -164,6 +164,7 @@ ESTIMATORS = [
     ("linear-gcv", 1),
     ("linear-kfold", 1),
     ("linear-loo", 1),
+    ("linear-dual", 1),
     ("linear-partial", 1),
     ("linear-numpy", 1),
     ("classifier-loo", 1),
@@ -184,6 +185,8 @@ def make(kind: str, alpha: float, gamma: float):
         return LinearProbe(alphas=[alpha, 2 * alpha], cv="loo")
     if kind == "linear-partial":
         return LinearProbe(alphas=[alpha])
+    if kind == "linear-dual":
+        return LinearProbe(alphas=[alpha, 2 * alpha], cv="loo", solver="dual")
     if kind == "linear-numpy":
         return LinearProbe(alphas=[alpha], backend="numpy")
     if kind == "linear-torch":
@@ -244,7 +247,7 @@ def test_fuzz_public_api_raises_or_matches_reference(case, route, alpha_unit):
     got = np.asarray(got, dtype=np.float64)
     assert np.isfinite(got).all(), "a finite in-range input gave non-finite predictions"
     want = reference_predictions(X64, y, degree, alpha, gamma)
-    if kind in ("linear-kfold", "linear-loo"):
+    if kind in ("linear-kfold", "linear-loo", "linear-dual"):
         # two alphas: the reference is the fit at the alpha the CV chose
         want = reference_predictions(X64, y, degree, float(est.alpha_), gamma)
     tol = 1e-6 * max(np.abs(y).max(), np.abs(want).max(), 1e-300)

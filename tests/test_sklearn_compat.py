@@ -59,10 +59,11 @@ def test_get_set_params_and_clone(backend):
         "alphas": [0.1, 1.0], "cv": 4, "alpha_per_target": True, "fit_intercept": False,
         "scoring": "roc_auc", "backend": backend,
         "metric": "euclidean", "reference": None, "readout": None, "precision": "auto",
+        "solver": "auto",
     }  # fmt: skip
     assert set(LinearProbe().get_params()) == {
         "alphas", "cv", "alpha_per_target", "fit_intercept", "backend",
-        "metric", "reference", "readout", "precision",
+        "metric", "reference", "readout", "precision", "solver",
     }  # fmt: skip
     X, y = make_classification(0, 60, 4, 2)
     est.fit(X, y)

@@ -381,6 +381,12 @@ def fit_estimator(est: Any, X: Any, y: Any, fold_ids: Any = None) -> Any:
     elif fold_ids is not None:
         raise ValueError("fold_ids is only used with integer cv (K-fold).")
     degree = 1
+    if not isinstance(est, QuadraticProbeBase) and getattr(est, "solver", "auto") == "dual":
+        raise ParameterError(
+            f"{owner}.fit on dask arrays uses the primal route (statistics computed on the "
+            "workers); solver='dual' needs the rows in memory: fit on a computed array, or "
+            "use solver='auto' or 'primal'."
+        )
     if isinstance(est, QuadraticProbeBase):
         degree = 2
         p = _quadratic.n_features(d)

@@ -20,6 +20,7 @@ from .._base import (
 from .._validation import check_fold_ids, check_targets, check_X, is_torch_tensor
 from ..backends import copy_of, get_backend, ops_of, to_numpy, uses_torch
 from ..solve.calibration import gaussian_calibration
+from ..solve.dual import centred_copy, row_covariance
 from ..solve.geometry import Geometry, check_readout, fit_geometry
 from ..solve.paths import EigenPath, GcvScorer, kfold_paths, path_coefs
 from ..solve.ridge import (
@@ -216,7 +217,14 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
         return self
 
     def _check_partial_fit(self, first: bool) -> None:
-        """Hook: raise if this estimator cannot stream (e.g. a dual-route solve)."""
+        """Raise if rows cannot be added: the probe was solved from its rows (the dual route),
+        without statistics to add them to."""
+        if first and getattr(self, "_solution_cache", None) is not None:
+            raise ValueError(
+                f"this {type(self).__name__} was fitted by the dual route, which keeps no "
+                "statistics to add rows to; call fit() again with all rows, or fit with "
+                "solver='primal' (or start a new probe) for partial_fit."
+            )
 
     def _new_stats(self, n_folds: int) -> SufficientStats:
         return SufficientStats(n_folds, self.backend, precision=getattr(self, "precision", "auto"))
@@ -347,9 +355,11 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
                 "reference contains NaN or infinity; the reference rows must be finite."
             )
 
-    def _geometry(self, covariance: Any, d: int, xp: Any = None) -> Geometry:
+    def _geometry(self, covariance: Any, d: int, xp: Any = None,
+                  variances: Any = None) -> Geometry:  # fmt: skip
         """The fitted metric (see `shallowprobes.metrics`); covariance() gives the training
-        rows' centred covariance when the metric needs it. xp: the namespace of the fit."""
+        rows' centred covariance when the metric needs it (variances(): its diagonal, when
+        cheaper to get alone). xp: the namespace of the fit."""
         return fit_geometry(
             self.metric,
             covariance,
@@ -358,7 +368,21 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
             readout=self.readout,
             backend=self.backend,
             xp=xp,
+            variances=variances,
         )
+
+    def _centred_rows(self, X: Any, Y: Any, backend: Any) -> tuple:
+        """(xp, rows A (X - centre) as a private float64 copy, Y, centre, geometry) for the
+        routes that solve from the rows instead of statistics (`solve.dual.centred_copy`)."""
+        d = X.shape[1]
+        xp, Uc, Y, centre = centred_copy(X, Y, backend, bool(self.fit_intercept))
+        geom = self._geometry(
+            lambda: row_covariance(Uc, xp), d, xp=xp,
+            variances=lambda: ((Uc - Uc.mean(axis=0)) ** 2).mean(axis=0),  # as cov(bias=True)
+        )  # fmt: skip
+        if not geom.is_identity:
+            Uc = geom.rows(Uc)  # these routes see A (h - centre)
+        return xp, Uc, Y, centre, geom
 
     def _solve(self, stats: SufficientStats, rows: Optional[tuple]) -> RidgeSolution:
         geom = self._geometry(stats.input_covariance, stats.n_inputs, xp=stats._ops())

@@ -128,9 +128,16 @@ class RidgeOutputs:
 
     @property
     def stats_(self) -> SufficientStats:
-        """The sufficient statistics the probe was solved from."""
+        """The sufficient statistics the probe was solved from (primal route)."""
         stats = getattr(self, "_stats", None)
         if stats is None:
+            sol = getattr(self, "_solution_cache", None)
+            if sol is not None:
+                raise AttributeError(
+                    f"this {type(self).__name__} was solved from its rows by the "
+                    f"{sol.route} route, which keeps no statistics (solver_ == "
+                    f"{sol.route!r}); fit with solver='primal' to keep them."
+                )
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
         return stats
 

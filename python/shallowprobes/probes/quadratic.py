@@ -51,7 +51,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .._base import ClassifierMixin, NotFittedError, RegressorMixin, streaming_method
+from .._base import ClassifierMixin, RegressorMixin, streaming_method
 from .._validation import check_rows_finite, check_X
 from ..backends import ops_of, resolve_backend
 from ..solve import features as _quadratic
@@ -62,7 +62,7 @@ from ..solve.degree2 import (
     QuadraticFeatureMap,
     gaussian_slope_from_values,
 )
-from ..solve.dual import centred_copy, dual_polynomial, fit_dual_gamma, row_covariance
+from ..solve.dual import dual_polynomial, fit_dual_gamma
 from ..solve.ridge import RidgeSolution, best_index
 from ..solve.stats import SufficientStats
 from ..solve.subspace import (
@@ -222,13 +222,6 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
             "once. Call fit(), or use solver='auto' or 'primal'."
         )
 
-    def _check_partial_fit(self, first: bool) -> None:
-        if first and getattr(self, "_solution_cache", None) is not None:
-            raise ValueError(
-                "this probe was fitted by the dual route, which keeps no statistics to add rows "
-                "to; call fit() again with all rows, or start a new probe for partial_fit."
-            )
-
     def _fit_rows(self, X: np.ndarray, Y: np.ndarray, folds: Optional[np.ndarray]):
         if self.quadratic_rank is not None:
             backend = resolve_backend(self.backend, X)
@@ -306,16 +299,6 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
         return sol
 
     # ------------------------------------------------------------------ dual
-    def _centred_rows(self, X: np.ndarray, Y: np.ndarray, backend: Any) -> tuple:
-        """(xp, rows A (X - centre) as a private float64 copy, Y, centre, geometry) for the
-        routes that solve from the rows (dual, subspace; `solve.dual.centred_copy`)."""
-        d = X.shape[1]
-        xp, Uc, Y, centre = centred_copy(X, Y, backend, bool(self.fit_intercept))
-        geom = self._geometry(lambda: row_covariance(Uc, xp), d, xp=xp)
-        if not geom.is_identity:
-            Uc = geom.rows(Uc)  # these routes see A (h - centre)
-        return xp, Uc, Y, centre, geom
-
     def _solve_dual(self, X: np.ndarray, Y: np.ndarray, folds, backend) -> RidgeSolution:
         """The dual route: one n x n kernel eigendecomposition per gamma (`solve.dual`)."""
         n, d = X.shape
@@ -437,20 +420,6 @@ class QuadraticProbeBase(GammaSearch, PolynomialOutputs, RidgeProbeBase):
             out["refit_alphas"] = sol.refit_alphas.copy()
             out["quadratic_rank_scores"] = table["scores"].copy()
         return out
-
-    @property
-    def stats_(self) -> SufficientStats:
-        """The degree-2 sufficient statistics (primal route only)."""
-        stats = getattr(self, "_stats", None)
-        if stats is None:
-            if getattr(self, "_solution_cache", None) is not None:
-                raise AttributeError(
-                    f"this {type(self).__name__} was solved by the dual route, which keeps no "
-                    "statistics (solver_ == 'dual')."
-                )
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
-        return stats
-
 
 # ---------------------------------------------------------------------------------- public
 class QuadraticProbe(ProbeRegressorMixin, RegressorMixin, QuadraticProbeBase):

@@ -420,6 +420,29 @@ def fit_dual_gamma(
     in_place: bool,
     alphas: Optional[np.ndarray],
     n_features: int,
+    fit_intercept: bool,
+    **selection: Any,
+) -> RidgeSolution:
+    """Kernel ridge with the kernel G + gamma G∘G of the row Gram G (double-centred with an
+    intercept; in_place: G itself becomes the kernel), alpha chosen by CV on `alphas` (None:
+    the default grid from the kernel's trace, p = n_features, extended at improving edges);
+    `selection`: the other keywords of `fit_kernel`.
+
+    The solution has no coefficients yet: it keeps the kernel's decomposition (a
+    `KernelSolve`) in `kernel_solve` for `dual_polynomial` (of the gamma finally chosen)."""
+    K = poly_kernel(G, float(gamma), in_place=in_place)
+    if fit_intercept:
+        double_centre(K)
+    return fit_kernel(
+        K, alphas=alphas, n_features=n_features, fit_intercept=fit_intercept, **selection
+    )
+
+
+def fit_kernel(
+    K: Any,
+    *,
+    alphas: Optional[np.ndarray],
+    n_features: int,
     backend: Any,
     Y: Any,
     Yc: Any,
@@ -431,15 +454,10 @@ def fit_dual_gamma(
     n_folds: int,
     alpha_per_target: bool,
 ) -> RidgeSolution:
-    """Kernel ridge with the kernel G + gamma G∘G of the row Gram G (double-centred with an
-    intercept; in_place: G itself becomes the kernel), alpha chosen by CV on `alphas` (None:
-    the default grid from the kernel's trace, p = n_features, extended at improving edges).
-
-    The solution has no coefficients yet: it keeps the kernel's decomposition (a
-    `KernelSolve`) in `kernel_solve` for `dual_polynomial` (of the gamma finally chosen)."""
-    K = poly_kernel(G, float(gamma), in_place=in_place)
-    if fit_intercept:
-        double_centre(K)
+    """Kernel ridge on the centred kernel K (which the solve takes over: `KernelSolve`), alpha
+    chosen by CV on `alphas` (None: the default grid from K's trace, the primal Gram's, with
+    p = n_features, extended at improving edges). No coefficients yet: the decomposition is
+    in the solution's `kernel_solve` (`KernelSolve.coefficients` gives them)."""
     default = alphas is None
     if alphas is None:
         alphas = default_alpha_grid_from_trace(float(K.trace()), n_features)
@@ -461,6 +479,52 @@ def fit_dual_gamma(
     return sol
 
 
+def chosen_dual_coefficients(sol: RidgeSolution, y_mean: Any, fit_intercept: bool,
+                             xp: Any) -> tuple:  # fmt: skip
+    """(dual (n, k), fitted (n, k)) of target t at its chosen alpha, from the decomposition
+    that `fit_kernel` left in `sol` (dropped here). With an intercept the dual coefficients
+    are put exactly in the centred subspace (sum_i a_i = 0): round-off along the constant
+    vector would otherwise reach the coefficients (the expansions of the callers weight it by
+    the rows' mean, which the centring made 0 only up to rounding)."""
+    solve = sol.__dict__.pop("kernel_solve")
+    k = solve.Yc.shape[1]
+    dual, fitted = solve.coefficients(
+        [float(sol.alphas[sol.alpha_index[t]]) for t in range(k)], y_mean, xp
+    )
+    if fit_intercept:
+        dual -= dual.mean(axis=0)
+    return dual, fitted
+
+
+def fit_linear_dual(Uc: Any, Y: Any, y_mean: Any, *, alphas: Optional[np.ndarray],
+                    backend: Any, fit_intercept: bool, cv_name: str, scoring: str,
+                    folds: Optional[np.ndarray], n_folds: int,
+                    alpha_per_target: bool) -> tuple:  # fmt: skip
+    """Linear ridge from the rows: the kernel Uc Uc^T (n x n) of the centred rows Uc (n, d),
+    alpha chosen by exact GCV / LOO / K-fold on its decomposition, and w = Uc^T a of the dual
+    coefficients a. The same probe as the primal solve from the d x d Gram (its nonzero
+    eigenvalues are the kernel's; the hat matrix is the same), for n^2 d + n^3 instead of
+    n d^2 + d^3: the cheaper route when there are fewer rows than features.
+
+    Returns (solution without coef / intercept, w (d, k) in the coordinates of Uc, fitted
+    values (n, k))."""
+    K = Uc @ Uc.T
+    xp = ops_of(K)
+    if not backend.all_finite(K):
+        raise ValueError(
+            "the row Gram overflowed float64: some features have magnitude around 1e150 or "
+            "more. Rescale X before fitting."
+        )
+    sol = fit_kernel(
+        K, alphas=alphas, n_features=Uc.shape[1], backend=backend, Y=Y, Yc=Y - y_mean,
+        y_mean=y_mean, fit_intercept=fit_intercept, cv_name=cv_name, scoring=scoring,
+        folds=folds, n_folds=n_folds, alpha_per_target=alpha_per_target,
+    )  # fmt: skip
+    del K
+    dual, fitted = chosen_dual_coefficients(sol, y_mean, fit_intercept, xp)
+    return sol, Uc.T @ dual, fitted
+
+
 def dual_polynomial(
     sol: RidgeSolution, gamma: float, Uc: Any, y_mean: Any, fit_intercept: bool, xp: Any
 ) -> tuple:
@@ -470,16 +534,10 @@ def dual_polynomial(
     kernel's decomposition."""
     n, d = Uc.shape
     g = float(gamma)
-    solve = sol.__dict__.pop("kernel_solve")
-    k = solve.Yc.shape[1]
-    dual, fitted = solve.coefficients(
-        [float(sol.alphas[sol.alpha_index[t]]) for t in range(k)], y_mean, xp
-    )
-    del solve
-    if fit_intercept:
-        # exactly in the centred subspace (sum_i a_i = 0): round-off along the constant
-        # vector would otherwise add gamma sum(a) Uc^T Uc / n to Q below
-        dual -= dual.mean(axis=0)
+    # with an intercept, round-off in sum(a) would add gamma sum(a) Uc^T Uc / n to Q below:
+    # the dual coefficients come exactly centred
+    dual, fitted = chosen_dual_coefficients(sol, y_mean, fit_intercept, xp)
+    k = dual.shape[1]
     # the kernel expansion sum_i a_i k(h, h_i) as a quadratic polynomial of u = h - mu
     w = Uc.T @ dual
     Q = xp.empty((k, d, d))

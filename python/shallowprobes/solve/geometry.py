@@ -280,10 +280,13 @@ def fit_geometry(
     rcond: float = DEFAULT_RCOND,
     backend: str = "auto",
     xp: Any = None,
+    variances: Any = None,
 ) -> Geometry:
     """The matrix A of `metric`. `covariance` is a callable returning the training rows'
-    centred covariance (called only when needed). `xp`: the array namespace of the result
-    (numpy by default; `torch_kernels.TorchOps` for a geometry on a torch device)."""
+    centred covariance (called only when needed); `variances`, optionally, one returning
+    its diagonal alone (metric="standardize" then calls it instead: from the rows that is n d
+    work, not n d^2). `xp`: the array namespace of the result (numpy by default;
+    `torch_kernels.TorchOps` for a geometry on a torch device)."""
     xp = NUMPY_OPS if xp is None else xp
     check_metric(metric)
     check_param("rcond", rcond, _RCOND)
@@ -294,7 +297,10 @@ def fit_geometry(
     if metric == "euclidean":
         return Geometry(metric)
     if metric == "standardize":
-        var = xp.diagonal(xp.asarray(covariance(), dtype=np.float64)) * 1.0
+        if variances is not None:
+            var = xp.asarray(variances(), dtype=np.float64) * 1.0
+        else:
+            var = xp.diagonal(xp.asarray(covariance(), dtype=np.float64)) * 1.0
         top = float(var.max()) if var.shape[0] else 0.0
         keep = var > (rcond * top if top > 0 else float("inf"))
         scale = xp.where(keep, 1.0 / xp.sqrt(xp.where(keep, var, 1.0)), 0.0)

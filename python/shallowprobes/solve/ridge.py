@@ -146,6 +146,7 @@ def column_solution(sol: Any, cols: list, slope: Optional[float], degree: int) -
         searched=searched,
     )
     out.geometry = sol.geometry
+    out.route = sol.route
     if sol.alpha_edges is not None:
         out.alpha_edges = [sol.alpha_edges[c] for c in cols]
         out.default_grid = sol.default_grid
@@ -156,7 +157,6 @@ def column_solution(sol: Any, cols: list, slope: Optional[float], degree: int) -
         out.gammas = sol.gammas.copy()
         out.gamma_edge = sol.gamma_edge
         out.all_scores = [_own_grid(*entry, cols)[:4] for entry in sol.all_scores]
-        out.route = sol.route
     return out
 
 
