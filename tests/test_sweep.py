@@ -23,6 +23,7 @@ from shallowprobes import (
     sweep,
 )
 from shallowprobes.caches import Segment, open_cache
+from shallowprobes.errors import ParameterError
 from shallowprobes.sweep import SweepResult
 
 
@@ -319,6 +320,79 @@ def test_auto_route_goes_dual_when_features_outnumber_rows(tmp_path):
     assert res.routes[("wide", 1)] == "primal"
     ref = QuadraticProbeClassifier(solver="dual").fit(H.astype(np.float64), y)
     assert_rel(res.probes[("wide", 2, "y")].quadratic_, ref.quadratic_, RTOL, "auto dual")
+
+
+@pytest.mark.parametrize("cv", ["gcv", 4])
+def test_degree1_dual_route_at_wide_layers(cv):
+    """A layer with more hidden units than training rows gets the linear probes' dual route
+    (all training rows copied out of the pass); a narrow one keeps the statistics. Both equal
+    the in-memory fits, the dual one also the primal route's; the wide layer's degree-2 dual
+    probes take their subset from the rows it copied out."""
+    wide, targets = activations(150, 400, 1, seed=5)
+    narrow, _ = activations(150, 6, 1, seed=5)
+    layers = {"wide": wide[0].astype(np.float32), "narrow": narrow[0].astype(np.float32)}
+    y = {t: targets[t] for t in ("sign", "three", "value")}
+    res = exact_sweep(layers, y, degrees=(1, 2), cv=cv, dual_rows=100, verbose=False)
+    assert res.routes[("wide", 1)] == "dual (150 rows)"
+    assert res.routes[("narrow", 1)] == "primal"
+    assert res.routes[("wide", 2)] == "dual (100 rows)"
+    assert ("wide", 1) not in res.stats and ("narrow", 1) in res.stats
+    subset = res.dual_subset
+    folds = None if cv == "gcv" else np.arange(150) % cv
+    for lay, X in layers.items():
+        X64 = X.astype(np.float64)
+        for t, values in y.items():
+            got = res.probes[(lay, 1, t)]
+            assert got.solver_ == ("dual" if lay == "wide" else "primal")
+            ref = reference(task_of(t), 1, X64, values, cv=cv, fold_ids=folds)
+            assert_same_probe(got, ref, 1, X64[:30], f"{lay} {t}")
+            primal = reference(task_of(t), 1, X64, values, cv=cv, fold_ids=folds, solver="primal")
+            assert_rel(got.coef_, primal.coef_, 1e-7, f"{lay} {t} vs the primal route")
+    for t, values in y.items():
+        sub_folds = None if folds is None else folds[subset]
+        ref = reference(task_of(t), 2, layers["wide"][subset].astype(np.float64),
+                        values[subset], cv=cv, solver="dual", fold_ids=sub_folds)  # fmt: skip
+        got = res.probes[("wide", 2, t)]
+        assert_rel(got.quadratic_, ref.quadratic_, RTOL, f"wide degree 2 {t}")
+        assert_rel(got.cv_results_["scores"], ref.cv_results_["scores"], RTOL, f"wide 2 {t}")
+    rows = {(r["layer"], r["degree"], r["target"]): r for r in res.table.rows}
+    assert rows[("wide", 1, "sign")]["n_train"] == 150
+    assert rows[("wide", 2, "sign")]["n_train"] == 100
+
+
+def test_degree1_route_choice_and_validation(tmp_path):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 90)).astype(np.float32)
+    y = {"v": X[:, 0] + rng.normal(size=60)}
+    primal = exact_sweep({"h": X}, y, degrees=(1,), degree1="primal", verbose=False)
+    assert primal.routes[("h", 1)] == "primal" and ("h", 1) in primal.stats
+    dual = exact_sweep({"h": X}, y, degrees=(1,), verbose=False)
+    assert dual.routes[("h", 1)] == "dual (60 rows)"
+    a, b = primal.probes[("h", 1, "v")], dual.probes[("h", 1, "v")]
+    assert_rel(b.coef_, a.coef_, 1e-8, "dual vs primal sweep")
+    # forced dual at a narrow layer: the same probe as its statistics give
+    tall = rng.normal(size=(80, 5))
+    forced = exact_sweep({"t": tall}, {"v": tall[:, 1]}, degrees=(1,), degree1="dual",
+                         verbose=False)  # fmt: skip
+    assert forced.routes[("t", 1)] == "dual (80 rows)"
+    ref = LinearProbe(solver="primal").fit(tall, tall[:, 1])
+    assert_rel(forced.probes[("t", 1, "v")].coef_, ref.coef_, 1e-8, "forced dual")
+    with pytest.raises(ParameterError, match="degree1"):
+        sweep({"h": X}, y, degree1="kernel")
+    with pytest.raises(MemoryError, match="stats_memory"):
+        sweep({"h": X}, y, degrees=(1,), stats_memory=60 * 90 * 4 - 1)
+
+
+def test_degree1_dual_route_on_dask_layers():
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(70, 120))
+    y = {"c": (X[:, 0] > 0).astype(int)}
+    res = exact_sweep({"h": da.from_array(X, chunks=(25, 120))}, y, degrees=(1,), cv=3,
+                      verbose=False)  # fmt: skip
+    assert res.routes[("h", 1)] == "dual (70 rows)"
+    ref = LinearProbeClassifier(cv=3).fit(X, y["c"])
+    assert_same_probe(res.probes[("h", 1, "c")], ref, 1, X[:20], "dask dual")
 
 
 # ---------------------------------------------------------------------------------- results

@@ -106,8 +106,8 @@ def pass_local(
     folds,
     K,
     accumulate,
-    dual_layers,
-    subset,
+    gathers,
+    wide_checks,
     backend,
     memory_budget=DEFAULT_MEMORY_BUDGET,
     verbose=None,
@@ -115,9 +115,11 @@ def pass_local(
     precision: str = "auto",
 ):
     """One pass over the training rows: every block of every layer read once, fed to all of
-    that layer's statistics, and its dual-subset rows copied out. device: accumulate with
-    torch there (blocks moved as stored), statistics brought back to the host at the end.
-    Returns ({(layer, degree): statistics}, {layer: dual-subset rows})."""
+    that layer's statistics, and the rows gathers[layer] (sorted training-row indices) copied
+    out for the dual routes. device: accumulate with torch there (blocks moved as stored),
+    statistics brought back to the host at the end. The copied rows are checked for the
+    magnitude range of degree-2 statistics at the layers in `wide_checks` (the degree-2 dual
+    layers), of degree 1 elsewhere. Returns ({(layer, degree): statistics}, {layer: rows})."""
     kind = backend if device is None else "torch"
     raw_bits = device is None and get_backend(backend).name == "rust"
     stats = {
@@ -126,8 +128,8 @@ def pass_local(
         for deg in accumulate[lay]
     }
     sub_rows = {
-        lay: np.empty((subset.size, cache[lay].n_features), dtype=cache[lay].out_dtype)
-        for lay in dual_layers
+        lay: np.empty((rows.size, cache[lay].n_features), dtype=cache[lay].out_dtype)
+        for lay, rows in gathers.items()
     }
     bar = progress_bar(verbose, n_train * len(names), "sweep: reading + accumulating", "row")
     try:
@@ -147,6 +149,7 @@ def pass_local(
                         f"layer {lay!r} ({layer.where_rows(a, b)}), rows {a}:{b}: {exc}"
                     ) from None
             if lay in sub_rows:
+                subset = gathers[lay]
                 lo, hi = np.searchsorted(subset, [a, b])
                 if hi > lo:
                     sub_rows[lay][lo:hi] = host.converted()[subset[lo:hi] - a]
@@ -163,7 +166,7 @@ def pass_local(
 
         for lay, rows in sub_rows.items():
             try:
-                check_X(rows, degree=2, min_samples=2)
+                check_X(rows, degree=2 if lay in wide_checks else 1, min_samples=2)
             except ShallowProbesError as exc:
                 raise type(exc)(f"layer {lay!r} ({cache[lay].where}): {exc}") from None
     return stats, sub_rows
@@ -177,13 +180,13 @@ def pass_dask(
     folds,
     K,
     accumulate,
-    dual_layers,
-    subset,
+    gathers,
     backend,
     precision: str = "auto",
 ):
     """The pass as one Dask graph: per layer, one task per row block computing all of that
-    layer's statistics (all degrees, all targets), merged by Dask's tree reduction."""
+    layer's statistics (all degrees, all targets), merged by Dask's tree reduction; the rows
+    gathers[layer] come back to the client (the dual probes' fits check them)."""
     import dask
 
     from ._dask import as_rows, stats_graph
@@ -202,8 +205,8 @@ def pass_dask(
                 label=f"layer {lay!r}",
                 precision=precision,
             )
-        if lay in dual_layers:
-            lazy[("rows", lay)] = X[subset]
+        if lay in gathers:
+            lazy[("rows", lay)] = X[gathers[lay]]
     try:
         values = dask.compute(*lazy.values())
     except ShallowProbesError as exc:

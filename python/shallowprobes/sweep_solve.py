@@ -120,9 +120,10 @@ def solve_probes(
     gamma: Any,
     verbose: Optional[bool],
 ) -> dict:
-    """Every probe of a sweep, {(layer, degree, target name): fitted probe}: degree 1 and
-    primal degree 2 from the pass's statistics `stats`, dual degree 2 from the rows `sub_rows`
-    of the training rows `subset`. An error names the layer and the degree."""
+    """Every probe of a sweep, {(layer, degree, target name): fitted probe}: the primal routes
+    from the pass's statistics `stats`, the dual routes from the rows `sub_rows` the pass
+    copied out (all training rows at a dual degree-1 layer, else the training rows `subset`
+    of the degree-2 dual route). An error names the layer and the degree."""
     probes: dict = {}
     bar = progress_bar(verbose, len(names) * len(degrees), "sweep: solving", "probe set")
     # the probes' own GridEdgeWarnings would name neither layer nor target: the table's
@@ -133,12 +134,17 @@ def solve_probes(
             for deg in degrees:
                 bar.set_postfix_str(f"layer {lay} degree {deg}")
                 try:
-                    if deg == 1:
-                        got = _solve_primal(stats[(lay, 1)], tlist, common, 1, gamma)
-                    elif routes[(lay, 2)] == "primal":
-                        got = _solve_primal(stats[(lay, 2)], tlist, common, 2, gamma)
+                    if routes[(lay, deg)] == "primal":
+                        got = _solve_primal(stats[(lay, deg)], tlist, common, deg, gamma)
+                    elif deg == 1:
+                        rows = sub_rows[lay]  # all training rows
+                        every = np.arange(rows.shape[0])
+                        got = _solve_dual(rows, every, Y, folds, tlist, common, gamma, 1)
                     else:
-                        got = _solve_dual(sub_rows[lay], subset, Y, folds, tlist, common, gamma)
+                        rows = sub_rows[lay]
+                        if rows.shape[0] != subset.size:  # all rows, for the degree-1 probe
+                            rows = rows[subset]
+                        got = _solve_dual(rows, subset, Y, folds, tlist, common, gamma, 2)
                 except ShallowProbesError as exc:
                     raise type(exc)(f"layer {lay!r}, degree {deg}: {exc}") from None
                 for tname, est in got.items():
@@ -216,16 +222,22 @@ def _solve_dual(
     tlist: list,
     common: dict,
     gamma: Any,
+    degree: int,
 ) -> dict:
-    """Per-target dual-route degree-2 probes on the rows X = training rows `subset`."""
+    """Per-target dual-route probes of `degree` on the rows X = training rows `subset`; the
+    single-column targets in one batched fit (degree 2: when they share one gamma)."""
     d = X.shape[1]
     Y = Y_all[subset]
     folds = None if folds_all is None else folds_all[subset]
     out = {}
-    batch = [t for t in tlist if len(t.cols) == 1] if _single_gamma(gamma) else []
+    shared = degree == 1 or _single_gamma(gamma)
+    batch = [t for t in tlist if len(t.cols) == 1] if shared else []
     if batch:
         cols = [t.cols[0] for t in batch]
-        solver = QuadraticProbe(alpha_per_target=True, gamma=gamma, solver="dual", **common)
+        if degree == 1:
+            solver: Any = LinearProbe(alpha_per_target=True, solver="dual", **common)
+        else:
+            solver = QuadraticProbe(alpha_per_target=True, gamma=gamma, solver="dual", **common)
         solver.fit(X, Y[:, cols], fold_ids=folds)
         sol = solver._solution()
         F = None
@@ -235,9 +247,9 @@ def _solve_dual(
             slope = None
             if t.task == "classification":
                 slope = gaussian_slope_from_values(F[:, [j]], Y[:, [cols[j]]])
-            est = _new_probe(t, 2, dict(common), gamma)
+            est = _new_probe(t, degree, dict(common), gamma)
             est.solver = "dual"
-            _adopt(est, None, t, d, column_solution(sol, [j], slope, 2))
+            _adopt(est, None, t, d, column_solution(sol, [j], slope, degree))
             out[t.name] = est
     for t in tlist:
         if t.name in out:
@@ -248,7 +260,7 @@ def _solve_dual(
                 f"target {t.name!r}: the dual route's {len(subset)} rows do not contain every "
                 f"class of the training rows ({len(t.state['classes'])}); raise dual_rows."
             )
-        est = _new_probe(t, 2, dict(common), gamma)
+        est = _new_probe(t, degree, dict(common), gamma)
         est.solver = "dual"
         est.fit(X, labels, fold_ids=folds)
         out[t.name] = est

@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metric", default="euclidean",
                    choices=("euclidean", "standardize", "whiten"))  # fmt: skip
     s.add_argument("--split", type=_fraction, default=None, help="held-out last fraction")
+    s.add_argument("--degree1", choices=("auto", "primal", "dual"), default="auto",
+                   help="route of the linear probes (default auto: dual where a layer has "
+                        "more hidden units than training rows)")
     s.add_argument("--degree2", choices=("auto", "primal", "dual"), default="auto")
     _grid_options(s)
     s.add_argument("--precision", choices=("auto", "float64", "float32"), default="auto",

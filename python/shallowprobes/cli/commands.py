@@ -138,7 +138,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if gamma is not None and 2 not in args.degrees:
         raise UsageError("--gamma applies to degree 2 only (add 2 to --degrees)")
     res = sp.sweep(cache, targets, layers=layers, degrees=tuple(args.degrees), cv=args.cv,
-                   metric=args.metric, task=task, split=args.split, degree2=args.degree2,
+                   metric=args.metric, task=task, split=args.split, degree1=args.degree1,
+                   degree2=args.degree2,
                    alphas=args.alphas, gamma=gamma, precision=args.precision,
                    verbose=False if args.quiet else None)  # fmt: skip
     print(res.table)
