@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from typing import Any, Callable, Optional
@@ -167,6 +168,22 @@ def gemm_peak_gflops(size: int = 2048, tries: int = 8) -> dict[str, float]:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         out["torch"] = best(lambda: ta @ tb)
     return out
+
+
+def rotated_medians(calls: dict[str, Callable[[], Any]], repeats: int,
+                    digits: int = 2) -> dict[str, float]:  # fmt: skip
+    """Median seconds of each call over `repeats` rounds, the order rotated by one each round
+    (slow drifts of a shared machine hit every call alike); each time is logged to stderr
+    with the load average (`digits` decimals)."""
+    names = list(calls)
+    times: dict[str, list[float]] = {m: [] for m in names}
+    for r in range(repeats):
+        for m in names[r % len(names):] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            calls[m]()
+            times[m].append(time.perf_counter() - t0)
+            log(f"  {m}: {times[m][-1]:.{digits}f}s (load {loadavg()})")
+    return {m: statistics.median(t) for m, t in times.items()}
 
 
 # ---------------------------------------------------------------------------------- tables

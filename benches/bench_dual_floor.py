@@ -37,15 +37,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402, I001
-    add_threads_option, fmt_table, gemm_peak_gflops, have, loadavg, set_threads,
+    add_threads_option, fmt_table, gemm_peak_gflops, have, loadavg, rotated_medians, set_threads,
 )  # fmt: skip
 from bench_quadratic import alpha_grid, make_data  # noqa: E402
 
@@ -124,14 +122,7 @@ def main() -> None:
     del warm
     peak = gemm_peak_gflops()["numpy"]
     before = loadavg()
-    times: dict[str, list[float]] = {m: [] for m in names}
-    for r in range(args.repeats):
-        for m in names[r % len(names):] + names[: r % len(names)]:
-            t0 = time.perf_counter()
-            fns[m]()
-            times[m].append(time.perf_counter() - t0)
-            print(f"  {m}: {times[m][-1]:.2f}s (load {loadavg()})", file=sys.stderr, flush=True)
-    med = {m: statistics.median(t) for m, t in times.items()}
+    med = rotated_medians(fns, args.repeats)
     floor = min(med["floor (LAPACK eigh)"], med["floor (faer eigh)"])
     values = med["floor (eigenvalues only)"]
     # Useful flops where the work has one clear count: the kernel's symmetric rank-d product

@@ -42,16 +42,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from typing import Any, Callable
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402, I001
-    add_threads_option, fmt_table, gemm_peak_gflops, have, loadavg, reldiff, set_threads,
+    add_threads_option, fmt_table, gemm_peak_gflops, have, loadavg, reldiff, rotated_medians,
+    set_threads,
 )  # fmt: skip
 from bench_linear import alpha_grid, make_data  # noqa: E402
 
@@ -186,14 +185,7 @@ def run_case(sp: Any, n: int, d: int, args: argparse.Namespace, peak: float) -> 
     warm = np.ones((3, max(n, 1024), max(n, 1024)))  # first touch of fresh memory, untimed
     del warm
     before = loadavg()
-    times: dict[str, list[float]] = {m: [] for m in names}
-    for r in range(args.repeats):
-        for m in names[r % len(names):] + names[: r % len(names)]:
-            t0 = time.perf_counter()
-            calls[m]()
-            times[m].append(time.perf_counter() - t0)
-            print(f"  {m}: {times[m][-1]:.3f}s (load {loadavg()})", file=sys.stderr, flush=True)
-    med = {m: statistics.median(t) for m, t in times.items()}
+    med = rotated_medians(calls, args.repeats, digits=3)
     useful = float(n) * n * d + 4.0 * n**3 / 3.0
 
     def against(m: str) -> str:

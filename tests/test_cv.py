@@ -332,11 +332,13 @@ def _clf_reference(X, y, grid, folds, scoring):
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("scoring", ["accuracy", "roc_auc"])
 @pytest.mark.parametrize("cv", ["loo", 4])
-def test_classifier_cv_scores_equal_explicit_loop(backend, n_classes, scoring, cv):
-    n, d = 36, 6
+@pytest.mark.parametrize("d", [6, 70])  # 70 > n: the dual route (solver="auto")
+def test_classifier_cv_scores_equal_explicit_loop(backend, n_classes, scoring, cv, d):
+    n = 36
     X, y = make_classification(n_classes + 10, n, d, n_classes, sep=0.6)
-    grid = np.array([0.01, 1.0, 10.0, 100.0])
+    grid = np.array([0.01, 1.0, 10.0, 100.0]) * (1.0 if d < n else 30.0)
     clf = LinearProbeClassifier(alphas=grid, cv=cv, scoring=scoring, backend=backend).fit(X, y)
+    assert clf.solver_ == ("dual" if d > n else "primal")
     folds = np.arange(n) if cv == "loo" else np.arange(n) % cv
     per, joint = _clf_reference(X, y, grid, folds, scoring)
     res = clf.cv_results_
