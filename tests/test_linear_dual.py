@@ -219,16 +219,34 @@ def test_dual_predictions_rotation_invariant(n, extra, seed, cv):
 
 
 # ------------------------------------------------------------------ what the route changes
-@pytest.mark.parametrize("shape,route", [((20, 21), "dual"), ((21, 21), "primal"),
-                                         ((40, 10), "primal")])  # fmt: skip
-def test_auto_takes_dual_with_fewer_rows_than_features(backend, shape, route):
+@pytest.mark.parametrize("shape,cv,fit_intercept,route", [
+    ((20, 21), "gcv", True, "dual"), ((21, 21), "loo", True, "dual"),  # rank n - 1 < d
+    ((21, 21), "gcv", False, "primal"), ((22, 21), "gcv", True, "primal"),
+    ((30, 25), 5, True, "dual"), ((30, 25), "gcv", True, "primal"),  # 24-row training sets
+    ((40, 10), 5, True, "primal"),
+])  # fmt: skip
+def test_auto_takes_dual_where_the_primal_gram_is_singular(backend, shape, cv, fit_intercept,
+                                                           route):  # fmt: skip
+    """"auto" is dual where the primal route would decompose a singular Gram: fewer rows
+    than features once the intercept is counted (K-fold: in the smallest training set)."""
     X, y = make_regression(1, *shape)
-    probe = LinearProbe(backend=backend).fit(X, y)
+    probe = LinearProbe(cv=cv, fit_intercept=fit_intercept, backend=backend).fit(X, y)
     assert probe.solver_ == route
     assert LinearProbe(solver="primal", backend=backend).fit(X, y).solver_ == "primal"
     assert LinearProbe(solver="dual", backend=backend).fit(X, y).solver_ == "dual"
     if route == "primal":
         assert probe.stats_.n_samples == shape[0]
+
+
+def test_auto_route_with_uneven_folds_follows_the_smallest_training_set(backend):
+    X, y = make_regression(2, 30, 20)
+    even = LinearProbe(cv=5, backend=backend).fit(X, y)
+    assert even.solver_ == "primal"  # 24 training rows, 20 features
+    folds = np.repeat([0, 1, 2, 3, 4], [2, 2, 2, 2, 22])  # one fold leaves 8 rows to train
+    uneven = LinearProbe(cv=5, backend=backend).fit(X, y, fold_ids=folds)
+    assert uneven.solver_ == "dual"
+    ref = kfold_reference(X, y[:, None], uneven.alphas_, folds, True)
+    np.testing.assert_allclose(uneven.cv_results_["scores"], ref, rtol=1e-7)
 
 
 def test_dual_fit_keeps_no_statistics_and_refuses_partial_fit(backend):

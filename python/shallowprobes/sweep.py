@@ -16,7 +16,8 @@ Degree 1 (``degree1=``): "primal" accumulates the layer's d x d statistics in th
 "dual" copies all training rows out of the blocks and fits the linear probe's dual route on
 them (`LinearProbe(solver="dual")`: the n x n kernel, the same probe, n^2 d + n^3 work instead
 of n d^2 + d^3). "auto" takes the dual route at the layers with fewer training rows than
-hidden units (a thousand prompts at d = 4096: 0.2 s a layer instead of 17 s).
+hidden units, as `LinearProbe` does (`probes.linear.linear_route`; a thousand prompts at
+d = 4096: 0.2 s a layer instead of 17 s).
 
 Degree 2 (``degree2=``): "primal" accumulates the statistics of the p = d + d(d+1)/2
 degree-2 features in the same pass (memory O(K p^2) per layer) and is exact on all training
@@ -50,6 +51,7 @@ from .cache_pass import pass_dask, pass_local
 from .caches import DEFAULT_MEMORY_BUDGET, ActivationCache, open_cache
 from .errors import CacheError, GridEdgeWarning, ParameterError
 from .monitors.bank import ProbeBank
+from .probes.linear import linear_route
 from .probes.quadratic import QuadraticProbe
 from .solve import features as _quadratic
 from .solve.degree2 import physical_memory
@@ -150,8 +152,8 @@ def sweep(
     folds = _folds(K, n_train, fold_ids)
     K_eff = max(K, 1)
     routes, accumulate, dual_layers = _plan_routes(cache, names, degrees, cv, Y.shape[1], K_eff,
-                                                   n_train, degree1, degree2, dual_rows,
-                                                   stats_memory)  # fmt: skip
+                                                   n_train, folds, fit_intercept, degree1,
+                                                   degree2, dual_rows, stats_memory)  # fmt: skip
     subset = _dual_subset(dual_layers, dual_rows, n_train, random_state)
     # the rows the pass copies out, per layer: all training rows for a dual degree-1 probe,
     # else the degree-2 dual route's subset
@@ -351,6 +353,8 @@ def _plan_routes(
     k_total: int,
     K_eff: int,
     n_train: int,
+    folds: Optional[np.ndarray],
+    fit_intercept: bool,
     degree1: str,
     degree2: str,
     dual_rows: int,
@@ -367,7 +371,7 @@ def _plan_routes(
     if 1 in degrees:
         for lay in names:
             d = cache[lay].n_features
-            if degree1 == "dual" or (degree1 == "auto" and n_train < d):
+            if linear_route(degree1, n_train, d, folds, fit_intercept) == "dual":
                 routes[(lay, 1)] = f"dual ({n_train} rows)"
                 need += float(n_train) * d * np.dtype(cache[lay].out_dtype).itemsize
             else:
