@@ -33,6 +33,8 @@ def _expected_failed_checks(estimator):
         LinearProbeClassifier(),
         LinearProbe(cv="loo", backend="numpy"),
         LinearProbeClassifier(cv=3, backend="numpy"),
+        LinearProbe(solver="dual"),
+        LinearProbeClassifier(solver="dual", cv="loo", scoring="accuracy"),
     ],
     expected_failed_checks=_expected_failed_checks,
 )
