@@ -52,6 +52,7 @@ $(BENCH_STAMP): $(TEST_STAMP)
 
 bench: $(BENCH_STAMP) build
 	$(PY) benches/bench_linear.py
+	$(PY) benches/bench_linear_wide.py --quick
 	$(PY) benches/bench_quadratic.py
 	$(PY) benches/bench_torch.py
 	$(PY) benches/bench_transfer.py

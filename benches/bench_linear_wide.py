@@ -3,6 +3,7 @@
 Run from the repository root::
 
     PYTHONPATH=python python benches/bench_linear_wide.py      # n=1000, d=4096; n=2000, d=3000
+    PYTHONPATH=python python benches/bench_linear_wide.py --quick        # n=1000, d=4096, 1 round
     PYTHONPATH=python python benches/bench_linear_wide.py --n 500 --d 8192 --repeats 5
 
 The usual probing set-up: a few thousand labelled prompts, hidden states of an LLM's width.
@@ -83,10 +84,13 @@ def main() -> None:
     ap.add_argument("--d", type=int, nargs="+", default=[4096, 3000])
     ap.add_argument("--k", type=int, default=1, help="targets")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="n=1000, d=4096 only, one round")
     ap.add_argument("--primal", action="store_true", help="time solver='primal' at any d")
     ap.add_argument("--sklearn-kfold", action="store_true", help="GridSearchCV(Ridge, 5 folds)")
     add_threads_option(ap)
     args = ap.parse_args()
+    if args.quick:
+        args.n, args.d, args.repeats = [1000], [4096], 1
     if len(args.n) != len(args.d):
         ap.error("--n and --d take the same number of values (one case per pair)")
     _limiter = set_threads(args.threads, with_torch=True, with_probes=True)

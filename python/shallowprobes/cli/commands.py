@@ -36,8 +36,8 @@ from .files import (
     write_table,
 )
 
-_BENCHES = ("bench_linear.py", "bench_quadratic.py", "bench_torch.py", "bench_transfer.py",
-            "bench_sweep.py")  # fmt: skip # the set `make bench` runs
+_BENCHES = ("bench_linear.py", "bench_linear_wide.py", "bench_quadratic.py", "bench_torch.py",
+            "bench_transfer.py", "bench_sweep.py")  # fmt: skip # the set `make bench` runs
 
 
 # -------------------------------------------------------------------------------------- fit
