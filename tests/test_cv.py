@@ -396,3 +396,25 @@ def test_unsorted_alpha_grid_is_permutation_equivariant(backend, cv, alpha_per_t
     np.testing.assert_allclose(a.cv_results_["scores"][order], b.cv_results_["scores"], rtol=1e-12)
     np.testing.assert_array_equal(a.alpha_, b.alpha_)
     assert_rel(a.coef_, b.coef_, 1e-12, "coef_")
+
+
+@pytest.mark.parametrize("entries", [1, 2 * 3 * 8 * 3])  # 1 or 2 alphas (3 folds, d = 8, k = 3)
+def test_kfold_scores_with_the_fold_coefficients_in_chunks(backend, monkeypatch, entries):
+    """K-fold holds the folds' coefficients for a chunk of alphas at a time
+    (`KFOLD_COEF_ENTRIES`): with chunks of one or two alphas (the last one shorter) the scores
+    are still those of refitting, for squared error and for decision-value scoring."""
+    import shallowprobes.probes.base as probe_base
+
+    monkeypatch.setattr(probe_base, "KFOLD_COEF_ENTRIES", entries)
+    n, d, K = 90, 8, 3
+    X, Y = make_regression(31, n, d, 3, noise=1.0)
+    grid = _grid(X, -3, 3, 7)
+    probe = LinearProbe(alphas=grid, cv=K, solver="primal", backend=backend).fit(X, Y)
+    ref = kfold_reference(X, Y, grid, np.arange(n) % K, True)
+    np.testing.assert_allclose(probe.cv_results_["scores"], ref, rtol=1e-7)
+    Xc, y = make_classification(32, n, d, 3, sep=0.8)
+    clf = LinearProbeClassifier(alphas=grid, cv=K, scoring="accuracy", solver="primal",
+                                backend=backend).fit(Xc, y)  # fmt: skip
+    per, joint = _clf_reference(Xc, y, grid, np.arange(n) % K, "accuracy")
+    np.testing.assert_allclose(clf.cv_results_["scores"], per, atol=1e-12)
+    np.testing.assert_allclose(clf.cv_results_["mean_scores"], joint, atol=1e-12)

@@ -40,6 +40,9 @@ from .outputs import ProbeRegressorMixin, RidgeOutputs
 
 __all__ = ["RidgeProbeBase", "ProbeRegressorMixin"]  # the regressor mixin's home is .outputs
 
+# Most fold coefficients (doubles, all folds together) K-fold scoring holds at once: 256 MiB.
+KFOLD_COEF_ENTRIES = 1 << 25
+
 
 # ---------------------------------------------------------------------------------- base
 class RidgeProbeBase(RidgeOutputs, BaseEstimator):
@@ -498,28 +501,37 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
             X, Y, folds = rows
             preds = xp.empty((A, X.shape[0], k))
         active = [f for f in range(K) if stats.count[f] > 0]
-        fold_coefs = path_coefs([fold_paths[f][1] for f in active], alphas)
-        for f, coefs in zip(active, fold_coefs):
-            ne = fold_paths[f][0]
-            intercepts = ne.y_mean[None, :] - xp.einsum("d,adk->ak", ne.x_mean, coefs)
-            if scoring == "squared_error":
-                # held-out error from the fold's own (shifted) statistics
-                offsets = (
-                    intercepts
-                    + xp.einsum("d,adk->ak", stats.shift_x, coefs)
-                    - stats.shift_y[None, :]
-                )
-                sse += to_numpy(backend.heldout_sse(
-                    stats.xtx[f], stats.xty[f], copy_of(xp.diagonal(stats.yty[f])),
-                    stats.sum_x[f], stats.sum_y[f], float(stats.count[f]), coefs, offsets,
-                ))  # fmt: skip
-            else:
-                sel = np.flatnonzero(folds == f)
-                if is_torch_tensor(X):
-                    sel = ops_of(X).index(sel)
-                for sl, F in feature_blocks(X[sel], feature_map):
-                    for a in range(A):
-                        preds[a, sel[sl]] = linear_decision(F, coefs[a], intercepts[a])
+        # The folds' coefficients for a chunk of alphas at a time: all of them at once are
+        # K x A x d x k doubles (1.6 GB for 5 folds, 19 alphas, d = 2048, k = 1024: a map
+        # between two models' hidden states), the chunk at most KFOLD_COEF_ENTRIES.
+        per_alpha = max(len(active), 1) * stats.n_features * k
+        step = max(1, KFOLD_COEF_ENTRIES // max(per_alpha, 1))
+        for a0 in range(0, A, step):
+            chunk = alphas[a0 : a0 + step]
+            fold_coefs = path_coefs([fold_paths[f][1] for f in active], chunk)
+            for f, coefs in zip(active, fold_coefs):
+                ne = fold_paths[f][0]
+                intercepts = ne.y_mean[None, :] - xp.einsum("d,adk->ak", ne.x_mean, coefs)
+                if scoring == "squared_error":
+                    # held-out error from the fold's own (shifted) statistics
+                    offsets = (
+                        intercepts
+                        + xp.einsum("d,adk->ak", stats.shift_x, coefs)
+                        - stats.shift_y[None, :]
+                    )
+                    sse[a0 : a0 + chunk.size] += to_numpy(backend.heldout_sse(
+                        stats.xtx[f], stats.xty[f], copy_of(xp.diagonal(stats.yty[f])),
+                        stats.sum_x[f], stats.sum_y[f], float(stats.count[f]), coefs, offsets,
+                    ))  # fmt: skip
+                else:
+                    sel = np.flatnonzero(folds == f)
+                    if is_torch_tensor(X):
+                        sel = ops_of(X).index(sel)
+                    for sl, F in feature_blocks(X[sel], feature_map):
+                        for a in range(chunk.size):
+                            preds[a0 + a, sel[sl]] = linear_decision(F, coefs[a], intercepts[a])
+                del coefs
+            del fold_coefs
         if scoring == "squared_error":
             per = -sse / n_total
             return per, per.mean(axis=1)
