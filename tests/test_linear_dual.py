@@ -353,3 +353,31 @@ def test_dual_on_rank_deficient_rows(backend, cv, fit_intercept):
         assert_rel(probe.cv_results_["scores"][:, 0], -sk.cv_results_.mean(axis=0), 1e-7, "LOO")
     model = Ridge(alpha=probe.alpha_, fit_intercept=fit_intercept, solver="svd").fit(X, y)
     assert_rel(probe.coef_, model.coef_, 1e-7, "coef_")
+
+
+@pytest.mark.parametrize("entries", [1, 2 * 30 * 3])  # residuals of 1 or 2 alphas at a time
+def test_dual_loo_residuals_in_chunks_of_alphas(backend, monkeypatch, entries):
+    """LOO on the dual route forms the residuals of a chunk of alphas at a time
+    (`LOO_RESIDUAL_ENTRIES`) and sums squared errors without keeping the (alphas, n, k)
+    predictions: scores still those of RidgeCV (squared error) and of refitting (accuracy)."""
+    import shallowprobes.solve.dual as dual
+
+    monkeypatch.setattr(dual, "LOO_RESIDUAL_ENTRIES", entries)
+    X, Y = make_regression(12, 30, 80, 3, noise=1.0)
+    grid = _grid(X, -4, 3, 9)
+    probe = LinearProbe(alphas=grid, cv="loo", solver="dual", backend=backend).fit(X, Y)
+    ref = RidgeCV(alphas=grid, store_cv_results=True).fit(X, Y)
+    assert_rel(probe.cv_results_["scores"], -ref.cv_results_.mean(axis=0).T, 1e-8, "LOO")
+    Xc, labels = make_classification(13, 30, 80, 3, sep=1.0)
+    clf = LinearProbeClassifier(alphas=grid, cv="loo", scoring="accuracy", solver="dual",
+                                backend=backend).fit(Xc, labels)  # fmt: skip
+    codes = ovr_codes(labels, np.unique(labels))
+    model_dec = np.empty((grid.size, 30, 3))
+    for i in range(30):
+        keep = np.arange(30) != i
+        for a, alpha in enumerate(grid):
+            model = Ridge(alpha=alpha, solver="svd").fit(Xc[keep], codes[keep])
+            model_dec[a, i] = model.predict(Xc[i : i + 1])[0]
+    truth = np.argmax(codes, axis=1)
+    joint = np.mean(np.argmax(model_dec, axis=2) == truth[None], axis=1)
+    np.testing.assert_allclose(clf.cv_results_["mean_scores"], joint, atol=1e-12)
