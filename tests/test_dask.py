@@ -291,6 +291,30 @@ def test_local_cluster_fit_and_sweep_equal_in_memory_and_ship_no_rows(monkeypatc
     assert workers and workers <= worker_addrs
 
 
+@pytest.mark.slow
+def test_local_cluster_wide_rows_come_to_the_client_for_the_dual_route():
+    """Fewer rows than features: the linear probe brings the rows (n d values, less than one
+    fold's d x d statistics) from the cluster's workers and fits its dual route: the same
+    probe as in memory, LOO included; the sweep does the same per layer."""
+    distributed = pytest.importorskip("distributed")
+    n, d = 120, 300
+    X = da.random.default_rng(12).standard_normal((n, d), chunks=(40, d)) + 3.0
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                 host="127.0.0.1", dashboard_address=None) as cluster,
+        distributed.Client(cluster),
+    ):  # fmt: skip
+        A = X.compute()
+        y = A[:, 0] - A[:, 1] + 0.1 * np.random.default_rng(0).normal(size=n)
+        got = {cv: LinearProbe(cv=cv).fit(X, y) for cv in ("gcv", "loo", 5)}
+        res = sweep({"wide": X}, {"y": y}, degrees=(1,), cv=5, verbose=False)
+    for cv, probe in got.items():
+        assert probe.solver_ == "dual"
+        assert_same_fit(probe, LinearProbe(cv=cv).fit(A, y), f"cluster {cv}", A[:50])
+    assert res.routes[("wide", 1)] == f"dual ({n} rows)"
+    assert_same_fit(res.probes[("wide", 1, "y")], LinearProbe(cv=5).fit(A, y), "sweep", A[:50])
+
+
 def test_dask_rows_added_to_a_sweep_probe_leave_the_others_alone():
     H, targets = data(400, 4)
     X = H[0]

@@ -318,16 +318,32 @@ def test_dual_route_on_torch_tensors():
     assert_rel(pred.numpy(), ref.predict(X), 1e-8, "torch predictions")
 
 
-def test_dual_on_dask_arrays_is_refused():
+def test_dask_arrays_with_fewer_rows_than_features_take_the_dual_route():
+    """The same code on dask rows: with fewer rows than features (or solver="dual") the rows
+    come to the client and the probe is the in-memory dual fit, LOO and decision-value
+    scoring included; with more rows, statistics on the workers (the primal route)."""
     da = pytest.importorskip("dask.array")
     X, y = make_regression(9, 40, 60)
-    Xd = da.from_array(X, chunks=(20, 60))
-    with pytest.raises(ParameterError, match="dask"):
-        LinearProbe(solver="dual").fit(Xd, y)
-    # "auto" fits dask arrays from statistics: the same probe
-    probe = LinearProbe().fit(Xd, y)
-    assert probe.solver_ == "primal"
-    assert_rel(probe.coef_, LinearProbe(solver="dual").fit(X, y).coef_, 1e-8, "dask vs dual")
+    Xd = da.from_array(X, chunks=(15, 60))
+    for kw in ({}, {"cv": "loo"}, {"cv": 4}, {"solver": "dual", "cv": 3}):
+        got = LinearProbe(**kw).fit(Xd, y)
+        ref = LinearProbe(**kw).fit(X, y)
+        assert got.solver_ == "dual" == ref.solver_
+        assert_rel(got.coef_, ref.coef_, 1e-12, f"dask rows {kw}")
+        np.testing.assert_array_equal(got.cv_results_["scores"], ref.cv_results_["scores"])
+    labels = (X[:, 0] > 0).astype(int)
+    folds = np.arange(40) % 4
+    clf = LinearProbeClassifier(cv=4, scoring="roc_auc").fit(
+        Xd, da.from_array(labels, chunks=15), fold_ids=da.from_array(folds, chunks=15)
+    )
+    ref_clf = LinearProbeClassifier(cv=4, scoring="roc_auc").fit(X, labels, fold_ids=folds)
+    assert_rel(clf.decision_function(X), ref_clf.decision_function(X), 1e-12, "classifier")
+    # more rows than features: the statistics, computed on the workers
+    tall, y_tall = make_regression(10, 80, 6)
+    probe = LinearProbe().fit(da.from_array(tall, chunks=(30, 6)), y_tall)
+    assert probe.solver_ == "primal" and probe.stats_.n_samples == 80
+    with pytest.raises(ParameterError, match="loo"):
+        LinearProbe(cv="loo").fit(da.from_array(tall, chunks=(30, 6)), y_tall)
 
 
 @pytest.mark.parametrize("cv", ["gcv", "loo"])

@@ -7,7 +7,9 @@ ordinary ``map_blocks`` (one task per row block: the Rust core accumulates that 
 statistics where the block lives) followed by ``dask.array.reduction`` (a tree of exact
 merges, ``split_every`` blocks at a time), computed by whatever scheduler is active: threads
 by default, or a ``dask.distributed`` cluster when a Client exists. The client receives only
-the merged statistics (O(K d^2) floats for degree 1), never a row block.
+the merged statistics (O(K d^2) floats for degree 1), never a row block -- except where the
+rows are the smaller of the two: a linear probe with fewer rows than features (its dual
+route, n d floats; `_rows_for_the_dual_route`) and the rows a sweep's dual routes copy out.
 
 K-fold CV: the fold of row i is ``i % K`` with i the *global* row index, computed inside each
 block from the block's position in the array, so the statistics (and the probe) equal those
@@ -20,7 +22,7 @@ for clusters, distributed); it is imported only when a dask array is passed.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -328,13 +330,37 @@ def update_stats(stats: SufficientStats, X: Any, Y: Any, fold_ids: Any) -> Suffi
     return stats
 
 
+def _rows_for_the_dual_route(est: Any, X: Any, y: Any, fold_ids: Any, n: int, d: int,
+                             K: int) -> Optional[tuple]:  # fmt: skip
+    """(X, y, fold_ids) brought to the client, when a linear probe takes its dual route on
+    these rows (`probes.linear.linear_route`: fewer rows than features, or solver="dual"),
+    else None. With fewer rows than features the rows (n d values) are smaller than one
+    fold's statistics (d^2), and the same code fits the same probe as on numpy rows, by the
+    same route (LOO and decision-value scoring included)."""
+    from ._validation import check_fold_ids
+    from .probes.linear import LinearRoutes
+
+    if not isinstance(est, LinearRoutes):
+        return None
+    if is_dask_array(fold_ids):
+        fold_ids = fold_ids.compute()
+    folds = None
+    if K > 1 and K <= n:
+        folds = np.arange(n) % K if fold_ids is None else check_fold_ids(fold_ids, n, K)
+    if est._route(n, d, folds) != "dual":
+        return None
+    return X.compute(), (y.compute() if is_dask_array(y) else y), fold_ids
+
+
 def fit_estimator(est: Any, X: Any, y: Any, fold_ids: Any = None) -> Any:
     """`fit` of a probe on dask rows: statistics on the workers, the solve on the client.
 
     Supports what can be solved from statistics alone: degree 1 and degree 2 on the primal
     route, with cv="gcv" or K-fold and scoring="squared_error". LOO, decision-value scoring
-    (accuracy/AUROC), the dual route and CP probes need the rows themselves and raise a
-    ParameterError saying what to do instead. The targets y (n values) may be numpy or dask;
+    (accuracy/AUROC), the degree-2 dual route and CP probes need the rows themselves and
+    raise a ParameterError saying what to do instead. A linear probe whose route is the dual
+    one (fewer rows than features, or solver="dual") brings the rows to the client and fits
+    there (`_rows_for_the_dual_route`). The targets y (n values) may be numpy or dask;
     they are small and are brought to the client to build the class codes.
     """
     from ._validation import check_fold_ids
@@ -358,6 +384,9 @@ def fit_estimator(est: Any, X: Any, y: Any, fold_ids: Any = None) -> Any:
     est._check_metric_inputs(d)
     cv_name = est._cv_name()
     K = est._n_folds()
+    rows = _rows_for_the_dual_route(est, X, y, fold_ids, n, d, K)
+    if rows is not None:
+        return est.fit(*rows)
     if cv_name == "loo":
         raise ParameterError(
             f"{owner}(cv='loo') needs the rows for its leverages; with dask arrays use "
@@ -381,12 +410,6 @@ def fit_estimator(est: Any, X: Any, y: Any, fold_ids: Any = None) -> Any:
     elif fold_ids is not None:
         raise ValueError("fold_ids is only used with integer cv (K-fold).")
     degree = 1
-    if not isinstance(est, QuadraticProbeBase) and getattr(est, "solver", "auto") == "dual":
-        raise ParameterError(
-            f"{owner}.fit on dask arrays uses the primal route (statistics computed on the "
-            "workers); solver='dual' needs the rows in memory: fit on a computed array, or "
-            "use solver='auto' or 'primal'."
-        )
     if isinstance(est, QuadraticProbeBase):
         degree = 2
         p = _quadratic.n_features(d)
