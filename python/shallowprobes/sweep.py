@@ -114,8 +114,9 @@ def sweep(
     fold_ids : (n_train,) fold of each training row (integer cv only).
     memory_budget : bytes one read may hold (stored block + its float32 conversion).
     degree1, degree2 : "auto", "primal" or "dual" (see the module docs); dual_rows : the
-        degree-2 dual route's row subset; stats_memory : bytes the statistics of all layers may take
-        (default half the physical memory); random_state : seed of the dual subset.
+        degree-2 dual route's row subset; stats_memory : bytes the statistics of all layers
+        (and the rows of the degree-1 dual layers) may take (default half the physical
+        memory); random_state : seed of the dual subset.
     backend : "auto", "rust" or "numpy": the host core that accumulates and solves.
     device : a torch device ("cuda", "cuda:1", "cpu"): accumulate there instead, with the
         torch backend. Blocks travel to the device as stored (float16 / bfloat16 keep 2
