@@ -342,8 +342,6 @@ def _rows_for_the_dual_route(est: Any, X: Any, y: Any, fold_ids: Any, n: int, d:
 
     if not isinstance(est, LinearRoutes):
         return None
-    if is_dask_array(fold_ids):
-        fold_ids = fold_ids.compute()
     folds = None
     if K > 1 and K <= n:
         folds = np.arange(n) % K if fold_ids is None else check_fold_ids(fold_ids, n, K)
@@ -384,6 +382,8 @@ def fit_estimator(est: Any, X: Any, y: Any, fold_ids: Any = None) -> Any:
     est._check_metric_inputs(d)
     cv_name = est._cv_name()
     K = est._n_folds()
+    if is_dask_array(fold_ids):
+        fold_ids = fold_ids.compute()  # n integers, needed on the client either way
     rows = _rows_for_the_dual_route(est, X, y, fold_ids, n, d, K)
     if rows is not None:
         return est.fit(*rows)
@@ -404,9 +404,7 @@ def fit_estimator(est: Any, X: Any, y: Any, fold_ids: Any = None) -> Any:
         if K > n:
             raise ValueError(f"cv={K} folds but only {n} samples; use cv <= n_samples.")
         if fold_ids is not None:
-            fold_ids = check_fold_ids(
-                fold_ids.compute() if is_dask_array(fold_ids) else fold_ids, n, K
-            )
+            fold_ids = check_fold_ids(fold_ids, n, K)
     elif fold_ids is not None:
         raise ValueError("fold_ids is only used with integer cv (K-fold).")
     degree = 1

@@ -64,8 +64,6 @@ class LinearRoutes(RidgeProbeBase):
     0.2 s instead of 15). Both give the same probe: the kernel's nonzero eigenvalues are the
     Gram's, and the hat matrix, hence every CV criterion, is the same."""
 
-    _stats_check_values = True  # primal fits check X inside the statistics' pass
-
     def _param_constraints(self) -> dict:
         from .._params import Options
 
@@ -167,12 +165,13 @@ class LinearProbe(ProbeRegressorMixin, RegressorMixin, LinearRoutes):
         float32 block Grams for them.) The dual route forms its kernel in float64 whatever
         this says.
     solver : {"auto", "primal", "dual"}, default "auto"
-        How `fit` solves. "primal": from the d x d statistics (what `partial_fit` and dask
-        arrays always use; `stats_` is kept). "dual": from the n x n kernel of the rows
-        (`fit` only, no `stats_`). "auto": dual when there are fewer rows than features
-        (counting the intercept as one; with K-fold, in the smallest training set), where
-        it is faster (n^2 d + n^3 against n d^2 + d^3, and the primal Gram is singular),
-        else primal. Both give the same probe, up to rounding; `solver_` says which one ran.
+        How `fit` solves. "primal": from the d x d statistics (what `partial_fit` always
+        uses, and dask arrays with more rows than features; `stats_` is kept). "dual": from
+        the n x n kernel of the rows (`fit` only, no `stats_`). "auto": dual when there are
+        fewer rows than features (counting the intercept as one; with K-fold, in the
+        smallest training set), where it is faster (n^2 d + n^3 against n d^2 + d^3, and
+        the primal Gram is singular), else primal. Both give the same probe, up to
+        rounding; `solver_` says which one ran.
 
     Attributes
     ----------
