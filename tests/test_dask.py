@@ -338,3 +338,32 @@ def test_dask_rows_added_to_a_sweep_probe_leave_the_others_alone():
     )
     np.testing.assert_array_equal(value.coef_, before)
     np.testing.assert_array_equal(res.stats[("h", 1)].xtx, gram)
+
+
+@pytest.mark.parametrize("shape", [(40, 6), (12, 30)], ids=["tall-primal", "wide-dual"])
+def test_fold_errors_on_dask_rows_are_those_of_numpy_rows(shape):
+    """Every entry point assigns folds through one rule (`_validation.fold_assignment`):
+    dask rows (statistics on the workers, or the dual route on the client) raise the same
+    error, with the same message, as the same fit on numpy rows, before any work."""
+    n, d = shape
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((n, d)), rng.standard_normal(n)
+    Xd = da.from_array(X, chunks=(7, d))
+    cases = [
+        (dict(cv=n + 1), None),  # more folds than rows
+        (dict(cv="gcv"), np.arange(n) % 3),  # fold ids without K-fold
+        (dict(cv=3), np.arange(n)),  # out of range
+        (dict(cv=3), np.arange(n - 1) % 3),  # one short
+        (dict(cv=3), np.zeros(n)),  # not integers
+    ]
+    for params, folds in cases:
+        with pytest.raises((ValueError, TypeError)) as on_numpy:
+            LinearProbe(**params).fit(X, y, fold_ids=folds)
+        with pytest.raises(on_numpy.type) as on_dask:
+            LinearProbe(**params).fit(Xd, y, fold_ids=folds)
+        assert str(on_dask.value) == str(on_numpy.value), params
+    # and the default folds are i % K on both: the same K-fold probe
+    ref = LinearProbe(cv=4).fit(X, y, fold_ids=np.arange(n) % 4)
+    got = LinearProbe(cv=4).fit(Xd, y)
+    assert got.solver_ == ref.solver_
+    assert_rel(got.coef_, ref.coef_, 1e-10, "default folds")

@@ -337,14 +337,12 @@ def _rows_for_the_dual_route(est: Any, X: Any, y: Any, fold_ids: Any, n: int, d:
     else None. With fewer rows than features the rows (n d values) are smaller than one
     fold's statistics (d^2), and the same code fits the same probe as on numpy rows, by the
     same route (LOO and decision-value scoring included)."""
-    from ._validation import check_fold_ids
+    from ._validation import fold_assignment
     from .probes.linear import LinearRoutes
 
     if not isinstance(est, LinearRoutes):
         return None
-    folds = None
-    if K > 1 and K <= n:
-        folds = np.arange(n) % K if fold_ids is None else check_fold_ids(fold_ids, n, K)
+    folds = fold_assignment(K, n, fold_ids)  # the folds `fit` on these rows would assign
     if est._route(n, d, folds) != "dual":
         return None
     return X.compute(), (y.compute() if is_dask_array(y) else y), fold_ids
@@ -361,7 +359,7 @@ def fit_estimator(est: Any, X: Any, y: Any, fold_ids: Any = None) -> Any:
     there (`_rows_for_the_dual_route`). The targets y (n values) may be numpy or dask;
     they are small and are brought to the client to build the class codes.
     """
-    from ._validation import check_fold_ids
+    from ._validation import fold_assignment
     from .probes.cp import CPProbeBase
     from .probes.quadratic import QuadraticProbeBase
     from .solve import features as _quadratic
@@ -384,6 +382,8 @@ def fit_estimator(est: Any, X: Any, y: Any, fold_ids: Any = None) -> Any:
     K = est._n_folds()
     if is_dask_array(fold_ids):
         fold_ids = fold_ids.compute()  # n integers, needed on the client either way
+    if fold_ids is not None or K > n:  # checked before any work (raises as `fit` would)
+        fold_ids = fold_assignment(K, n, fold_ids)  # the default folds are formed per chunk
     rows = _rows_for_the_dual_route(est, X, y, fold_ids, n, d, K)
     if rows is not None:
         return est.fit(*rows)
@@ -400,13 +400,6 @@ def fit_estimator(est: Any, X: Any, y: Any, fold_ids: Any = None) -> Any:
     if is_dask_array(y):
         y = y.compute()  # the targets (n values), not rows of X
     Y, _, state = est._prepare_targets(y, n, first=True)
-    if K > 1:
-        if K > n:
-            raise ValueError(f"cv={K} folds but only {n} samples; use cv <= n_samples.")
-        if fold_ids is not None:
-            fold_ids = check_fold_ids(fold_ids, n, K)
-    elif fold_ids is not None:
-        raise ValueError("fold_ids is only used with integer cv (K-fold).")
     degree = 1
     if isinstance(est, QuadraticProbeBase):
         degree = 2

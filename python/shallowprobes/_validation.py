@@ -20,6 +20,7 @@ __all__ = [
     "check_X",
     "check_targets",
     "check_fold_ids",
+    "fold_assignment",
     "check_folds_leave_rows",
     "check_magnitude",
     "is_torch_tensor",
@@ -299,6 +300,29 @@ def check_fold_ids(fold_ids: Any, n_samples: int, n_folds: int) -> np.ndarray:
             f"[{arr.min()}, {arr.max()}]."
         )
     return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def fold_assignment(
+    n_folds: int, n_samples: int, fold_ids: Any, *, rows: str = "samples", prefix: str = "",
+    error: type[ValueError] = ValueError,
+) -> Optional[np.ndarray]:
+    """The fold of each of `n_samples` rows for K-fold CV: row i in fold i % K, or the
+    explicit `fold_ids` checked (`check_fold_ids`); None for n_folds == 1 (GCV, LOO), where
+    `fold_ids` must be None. The one place every fit (in memory, dask, `sweep`) assigns
+    folds, so they all agree on the rule and its errors: `error` (a ValueError) is raised
+    with `prefix` before the message, which names the rows as `rows`."""
+    if n_folds > 1:
+        if n_folds > n_samples:
+            raise error(
+                f"{prefix}cv={n_folds} folds but only {n_samples} {rows}; use cv <= the "
+                f"number of {rows}."
+            )
+        if fold_ids is None:
+            return np.arange(n_samples, dtype=np.int64) % n_folds
+        return check_fold_ids(fold_ids, n_samples, n_folds)
+    if fold_ids is not None:
+        raise error(f"{prefix}fold_ids is only used with integer cv (K-fold).")
+    return None
 
 
 def check_folds_leave_rows(counts: Any, n_samples: int) -> None:

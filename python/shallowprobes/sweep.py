@@ -331,19 +331,10 @@ def _torch_device(device: Any) -> Any:
 def _folds(K: int, n_train: int, fold_ids: Any) -> Optional[np.ndarray]:
     """The fold of each training row for K-fold (K > 1): row i in fold i % K, or `fold_ids`
     checked; None for GCV."""
-    folds = None
-    if K > 1:
-        if K > n_train:
-            raise ParameterError(f"sweep: cv={K} folds but only {n_train} training rows.")
-        if fold_ids is None:
-            folds = (np.arange(n_train) % K).astype(np.int64)
-        else:
-            from ._validation import check_fold_ids
+    from ._validation import fold_assignment
 
-            folds = check_fold_ids(fold_ids, n_train, K)
-    elif fold_ids is not None:
-        raise ParameterError("sweep: fold_ids is only used with integer cv (K-fold).")
-    return folds
+    return fold_assignment(K, n_train, fold_ids, rows="training rows", prefix="sweep: ",
+                           error=ParameterError)  # fmt: skip
 
 
 def _plan_routes(

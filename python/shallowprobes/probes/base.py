@@ -17,7 +17,7 @@ from .._base import (
     NotFittedError,
     streaming_method,
 )
-from .._validation import check_fold_ids, check_targets, check_X, is_torch_tensor
+from .._validation import check_targets, check_X, fold_assignment, is_torch_tensor
 from ..backends import copy_of, get_backend, ops_of, to_numpy, uses_torch
 from ..solve.calibration import gaussian_calibration
 from ..solve.dual import centred_copy, row_covariance
@@ -196,19 +196,7 @@ class RidgeProbeBase(RidgeOutputs, BaseEstimator):
         self._check_metric_inputs(Xa.shape[1])
         n = Xa.shape[0]
         Y, labels, state = self._prepare_targets(y, n, first=True, keep_tensor=on_torch)
-        K = self._n_folds()
-        if K > 1:
-            if K > n:
-                raise ValueError(f"cv={K} folds but only {n} samples; use cv <= n_samples.")
-            folds = (
-                np.arange(n, dtype=np.int64) % K
-                if fold_ids is None
-                else check_fold_ids(fold_ids, n, K)
-            )
-        else:
-            if fold_ids is not None:
-                raise ValueError("fold_ids is only used with integer cv (K-fold).")
-            folds = None
+        folds = fold_assignment(self._n_folds(), n, fold_ids)
         stats, solution = self._fit_rows(Xa, Y, folds)
         # Commit only after everything succeeded: a failed (or interrupted) fit leaves the
         # estimator as it was.
