@@ -107,7 +107,7 @@ pub fn accumulate_quadratic<T: Element>(
     accumulate_blocks(&fold_rows, out, |rows, fb, yb, sum_x| {
         let m = rows.len();
         let ub = &mut ub[..m * d];
-        if stage_block(x, y, rows, shift_in, shift_y, ub, yb, &mut input_sums).is_none() {
+        if stage_block(x, y, rows, shift_in, shift_y, 1.0, ub, yb, &mut input_sums).is_none() {
             return false;
         }
         expand_block_columns(ub, m, d, &pairs, &weights, shift_x, fb, sum_x);

@@ -402,6 +402,7 @@ fn loo_blocks<T: Element>(
             &rows,
             model.x_mean,
             &[],
+            1.0,
             &mut xc[..m * d],
             &mut [],
             &mut sums,

@@ -365,15 +365,19 @@ pub fn accumulate_with<T: Element>(
         Precision::F64 => accumulate_blocks(&fold_rows, out, |rows, xb, yb, sum_x| {
             keep_largest(
                 &mut max_abs,
-                stage_block(x, y, rows, shift_x, shift_y, xb, yb, sum_x),
+                stage_block(x, y, rows, shift_x, shift_y, 1.0, xb, yb, sum_x),
             )
         }),
-        Precision::F32 => accumulate_blocks_f32(&fold_rows, out, |rows, xb, yb, sum_x| {
-            keep_largest(
-                &mut max_abs,
-                stage_block(x, y, rows, shift_x, shift_y, xb, yb, sum_x),
-            )
-        }),
+        Precision::F32 => {
+            let shift_max = shift_x.iter().fold(0.0f64, |a, s| a.max(s.abs()));
+            accumulate_blocks_f32(&fold_rows, out, shift_max, |rows, xb, yb, sum_x, scale| {
+                let top = stage_block(x, y, rows, shift_x, shift_y, scale, xb, yb, sum_x);
+                if let Some(t) = top {
+                    max_abs = max_abs.max(t);
+                }
+                top
+            })
+        }
     }?;
     Ok(max_abs)
 }
@@ -481,19 +485,32 @@ where
 }
 
 /// [`accumulate_blocks`] with the block Grams in f32 (see [`Precision::F32`] and the error
-/// bound at [`F32_GRAM_ROWS`]): `stage` fills an f32 feature block (the shifted values rounded
-/// once, their f64 column sums taken from the rounded values so that centring stays exact for
-/// the data the Gram describes) and the f64 targets; blocks have at most [`F32_GRAM_ROWS`] rows.
-/// Each block's lower-triangle XᵀX and its XᵀY are formed by faer's f32 GEMM (which splits
-/// only the output between threads) and added into the f64 statistics in a fixed order, so the
-/// result is still the same bit for bit for any thread count.
+/// bound at [`F32_GRAM_ROWS`]): `stage(rows, fb, yb, sum_x, scale)` fills an f32 feature block
+/// with the shifted values times `scale` (a power of two), rounded once, adds their f64
+/// column sums (of the rounded values, unscaled, so that centring stays exact for the data the
+/// Gram describes) and stages the f64 targets; it returns the largest |x_ij| read, or `None`
+/// for a non-finite value. Blocks have at most [`F32_GRAM_ROWS`] rows. Each block's
+/// lower-triangle XᵀX and its XᵀY are formed by faer's f32 GEMM (which splits only the output
+/// between threads) and added into the f64 statistics in a fixed order, so the result is
+/// still the same bit for bit for any thread count.
+///
+/// **Scaling.** f32 has a far narrower range than f64: unscaled, values below ~1e-19 (whose
+/// products underflow) or above ~1e17 (whose block sums overflow) gave silently wrong Grams.
+/// Each block's features are therefore staged times a power of two c_x that brings their
+/// magnitude M = max(largest |x_ij|, largest |shift|) into [2⁻⁸, 2⁸] (c_x is kept from block
+/// to block; a block outside that window with the current c_x is staged again with a fitted
+/// one), its targets times their own c_y, and the products are scaled back by 1/c_x² and
+/// 1/(c_x c_y) in f64. Powers of two commute with rounding and with every product and sum as
+/// long as nothing under- or overflows, so wherever the unscaled arithmetic was in range the
+/// result is the same bit for bit, and the error bound holds at any scale of the data.
 pub(crate) fn accumulate_blocks_f32<F>(
     fold_rows: &[Vec<usize>],
     out: StatsMut<'_>,
-    stage: F,
+    shift_max: f64,
+    mut stage: F,
 ) -> Result<(), CoreError>
 where
-    F: FnMut(&[usize], &mut [f32], &mut [f64], &mut [f64]) -> bool,
+    F: FnMut(&[usize], &mut [f32], &mut [f64], &mut [f64], f64) -> Option<f64>,
 {
     let (p, k) = (out.d, out.k);
     let bs = block_rows(p).min(F32_GRAM_ROWS);
@@ -507,6 +524,9 @@ where
     let mut fb = try_zeros_f32(cap * q, "the float32 feature staging block")?;
     let mut yb = crate::error::try_zeros(cap * k, "the target staging block")?;
     let mut g32 = try_zeros_f32(q * q, "the float32 block Gram")?;
+    let mut sums = vec![0.0f64; p];
+    // the scale the current block's features were staged with (read by the product below)
+    let scale_x = std::cell::Cell::new(1.0f64);
     block_loop(
         fold_rows,
         out,
@@ -514,11 +534,36 @@ where
         q,
         &mut fb,
         &mut yb,
-        stage,
+        |rows, fb, yb, sum_x| {
+            let mut c = scale_x.get();
+            for _ in 0..2 {
+                sums.fill(0.0);
+                let Some(top) = stage(rows, fb, yb, &mut sums, c) else {
+                    return false;
+                };
+                let magnitude = top.max(shift_max);
+                if f32_scale_fits(c, magnitude) {
+                    break;
+                }
+                c = f32_scale_for(magnitude); // fits by construction: the loop ends next time
+            }
+            scale_x.set(c);
+            for (s, v) in sum_x.iter_mut().zip(&sums) {
+                *s += v;
+            }
+            true
+        },
         |fb, m, yb, g, gxy, par| {
+            let c_x = scale_x.get();
+            let top_y = yb.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            let c_y = if f32_scale_fits(1.0, top_y) {
+                1.0
+            } else {
+                f32_scale_for(top_y)
+            };
             // target column t goes to staging column p + t (column-major, leading dimension m)
             for (o, &v) in fb[m * p..m * q].iter_mut().zip(yb) {
-                *o = v as f32;
+                *o = (v * c_y) as f32;
             }
             let fbr = col_major(&fb[..m * q], m, q);
             // SAFETY: g32 holds q·q f32 (column-major q × q); only its lower triangle is
@@ -537,15 +582,16 @@ where
             );
             // Column j of the product: rows j..p are X̃ᵀX̃'s lower triangle (at j·p + i in g),
             // rows p..q are Ỹᵀ x̃_j (row j of the row-major p × k XᵀY).
+            let (back_xx, back_xy) = (1.0 / (c_x * c_x), 1.0 / (c_x * c_y));
             g.par_chunks_mut(p)
                 .zip(g32.par_chunks(q))
                 .enumerate()
-                .for_each(|(j, (gc, hc))| add_widened(&mut gc[j..], &hc[j..p]));
+                .for_each(|(j, (gc, hc))| add_widened(&mut gc[j..], &hc[j..p], back_xx));
             // Ỹᵀ x̃_j, p × k entries: small, sequential (gxy is empty when k = 0)
             if k > 0 {
                 for (j, xyc) in gxy.chunks_mut(k).enumerate() {
                     for (a, &b) in xyc.iter_mut().zip(&g32[j * q + p..(j + 1) * q]) {
-                        *a += b as f64;
+                        *a += b as f64 * back_xy;
                     }
                 }
             }
@@ -553,25 +599,47 @@ where
     )
 }
 
-/// dst += src widened to f64 (compiled for AVX2 too, like [`stage_group`]).
-fn add_widened(dst: &mut [f64], src: &[f32]) {
+/// Whether values of magnitude at most `magnitude` (and, relative to it, down to f64's
+/// resolution) times the power of two `scale` stay well inside f32's range in the float32
+/// Gram: within [2⁻⁸, 2⁸], block sums of 1024 products stay below 2²⁶ and products of values
+/// down to 2⁻⁵⁵ of the magnitude stay normal (f32's smallest normal is 2⁻¹²⁶). All zeros fit.
+fn f32_scale_fits(scale: f64, magnitude: f64) -> bool {
+    let v = scale * magnitude;
+    magnitude == 0.0 || ((1.0 / 256.0)..=256.0).contains(&v)
+}
+
+/// The power of two c with c · `magnitude` in [1/2, 1) (exponent clamped to ±500: the data's
+/// magnitudes were checked to lie within 1e±100, and c² must stay an f64 normal number).
+fn f32_scale_for(magnitude: f64) -> f64 {
+    if !(magnitude > 0.0 && magnitude.is_finite()) {
+        return 1.0;
+    }
+    // magnitude = f · 2^e with f in [1, 2): the biased exponent bits (subnormals: e ≤ -1023)
+    let e = ((magnitude.to_bits() >> 52) & 0x7ff) as i64 - 1023;
+    let k = (-e - 1).clamp(-500, 500);
+    f64::from_bits(((1023 + k) as u64) << 52)
+}
+
+/// dst += src widened to f64 times `factor` (a power of two: exact), compiled for AVX2 too,
+/// like [`stage_group`].
+fn add_widened(dst: &mut [f64], src: &[f32], factor: f64) {
     #[inline(always)]
-    fn add(dst: &mut [f64], src: &[f32]) {
+    fn add(dst: &mut [f64], src: &[f32], factor: f64) {
         for (a, &b) in dst.iter_mut().zip(src) {
-            *a += b as f64;
+            *a += b as f64 * factor;
         }
     }
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn add_avx2(dst: &mut [f64], src: &[f32]) {
-        add(dst, src)
+    unsafe fn add_avx2(dst: &mut [f64], src: &[f32], factor: f64) {
+        add(dst, src, factor)
     }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2.
-        return unsafe { add_avx2(dst, src) };
+        return unsafe { add_avx2(dst, src, factor) };
     }
-    add(dst, src)
+    add(dst, src, factor)
 }
 
 /// The fold-and-block loop of [`accumulate_blocks`] and [`accumulate_blocks_f32`], which differ
@@ -728,8 +796,10 @@ impl Staged for f32 {
 }
 
 /// Copies the chosen rows into the column-major staging buffer (f64, or rounded once to f32 for
-/// the float32 Gram path), minus the shifts, and adds their column sums into `sum_x`. Returns
-/// the largest |x_ij| read (in f64; 0 for no rows), or `None` when a value is not finite.
+/// the float32 Gram path), minus the shifts and times `scale` (a power of two that keeps the
+/// float32 path in range, see [`accumulate_blocks_f32`]; 1 elsewhere), and adds their column
+/// sums, unscaled, into `sum_x`. Returns the largest |x_ij| read (in f64, before shift and
+/// scale; 0 for no rows), or `None` when a value is not finite.
 ///
 /// Parallel over groups of 64 rows: a task reads its rows (contiguous slices when X is
 /// C-ordered) and writes each column's 64 values contiguously, so both sides use whole cache
@@ -743,6 +813,7 @@ pub(crate) fn stage_block<T: Element, O: Staged>(
     rows: &[usize],
     shift_x: &[f64],
     shift_y: &[f64],
+    scale: f64,
     xb: &mut [O],
     yb: &mut [f64],
     sum_x: &mut [f64],
@@ -757,7 +828,7 @@ pub(crate) fn stage_block<T: Element, O: Staged>(
         .enumerate()
         // SAFETY: group g writes rows g·GROUP.. of every column of the m × d buffer, which
         // no other group writes; its rows of X are valid row indices (checked by the callers).
-        .map(|(g, group)| unsafe { stage_group(x, group, g * GROUP, m, shift_x, out.get()) })
+        .map(|(g, group)| unsafe { stage_group(x, group, g * GROUP, m, shift_x, scale, out.get()) })
         .collect();
     // |x| as f64 bits: NaN and infinities compare above every finite value
     let top = partial.iter().map(|(_, t)| *t).max().unwrap_or(0);
@@ -801,13 +872,14 @@ unsafe fn stage_group<T: Element, O: Staged>(
     i0: usize,
     m: usize,
     shift_x: &[f64],
+    scale: f64,
     out: *mut O,
 ) -> (Vec<f64>, u64) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
-        return stage_group_avx2(x, group, i0, m, shift_x, out);
+        return stage_group_avx2(x, group, i0, m, shift_x, scale, out);
     }
-    stage_group_any(x, group, i0, m, shift_x, out)
+    stage_group_any(x, group, i0, m, shift_x, scale, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -818,9 +890,10 @@ unsafe fn stage_group_avx2<T: Element, O: Staged>(
     i0: usize,
     m: usize,
     shift_x: &[f64],
+    scale: f64,
     out: *mut O,
 ) -> (Vec<f64>, u64) {
-    stage_group_any(x, group, i0, m, shift_x, out)
+    stage_group_any(x, group, i0, m, shift_x, scale, out)
 }
 
 #[inline(always)]
@@ -830,9 +903,11 @@ unsafe fn stage_group_any<T: Element, O: Staged>(
     i0: usize,
     m: usize,
     shift_x: &[f64],
+    scale: f64,
     out: *mut O,
 ) -> (Vec<f64>, u64) {
     let d = shift_x.len();
+    let unscale = 1.0 / scale; // a power of two, like `scale`: both products are exact
     let contiguous_rows = x.col_stride() == 1;
     let mut sums = vec![0.0f64; d];
     let mut top = 0u64;
@@ -851,16 +926,16 @@ unsafe fn stage_group_any<T: Element, O: Staged>(
                 for (((o, &v), &s), a) in dst.iter_mut().zip(src).zip(shift).zip(&mut *acc) {
                     let f = v.to_f64();
                     top = top.max(f.abs().to_bits());
-                    *o = O::from_f64(f - s);
-                    *a += o.to_f64();
+                    *o = O::from_f64((f - s) * scale);
+                    *a += o.to_f64() * unscale;
                 }
             } else {
                 let row = x.row(r);
                 for (jj, (o, a)) in dst.iter_mut().zip(acc.iter_mut()).enumerate() {
                     let f = row[j0 + jj].to_f64();
                     top = top.max(f.abs().to_bits());
-                    *o = O::from_f64(f - shift[jj]);
-                    *a += o.to_f64();
+                    *o = O::from_f64((f - shift[jj]) * scale);
+                    *a += o.to_f64() * unscale;
                 }
             }
         }

@@ -115,6 +115,54 @@ def test_bfloat16_raw_input_equals_upcast():
     _bound_check(auto, exact_up, up - exact_up.shift_x, Y - exact_up.shift_y, np.zeros(1800, int))
 
 
+@pytest.mark.parametrize("power", [-300, -90, -70, 0, 60, 100, 300])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_float32_gram_at_any_scale_of_float64_input(power, seed):
+    """The float32 path stages blocks times a power of two: at 2^power times the data its
+    statistics are 2^power-multiples of those at scale 1, bit for bit, and within the bound
+    of the exact path (before, |x| ~ 1e-25 gave an all-zero Gram and a probe scoring 0, and
+    |x| ~ 1e20 a float64-overflow error)."""
+    X, Y = _data(2600, 15, 2, 4.0, seed)
+    X = X.astype(np.float64)
+    s = 2.0**power
+    base = SufficientStats(3, precision="float32").update(X, Y)
+    fast = SufficientStats(3, precision="float32").update(X * s, Y)
+    exact = SufficientStats(3, precision="float64").update(X * s, Y)
+    np.testing.assert_array_equal(fast.xtx, base.xtx * s * s)
+    np.testing.assert_array_equal(fast.xty, base.xty * s)
+    np.testing.assert_array_equal(fast.sum_x, base.sum_x * s)
+    _bound_check(fast, exact, X * s - exact.shift_x, Y - exact.shift_y, np.arange(2600) % 3)
+
+
+@pytest.mark.parametrize("scale", [1e-25, 2.0**-80, 1e20, 1e60])
+def test_float32_probe_at_extreme_scales_is_the_float64_probe(scale):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((600, 10))
+    y = X @ rng.standard_normal(10) + 0.3 * rng.standard_normal(600)
+    # with targets far from 1 too: their own power of two
+    for ys in (y, y * 1e30):
+        exact = LinearProbe(precision="float64").fit(X * scale, ys)
+        fast = LinearProbe(precision="float32").fit(X * scale, ys)
+        assert fast.alpha_ == pytest.approx(exact.alpha_, rel=1e-5)  # the grid is from the trace
+        np.testing.assert_allclose(fast.coef_, exact.coef_, rtol=1e-4)
+        assert fast.score(X * scale, ys) == pytest.approx(exact.score(X * scale, ys), rel=1e-6)
+
+
+@pytest.mark.parametrize("power", [-110, 100])
+def test_float32_and_bfloat16_input_near_their_range_limits(power):
+    """float32 / bfloat16 rows near 1e+-33: representable, their squares are not."""
+    torch = pytest.importorskip("torch")
+    X, Y = _data(1300, 12, 1, 2.0, 7)
+    X = (X.astype(np.float64) * 2.0**power).astype(np.float32)
+    t = torch.from_numpy(X).to(torch.bfloat16)
+    up = t.float().numpy()
+    for rows, ref in ((X, X), (t, up)):
+        exact = SufficientStats(precision="float64").update(ref, Y)
+        fast = SufficientStats(precision="float32").update(rows, Y)
+        assert np.all(np.isfinite(exact.xtx)) and exact.xtx[0, 0, 0] > 0
+        _bound_check(fast, exact, ref - exact.shift_x, Y - exact.shift_y, np.zeros(1300, int))
+
+
 def test_half_input_non_finite_and_bad_shapes():
     from shallowprobes.errors import NonFiniteError
 

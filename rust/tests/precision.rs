@@ -187,6 +187,136 @@ fn f32_gram_within_bound_of_f64_path() {
     }
 }
 
+/// Statistics of 2^a X, 2^b Y in f32, with shifts scaled alike, for f64 input.
+fn f32_stats_scaled(
+    x: &[f64],
+    y: &[f64],
+    (n, d, k): (usize, usize, usize),
+    folds: &[usize],
+    nf: usize,
+    (a, b): (i32, i32),
+) -> (SufficientStats, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (ca, cb) = (2f64.powi(a), 2f64.powi(b));
+    let xs: Vec<f64> = x.iter().map(|v| v * ca).collect();
+    let ys: Vec<f64> = y.iter().map(|v| v * cb).collect();
+    let sx: Vec<f64> = (0..d)
+        .map(|j| (0..100).map(|i| xs[i * d + j]).sum::<f64>() / 100.0)
+        .collect();
+    let sy: Vec<f64> = (0..k)
+        .map(|t| (0..100).map(|i| ys[i * k + t]).sum::<f64>() / 100.0)
+        .collect();
+    let xv = MatRef::from_row_major_slice(&xs, n, d);
+    let yv = MatRef::from_row_major_slice(&ys, n, k);
+    let st = stats_of(xv, yv, Some(folds), nf, &sx, &sy, Precision::F32);
+    (st, xs, ys, sx, sy)
+}
+
+#[test]
+fn f32_gram_is_exact_under_powers_of_two_at_any_scale() {
+    // Unscaled, f32 products of values below ~1e-19 underflowed and block sums above ~1e17
+    // overflowed (a silently wrong Gram at x ~ 1e-25, an overflow error at x ~ 1e20). The core
+    // stages each block times a power of two, so statistics of 2^a X, 2^b Y are those of X, Y
+    // times 2^2a, 2^(a+b), 2^a bit for bit (powers of two commute with rounding), and within
+    // the bound of the exact f64 path at every scale.
+    let (n, d, k, nf) = (2300usize, 21usize, 2usize, 3usize);
+    let mut r = rng(91);
+    let x: Vec<f64> = (0..n * d)
+        .map(|i| 3.0 + (0.5 + (i % d) as f64) * gauss(&mut r))
+        .collect();
+    let y: Vec<f64> = (0..n * k).map(|_| 1.0 + gauss(&mut r)).collect();
+    let folds: Vec<usize> = (0..n).map(|i| i % nf).collect();
+    let (base, ..) = f32_stats_scaled(&x, &y, (n, d, k), &folds, nf, (0, 0));
+    for (a, b) in [
+        (-300, 0),
+        (-90, 40),
+        (-70, -70),
+        (-40, 0),
+        (30, -20),
+        (70, 70),
+        (120, 0),
+        (300, -300),
+    ] {
+        let (got, xs, ys, sx, sy) = f32_stats_scaled(&x, &y, (n, d, k), &folds, nf, (a, b));
+        let label = format!("X * 2^{a}, Y * 2^{b}");
+        let scaled = |v: &[f64], e: i32| -> Vec<u64> {
+            bits(&v.iter().map(|z| z * 2f64.powi(e)).collect::<Vec<_>>())
+        };
+        assert_eq!(bits(&got.xtx), scaled(&base.xtx, 2 * a), "{label}: xtx");
+        assert_eq!(bits(&got.xty), scaled(&base.xty, a + b), "{label}: xty");
+        assert_eq!(bits(&got.sum_x), scaled(&base.sum_x, a), "{label}: sum_x");
+        assert_eq!(got.count, base.count, "{label}: count");
+        let xv = MatRef::from_row_major_slice(&xs, n, d);
+        let yv = MatRef::from_row_major_slice(&ys, n, k);
+        let want = stats_of(xv, yv, Some(&folds), nf, &sx, &sy, Precision::F64);
+        let xc: Vec<f64> = (0..n * d).map(|i| xs[i] - sx[i % d]).collect();
+        let yc: Vec<f64> = (0..n * k).map(|i| ys[i] - sy[i % k]).collect();
+        check_within_bound(&got, &want, &xc, &yc, &folds, &label);
+    }
+}
+
+#[test]
+fn f32_gram_of_f32_and_bf16_input_at_the_edges_of_their_range() {
+    // f32 / bf16 values near 1e±30 are representable, but their squares are not: the scaled
+    // staging keeps the f32 Gram within its bound of the f64 path (bf16: of the decoded values)
+    let (n, d) = (1500usize, 9usize);
+    let mut r = rng(5);
+    let unit: Vec<f64> = (0..n * d).map(|_| 2.0 + gauss(&mut r)).collect();
+    let y: Vec<f64> = (0..n).map(|_| gauss(&mut r)).collect();
+    let yv = MatRef::from_row_major_slice(&y, n, 1);
+    let folds = vec![0usize; n];
+    for e in [-110i32, -64, 64, 110] {
+        let x32: Vec<f32> = unit.iter().map(|v| (v * 2f64.powi(e)) as f32).collect();
+        let xb: Vec<Bf16> = x32
+            .iter()
+            .map(|v| Bf16((v.to_bits() >> 16) as u16))
+            .collect();
+        for (label, xs) in [
+            (
+                format!("f32 2^{e}"),
+                x32.iter().map(|&v| v as f64).collect::<Vec<f64>>(),
+            ),
+            (
+                format!("bf16 2^{e}"),
+                xb.iter().map(|v| v.to_f64()).collect(),
+            ),
+        ] {
+            let sx: Vec<f64> = (0..d)
+                .map(|j| (0..64).map(|i| xs[i * d + j]).sum::<f64>() / 64.0)
+                .collect();
+            let sy = vec![0.0];
+            let got = if label.starts_with("f32") {
+                stats_of(
+                    MatRef::from_row_major_slice(&x32, n, d),
+                    yv,
+                    None,
+                    1,
+                    &sx,
+                    &sy,
+                    Precision::F32,
+                )
+            } else {
+                stats_of(
+                    MatRef::from_row_major_slice(&xb, n, d),
+                    yv,
+                    None,
+                    1,
+                    &sx,
+                    &sy,
+                    Precision::F32,
+                )
+            };
+            let xv = MatRef::from_row_major_slice(&xs, n, d);
+            let want = stats_of(xv, yv, None, 1, &sx, &sy, Precision::F64);
+            assert!(
+                want.xtx.iter().all(|v| v.is_finite()) && want.xtx[0] > 0.0,
+                "{label}"
+            );
+            let xc: Vec<f64> = (0..n * d).map(|i| xs[i] - sx[i % d]).collect();
+            check_within_bound(&got, &want, &xc, &y, &folds, &label);
+        }
+    }
+}
+
 #[test]
 fn f32_gram_is_bit_identical_across_thread_counts() {
     let (n, d, k) = (2600, 96, 2);

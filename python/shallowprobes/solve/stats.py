@@ -79,9 +79,11 @@ class SufficientStats:
         block (at most 1024 rows) is shifted, rounded to float32 and multiplied by float32
         SIMD GEMM, then added in float64: about twice as fast, with entries within
         ``(1026 * 2**-24) * ||x_j - s_j|| * ||x_l - s_l||`` of the exact Gram (s: the shift,
-        close to the mean; docs/design.md §8). "auto": "float32" for bfloat16/float16 input
-        (numpy float16, ml_dtypes bfloat16, torch half tensors; read as raw bits by the core,
-        never converted as a whole), whose own rounding is far larger, "float64" otherwise.
+        close to the mean; docs/design.md §8), at any scale of the data (blocks are staged
+        times a power of two that keeps float32 in range). "auto": "float32" for
+        bfloat16/float16 input (numpy float16, ml_dtypes bfloat16, torch half tensors; read as
+        raw bits by the core, never converted as a whole), whose own rounding is far larger,
+        "float64" otherwise.
         The numpy and torch backends always compute in float64.
     """
 
