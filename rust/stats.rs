@@ -524,7 +524,7 @@ where
     let mut fb = try_zeros_f32(cap * q, "the float32 feature staging block")?;
     let mut yb = crate::error::try_zeros(cap * k, "the target staging block")?;
     let mut g32 = try_zeros_f32(q * q, "the float32 block Gram")?;
-    let mut sums = vec![0.0f64; p];
+    let mut saved_sums = vec![0.0f64; p];
     // the scale the current block's features were staged with (read by the product below)
     let scale_x = std::cell::Cell::new(1.0f64);
     block_loop(
@@ -536,9 +536,11 @@ where
         &mut yb,
         |rows, fb, yb, sum_x| {
             let mut c = scale_x.get();
+            // the column sums before this block: a block staged again starts from them (so
+            // the sums are added in the same order as without the scaling)
+            saved_sums.copy_from_slice(sum_x);
             for _ in 0..2 {
-                sums.fill(0.0);
-                let Some(top) = stage(rows, fb, yb, &mut sums, c) else {
+                let Some(top) = stage(rows, fb, yb, sum_x, c) else {
                     return false;
                 };
                 let magnitude = top.max(shift_max);
@@ -546,11 +548,9 @@ where
                     break;
                 }
                 c = f32_scale_for(magnitude); // fits by construction: the loop ends next time
+                sum_x.copy_from_slice(&saved_sums);
             }
             scale_x.set(c);
-            for (s, v) in sum_x.iter_mut().zip(&sums) {
-                *s += v;
-            }
             true
         },
         |fb, m, yb, g, gxy, par| {
