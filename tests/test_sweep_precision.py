@@ -111,3 +111,25 @@ def test_precision_is_validated_before_any_work(half_cache, bad):
     root, _, y = half_cache
     with pytest.raises(ParameterError, match="precision"):
         sweep(root, {"v": y}, degrees=(1,), precision=bad, verbose=False)
+
+
+@pytest.mark.parametrize("power", [-100, 90])
+def test_bfloat16_cache_far_from_unit_scale_keeps_the_bound(tmp_path, power):
+    """bfloat16 has float32's range, and the default float32 block Grams used to lose such a
+    cache: at 2^-100 the products underflowed (an all-zero Gram), at 2^90 the sums overflowed.
+    Now the core stages each block times a power of two: within the bound of the float64
+    sweep of the same stored values, and the same probe."""
+    pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    H, targets = activations(1500, 10, 1, seed=4)
+    X64 = write_sharded(tmp_path / "cache", H * 2.0**power, [[800]], ["bf16-st"])
+    y = targets["value"]
+    fast = sweep(tmp_path / "cache", {"v": y}, degrees=(1,), verbose=False)
+    exact = sweep(tmp_path / "cache", {"v": y}, degrees=(1,), precision="float64", verbose=False)
+    f, e = fast.probes[("layer_00", 1, "v")], exact.probes[("layer_00", 1, "v")]
+    Xs = X64[0] - e.stats_.shift_x
+    nx = np.sqrt((Xs**2).sum(axis=0))
+    assert np.all(nx > 0)
+    dG = np.abs(f.stats_.xtx.sum(axis=0) - e.stats_.xtx.sum(axis=0))
+    assert np.all(dG <= BOUND * np.outer(nx, nx) * 1.000001)
+    assert f.score(X64[0], y) == pytest.approx(e.score(X64[0], y), rel=1e-4)
